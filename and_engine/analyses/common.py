@@ -1,0 +1,100 @@
+"""Shared helpers of the analyses: the input error, concept-word normalisation, neuron pools.
+
+Concept matching (used by open-concept pruning and the acoustic checks) works on *content words*:
+a concept such as ``chirping_birds`` or ``crackling fire`` is split on ``_``, ``-`` and spaces,
+lower-cased, stop-words dropped, and each word reduced to its Porter stem (``birds`` -> ``bird``,
+``crackling`` / ``crackle`` -> ``crackl``). The stemmer needs no NLTK data, so it runs offline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+_SPLIT = re.compile(r"[\s_\-/]+")
+_NON_WORD = re.compile(r"[^a-z0-9']+")
+# Function words that never carry a concept (ESC-50 names such as "sound of rain" stay matchable).
+CONCEPT_STOP_WORDS = frozenset(
+    "a an and the of on in at to with by for from into over under or sound sounds noise".split()
+)
+
+
+class AnalysisInputError(ValueError):
+    """An analysis received input it cannot use; the message names the offending table / column / value."""
+
+
+def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise AnalysisInputError naming ``what`` when ``df`` lacks any of ``columns``."""
+    if not isinstance(df, pd.DataFrame):
+        raise AnalysisInputError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise AnalysisInputError(f"{what} lacks column(s) {missing}; has {list(df.columns)}")
+
+
+def normalise_name(name: str) -> str:
+    """``'Chirping_Birds '`` -> ``'chirping birds'`` (lower case, ``_``/``-`` as spaces, squeezed)."""
+    return " ".join(_SPLIT.split(str(name).strip().lower())).strip()
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    from nltk.stem import PorterStemmer  # lazy: nltk is only needed for word matching
+
+    return PorterStemmer()
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Porter stem of one lower-case word (``'drops'`` -> ``'drop'``)."""
+    return _stemmer().stem(word)
+
+
+def content_stems(text: str) -> frozenset[str]:
+    """Stems of the content words of a concept or open-concept word (``'water_drops'`` -> {water, drop})."""
+    words = (_NON_WORD.sub("", w) for w in _SPLIT.split(str(text).lower()))
+    return frozenset(stem(w) for w in words if w and w not in CONCEPT_STOP_WORDS)
+
+
+def neuron_pool(layer_sizes: dict[str, int]) -> pd.DataFrame:
+    """Every (layer, neuron) of the candidate layers, in layer order then neuron order."""
+    if not layer_sizes:
+        raise AnalysisInputError("layer_sizes is empty: no candidate layers to select neurons from")
+    frames = []
+    for layer, size in layer_sizes.items():
+        if int(size) <= 0:
+            raise AnalysisInputError(f"layer_sizes[{layer!r}] = {size}: a layer needs at least one neuron")
+        frames.append(pd.DataFrame({"layer": layer, "neuron": np.arange(int(size), dtype=np.int64)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def check_neurons_in_layers(df: pd.DataFrame, layer_sizes: dict[str, int], what: str) -> pd.DataFrame:
+    """Keep the rows of ``df`` in the candidate layers; a neuron index past its layer's size is an error."""
+    sub = df[df["layer"].isin(list(layer_sizes))]
+    if len(sub):
+        limit = sub["layer"].map(layer_sizes).astype(np.int64)
+        bad = sub[(sub["neuron"] < 0) | (sub["neuron"] >= limit)]
+        if len(bad):
+            row = bad.iloc[0]
+            raise AnalysisInputError(
+                f"{what}: neuron {row['neuron']} out of range for layer {row['layer']!r} "
+                f"({layer_sizes[row['layer']]} neurons)"
+            )
+    return sub
+
+
+def to_selection(pairs: pd.DataFrame) -> dict[str, list[int]]:
+    """(layer, neuron) rows -> {layer: sorted unique neuron indices}; layers with no neuron are left out."""
+    out: dict[str, list[int]] = {}
+    for layer, grp in pairs.groupby("layer", sort=False):
+        out[str(layer)] = sorted({int(n) for n in grp["neuron"]})
+    return out
+
+
+def selection_size(selection: dict[str, list[int]]) -> int:
+    """Number of neurons in a {layer: [neuron, ...]} selection."""
+    return sum(len(v) for v in selection.values())

@@ -1,0 +1,200 @@
+"""Concept-specific pruning (paper section 4.3, Table 4, Figure 10): select neurons, zero them, measure.
+
+``select_neurons`` picks the neurons tied to a target concept by OCP (open-set concepts), DB or TAB
+(closed-set top-N) or at random; ``evaluate_pruning`` runs a TargetModel before / after zeroing them;
+``table4`` turns one method's per-concept results into the Table 4 row and the Figure 10 rows.
+The app calls ``select_neurons`` + ``evaluate_pruning`` live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from and_engine.analyses.common import (
+    AnalysisInputError,
+    check_neurons_in_layers,
+    content_stems,
+    neuron_pool,
+    normalise_name,
+    require_columns,
+    selection_size,
+    to_selection,
+)
+
+METHODS = ("OCP", "DB", "TAB", "random")
+
+
+def _open_pos_kind(pos: str) -> str | None:
+    """Map a POS label of ``open_concepts`` to 'noun' / 'adjective' (VBN counts as adjective), else None."""
+    p = str(pos).strip().lower()
+    if p.startswith("n") or p == "propn":
+        return "noun"
+    if p.startswith("j") or p.startswith("adj") or p in ("a", "vbn"):
+        return "adjective"
+    return None
+
+
+def ocp_neurons(concept: str, open_concepts: pd.DataFrame, layer_sizes: dict[str, int]) -> pd.DataFrame:
+    """(layer, neuron) rows whose C_open holds a noun / adjective sharing a content-word stem with ``concept``."""
+    require_columns(open_concepts, ("layer", "neuron", "word", "pos"), "open_concepts")
+    target = content_stems(concept)
+    if not target:
+        raise AnalysisInputError(f"concept {concept!r} has no content word to match")
+    oc = check_neurons_in_layers(open_concepts, layer_sizes, "open_concepts")
+    oc = oc[oc["pos"].map(_open_pos_kind).notna()]
+    words = oc["word"].astype(str)
+    stems = {w: content_stems(w) for w in words.unique()}
+    hit = words.map(lambda w: bool(stems[w] & target)).astype(bool)
+    return oc.loc[hit, ["layer", "neuron"]].drop_duplicates()
+
+
+def closed_neurons(
+    method: str, concept: str, closed_concepts: pd.DataFrame, layer_sizes: dict[str, int],
+    top_n: int, similarity: str | None,
+) -> pd.DataFrame:
+    """(layer, neuron) rows with ``concept`` among their top-``top_n`` closed-set concepts of ``method``."""
+    require_columns(closed_concepts, ("layer", "neuron", "method", "similarity", "rank", "concept"), "closed_concepts")
+    cc = closed_concepts[closed_concepts["method"].astype(str).str.upper() == method]
+    sims = sorted(cc["similarity"].astype(str).unique())
+    if similarity is None:
+        if len(sims) > 1:
+            raise AnalysisInputError(f"closed_concepts holds {method} with similarities {sims}: pass similarity=")
+    elif similarity not in sims:
+        raise AnalysisInputError(f"similarity {similarity!r} not in closed_concepts for {method}; has {sims}")
+    else:
+        cc = cc[cc["similarity"].astype(str) == similarity]
+    cc = check_neurons_in_layers(cc, layer_sizes, "closed_concepts")
+    # rank is 1-based or 0-based depending on the writer: take the top_n smallest ranks per neuron
+    cc = cc.sort_values(["layer", "neuron", "rank"]).groupby(["layer", "neuron"], sort=False).head(top_n)
+    hit = cc["concept"].map(normalise_name) == normalise_name(concept)
+    return cc.loc[hit, ["layer", "neuron"]].drop_duplicates()
+
+
+def select_neurons(
+    method: str, concept: str, closed_concepts: pd.DataFrame, open_concepts: pd.DataFrame,
+    layer_sizes: dict[str, int], top_n: int = 3, seed: int = 0, n_random: int | None = None,
+    similarity: str | None = None,
+) -> dict[str, list[int]]:
+    """Neurons to prune for ``concept`` -> {layer: sorted neuron indices} over the candidate ``layer_sizes``.
+
+    OCP: C_open holds a matching noun / adjective. DB / TAB: the concept is among the neuron's top
+    ``top_n`` for ``similarity`` (required when several are stored). random: ``n_random`` neurons (default:
+    OCP's count for the concept) drawn uniformly, seeded, from all neurons of the same layers.
+    """
+    m = "random" if str(method).lower() == "random" else str(method).upper()
+    if m not in METHODS:
+        raise AnalysisInputError(f"unknown pruning method {method!r}; use one of {METHODS}")
+    if top_n < 1:
+        raise AnalysisInputError(f"top_n must be >= 1, got {top_n}")
+    if m == "OCP":
+        return to_selection(ocp_neurons(concept, open_concepts, layer_sizes))
+    if m in ("DB", "TAB"):
+        return to_selection(closed_neurons(m, concept, closed_concepts, layer_sizes, top_n, similarity))
+    pool = neuron_pool(layer_sizes)
+    n = len(ocp_neurons(concept, open_concepts, layer_sizes)) if n_random is None else int(n_random)
+    if not 0 <= n <= len(pool):
+        raise AnalysisInputError(f"n_random={n} outside 0..{len(pool)} (neurons in the candidate layers)")
+    rows = np.random.default_rng(seed).choice(len(pool), size=n, replace=False)
+    return to_selection(pool.iloc[np.sort(rows)])
+
+
+@dataclass(frozen=True)
+class PruningResult:
+    """Before / after one pruning, on n clips of C classes."""
+
+    logit_before: np.ndarray  # (n,) true-class logit of each clip, unpruned
+    logit_after: np.ndarray  # (n,) the same with the neurons zeroed
+    per_class_delta: np.ndarray  # (C,) mean (after - before) over each class's clips; NaN for a class with no clip
+    accuracy_before: float
+    accuracy_after: float
+    n_pruned: int
+
+    @property
+    def delta(self) -> np.ndarray:
+        """(n,) change of each clip's true-class logit."""
+        return self.logit_after - self.logit_before
+
+
+def batched_logits(model, waveforms: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """``model.logits`` over ``waveforms`` (n, samples) in batches -> (n, C) float64."""
+    if batch_size < 1:
+        raise AnalysisInputError(f"batch_size must be >= 1, got {batch_size}")
+    out = [np.asarray(model.logits(waveforms[i:i + batch_size]), dtype=np.float64)
+           for i in range(0, len(waveforms), batch_size)]
+    return np.concatenate(out, axis=0)
+
+
+def evaluate_pruning(
+    model, waveforms: np.ndarray, labels: np.ndarray, neurons: Mapping[str, list[int]], batch_size: int = 16,
+    baseline_logits: np.ndarray | None = None,
+) -> PruningResult:
+    """Zero ``neurons`` of ``model`` (a TargetModel) and compare true-class logits on (n, samples) ``waveforms``.
+
+    ``labels``: (n,) class indices into the model's outputs. ``baseline_logits`` (n, C), when given,
+    replaces the unpruned forward pass (it is the same for every selection on a clip set).
+    """
+    from and_engine.models.base import pruned  # lazy: torch is only needed when a model is evaluated
+
+    waveforms = np.asarray(waveforms)
+    labels = np.asarray(labels)
+    if waveforms.ndim != 2 or len(waveforms) == 0:
+        raise AnalysisInputError(f"waveforms must be a non-empty (n_clips, n_samples) array, got {waveforms.shape}")
+    if labels.shape != (len(waveforms),) or not np.issubdtype(labels.dtype, np.integer):
+        raise AnalysisInputError(f"labels must be ({len(waveforms)},) class indices, got {labels.dtype} {labels.shape}")
+    before = batched_logits(model, waveforms, batch_size) if baseline_logits is None else np.asarray(baseline_logits)
+    n_classes = before.shape[1] if before.ndim == 2 else 0
+    if before.shape[0] != len(waveforms) or labels.min() < 0 or labels.max() >= n_classes:
+        raise AnalysisInputError(f"labels / baseline_logits do not fit {len(waveforms)} clips x {n_classes} classes")
+    with pruned(model, {k: list(v) for k, v in neurons.items()}):
+        after = batched_logits(model, waveforms, batch_size)
+    idx = np.arange(len(labels))
+    tb, ta = before[idx, labels], after[idx, labels]
+    counts = np.bincount(labels, minlength=n_classes)
+    sums = np.bincount(labels, weights=ta - tb, minlength=n_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return PruningResult(
+        logit_before=tb, logit_after=ta, per_class_delta=per_class,
+        accuracy_before=float(np.mean(before.argmax(1) == labels)),
+        accuracy_after=float(np.mean(after.argmax(1) == labels)),
+        n_pruned=selection_size(neurons),
+    )
+
+
+def table4(results: Mapping[str, PruningResult], class_names: list[str], model: str, method: str,
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One method's {target class name: PruningResult} -> (pruning_summary row, pruning_per_class rows).
+
+    Per target class t: ΔA = mean logit change on t's clips; ΔR = mean over the other classes (with
+    clips) of their mean change. ``delta_a_minus_r`` keeps the paper's printed sign: ΔR − ΔA, i.e. how
+    much more the target's logit drops than the rest's (positive = concept-specific; paper's OCP 3.90).
+    """
+    if not results:
+        raise AnalysisInputError(f"table4: no pruning results for {model}/{method}")
+    index = {normalise_name(c): i for i, c in enumerate(class_names)}
+    rows, per_class = [], []
+    for concept, res in results.items():
+        t = index.get(normalise_name(concept))
+        if t is None:
+            raise AnalysisInputError(f"table4: target concept {concept!r} is not one of the model's classes")
+        d = res.per_class_delta
+        if len(d) != len(class_names) or np.isnan(d[t]):
+            raise AnalysisInputError(f"table4: no held-out clip of target class {concept!r} ({model})")
+        others = np.delete(d, t)
+        others = others[~np.isnan(others)]
+        delta_r = float(others.mean()) if len(others) else float("nan")
+        rows.append((res.n_pruned, float(d[t]), delta_r))
+        per_class += [(model, method, concept, class_names[c], float(d[c]), res.n_pruned)
+                      for c in range(len(class_names)) if not np.isnan(d[c])]
+    arr = np.array(rows, dtype=np.float64)
+    summary = pd.DataFrame([{
+        "model": model, "method": method, "mean_pruned": float(arr[:, 0].mean()),
+        "delta_a": float(arr[:, 1].mean()), "delta_r": float(np.nanmean(arr[:, 2])),
+        "delta_a_minus_r": float(np.nanmean(arr[:, 2] - arr[:, 1])), "n_concepts": len(rows),
+    }])
+    cols = ["model", "method", "target_concept", "class_name", "delta_logit", "n_pruned"]
+    return summary, pd.DataFrame(per_class, columns=cols)

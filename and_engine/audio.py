@@ -1,0 +1,101 @@
+"""Decoding audio files: any rate / channel count / sample format -> mono float32 at a target rate.
+
+``inspect_audio`` validates a file and says why it is unusable (``AudioIssue``); ``load_clip`` returns a
+fixed-length mono waveform. Formats: whatever libsndfile reads (wav, flac, ogg, mp3 in recent builds),
+with librosa/audioread as a fallback for the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+class AudioIssue(ValueError):
+    """A file that cannot be used as a clip; ``reason`` is a short human-readable explanation."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    duration_s: float
+    sample_rate: int
+    channels: int
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """-> (frames, channels) float64 samples and the file's sample rate."""
+    if not path.is_file():
+        raise AudioIssue(path, "file not found")
+    if path.stat().st_size == 0:
+        raise AudioIssue(path, "empty file (0 bytes)")
+    try:
+        data, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    except Exception as sf_exc:  # libsndfile could not read it: try librosa/audioread (mp3 on old builds)
+        try:
+            import librosa
+
+            mono, rate = librosa.load(str(path), sr=None, mono=False)
+            data = np.atleast_2d(mono).T.astype(np.float64)
+        except Exception:
+            raise AudioIssue(path, f"unreadable or unsupported audio ({str(sf_exc).splitlines()[0][:120]})") from None
+    return data, int(rate)
+
+
+def _validate(path: Path, data: np.ndarray, rate: int, min_seconds: float, silence_dbfs: float) -> None:
+    if rate <= 0:
+        raise AudioIssue(path, f"invalid sample rate {rate}")
+    if data.size == 0 or data.shape[0] == 0:
+        raise AudioIssue(path, "no audio frames")
+    if not np.isfinite(data).all():
+        raise AudioIssue(path, "contains NaN or infinite samples")
+    duration = data.shape[0] / rate
+    if duration < min_seconds:
+        raise AudioIssue(path, f"too short: {duration:.3f} s < {min_seconds} s")
+    peak = float(np.max(np.abs(data)))
+    peak_db = 20 * np.log10(peak) if peak > 0 else -np.inf
+    if peak_db < silence_dbfs:
+        raise AudioIssue(path, f"silent: peak {peak_db:.1f} dBFS < {silence_dbfs} dBFS")
+
+
+def inspect_audio(path: Path, min_seconds: float = 0.25, silence_dbfs: float = -70.0) -> AudioInfo:
+    """Decode and validate ``path`` -> AudioInfo; raises AudioIssue naming the reason."""
+    path = Path(path)
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise AudioIssue(path, f"unsupported extension {path.suffix!r} (expected one of {AUDIO_EXTENSIONS})")
+    data, rate = _decode(path)
+    _validate(path, data, rate, min_seconds, silence_dbfs)
+    return AudioInfo(duration_s=data.shape[0] / rate, sample_rate=rate, channels=data.shape[1])
+
+
+def to_mono_resampled(data: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    """(frames, channels) at ``rate`` -> (frames',) float32 mono at ``target_rate``."""
+    mono = data.mean(axis=1) if data.ndim == 2 else data
+    if rate != target_rate:
+        import soxr
+
+        mono = soxr.resample(mono, rate, target_rate, quality="HQ")
+    return np.asarray(mono, dtype=np.float32)
+
+
+def fix_length(wave: np.ndarray, n_samples: int) -> np.ndarray:
+    """Trim to the first ``n_samples`` or zero-pad at the end -> (n_samples,) float32."""
+    out = np.zeros(n_samples, dtype=np.float32)
+    n = min(n_samples, wave.shape[0])
+    out[:n] = wave[:n]
+    return out
+
+
+def load_clip(path: Path, sample_rate: int, clip_seconds: float) -> np.ndarray:
+    """Decode ``path`` -> (round(sample_rate * clip_seconds),) float32 mono at ``sample_rate``."""
+    data, rate = _decode(Path(path))
+    return fix_length(to_mono_resampled(data, rate, sample_rate), int(round(sample_rate * clip_seconds)))

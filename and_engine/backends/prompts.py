@@ -1,0 +1,146 @@
+"""The paper's prompt templates (Appendix A.2 / A.3, SPEC sections 5, 6, 8), builders and parsers.
+
+Every module that talks to an LLM builds its prompts here, so the templates are defined once and the
+``rule`` backend can recognise each prompt kind by its fixed wording:
+
+* summary   -- ``build_summary_prompt(captions)``: S_h / S_l of a neuron from its top-K / bottom-K captions.
+* icl       -- ``build_icl_prompt(concepts, description)``: pick a closed-set concept (Table 5, 2-shot).
+* adjective -- ``build_adjective_prompt(adjective)``: is this adjective acoustic? (Module C filter).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SUMMARY_INSTRUCTION = (
+    "Here are descriptions of some audio clips. "
+    "Please summarize these descriptions by identifying their commonalities."
+)
+SUMMARY_TEMPLATE_ID = "and-summary-v1"
+
+ADJECTIVE_TEMPLATE = (
+    "Can the adjective '{adjective}' be used to describe the tone, emotion, or acoustic features of audio, "
+    "music, or any other form of sound? Answer yes or no and give the reason."
+)
+ADJECTIVE_TEMPLATE_ID = "and-adjective-v1"
+
+ICL_INSTRUCTION = (
+    "You have a set of object classnames: [{concepts}]\n"
+    "The following is a description about some audio clips. Based on the description, select a classname "
+    "out of the above classnames that matches the description most."
+)
+ICL_TEMPLATE_ID = "and-icl-2shot-v1"
+ICL_EXAMPLES: tuple[tuple[str, str, str], ...] = (
+    (
+        "The audio features a car meowing: All of the clips contain the sound of a cat meowing. Loud sound: "
+        "These clips are all of loud sound but with varying degrees of intensity. Repetitive barking: Clips 1 "
+        "and 4 are repetitive, with the cat meowing multiple times in each clip. Poor audio quality: All clips "
+        "have poor audio quality, with either distortion, muffling, or apparent background noises.",
+        "We know these clips are about the class 'cat' in the concept set. We can get this answer since the "
+        "description mentions All of the clips contain the sound of a cat meowing.",
+        "cat",
+    ),
+    (
+        "They all feature a person snoring loudly. The snoring starts off slow and gets louder over time. The "
+        "audio is recorded in mono. There are no other sounds in the background. The snoring is described as "
+        "loud and intense. The audio clips differ in the following ways. The first clip features a man "
+        "snoring, while the second and fourth clips feature a person snoring (gender not specified). The third "
+        "clip features a zombie growling and snarling, while the other clips only feature snoring. The third "
+        "clip is described as scary and creepy, while the other clips are not. The third clip is intended for "
+        "use in a horror movie or zombie video game, while the other clips do not have specific intended uses "
+        "stated. The third clip is of poor quality, while the other clips are not specified as such.",
+        "Based on the description, the most suitable classname for the audio clips would be 'snoring' or "
+        "'zombie growling and snarling'. Both of these classnames match the description of loud sounds with a "
+        "strong emotional impact, specifically fear and terror. But 'zombie growling and snarling' is not in "
+        "the given classname set. So the answer is 'snoring'",
+        "snoring",
+    ),
+)
+
+
+class PromptError(ValueError):
+    """A prompt cannot be built (bad input) or parsed (unknown kind); the message says which."""
+
+
+def build_summary_prompt(captions: Sequence[str]) -> str:
+    """K captions -> the summary prompt: the instruction, then one numbered caption per line."""
+    if len(captions) == 0:
+        raise PromptError("build_summary_prompt: no captions given (K must be >= 1)")
+    lines = []
+    for i, caption in enumerate(captions, start=1):
+        text = " ".join(str(caption).split())
+        if not text:
+            raise PromptError(f"build_summary_prompt: caption {i} is empty")
+        lines.append(f"{i}. {text}")
+    return SUMMARY_INSTRUCTION + "\n" + "\n".join(lines)
+
+
+def build_adjective_prompt(adjective: str) -> str:
+    """One adjective -> the Module C yes/no question (SPEC section 8)."""
+    adjective = " ".join(str(adjective).split())
+    if not adjective or "'" in adjective:
+        raise PromptError(f"build_adjective_prompt: invalid adjective {adjective!r}")
+    return ADJECTIVE_TEMPLATE.format(adjective=adjective)
+
+
+def build_icl_prompt(concepts: Sequence[str], description: str) -> str:
+    """Concept set D_c + a (calibrated) summary -> the 2-shot ICL prompt of Table 5, ending in 'Answer:'."""
+    names = [" ".join(str(c).split()) for c in concepts]
+    if not names or any(not n or "," in n for n in names):
+        raise PromptError("build_icl_prompt: concepts must be non-empty names without commas")
+    description = " ".join(str(description).split())
+    parts = [ICL_INSTRUCTION.format(concepts=", ".join(names))]
+    for i, (desc, response, answer) in enumerate(ICL_EXAMPLES, start=1):
+        parts.append(f"Example {i}:\nDescription: {desc}\nResponse: {response}\nAnswer: {answer}")
+    parts.append(f"Now your turn:\nDescription: {description}\nResponse:")
+    return "\n\n".join(parts)
+
+
+@dataclass(frozen=True)
+class ParsedPrompt:
+    """A prompt recognised by its template: kind in {summary, icl, adjective} and its fields."""
+
+    kind: str
+    captions: tuple[str, ...] = ()
+    concepts: tuple[str, ...] = ()
+    description: str = ""
+    adjective: str = ""
+
+
+_ADJ_RE = re.compile(
+    "^" + re.escape(ADJECTIVE_TEMPLATE).replace(re.escape("{adjective}"), "(?P<adj>[^']+)") + "$"
+)
+_ICL_HEAD = ICL_INSTRUCTION.split("[", 1)[0]
+
+
+def parse_prompt(prompt: str) -> ParsedPrompt:
+    """Recognise a prompt built by this module (inverse of the builders); PromptError otherwise."""
+    if prompt.startswith(SUMMARY_INSTRUCTION + "\n"):
+        body = prompt[len(SUMMARY_INSTRUCTION) + 1 :].splitlines()
+        caps = tuple(re.sub(r"^\d+\.\s*", "", line).strip() for line in body if line.strip())
+        return ParsedPrompt("summary", captions=caps)
+    m = _ADJ_RE.match(prompt.strip())
+    if m:
+        return ParsedPrompt("adjective", adjective=m.group("adj"))
+    if prompt.startswith(_ICL_HEAD):
+        concepts = prompt[len(_ICL_HEAD) + 1 :].split("]", 1)[0]
+        desc = prompt.rsplit("Now your turn:\nDescription: ", 1)[-1].rsplit("\nResponse:", 1)[0]
+        return ParsedPrompt("icl", concepts=tuple(c.strip() for c in concepts.split(",")), description=desc)
+    raise PromptError(f"unrecognised prompt (not built by and_engine.backends.prompts): {prompt[:80]!r}")
+
+
+def parse_icl_answer(text: str) -> str:
+    """An ICL answer -> the text after the last 'Answer:' (first line, quotes stripped); '' if none."""
+    idx = text.lower().rfind("answer:")
+    if idx < 0:
+        return ""
+    line = text[idx + len("answer:") :].strip().splitlines()
+    return line[0].strip().strip("'\"‘’“”.* ").strip() if line else ""
+
+
+def parse_yes_no(text: str) -> bool | None:
+    """An adjective answer -> True (yes), False (no), or None when it says neither first."""
+    m = re.search(r"\b(yes|no)\b", text.lower())
+    return None if m is None else m.group(1) == "yes"

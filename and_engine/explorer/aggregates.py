@@ -1,0 +1,132 @@
+"""Query layer, part 2: database-wide aggregates for the Overview, Concepts and Pruning pages.
+
+All reads are parameterised SQL through ``store.query_df`` that aggregate inside DuckDB, so a
+paper-scale database (55,346 neurons) returns a few hundred rows. Inputs: a ``ResultsStore`` and
+filters; outputs: DataFrames ready for ``charts``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from and_engine.store.results import ResultsStore
+
+# open_concepts.pos holds tagger labels (JJ / ADJ / adjective, VBN counts as adjective as in the paper's code)
+ADJECTIVE_SQL = "(lower(pos) LIKE 'j%' OR lower(pos) LIKE 'adj%' OR lower(pos) = 'vbn')"
+NOUN_SQL = "(lower(pos) LIKE 'n%' OR lower(pos) = 'propn')"
+
+
+def _where(**filters: object) -> tuple[str, list]:
+    """{'model': 'm', 'layer': None} -> ('WHERE model = ?', ['m']); None values are left out."""
+    keys = [k for k, v in filters.items() if v is not None]
+    return ("WHERE " + " AND ".join(f"{k} = ?" for k in keys) if keys else ""), [filters[k] for k in keys]
+
+
+def layer_summary(store: ResultsStore) -> pd.DataFrame:
+    """-> per model and layer: block, neuron count, map geometry (network order)."""
+    return store.query_df('SELECT model, layer, block, kind, n_neurons, map_freq, map_time FROM "layers" '
+                          "ORDER BY model, layer_index")
+
+
+def lastlayer_accuracy(store: ResultsStore, model: str | None = None) -> pd.DataFrame:
+    """-> Table 2 / 7 rows: top-1 / top-5 accuracy and concept cosine per method and similarity."""
+    where, params = _where(model=model)
+    return store.query_df(f'SELECT * EXCLUDE (step_id) FROM "lastlayer_accuracy" {where} '
+                          "ORDER BY model, method, similarity", params)
+
+
+def adjective_stats(store: ResultsStore, model: str | None = None) -> pd.DataFrame:
+    """-> Figure 5: mean number of adjectives per neuron for each layer / block."""
+    where, params = _where(model=model)
+    return store.query_df(f'SELECT * EXCLUDE (step_id) FROM "adjective_stats" {where} ORDER BY model, block, layer',
+                          params)
+
+
+def taus(store: ResultsStore) -> list[int]:
+    """-> the τ values the interpretability analysis was run with."""
+    return store.query_df('SELECT DISTINCT tau FROM "interpretability" ORDER BY tau')["tau"].astype(int).tolist()
+
+
+def interpretability(store: ResultsStore, tau: int, model: str | None = None) -> pd.DataFrame:
+    """-> Figure 6: % uninterpretable neurons per layer / block at threshold ``tau``."""
+    where, params = _where(model=model, tau=int(tau))
+    return store.query_df(f'SELECT model, layer, block, pct_uninterpretable, n_neurons FROM "interpretability" '
+                          f"{where} ORDER BY model, block, layer", params)
+
+
+def top_adjectives(store: ResultsStore, model: str | None = None, n: int = 20) -> pd.DataFrame:
+    """-> Figure 3 / 9: the ``n`` adjectives found in the most neurons' calibrated summaries."""
+    where, params = _where(model=model)
+    return store.query_df(f'SELECT model, adjective, n_neurons, rank FROM "top_adjectives" {where} '
+                          "ORDER BY model, rank LIMIT ?", [*params, int(n)])
+
+
+def adjective_histogram(store: ResultsStore, model: str | None = None, layer: str | None = None,
+                        n: int = 30) -> pd.DataFrame:
+    """-> the ``n`` most frequent open-set adjectives (number of neurons) for all / one model / one layer."""
+    where, params = _where(model=model, layer=layer)
+    where = (where + " AND " if where else "WHERE ") + ADJECTIVE_SQL
+    return store.query_df(f'SELECT word AS adjective, count(DISTINCT (model, layer, neuron)) AS n_neurons '
+                          f'FROM "open_concepts" {where} GROUP BY word ORDER BY n_neurons DESC, word LIMIT ?',
+                          [*params, int(n)])
+
+
+def search_neurons(store: ResultsStore, term: str, model: str | None = None, limit: int = 200) -> pd.DataFrame:
+    """Neurons whose top closed-set concept or an open-set word matches ``term`` (case-insensitive substring).
+
+    -> model, layer, neuron, matched_by ('closed:DB/cos', 'open:adjective', ...), match, score; best first.
+    """
+    term = term.strip().lower()
+    if not term:
+        raise ValueError("search term must not be empty")
+    like = f"%{term.replace('%', '').replace('_', '')}%"
+    m_where, m_params = ("AND model = ?", [model]) if model else ("", [])
+    sql = (
+        "SELECT model, layer, neuron, 'closed:' || method || '/' || similarity AS matched_by, concept AS match, "
+        'score FROM "closed_concepts" WHERE rank = (SELECT min(rank) FROM "closed_concepts") '
+        f"AND lower(concept) LIKE ? {m_where} "
+        "UNION ALL SELECT model, layer, neuron, 'open:' || CASE WHEN " + ADJECTIVE_SQL + " THEN 'adjective' "
+        "ELSE lower(pos) END, word, CAST(count AS DOUBLE) FROM \"open_concepts\" "
+        f"WHERE lower(word) LIKE ? {m_where} ORDER BY model, layer, neuron LIMIT ?"
+    )
+    return store.query_df(sql, [like, *m_params, like, *m_params, int(limit)])
+
+
+def cluster_words(store: ResultsStore, top: int = 60) -> pd.DataFrame:
+    """-> the ``top`` heaviest words of every interpretability cluster (for word clouds) with cluster sizes."""
+    return store.query_df('SELECT cluster, word, weight, n_sentences FROM "cluster_words" '
+                          "QUALIFY row_number() OVER (PARTITION BY cluster ORDER BY weight DESC, word) <= ? "
+                          "ORDER BY cluster, weight DESC", [int(top)])
+
+
+def cluster_elbow(store: ResultsStore) -> pd.DataFrame:
+    """-> k-means inertia for each k (the elbow curve)."""
+    return store.query_df('SELECT k, inertia FROM "cluster_elbow" ORDER BY k')
+
+
+def pruning_summary(store: ResultsStore, model: str | None = None) -> pd.DataFrame:
+    """-> the stored Table 4 rows (ΔA, ΔR, ΔA − ΔR per method)."""
+    where, params = _where(model=model)
+    return store.query_df(f'SELECT * EXCLUDE (step_id) FROM "pruning_summary" {where} ORDER BY model, method',
+                          params)
+
+
+def neuron_concepts(store: ResultsStore, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """-> (closed_concepts, open_concepts) of every neuron of ``model`` in the columns pruning selection needs."""
+    closed = store.read("closed_concepts", ["layer", "neuron", "method", "similarity", "rank", "concept"],
+                        model=model)
+    opened = store.read("open_concepts", ["layer", "neuron", "word", "pos"], model=model)
+    return closed, opened
+
+
+def random_neuron(store: ResultsStore, model: str, seed: int | None = None) -> tuple[str, int]:
+    """-> a uniformly drawn (layer, neuron) of ``model`` (weighted by layer size)."""
+    df = store.read("layers", ["layer", "n_neurons"], model=model, order_by=["layer_index"])
+    if df.empty:
+        raise ValueError(f"model {model!r} has no layers")
+    rng = np.random.default_rng(seed)
+    i = int(rng.integers(int(df["n_neurons"].sum())))
+    cum = df["n_neurons"].cumsum().to_numpy()
+    row = int(np.searchsorted(cum, i, side="right"))
+    return str(df["layer"].iloc[row]), int(i - (cum[row - 1] if row else 0))

@@ -1,0 +1,134 @@
+"""The explorer's query layer: narrow, parameterised reads of the results database -> DataFrames.
+
+Every function takes a ``ResultsStore`` (SQL goes only through ``store.read`` / ``store.query_df``,
+values always bound) and touches at most one neuron's activations. Pages call these; they run no SQL.
+Neuron-level reads use the (model, layer, neuron) indexes of ``schema.INDEXES``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from and_engine.config import Config, config_from_dict
+from and_engine.store.results import ResultsStore
+
+
+class NotFoundError(ValueError):
+    """The model / layer / neuron asked for is not in the results database; the message names it."""
+
+
+def models(store: ResultsStore) -> pd.DataFrame:
+    """-> one row per target model (kind, held-out accuracy, class names, ...)."""
+    return store.read("models", order_by=["model"])
+
+
+def runs(store: ResultsStore) -> pd.DataFrame:
+    """-> builds recorded in the database, newest first (without the bulky config JSON)."""
+    return store.query_df('SELECT run_id, config_name, config_hash, code_version, started_at, finished_at, status '
+                          'FROM "runs" ORDER BY started_at DESC')
+
+
+def run_config(store: ResultsStore) -> Config | None:
+    """-> the Config of the newest build (rebuilt from ``runs.config_json``), or None for an empty DB."""
+    df = store.query_df('SELECT config_json FROM "runs" ORDER BY started_at DESC LIMIT 1')
+    return config_from_dict(json.loads(df["config_json"].iloc[0])) if len(df) else None
+
+
+def steps(store: ResultsStore) -> pd.DataFrame:
+    """-> provenance: every committed step with its parameters (backend, model, ...) and row count."""
+    df = store.query_df('SELECT stage, scope, params_json, fingerprint, code_version, started_at, finished_at, '
+                        'n_rows FROM "steps" ORDER BY started_at')
+    df["seconds"] = (df["finished_at"] - df["started_at"]).dt.total_seconds().round(2)
+    return df
+
+
+def layers(store: ResultsStore, model: str) -> pd.DataFrame:
+    """-> the model's layers in network order with neuron counts and map geometry."""
+    df = store.read("layers", model=model, order_by=["layer_index"])
+    if df.empty:
+        raise NotFoundError(f"model {model!r} has no layers in the results database")
+    return df
+
+
+def check_neuron(store: ResultsStore, model: str, layer: str, neuron: int) -> int:
+    """Validate (model, layer, neuron) against the ``layers`` table -> the layer's neuron count."""
+    df = store.read("layers", ["n_neurons"], model=model, layer=layer)
+    if df.empty:
+        raise NotFoundError(f"no layer {layer!r} in model {model!r}")
+    n = int(df["n_neurons"].iloc[0])
+    if not 0 <= int(neuron) < n:
+        raise NotFoundError(f"neuron {neuron} out of range for {model}/{layer} (0..{n - 1})")
+    return n
+
+
+def clips(store: ResultsStore, clip_ids: list[int] | None = None) -> pd.DataFrame:
+    """-> clips (+ caption) for ``clip_ids`` (all clips if None), indexed by clip_id."""
+    where, params = "", []
+    if clip_ids is not None:
+        if not clip_ids:
+            return pd.DataFrame(columns=["rel_path", "label", "fold", "caption"]).rename_axis("clip_id")
+        where, params = f'WHERE c.clip_id IN ({", ".join("?" * len(clip_ids))})', [int(i) for i in clip_ids]
+    return store.query_df(f'SELECT c.clip_id, c.rel_path, c.label, c.fold, c.duration_s, k.caption FROM "clips" c '
+                          f'LEFT JOIN "captions" k USING (clip_id) {where} ORDER BY c.clip_id', params
+                          ).set_index("clip_id")
+
+
+def activations(store: ResultsStore, model: str, layer: str, neuron: int) -> np.ndarray:
+    """-> (n_clips,) float32: one neuron's activation on every clip (one indexed row, never a layer)."""
+    df = store.read("activations", ["values"], model=model, layer=layer, neuron=int(neuron))
+    if df.empty:
+        raise NotFoundError(f"no activations for {model}/{layer}/{neuron}")
+    return np.asarray(df["values"].iloc[0], dtype=np.float32)
+
+
+def extremes(store: ResultsStore, model: str, layer: str, neuron: int) -> pd.DataFrame:
+    """-> top-K then bottom-K clips of a neuron: side, rank, clip_id, activation, rel_path, label, caption."""
+    df = store.read("extremes", model=model, layer=layer, neuron=int(neuron))
+    if df.empty:
+        raise NotFoundError(f"no top-K / bottom-K clips for {model}/{layer}/{neuron}")
+    row = df.iloc[0]
+    parts = [pd.DataFrame({"side": side, "rank": range(len(row[f"{side}k_clip_ids"])),
+                           "clip_id": np.asarray(row[f"{side}k_clip_ids"], dtype=int),
+                           "activation": np.asarray(row[f"{side}k_values"], dtype=float)})
+             for side in ("top", "bottom")]
+    out = pd.concat(parts, ignore_index=True)
+    return out.join(clips(store, out["clip_id"].tolist()), on="clip_id")
+
+
+def activation_maps(store: ResultsStore, model: str, layer: str, neuron: int) -> dict[int, np.ndarray]:
+    """-> {clip_id: (n_freq, n_time) map} for the neuron's top-K clips ({} if the layer keeps no maps)."""
+    df = store.read("activation_maps", ["clip_id", "n_freq", "n_time", "map"], model=model, layer=layer,
+                    neuron=int(neuron))
+    return {int(r.clip_id): np.asarray(r.map, dtype=np.float32).reshape(int(r.n_freq), int(r.n_time))
+            for r in df.itertuples()}
+
+
+def summaries(store: ResultsStore, model: str, layer: str, neuron: int) -> dict[str, dict]:
+    """-> {'top': {...}, 'bottom': {...}}: S_h / S_l with the backend and LLM that wrote them."""
+    df = store.read("summaries", ["side", "summary", "backend", "llm_model"], model=model, layer=layer,
+                    neuron=int(neuron))
+    return {r["side"]: r for r in df.to_dict("records")}
+
+
+def calibration(store: ResultsStore, model: str, layer: str, neuron: int) -> tuple[pd.DataFrame, dict | None]:
+    """-> (points of S_h with best S_l match and cosine, stored calibrated summary row or None)."""
+    pts = store.read("calibration_points", ["point_index", "point", "best_match", "best_cosine"], model=model,
+                     layer=layer, neuron=int(neuron), order_by=["point_index"])
+    cal = store.read("calibrated_summaries", ["threshold", "calibrated_summary", "n_points", "n_removed"],
+                     model=model, layer=layer, neuron=int(neuron))
+    return pts, (cal.iloc[0].to_dict() if len(cal) else None)
+
+
+def closed_concepts(store: ResultsStore, model: str, layer: str, neuron: int) -> pd.DataFrame:
+    """-> the neuron's top-5 closed-set concepts per method and similarity function, with scores."""
+    return store.read("closed_concepts", ["method", "similarity", "rank", "concept", "score"], model=model,
+                      layer=layer, neuron=int(neuron), order_by=["method", "similarity", "rank"])
+
+
+def open_concepts(store: ResultsStore, model: str, layer: str, neuron: int) -> pd.DataFrame:
+    """-> the neuron's open-set concepts (adjectives and nouns of S_h^c) with counts."""
+    return store.read("open_concepts", ["word", "pos", "count"], model=model, layer=layer, neuron=int(neuron),
+                      order_by=["pos", "word"])

@@ -1,0 +1,120 @@
+"""Running one pipeline step: skip when unchanged, otherwise compute and commit atomically.
+
+``run_step(ctx, stage, scope, params, upstream, compute)``: fingerprint = hash(stage, scope, params,
+upstream fingerprints). Same fingerprint as the committed step -> skipped. Otherwise ``compute()``
+returns {table: rows}; the store replaces the rows of (stage, scope) in one transaction. A crash before
+COMMIT leaves the previous rows in place, so a rerun redoes only unfinished steps.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from and_engine import __version__
+from and_engine.config import PROJECT_ROOT, Config, stable_hash
+from and_engine.probing import ProbingSet, count_entries, open_probing_set
+from and_engine.store.results import ResultsStore
+
+Tables = Mapping[str, pd.DataFrame | pa.Table]
+
+
+class Progress:
+    """Progress bars (tqdm on stderr) and log lines; ``quiet=True`` for tests."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.messages: list[str] = []
+
+    def log(self, msg: str) -> None:
+        self.messages.append(msg)
+        if not self.quiet:
+            print(f"[and] {msg}", file=sys.stderr, flush=True)
+
+    @contextmanager
+    def bar(self, total: int, desc: str) -> Iterator[Any]:
+        from tqdm import tqdm
+
+        with tqdm(total=total, desc=desc, disable=self.quiet, file=sys.stderr, leave=False, dynamic_ncols=True) as b:
+            yield b
+
+
+@dataclass
+class BuildContext:
+    """Everything a step needs: configuration, store, run id, progress, and per-build loaded objects."""
+
+    config: Config
+    store: ResultsStore
+    run_id: str
+    progress: Progress
+    objects: dict = field(default_factory=dict)
+    executed: list[str] = field(default_factory=list)  # "stage scope" of steps computed in this build
+    skipped: list[str] = field(default_factory=list)
+
+
+def code_version() -> str:
+    """Package version + git commit of the engine (``+dirty`` with uncommitted changes), for provenance."""
+    try:
+        sha = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--", "and_engine"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha, dirty = "", ""
+    return f"{__version__}+{sha or 'nogit'}{'.dirty' if dirty else ''}"
+
+
+def fingerprint_of(stage: str, scope: Mapping[str, Any], params: Mapping[str, Any], upstream: Sequence[str]) -> str:
+    return stable_hash({"stage": stage, "scope": dict(scope), "params": dict(params), "upstream": list(upstream)})
+
+
+def run_step(ctx: BuildContext, stage: str, scope: Mapping[str, Any], params: Mapping[str, Any],
+             upstream: Sequence[str], compute: Callable[[], Tables]) -> str:
+    """Compute and commit a step unless its fingerprint is unchanged -> the step's fingerprint."""
+    fp = fingerprint_of(stage, scope, params, upstream)
+    label = f"{stage} {' '.join(f'{k}={v}' for k, v in sorted(scope.items()))}".strip()
+    if ctx.store.fingerprint(stage, scope) == fp:
+        ctx.skipped.append(label)
+        return fp
+    started = datetime.now(UTC).replace(tzinfo=None)
+    t0 = time.perf_counter()
+    tables = compute()
+    ctx.store.commit_step(ctx.run_id, stage, scope, params, fp, tables, started, ctx.objects.setdefault(
+        "_code_version", code_version()))
+    ctx.executed.append(label)
+    ctx.progress.log(f"{label}: {sum(len(t) for t in tables.values())} rows in {time.perf_counter() - t0:.1f} s")
+    return fp
+
+
+def step_fingerprint(ctx: BuildContext, stage: str, scope: Mapping[str, Any]) -> str | None:
+    return ctx.store.fingerprint(stage, scope)
+
+
+def probing_set(ctx: BuildContext) -> ProbingSet:
+    """The configured probing set, decoded and validated once per build."""
+    if "probing_set" not in ctx.objects:
+        cfg = ctx.config.probing_set
+        path = ctx.config.resolve(cfg.path)
+        with ctx.progress.bar(count_entries(cfg, path), "checking probing set") as bar:
+            ctx.objects["probing_set"] = open_probing_set(cfg, path, progress=bar)
+    return ctx.objects["probing_set"]
+
+
+def waveforms(ctx: BuildContext, sample_rate: int) -> np.ndarray:
+    """(n_clips, n_samples) float32 waveforms at ``sample_rate``, clip_id order, cached per build."""
+    key = ("waveforms", int(sample_rate))
+    if key not in ctx.objects:
+        ps = probing_set(ctx)
+        with ctx.progress.bar(len(ps.clips), f"decoding clips at {sample_rate} Hz") as bar:
+            ctx.objects[key] = ps.load_waveforms(sample_rate, ctx.config.probing_set.clip_seconds, progress=bar)
+    return ctx.objects[key]

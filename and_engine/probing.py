@@ -1,0 +1,197 @@
+"""Probing sets D_p: the embedded demo, ESC-50, a folder of ``label/*.wav``, or a CSV of ``path,label[,fold]``.
+
+``open_probing_set(cfg, root)`` -> ``ProbingSet``: every file is decoded once and validated; unusable
+files (unreadable, empty, silent, NaN/inf, too short, unsupported format) go to ``issues`` with a reason
+and are skipped; nothing else is dropped. ``clip_id`` = position in the list sorted by relative path.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from and_engine.audio import AudioIssue, inspect_audio, load_clip
+from and_engine.config import ProbingSetConfig
+
+CLIP_COLUMNS = ["clip_id", "rel_path", "label", "fold", "duration_s", "orig_sample_rate", "orig_channels",
+                "source", "license"]
+N_FOLDS = 5
+
+
+class ProbingSetError(ValueError):
+    """The probing set itself is unusable (missing folder / metadata, no valid clip, bad CSV)."""
+
+
+@dataclass
+class ProbingSet:
+    """Validated clips (``clips``: CLIP_COLUMNS) under ``root`` and the files skipped (``issues``)."""
+
+    root: Path
+    clips: pd.DataFrame
+    issues: pd.DataFrame  # rel_path, reason
+
+    @property
+    def class_names(self) -> list[str]:
+        return sorted(self.clips["label"].unique().tolist())
+
+    def audio_path(self, clip_id: int) -> Path:
+        """Absolute path of a clip, guaranteed to lie inside ``root``."""
+        rel = self.clips.loc[self.clips["clip_id"] == int(clip_id), "rel_path"]
+        if rel.empty:
+            raise KeyError(f"no clip with id {clip_id}")
+        return safe_join(self.root, rel.iloc[0])
+
+    def load_waveforms(self, sample_rate: int, clip_seconds: float, clip_ids=None, progress=None) -> np.ndarray:
+        """-> (n, round(sample_rate * clip_seconds)) float32 mono waveforms in ``clip_ids`` order (default all)."""
+        ids = self.clips["clip_id"].tolist() if clip_ids is None else [int(i) for i in clip_ids]
+        out = np.zeros((len(ids), int(round(sample_rate * clip_seconds))), dtype=np.float32)
+        for row, clip_id in enumerate(ids):
+            out[row] = load_clip(self.audio_path(clip_id), sample_rate, clip_seconds)
+            if progress is not None:
+                progress.update(1)
+        return out
+
+    def fingerprint_rows(self) -> list[list]:
+        """What identifies this probing set's content for change detection (paths, labels, folds, sizes)."""
+        out = []
+        for r in self.clips.itertuples():
+            path = self.root / r.rel_path
+            st = path.stat()
+            out.append([r.rel_path, r.label, int(r.fold), st.st_size, int(st.st_mtime)])
+        return out
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """``root / rel`` resolved; raises ValueError if the result escapes ``root`` (``..``, absolute, symlink)."""
+    root = Path(root).resolve()
+    candidate = (root / rel).resolve()
+    if not candidate.is_relative_to(root):
+        raise ValueError(f"path {rel!r} points outside the probing set root {root}")
+    return candidate
+
+
+def _entries_demo(root: Path) -> list[dict]:
+    meta = root / "meta.csv"
+    if not meta.is_file():
+        raise ProbingSetError(f"demo probing set: {meta} not found")
+    df = pd.read_csv(meta)
+    need = {"filename", "label", "fold"}
+    if not need <= set(df.columns):
+        raise ProbingSetError(f"{meta}: needs columns {sorted(need)}, has {list(df.columns)}")
+    return [{"rel_path": r.filename, "label": r.label, "fold": int(r.fold),
+             "source": str(getattr(r, "source_package", "") or ""), "license": str(getattr(r, "license", "") or "")}
+            for r in df.itertuples()]
+
+
+def _entries_esc50(root: Path) -> list[dict]:
+    meta = root / "meta" / "esc50.csv"
+    if not meta.is_file():
+        raise ProbingSetError(f"ESC-50: {meta} not found (expected the official layout meta/esc50.csv + audio/)")
+    df = pd.read_csv(meta)
+    if not {"filename", "fold", "category"} <= set(df.columns):
+        raise ProbingSetError(f"{meta}: not an ESC-50 metadata file (needs filename, fold, category)")
+    return [{"rel_path": f"audio/{r.filename}", "label": r.category, "fold": int(r.fold),
+             "source": f"ESC-50 {getattr(r, 'src_file', '')}".strip(), "license": "CC-BY-NC (ESC-50)"}
+            for r in df.itertuples()]
+
+
+def _assign_folds(entries: list[dict]) -> list[dict]:
+    """Entries without a fold get folds 1..5 round-robin within their label (sorted by path): deterministic."""
+    by_label: dict[str, int] = {}
+    for e in sorted(entries, key=lambda e: e["rel_path"]):
+        if e.get("fold") is None:
+            i = by_label.get(e["label"], 0)
+            e["fold"] = i % N_FOLDS + 1
+            by_label[e["label"]] = i + 1
+    return entries
+
+
+def _entries_folder(root: Path) -> list[dict]:
+    entries = []
+    for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in sorted(label_dir.iterdir()):
+            if f.is_file():
+                entries.append({"rel_path": f"{label_dir.name}/{f.name}", "label": label_dir.name, "fold": None,
+                                "source": "", "license": ""})
+    if not entries:
+        raise ProbingSetError(f"folder probing set {root}: no files in label sub-folders (expected label/*.wav)")
+    return _assign_folds(entries)
+
+
+def _entries_csv(csv_path: Path) -> list[dict]:
+    if not csv_path.is_file():
+        raise ProbingSetError(f"CSV probing set: {csv_path} not found")
+    entries = []
+    with csv_path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise ProbingSetError(f"{csv_path}: needs a header with path,label[,fold]; got {reader.fieldnames}")
+        for n, row in enumerate(reader, start=2):
+            fold = (row.get("fold") or "").strip()
+            if fold and not fold.isdigit():
+                raise ProbingSetError(f"{csv_path}:{n}: fold must be an integer, got {fold!r}")
+            entries.append({"rel_path": row["path"].strip(), "label": row["label"].strip(),
+                            "fold": int(fold) if fold else None, "source": "", "license": ""})
+    return _assign_folds(entries)
+
+
+def _entries(cfg: ProbingSetConfig, path: Path) -> tuple[Path, list[dict]]:
+    if cfg.kind == "csv":
+        return path.parent, _entries_csv(path)
+    if not path.is_dir():
+        raise ProbingSetError(f"probing set folder not found: {path}")
+    readers = {"demo": _entries_demo, "esc50": _entries_esc50, "folder": _entries_folder}
+    if cfg.kind not in readers:
+        raise ProbingSetError(f"unknown probing_set.kind {cfg.kind!r}; expected demo, esc50, folder or csv")
+    return path, readers[cfg.kind](path)
+
+
+def _subset(entries: list[dict], max_clips: int) -> list[dict]:
+    """A stratified subset: round-robin over labels (each label's files in path order) up to ``max_clips``."""
+    if max_clips <= 0 or len(entries) <= max_clips:
+        return entries
+    by_label: dict[str, list[dict]] = {}
+    for e in sorted(entries, key=lambda e: e["rel_path"]):
+        by_label.setdefault(e["label"], []).append(e)
+    out, i = [], 0
+    while len(out) < max_clips:
+        for items in by_label.values():
+            if i < len(items) and len(out) < max_clips:
+                out.append(items[i])
+        i += 1
+    return out
+
+
+def open_probing_set(cfg: ProbingSetConfig, path: Path, progress=None) -> ProbingSet:
+    """Read the metadata of ``cfg.kind`` at ``path``, decode + validate every file -> ProbingSet."""
+    root, entries = _entries(cfg, Path(path))
+    entries = _subset(entries, cfg.max_clips)
+    rows, issues = [], []
+    for e in sorted(entries, key=lambda e: e["rel_path"]):
+        try:
+            full = safe_join(root, e["rel_path"])
+            info = inspect_audio(full, cfg.min_seconds, cfg.silence_dbfs)
+        except (AudioIssue, ValueError) as exc:
+            issues.append({"rel_path": e["rel_path"], "reason": getattr(exc, "reason", str(exc))})
+        else:
+            rows.append({**e, "duration_s": info.duration_s, "orig_sample_rate": info.sample_rate,
+                         "orig_channels": info.channels})
+        if progress is not None:
+            progress.update(1)
+    if not rows:
+        raise ProbingSetError(f"no usable clip in {path}: {len(issues)} file(s) reported, e.g. "
+                              + "; ".join(f"{i['rel_path']}: {i['reason']}" for i in issues[:3]))
+    clips = pd.DataFrame(rows)
+    clips.insert(0, "clip_id", np.arange(len(clips), dtype=np.int32))
+    clips["fold"] = clips["fold"].astype(np.int32)
+    return ProbingSet(root=root.resolve(), clips=clips[CLIP_COLUMNS],
+                      issues=pd.DataFrame(issues, columns=["rel_path", "reason"]))
+
+
+def count_entries(cfg: ProbingSetConfig, path: Path) -> int:
+    """How many files the probing set lists (for a progress bar before decoding)."""
+    return len(_subset(_entries(cfg, Path(path))[1], cfg.max_clips))

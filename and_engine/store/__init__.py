@@ -1,0 +1,1 @@
+"""AND Explorer engine."""

@@ -1,0 +1,259 @@
+"""ResultsStore: the only place that talks SQL to the results database (DuckDB).
+
+Identifiers (tables, columns) come only from ``schema.TABLES``; values are always bound parameters.
+A step's rows are replaced atomically: delete the old rows of (stage, scope), insert the new ones
+and the ``steps`` row, all in one transaction (see ``commit_step``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from and_engine.store import schema
+
+
+class StoreError(RuntimeError):
+    """The results database is missing, locked or does not hold what was asked for."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def scope_key(scope: Mapping[str, Any]) -> str:
+    """{'model': 'yamnet', 'layer': 'b1'} -> 'layer=b1/model=yamnet' (sorted, stable)."""
+    return "/".join(f"{k}={scope[k]}" for k in sorted(scope)) or "-"
+
+
+def _check_table(table: str) -> list[str]:
+    if table not in schema.TABLES:
+        raise StoreError(f"unknown table {table!r}")
+    return schema.columns(table)
+
+
+def _check_columns(table: str, cols: Iterable[str]) -> list[str]:
+    known = _check_table(table)
+    cols = list(cols)
+    bad = [c for c in cols if c not in known]
+    if bad:
+        raise StoreError(f"unknown column(s) {bad} for table {table!r}; known: {known}")
+    return cols
+
+
+class ResultsStore:
+    """A DuckDB results database. ``read_only=True`` for the app and reports."""
+
+    def __init__(self, path: str | Path, read_only: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise StoreError(f"results database not found: {self.path} (build it: python -m and_engine build)")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        if not read_only:
+            with self._lock:
+                for ddl in schema.create_statements():
+                    self.con.execute(ddl)
+
+    # ---------- reads ----------
+    def read(self, table: str, columns: list[str] | None = None, order_by: list[str] | None = None,
+             **filters: Any) -> pd.DataFrame:
+        """Rows of ``table`` matching ``column=value`` / ``column=[values]`` filters -> DataFrame."""
+        cols = _check_columns(table, columns) if columns else _check_table(table)
+        _check_columns(table, filters)
+        _check_columns(table, order_by or [])
+        where, params = [], []
+        for col, value in filters.items():
+            if isinstance(value, (list, tuple, set, np.ndarray)):
+                value = list(value)
+                if not value:
+                    return pd.DataFrame(columns=cols)
+                where.append(f'"{col}" IN ({", ".join("?" for _ in value)})')
+                params.extend(value)
+            else:
+                where.append(f'"{col}" = ?')
+                params.append(value)
+        sql = f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{table}"'
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if order_by:
+            sql += " ORDER BY " + ", ".join(f'"{c}"' for c in order_by)
+        return self.query_df(sql, params)
+
+    def query_df(self, sql: str, params: list | tuple = ()) -> pd.DataFrame:
+        """Run a parameterised SELECT -> DataFrame (thread-safe on this store's connection)."""
+        with self._lock:
+            return self.con.execute(sql, list(params)).df()
+
+    def count(self, table: str, **filters: Any) -> int:
+        _check_columns(table, filters)
+        where = " AND ".join(f'"{c}" = ?' for c in filters)
+        sql = f'SELECT count(*) FROM "{_table(table)}"' + (f" WHERE {where}" if where else "")
+        with self._lock:
+            return int(self.con.execute(sql, list(filters.values())).fetchone()[0])
+
+    def read_activations(self, model: str, layer: str) -> np.ndarray:
+        """-> (n_clips, n_neurons) float32 activation matrix of one layer (rows in clip_id order)."""
+        with self._lock:
+            tbl = self.con.sql(
+                'SELECT "neuron", "values" FROM "activations" WHERE "model" = ? AND "layer" = ? ORDER BY "neuron"',
+                params=[model, layer],
+            ).to_arrow_table()
+        if tbl.num_rows == 0:
+            raise StoreError(f"no activations for model={model!r} layer={layer!r}")
+        values = tbl.column("values").combine_chunks()
+        n_neurons = tbl.num_rows
+        flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        return flat.reshape(n_neurons, -1).T.copy()
+
+    def fingerprint(self, stage: str, scope: Mapping[str, Any]) -> str | None:
+        """The fingerprint of the committed step (stage, scope), or None if it was never completed."""
+        with self._lock:
+            row = self.con.execute(
+                'SELECT "fingerprint" FROM "steps" WHERE "stage" = ? AND "scope" = ?', [stage, scope_key(scope)]
+            ).fetchone()
+        return row[0] if row else None
+
+    # ---------- writes ----------
+    def commit_step(self, run_id: str, stage: str, scope: Mapping[str, Any], params: Mapping[str, Any],
+                    fingerprint: str, tables: Mapping[str, pd.DataFrame | pa.Table], started_at: datetime,
+                    code_version: str) -> str:
+        """Atomically replace the rows of (stage, scope) with ``tables`` and record the step -> step_id."""
+        step_id = uuid.uuid4().hex[:16]
+        key = scope_key(scope)
+        prepared = {name: _prepare(name, rows, step_id) for name, rows in tables.items()}
+        n_rows = sum(t.num_rows for t in prepared.values())
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                old = [r[0] for r in self.con.execute(
+                    'SELECT "step_id" FROM "steps" WHERE "stage" = ? AND "scope" = ?', [stage, key]).fetchall()]
+                if old:
+                    marks = ", ".join("?" for _ in old)
+                    for name in schema.RESULT_TABLES:
+                        self.con.execute(f'DELETE FROM "{name}" WHERE "step_id" IN ({marks})', old)
+                    self.con.execute(f'DELETE FROM "steps" WHERE "step_id" IN ({marks})', old)
+                for name, tbl in prepared.items():
+                    self._insert_rows(name, tbl)
+                self.con.execute(
+                    'INSERT INTO "steps" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                    [step_id, run_id, stage, key, json.dumps(params, sort_keys=True, default=str), fingerprint,
+                     code_version, started_at, _now(), n_rows],
+                )
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+        return step_id
+
+    def _insert_rows(self, table: str, tbl: pa.Table) -> None:
+        """INSERT a prepared arrow table into ``table`` (inside the caller's transaction)."""
+        self.con.register("_incoming", tbl)
+        try:
+            cols = ", ".join(f'"{c}"' for c in tbl.column_names)
+            self.con.execute(f'INSERT INTO "{_table(table)}" ({cols}) SELECT {cols} FROM _incoming')
+        finally:
+            self.con.unregister("_incoming")
+
+    def record_run(self, run_id: str, config_name: str, config_json: str, config_hash: str, code_version: str,
+                   status: str, finished: bool = False) -> None:
+        """Insert or update the ``runs`` row of this build."""
+        with self._lock:
+            exists = self.con.execute('SELECT 1 FROM "runs" WHERE "run_id" = ?', [run_id]).fetchone()
+            if exists:
+                self.con.execute('UPDATE "runs" SET "status" = ?, "finished_at" = ? WHERE "run_id" = ?',
+                                 [status, _now() if finished else None, run_id])
+            else:
+                self.con.execute('INSERT INTO "runs" VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                                 [run_id, config_name, config_json, config_hash, code_version, _now(), None, status])
+
+    # ---------- LLM cache ----------
+    def cache_get(self, keys: list[str]) -> dict[str, str]:
+        """{cache_key: response} for the keys present in ``llm_cache``."""
+        if not keys:
+            return {}
+        out: dict[str, str] = {}
+        with self._lock:
+            for i in range(0, len(keys), 5000):
+                chunk = list(keys[i:i + 5000])
+                marks = ", ".join("?" for _ in chunk)
+                rows = self.con.execute(
+                    f'SELECT "cache_key", "response" FROM "llm_cache" WHERE "cache_key" IN ({marks})', chunk
+                ).fetchall()
+                out.update(dict(rows))
+        return out
+
+    def cache_put(self, rows: list[dict]) -> None:
+        """Insert LLM answers (llm_cache columns); existing keys are kept; one transaction per call."""
+        if not rows:
+            return
+        cols = schema.columns("llm_cache")
+        records = [[r.get(c) if c != "created_at" else r.get(c) or _now() for c in cols] for r in rows]
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                self.con.executemany(
+                    f'INSERT INTO "llm_cache" VALUES ({", ".join("?" for _ in cols)}) ON CONFLICT DO NOTHING', records)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self.con.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _table(name: str) -> str:
+    _check_table(name)
+    return name
+
+
+def _prepare(table: str, rows: pd.DataFrame | pa.Table, step_id: str) -> pa.Table:
+    """Validate columns against the schema and add ``step_id`` -> pyarrow Table."""
+    if table not in schema.RESULT_TABLES:
+        raise StoreError(f"{table!r} is not a result table")
+    tbl = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+    expected = [c for c, _ in schema.RESULT_TABLES[table]]
+    missing = [c for c in expected if c not in tbl.column_names]
+    extra = [c for c in tbl.column_names if c not in expected]
+    if missing or extra:
+        raise StoreError(f"rows for {table!r}: missing columns {missing}, unexpected columns {extra}")
+    tbl = tbl.select(expected)
+    return tbl.append_column("step_id", pa.array([step_id] * tbl.num_rows, pa.string()))
+
+
+def wait_for_unlock(path: Path, timeout_s: float = 10.0) -> None:
+    """Block until a writer releases ``path`` (used by read-only openers racing a build)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            duckdb.connect(str(path), read_only=True).close()
+            return
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

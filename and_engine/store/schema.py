@@ -1,0 +1,171 @@
+"""The results database schema: one table per pipeline output (SPEC section 2).
+
+Every result table has a ``step_id`` column pointing to ``steps`` (provenance: stage, scope,
+parameters with backend and model, fingerprint, code version). ``TABLES`` maps table name -> ordered
+columns; the store only ever interpolates identifiers taken from this mapping.
+"""
+
+from __future__ import annotations
+
+# name -> [(column, duckdb type)]; "step_id" is added to every table except the bookkeeping ones.
+RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
+    # 1. clips
+    "clips": [
+        ("clip_id", "INTEGER"), ("rel_path", "VARCHAR"), ("label", "VARCHAR"), ("fold", "INTEGER"),
+        ("duration_s", "DOUBLE"), ("orig_sample_rate", "INTEGER"), ("orig_channels", "INTEGER"),
+        ("source", "VARCHAR"), ("license", "VARCHAR"),
+    ],
+    "clip_issues": [("rel_path", "VARCHAR"), ("reason", "VARCHAR")],
+    # 2. captions (+ the measured acoustic descriptors the features captioner used)
+    "captions": [("clip_id", "INTEGER"), ("caption", "VARCHAR")],
+    "acoustic_features": [
+        ("clip_id", "INTEGER"), ("rms_db", "DOUBLE"), ("relative_loudness", "DOUBLE"),
+        ("peak_amplitude", "DOUBLE"), ("mean_abs_amplitude", "DOUBLE"), ("median_frequency_hz", "DOUBLE"),
+        ("spectral_centroid_hz", "DOUBLE"), ("pitch_hz", "DOUBLE"), ("spectral_flatness", "DOUBLE"),
+        ("onset_rate_hz", "DOUBLE"), ("active_s", "DOUBLE"), ("dynamic_range_db", "DOUBLE"),
+        ("tags", "VARCHAR"),
+    ],
+    # target models and their layers
+    "models": [
+        ("model", "VARCHAR"), ("kind", "VARCHAR"), ("sample_rate", "INTEGER"), ("class_names", "VARCHAR[]"),
+        ("heldout_fold", "INTEGER"), ("heldout_accuracy", "DOUBLE"), ("n_heldout", "INTEGER"),
+        ("checkpoint", "VARCHAR"), ("description", "VARCHAR"),
+    ],
+    "layers": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("module_path", "VARCHAR"), ("kind", "VARCHAR"),
+        ("block", "INTEGER"), ("layer_index", "INTEGER"), ("n_neurons", "INTEGER"),
+        ("map_freq", "INTEGER"), ("map_time", "INTEGER"),
+    ],
+    # 3. activations: neuron-major, one row per neuron with its value on every clip (ordered by clip_id)
+    "activations": [("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("values", "FLOAT[]")],
+    # 4. extremes: top-K / bottom-K clip ids (ties broken by clip id) and their activations
+    "extremes": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"),
+        ("topk_clip_ids", "INTEGER[]"), ("topk_values", "FLOAT[]"),
+        ("bottomk_clip_ids", "INTEGER[]"), ("bottomk_values", "FLOAT[]"),
+    ],
+    # per-position maps (freq x time, row-major) for each neuron's top-K clips
+    "activation_maps": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("clip_id", "INTEGER"),
+        ("rank", "INTEGER"), ("n_freq", "INTEGER"), ("n_time", "INTEGER"), ("map", "FLOAT[]"),
+    ],
+    # 5. summaries S_h ("top") and S_l ("bottom"); backend/model per row for subset overrides
+    "summaries": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("side", "VARCHAR"),
+        ("summary", "VARCHAR"), ("cache_key", "VARCHAR"), ("backend", "VARCHAR"), ("llm_model", "VARCHAR"),
+    ],
+    # 6. Module A: top-5 closed-set concepts per neuron, method (DB/TAB/ICL) and similarity function
+    "closed_concepts": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("method", "VARCHAR"),
+        ("similarity", "VARCHAR"), ("rank", "INTEGER"), ("concept", "VARCHAR"), ("score", "DOUBLE"),
+    ],
+    # 7. Module B: every point of S_h with its best match in S_l and that cosine
+    "calibration_points": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("point_index", "INTEGER"),
+        ("point", "VARCHAR"), ("best_match", "VARCHAR"), ("best_cosine", "DOUBLE"),
+    ],
+    "calibrated_summaries": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("threshold", "DOUBLE"),
+        ("calibrated_summary", "VARCHAR"), ("n_points", "INTEGER"), ("n_removed", "INTEGER"),
+    ],
+    # 8. Module C: open-set concepts and word counts of S_h^c
+    "open_concepts": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("word", "VARCHAR"),
+        ("pos", "VARCHAR"), ("count", "INTEGER"),
+    ],
+    "pos_counts": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("n_nouns", "INTEGER"),
+        ("n_adjectives", "INTEGER"), ("n_verbs", "INTEGER"), ("n_prepositions", "INTEGER"),
+        ("summary_words", "INTEGER"), ("n_basic_adjectives", "INTEGER"), ("n_open_adjectives", "INTEGER"),
+    ],
+    "adjective_checks": [("adjective", "VARCHAR"), ("accepted", "BOOLEAN"), ("answer", "VARCHAR")],
+    # 9. analyses
+    "lastlayer_accuracy": [
+        ("model", "VARCHAR"), ("method", "VARCHAR"), ("similarity", "VARCHAR"), ("top1", "DOUBLE"),
+        ("top5", "DOUBLE"), ("concept_cosine", "DOUBLE"), ("n_neurons", "INTEGER"),
+    ],
+    "pruning_summary": [
+        ("model", "VARCHAR"), ("method", "VARCHAR"), ("mean_pruned", "DOUBLE"), ("delta_a", "DOUBLE"),
+        ("delta_r", "DOUBLE"), ("delta_a_minus_r", "DOUBLE"), ("n_concepts", "INTEGER"),
+    ],
+    "pruning_per_class": [
+        ("model", "VARCHAR"), ("method", "VARCHAR"), ("target_concept", "VARCHAR"), ("class_name", "VARCHAR"),
+        ("delta_logit", "DOUBLE"), ("n_pruned", "INTEGER"),
+    ],
+    "feature_importance": [
+        ("model", "VARCHAR"), ("criterion", "VARCHAR"), ("percent", "DOUBLE"), ("seed", "INTEGER"),
+        ("accuracy", "DOUBLE"), ("n_pruned", "INTEGER"),
+    ],
+    "adjective_stats": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("block", "INTEGER"), ("mean_adjectives", "DOUBLE"),
+        ("n_neurons", "INTEGER"),
+    ],
+    "top_adjectives": [("model", "VARCHAR"), ("adjective", "VARCHAR"), ("n_neurons", "INTEGER"), ("rank", "INTEGER")],
+    "cluster_elbow": [("k", "INTEGER"), ("inertia", "DOUBLE")],
+    "caption_sentences": [
+        ("clip_id", "INTEGER"), ("sentence_index", "INTEGER"), ("sentence", "VARCHAR"), ("cluster", "INTEGER"),
+    ],
+    "cluster_words": [("cluster", "INTEGER"), ("word", "VARCHAR"), ("weight", "DOUBLE"), ("n_sentences", "INTEGER")],
+    "interpretability": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("block", "INTEGER"), ("tau", "INTEGER"),
+        ("pct_uninterpretable", "DOUBLE"), ("n_neurons", "INTEGER"),
+    ],
+    "acoustic_check": [
+        ("model", "VARCHAR"), ("adjective", "VARCHAR"), ("has_adjective", "BOOLEAN"), ("n_neurons", "INTEGER"),
+        ("mean_amplitude", "DOUBLE"), ("mean_median_frequency_hz", "DOUBLE"),
+    ],
+}
+
+# Bookkeeping tables (no step_id).
+BOOK_TABLES: dict[str, list[tuple[str, str]]] = {
+    "runs": [
+        ("run_id", "VARCHAR"), ("config_name", "VARCHAR"), ("config_json", "VARCHAR"), ("config_hash", "VARCHAR"),
+        ("code_version", "VARCHAR"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"), ("status", "VARCHAR"),
+    ],
+    "steps": [
+        ("step_id", "VARCHAR"), ("run_id", "VARCHAR"), ("stage", "VARCHAR"), ("scope", "VARCHAR"),
+        ("params_json", "VARCHAR"), ("fingerprint", "VARCHAR"), ("code_version", "VARCHAR"),
+        ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"), ("n_rows", "BIGINT"),
+    ],
+    # shared LLM answer cache: key = sha256(sorted clip ids or prompt, template, backend, model, sampling)
+    "llm_cache": [
+        ("cache_key", "VARCHAR"), ("prompt", "VARCHAR"), ("response", "VARCHAR"), ("backend", "VARCHAR"),
+        ("llm_model", "VARCHAR"), ("params_json", "VARCHAR"), ("created_at", "TIMESTAMP"),
+    ],
+}
+
+PRIMARY_KEYS = {"runs": ("run_id",), "steps": ("step_id",), "llm_cache": ("cache_key",)}
+# indexes that keep the app's lookups fast on a paper-scale database
+INDEXES = {
+    "activations": ("model", "layer", "neuron"),
+    "extremes": ("model", "layer", "neuron"),
+    "summaries": ("model", "layer", "neuron"),
+    "closed_concepts": ("model", "layer", "neuron"),
+    "calibration_points": ("model", "layer", "neuron"),
+    "open_concepts": ("word",),
+    "steps": ("stage", "scope"),
+}
+
+TABLES: dict[str, list[tuple[str, str]]] = {
+    **BOOK_TABLES,
+    **{name: [("step_id", "VARCHAR"), *cols] for name, cols in RESULT_TABLES.items()},
+}
+
+
+def columns(table: str) -> list[str]:
+    """Ordered column names of ``table`` (KeyError for an unknown table)."""
+    return [c for c, _ in TABLES[table]]
+
+
+def create_statements() -> list[str]:
+    """DDL for every table and index, idempotent (CREATE ... IF NOT EXISTS)."""
+    out = []
+    for name, cols in TABLES.items():
+        body = ", ".join(f'"{c}" {t}' for c, t in cols)
+        pk = PRIMARY_KEYS.get(name)
+        if pk:
+            body += ", PRIMARY KEY (" + ", ".join(pk) + ")"
+        out.append(f'CREATE TABLE IF NOT EXISTS "{name}" ({body})')
+    for name, cols in INDEXES.items():
+        out.append(f'CREATE INDEX IF NOT EXISTS "idx_{name}" ON "{name}" ({", ".join(cols)})')
+    return out

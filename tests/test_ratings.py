@@ -1,0 +1,102 @@
+"""RatingsStore: validation, durability, latest-wins reads, concurrent threads and processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from and_engine.store.ratings import RatingError, RatingsLockedError, RatingsStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_WRITER = """
+import sys
+from and_engine.store.ratings import RatingsStore
+store = RatingsStore(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    store.add_rating(sys.argv[2], "m", "l", i, "DB", "desc", 1 + i % 5)
+"""
+
+
+def test_rating_roundtrip_and_latest_wins(tmp_path):
+    store = RatingsStore(tmp_path / "r.duckdb")
+    store.add_rating("ann", "yamnet", "b1", 3, "DB", "dog barking", 2, position=1)
+    store.add_rating("ann", "yamnet", "b1", 3, "DB", "dog barking", 5, position=1)
+    store.add_rating("ann", "yamnet", "b1", 3, "TAB", "dog", 4)
+    store.add_summary("ann", "yamnet", "b1", 3, "  dogs bark loudly ")
+    again = RatingsStore(tmp_path / "r.duckdb")  # durable: a new store sees committed rows
+    latest = again.ratings()
+    assert len(latest) == 2
+    assert latest.set_index("method").loc["DB", "rating"] == 5
+    assert len(again.ratings(latest_only=False)) == 3
+    assert again.summaries()["text"].tolist() == ["dogs bark loudly"]
+    assert again.rated_neurons("ann") == {("yamnet", "b1", 3)}
+    assert again.rated_neurons("bob") == set()
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"rating": 0}, "rating"), ({"rating": 6}, "rating"), ({"rating": True}, "rating"),
+    ({"method": "ICL"}, "method"), ({"rater": " "}, "rater"),
+])
+def test_bad_rating_is_rejected(tmp_path, kwargs, field):
+    store = RatingsStore(tmp_path / "r.duckdb")
+    args = {"rater": "ann", "model": "m", "layer": "l", "neuron": 0, "method": "DB", "description": "d",
+            "rating": 3, **kwargs}
+    with pytest.raises(RatingError, match=field):
+        store.add_rating(**args)
+    with pytest.raises(RatingError, match="summary text"):
+        store.add_summary("ann", "m", "l", 0, "   ")
+
+
+def test_concurrent_threads_lose_nothing(tmp_path):
+    store = RatingsStore(tmp_path / "r.duckdb")
+    errors: list[BaseException] = []
+
+    def rate(rater: str) -> None:
+        try:
+            for i in range(25):
+                store.add_rating(rater, "m", "l", i, "SUMMARY", "text", 1 + i % 5)
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rate, args=(f"rater{k}",)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.ratings(latest_only=False)) == 150
+    assert store.ratings().groupby("rater").size().tolist() == [25] * 6
+
+
+def test_two_processes_lose_nothing(tmp_path):
+    path = tmp_path / "r.duckdb"
+    RatingsStore(path)
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), f"p{k}", "30"], cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True) for k in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    df = RatingsStore(path).ratings(latest_only=False)
+    assert sorted(df.groupby("rater").size().items()) == [("p0", 30), ("p1", 30)]
+
+
+def test_lock_held_too_long_gives_clear_error(tmp_path):
+    path = tmp_path / "r.duckdb"
+    RatingsStore(path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('ok', flush=True);"
+         " time.sleep(30)", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        with pytest.raises(RatingsLockedError, match="stayed locked"):
+            RatingsStore(path, retry_s=0.5)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert isinstance(duckdb.connect(str(path)).execute("SELECT count(*) FROM ratings").fetchone()[0], int)
