@@ -42,9 +42,13 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
         data, rate = sf.read(str(path), dtype="float64", always_2d=True)
     except Exception as sf_exc:  # libsndfile could not read it: try librosa/audioread (mp3 on old builds)
         try:
+            import warnings
+
             import librosa
 
-            mono, rate = librosa.load(str(path), sr=None, mono=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mono, rate = librosa.load(str(path), sr=None, mono=False)
             data = np.atleast_2d(mono).T.astype(np.float64)
         except Exception:
             raise AudioIssue(path, f"unreadable or unsupported audio ({str(sf_exc).splitlines()[0][:120]})") from None

@@ -133,6 +133,12 @@ class AnalysesConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     closed_top_n_for_pruning: int = 3
     basic_adjectives: tuple[str, ...] = ("high-pitched", "high-quality", "clear", "loud")
+    sentence_encoder: str = "minilm"  # caption-sentence clusters and the concept cosine of Table 2
+    pruning_similarity: str = "best"  # DB/TAB selection: "best" = best last-layer top-1 per method, or a name
+    prune_classifier: bool = False  # pruning / feature importance may also zero classifier units
+    acoustic_adjectives: tuple[str, ...] = ("loud", "high-pitched")  # Appendix C checks
+    top_adjectives_n: int = 20  # Figure 3 / 9 histogram length
+    cluster_words_n: int = 40  # words kept per cluster for the word clouds
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ def closed_neurons(
     require_columns(closed_concepts, ("layer", "neuron", "method", "similarity", "rank", "concept"), "closed_concepts")
     cc = closed_concepts[closed_concepts["method"].astype(str).str.upper() == method]
     sims = sorted(cc["similarity"].astype(str).unique())
+    if not sims:
+        raise AnalysisInputError(f"closed_concepts holds no {method} rows")
     if similarity is None:
         if len(sims) > 1:
             raise AnalysisInputError(f"closed_concepts holds {method} with similarities {sims}: pass similarity=")

@@ -30,13 +30,11 @@ def safe_audio_path(root: str | Path, rel_path: str) -> Path:
     return target
 
 
-def load_clip(root: str | Path, rel_path: str, sample_rate: int = 16000, seconds: float | None = None) -> np.ndarray:
-    """Decode one clip (safely resolved) -> (n_samples,) float32 mono at ``sample_rate``, optionally trimmed."""
-    import librosa  # lazy: only the Neuron / Human evaluation pages decode audio
+def load_clip(root: str | Path, rel_path: str, sample_rate: int = 16000, seconds: float = 5.0) -> np.ndarray:
+    """Decode one clip (safely resolved) -> (round(sample_rate * seconds),) float32 mono, as the build saw it."""
+    from and_engine.audio import load_clip as decode  # the engine's decoder: same mono / resample / length
 
-    path = safe_audio_path(root, rel_path)
-    wave, _ = librosa.load(str(path), sr=sample_rate, mono=True, duration=seconds)
-    return wave.astype(np.float32, copy=False)
+    return decode(safe_audio_path(root, rel_path), sample_rate, seconds)
 
 
 def spectrogram(wave: np.ndarray, sample_rate: int, n_mels: int = 64, hop: int = 160) -> np.ndarray:

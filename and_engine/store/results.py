@@ -107,7 +107,7 @@ class ResultsStore:
         where = " AND ".join(f'"{c}" = ?' for c in filters)
         sql = f'SELECT count(*) FROM "{_table(table)}"' + (f" WHERE {where}" if where else "")
         with self._lock:
-            return int(self.con.execute(sql, list(filters.values())).fetchone()[0])
+            return int(self.con.execute(sql, list(filters.values())).fetchall()[0][0])
 
     def read_activations(self, model: str, layer: str) -> np.ndarray:
         """-> (n_clips, n_neurons) float32 activation matrix of one layer (rows in clip_id order)."""
@@ -128,8 +128,8 @@ class ResultsStore:
         with self._lock:
             row = self.con.execute(
                 'SELECT "fingerprint" FROM "steps" WHERE "stage" = ? AND "scope" = ?', [stage, scope_key(scope)]
-            ).fetchone()
-        return row[0] if row else None
+            ).fetchall()
+        return row[0][0] if row else None
 
     # ---------- writes ----------
     def commit_step(self, run_id: str, stage: str, scope: Mapping[str, Any], params: Mapping[str, Any],
@@ -176,7 +176,7 @@ class ResultsStore:
                    status: str, finished: bool = False) -> None:
         """Insert or update the ``runs`` row of this build."""
         with self._lock:
-            exists = self.con.execute('SELECT 1 FROM "runs" WHERE "run_id" = ?', [run_id]).fetchone()
+            exists = self.con.execute('SELECT 1 FROM "runs" WHERE "run_id" = ?', [run_id]).fetchall()
             if exists:
                 self.con.execute('UPDATE "runs" SET "status" = ?, "finished_at" = ? WHERE "run_id" = ?',
                                  [status, _now() if finished else None, run_id])

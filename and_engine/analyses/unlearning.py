@@ -1,0 +1,82 @@
+"""Table 4 over every class of a model: the paper's audio machine-unlearning experiment (section 4.3).
+
+For each method and each class with held-out clips as the target concept: select neurons
+(``pruning.select_neurons``), zero them, measure the true-class logit change on the held-out clips,
+then average (``pruning.table4``). Also the helpers that decide which clips / layers take part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from and_engine.analyses.common import AnalysisInputError, normalise_name, require_columns
+from and_engine.analyses.pruning import batched_logits, evaluate_pruning, select_neurons, table4
+
+
+def heldout_labels(clips: pd.DataFrame, class_names: Sequence[str], fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clips of ``fold`` -> ((n,) clip ids, (n,) class indices into ``class_names``).
+
+    Raises AnalysisInputError when the fold is empty or a held-out label is not one of the classes.
+    """
+    require_columns(clips, ("clip_id", "label", "fold"), "clips")
+    held = clips[clips["fold"] == fold].sort_values("clip_id")
+    if held.empty:
+        raise AnalysisInputError(f"no clip in held-out fold {fold}")
+    index = {normalise_name(c): i for i, c in enumerate(class_names)}
+    labels = held["label"].map(lambda s: index.get(normalise_name(s), -1)).to_numpy(np.int64)
+    if (labels < 0).any():
+        unknown = sorted(set(held["label"][labels < 0].astype(str)))
+        raise AnalysisInputError(f"held-out labels {unknown[:5]} are not among the model's classes")
+    return held["clip_id"].to_numpy(np.int64), labels
+
+
+def candidate_layers(layers: pd.DataFrame, include_classifier: bool = False) -> dict[str, int]:
+    """``layers`` rows of one model -> {layer: n_neurons} of the layers pruning may touch.
+
+    Default: every dissected layer except the classifier (the paper prunes AST's hidden linear layers;
+    zeroing an output unit would trivially erase its class).
+    """
+    require_columns(layers, ("layer", "kind", "n_neurons"), "layers")
+    keep = layers if include_classifier else layers[layers["kind"] != "classifier"]
+    if keep.empty:
+        raise AnalysisInputError("no candidate layer for pruning (only a classifier was dissected)")
+    return {str(r.layer): int(r.n_neurons) for r in keep.itertuples()}
+
+
+def run_table4(
+    model, waveforms: np.ndarray, labels: np.ndarray, class_names: Sequence[str], closed_concepts: pd.DataFrame,
+    open_concepts: pd.DataFrame, layer_sizes: dict[str, int], similarities: Mapping[str, str | None],
+    model_name: str, methods: Sequence[str] = ("OCP", "DB", "TAB", "random"), top_n: int = 3, seed: int = 0,
+    batch_size: int = 16, progress=None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every method x every class with held-out clips -> (``pruning_summary``, ``pruning_per_class``).
+
+    ``waveforms`` (n, samples) held-out clips, ``labels`` (n,) class indices. ``similarities``: the
+    similarity function used for DB / TAB selection. Random uses OCP's count for the same class and the
+    seed ``seed + class index``. ``progress``: optional callable(n=1) after each pruned forward pass.
+    """
+    targets = [class_names[c] for c in sorted(set(int(x) for x in labels))]
+    if not targets:
+        raise AnalysisInputError(f"{model_name}: no held-out clip to evaluate pruning on")
+    baseline = batched_logits(model, waveforms, batch_size)
+    summaries, per_class = [], []
+    for method in methods:
+        results = {}
+        for concept in targets:
+            n_random = None
+            if method == "random":
+                n_random = sum(len(v) for v in select_neurons(
+                    "OCP", concept, closed_concepts, open_concepts, layer_sizes).values())
+            sel = select_neurons(method, concept, closed_concepts, open_concepts, layer_sizes, top_n=top_n,
+                                 seed=seed + list(class_names).index(concept), n_random=n_random,
+                                 similarity=similarities.get(method))
+            results[concept] = evaluate_pruning(model, waveforms, labels, sel, batch_size, baseline_logits=baseline)
+            if progress is not None:
+                progress(1)
+        s, p = table4(results, list(class_names), model_name, method)
+        summaries.append(s)
+        per_class.append(p)
+    return pd.concat(summaries, ignore_index=True), pd.concat(per_class, ignore_index=True)

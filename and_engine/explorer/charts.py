@@ -1,0 +1,93 @@
+"""Chart helpers: query-layer DataFrames / arrays -> plotly figures (and word-cloud images) for the pages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+_LAYOUT = {"margin": {"l": 40, "r": 10, "t": 40, "b": 40}, "height": 320}
+
+
+def _fig(title: str, **layout: object) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, **{**_LAYOUT, **layout})
+    return fig
+
+
+def per_block_lines(df: pd.DataFrame, value: str, title: str, y_title: str) -> go.Figure:
+    """Figure 5 / 6: ``value`` per block, one line per model (mean over the block's layers)."""
+    fig = _fig(title, xaxis_title="block", yaxis_title=y_title)
+    if df.empty:
+        return fig
+    grouped = df.groupby(["model", "block"], as_index=False)[value].mean()
+    for model, g in grouped.groupby("model"):
+        fig.add_trace(go.Scatter(x=g["block"], y=g[value], mode="lines+markers", name=str(model)))
+    return fig
+
+
+def word_bars(df: pd.DataFrame, word: str, count: str, title: str) -> go.Figure:
+    """Horizontal histogram of words (most frequent on top)."""
+    fig = _fig(title, height=max(240, 22 * len(df) + 80), xaxis_title="neurons")
+    fig.add_trace(go.Bar(x=df[count][::-1], y=df[word][::-1], orientation="h"))
+    return fig
+
+
+def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> go.Figure:
+    """(n_clips,) activations with the top-K / bottom-K clips' activations marked as vertical lines."""
+    fig = _fig("activation over the probing set", xaxis_title="activation", yaxis_title="clips", height=260)
+    fig.add_trace(go.Histogram(x=values, nbinsx=min(60, max(10, len(values) // 5)), name="all clips"))
+    for vals, color, name in ((top, "crimson", "top-K"), (bottom, "royalblue", "bottom-K")):
+        for i, v in enumerate(vals):
+            fig.add_vline(x=float(v), line_color=color, line_width=1.5, opacity=0.8)
+        fig.add_trace(go.Scatter(x=list(vals), y=[0] * len(vals), mode="markers", name=name,
+                                 marker={"color": color, "symbol": "triangle-up", "size": 10}))
+    return fig
+
+
+def spectrogram_overlay(spec: np.ndarray, overlay: np.ndarray | None, duration_s: float, title: str) -> go.Figure:
+    """(mels, frames) dB spectrogram in grey with the neuron's (mels, frames) map in colour on top."""
+    fig = _fig(title, height=220, xaxis_title="seconds", yaxis_title="mel bin", showlegend=False)
+    t = np.linspace(0, duration_s, spec.shape[1])
+    fig.add_trace(go.Heatmap(z=spec, x=t, colorscale="gray", showscale=False, hoverinfo="skip"))
+    if overlay is not None:
+        fig.add_trace(go.Heatmap(z=overlay, x=t, colorscale="Hot", opacity=0.45, showscale=True,
+                                 colorbar={"title": "act", "len": 0.8}, name="neuron map"))
+    return fig
+
+
+def per_class_delta(df: pd.DataFrame, title: str) -> go.Figure:
+    """Figure 10: change of each class's true-class logit after pruning; the target class in red."""
+    fig = _fig(title, height=360, yaxis_title="Δ logit", xaxis_tickangle=-60)
+    colors = np.where(df["is_target"], "crimson", "steelblue") if "is_target" in df else "steelblue"
+    fig.add_trace(go.Bar(x=df["class_name"], y=df["delta_logit"], marker_color=colors))
+    return fig
+
+
+def before_after(df: pd.DataFrame, n: int = 8) -> go.Figure:
+    """One clip's class probabilities before / after pruning (the ``n`` most likely before)."""
+    d = df.head(n)
+    fig = _fig("prediction of the chosen clip", barmode="group", yaxis_title="probability", height=300)
+    fig.add_trace(go.Bar(x=d["class_name"], y=d["before"], name="before"))
+    fig.add_trace(go.Bar(x=d["class_name"], y=d["after"], name="after"))
+    return fig
+
+
+def elbow(df: pd.DataFrame, chosen_k: int | None = None) -> go.Figure:
+    """k-means inertia against k, with the chosen k marked."""
+    fig = _fig("elbow curve", xaxis_title="k", yaxis_title="inertia")
+    fig.add_trace(go.Scatter(x=df["k"], y=df["inertia"], mode="lines+markers"))
+    if chosen_k is not None:
+        fig.add_vline(x=chosen_k, line_dash="dash", line_color="crimson")
+    return fig
+
+
+def word_cloud(weights: dict[str, float], width: int = 360, height: int = 220, seed: int = 0) -> np.ndarray:
+    """{word: weight} -> (height, width, 3) uint8 word-cloud image (wordcloud package, seeded layout)."""
+    from wordcloud import WordCloud  # lazy: only the Concepts page draws clouds
+
+    if not weights:
+        raise ValueError("word cloud needs at least one word with a weight")
+    cloud = WordCloud(width=width, height=height, background_color="white", random_state=seed,
+                      prefer_horizontal=0.9).generate_from_frequencies({k: float(v) for k, v in weights.items()})
+    return cloud.to_array()

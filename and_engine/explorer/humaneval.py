@@ -1,0 +1,92 @@
+"""Human evaluation (SPEC section 10, Table 3): sampling, blind descriptions, and the results table.
+
+* ``sample_neuron``: a seeded pick among neurons that have a calibrated summary, skipping rated ones.
+* ``descriptions``: the three blind candidates: DB top concept, TAB top concept, calibrated summary.
+* ``blind_order``: a permutation of the methods seeded by (rater, neuron), so a rerun keeps the order.
+* ``table3``: mean rating per method, and the cosine / BERTScore-style F1 between each rater's written
+  summary and the method's description (``text_similarity``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from and_engine.store.ratings import METHODS
+from and_engine.store.results import ResultsStore
+
+# similarity functions preferred for the DB / TAB description (CLIP-Dissect's default first)
+SIMILARITY_PREFERENCE = ("soft_wpmi", "wpmi", "cos3", "cos", "rank_reorder")
+
+
+def _seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "little")
+
+
+def sample_neuron(store: ResultsStore, rater: str, rated: set[tuple[str, str, int]], model: str | None = None,
+                  pool: int = 64) -> tuple[str, str, int] | None:
+    """-> (model, layer, neuron) for ``rater`` not in ``rated`` (seeded per rater), or None when all are rated."""
+    where, params = ("WHERE model = ?", [model]) if model else ("", [])
+    offset = 0
+    while True:
+        df = store.query_df(
+            f'SELECT model, layer, neuron FROM "calibrated_summaries" {where} '
+            "ORDER BY hash(? || model || '/' || layer || '/' || CAST(neuron AS VARCHAR)) LIMIT ? OFFSET ?",
+            [*params, rater, pool, offset])
+        for r in df.itertuples():
+            key = (str(r.model), str(r.layer), int(r.neuron))
+            if key not in rated:
+                return key
+        if len(df) < pool:
+            return None
+        offset += pool
+
+
+def _top_concept(closed: pd.DataFrame, method: str) -> tuple[str, str] | None:
+    sub = closed[closed["method"].str.upper() == method]
+    for sim in (*SIMILARITY_PREFERENCE, *sorted(sub["similarity"].unique())):
+        best = sub[sub["similarity"] == sim].sort_values("rank")
+        if len(best):
+            return str(best["concept"].iloc[0]), sim
+    return None
+
+
+def descriptions(closed: pd.DataFrame, calibrated_summary: str | None) -> dict[str, str]:
+    """(the neuron's closed_concepts rows, its S_h^c) -> {method: description} for the methods available."""
+    out: dict[str, str] = {}
+    for method in ("DB", "TAB"):
+        hit = _top_concept(closed, method)
+        if hit:
+            out[method] = hit[0].replace("_", " ")
+    if calibrated_summary and calibrated_summary.strip():
+        out["SUMMARY"] = calibrated_summary.strip()
+    return out
+
+
+def blind_order(rater: str, model: str, layer: str, neuron: int, methods: list[str]) -> list[str]:
+    """A permutation of ``methods`` that depends only on (rater, neuron): reruns show the same order."""
+    rng = np.random.default_rng(_seed(rater.strip().lower(), model, layer, int(neuron)))
+    return [methods[i] for i in rng.permutation(len(methods))]
+
+
+def table3(ratings: pd.DataFrame, written: pd.DataFrame, similarity) -> pd.DataFrame:
+    """(latest ratings, latest written summaries, a ``TextSimilarity``) -> Table 3.
+
+    -> method, mean_rating, n_ratings, cosine, bertscore_f1 (similarities over rated neurons whose rater
+    also wrote a summary; NaN when there is none).
+    """
+    rows = []
+    keys = ["rater", "model", "layer", "neuron"]
+    pairs = ratings.merge(written[[*keys, "text"]], on=keys, how="inner") if len(written) else ratings.iloc[:0]
+    for method in METHODS:
+        r = ratings[ratings["method"] == method]
+        p = pairs[pairs["method"] == method] if len(pairs) else pairs
+        cos = bert = float("nan")
+        if len(p):
+            cos = float(np.mean(similarity.cosine(p["text"].tolist(), p["description"].tolist())))
+            bert = float(np.mean(similarity.bertscore_f1(p["text"].tolist(), p["description"].tolist())))
+        rows.append({"method": method, "mean_rating": float(r["rating"].mean()) if len(r) else float("nan"),
+                     "n_ratings": int(len(r)), "cosine": cos, "bertscore_f1": bert, "n_pairs": int(len(p))})
+    return pd.DataFrame(rows)

@@ -1,0 +1,130 @@
+"""Engine functions the app runs live (no streamlit here): calibration at any threshold, and pruning.
+
+* ``recalibrate``: re-apply Module B at a new threshold from the stored points (no re-embedding).
+* ``load_pruning_target``: the model of a results database + its held-out waveforms and labels, built
+  from the run's stored config (``runs.config_json``) and the ``clips`` table; audio read safely.
+* ``live_prune``: select neurons for a concept (``analyses.pruning.select_neurons``), zero them and
+  evaluate (``evaluate_pruning``) -> ΔA, ΔR, per-class changes, accuracy, one clip before / after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from and_engine.config import Config
+
+
+class LiveError(ValueError):
+    """A live request cannot be served (unknown model / concept, no held-out clips); the message says why."""
+
+
+def recalibrate(points: pd.DataFrame, threshold: float) -> tuple[pd.DataFrame, str]:
+    """Module B at ``threshold``: points (point_index, point, best_match, best_cosine) -> (points + ``removed``,
+    calibrated summary S_h^c = the kept points joined in order). A point is removed when cosine > threshold."""
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise LiveError(f"calibration threshold must be in [0, 1], got {threshold}")
+    missing = {"point_index", "point", "best_cosine"} - set(points.columns)
+    if missing:
+        raise LiveError(f"calibration points lack column(s) {sorted(missing)}")
+    out = points.sort_values("point_index").reset_index(drop=True)
+    out["removed"] = out["best_cosine"].astype(float).fillna(-1.0) > float(threshold)
+    kept = out.loc[~out["removed"], "point"].astype(str).str.strip()
+    return out, " ".join(p if p.endswith((".", "!", "?")) else p + "." for p in kept if p)
+
+
+def audio_root(config: Config) -> Path:
+    """The probing set's root folder (where ``clips.rel_path`` is relative to) for a build's config."""
+    path = config.resolve(config.probing_set.path)
+    return path.parent if config.probing_set.kind == "csv" else path
+
+
+@dataclass
+class PruningTarget:
+    """A loaded target model with its held-out clips (what live pruning evaluates on)."""
+
+    model: object  # and_engine.models.base.TargetModel
+    waveforms: np.ndarray  # (n_heldout, n_samples) float32 at model.sample_rate
+    labels: np.ndarray  # (n_heldout,) class indices into model.class_names
+    clips: pd.DataFrame  # the held-out clips' rows (clip_id, rel_path, label, ...)
+    baseline_logits: np.ndarray  # (n_heldout, n_classes) unpruned logits, computed once
+
+
+def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame) -> PruningTarget:
+    """Load ``model_name`` of a build (trained variants from the checkpoint cache) and decode its held-out fold.
+
+    ``clips``: the database's ``clips`` table. Labels not among the model's classes are left out.
+    """
+    from and_engine.models.registry import load_target_model  # lazy: torch and model code
+    from and_engine.probing import ProbingSet
+
+    cfgs = {m.name: m for m in config.models}
+    if model_name not in cfgs:
+        raise LiveError(f"model {model_name!r} is not in this build's config (has {sorted(cfgs)})")
+    root = audio_root(config)
+    ps = ProbingSet(root=root.resolve(), clips=clips.reset_index(drop=True),
+                    issues=pd.DataFrame(columns=["rel_path", "reason"]))
+    seconds = config.probing_set.clip_seconds
+    model = load_target_model(cfgs[model_name], config, ps, lambda sr: ps.load_waveforms(sr, seconds))
+    index = {c: i for i, c in enumerate(model.class_names)}
+    held = clips[(clips["fold"] == config.probing_set.heldout_fold) & clips["label"].isin(index)]
+    if held.empty:
+        raise LiveError(f"no held-out clips (fold {config.probing_set.heldout_fold}) with a class of {model_name!r}")
+    held = held.sort_values("clip_id").reset_index(drop=True)
+    waves = ps.load_waveforms(model.sample_rate, seconds, clip_ids=held["clip_id"].tolist())
+    return PruningTarget(model, waves, held["label"].map(index).to_numpy(np.int64), held,
+                         np.asarray(model.logits(waves), dtype=np.float64))
+
+
+@dataclass
+class LivePruning:
+    """The outcome of one live pruning request."""
+
+    neurons: dict[str, list[int]]  # {layer: pruned neuron ids}
+    per_layer: pd.DataFrame  # layer, n_pruned
+    per_class: pd.DataFrame  # class_name, delta_logit (mean change of the true-class logit), is_target
+    delta_a: float  # change on the target class's clips
+    delta_r: float  # mean change on the other classes
+    accuracy_before: float
+    accuracy_after: float
+    clip_probs: pd.DataFrame  # class_name, before, after: softmax of the chosen clip, sorted by ``before``
+
+
+def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.DataFrame, opened: pd.DataFrame,
+               layer_sizes: dict[str, int], clip_row: int = 0, similarity: str | None = None, top_n: int = 3,
+               seed: int = 0, enabled: bool = True) -> LivePruning:
+    """Prune the neurons ``method`` ties to ``concept`` (nothing when ``enabled`` is False) and measure."""
+    from and_engine.analyses.pruning import evaluate_pruning, select_neurons
+    from and_engine.models.base import pruned
+
+    names = list(target.model.class_names)
+    if concept not in names:
+        raise LiveError(f"target concept {concept!r} is not a class of {target.model.name!r}")
+    if not 0 <= clip_row < len(target.waveforms):
+        raise LiveError(f"clip row {clip_row} outside the {len(target.waveforms)} held-out clips")
+    neurons = (select_neurons(method, concept, closed, opened, layer_sizes, top_n=top_n, seed=seed,
+                              similarity=similarity) if enabled else {})
+    neurons = {k: v for k, v in neurons.items() if v}
+    res = evaluate_pruning(target.model, target.waveforms, target.labels, neurons,
+                           baseline_logits=target.baseline_logits)
+    t = names.index(concept)
+    d = res.per_class_delta
+    others = np.delete(d, t)
+    others = others[~np.isnan(others)]
+    per_class = pd.DataFrame({"class_name": names, "delta_logit": d, "is_target": np.arange(len(names)) == t})
+    with pruned(target.model, neurons):
+        after = np.asarray(target.model.logits(target.waveforms[clip_row:clip_row + 1]), dtype=np.float64)[0]
+    probs = pd.DataFrame({"class_name": names, "before": _softmax(target.baseline_logits[clip_row]),
+                          "after": _softmax(after)}).sort_values("before", ascending=False, ignore_index=True)
+    return LivePruning(neurons, pd.DataFrame({"layer": list(neurons), "n_pruned": [len(v) for v in neurons.values()]}),
+                       per_class.dropna(subset=["delta_logit"]), float(d[t]),
+                       float(others.mean()) if len(others) else float("nan"),
+                       res.accuracy_before, res.accuracy_after, probs)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - np.max(x))
+    return e / e.sum()

@@ -1,0 +1,197 @@
+"""Step 9 (analyses): the paper's experiments from the stored dissection, one step per (analysis, model).
+
+Stages: ``clusters`` (global: caption sentences, K-means, elbow, word weights), and per model
+``lastlayer``, ``pruning`` (Table 4 + Figure 10), ``feature_importance`` (Figure 4), ``adjectives``
+(Figure 5 + top-20), ``interpretability`` (Figure 6) and ``acoustic_check`` (Appendix C). Analyses that
+need the model's classes to be the probing labels (last layer, pruning, feature importance) are skipped,
+with a log line, for a model whose classes are not (pretrained YAMNet's 521 AudioSet outputs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from and_engine.analyses import adjectives, clusters
+from and_engine.analyses.acoustic_check import acoustic_check
+from and_engine.analyses.common import AnalysisInputError, normalise_name
+from and_engine.analyses.feature_importance import criteria, feature_importance
+from and_engine.analyses.lastlayer import best_similarity, lastlayer_accuracy, missing_classes
+from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
+from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
+
+
+def _encoder(ctx: BuildContext):
+    name = ctx.config.analyses.sentence_encoder
+    key = f"analyses_text_encoder:{name}"
+    if key not in ctx.objects:
+        from and_engine.backends.text_encoders import make_text_encoder
+
+        ctx.objects[key] = make_text_encoder(name)
+    return ctx.objects[key]
+
+
+def _upstream_for(ctx: BuildContext, upstream: dict[str, str], model: str | None) -> list[str]:
+    """Upstream fingerprints a step depends on: all, minus those keyed by another configured model."""
+    others = [m.name for m in ctx.config.models if m.name != model]
+    return [fp for key, fp in sorted(upstream.items()) if not any(o in key.split(":") for o in others)]
+
+
+def _concept_set(ctx: BuildContext, closed: pd.DataFrame) -> list[str]:
+    """The configured concept set D_c: the probing labels, or (other sets) every concept Module A stored."""
+    if ctx.config.module_a.concept_set == "probing-labels":
+        return probing_set(ctx).class_names
+    return sorted(closed["concept"].astype(str).unique())
+
+
+def _model_info(ctx: BuildContext, model: str) -> tuple[list[str], int, pd.DataFrame]:
+    """(class names, held-out fold, layers rows) of a model from the store."""
+    info = ctx.store.read("models", model=model)
+    if info.empty:
+        raise AnalysisInputError(f"model {model!r} is not in the models table (run the models step first)")
+    row = info.iloc[0]
+    fold = row["heldout_fold"]
+    fold = ctx.config.probing_set.heldout_fold if pd.isna(fold) else int(fold)
+    layers = ctx.store.read("layers", model=model, order_by=["layer_index"])
+    return [str(c) for c in row["class_names"]], fold, layers
+
+
+def _classes_are_labels(ctx: BuildContext, classes: list[str]) -> bool:
+    labels = {normalise_name(c) for c in probing_set(ctx).class_names}
+    return bool(classes) and {normalise_name(c) for c in classes} == labels
+
+
+def _cluster_step(ctx: BuildContext, up: list[str]) -> tuple[str, pd.DataFrame]:
+    cfg = ctx.config.analyses
+    params = {"n_clusters": cfg.n_clusters, "elbow_max_k": cfg.elbow_max_k, "seed": ctx.config.run.seed,
+              "cluster_words_n": cfg.cluster_words_n, "encoder": _encoder(ctx).describe()}
+    state: dict = {}
+
+    def compute():
+        sents = clusters.caption_sentences(ctx.store.read("captions", order_by=["clip_id"]))
+        emb = _encoder(ctx).encode(sents["sentence"].tolist())
+        labels, elbow = clusters.kmeans_clusters(emb, cfg.n_clusters, ctx.config.run.seed, cfg.elbow_max_k)
+        sents = sents.assign(cluster=labels)
+        n_found = len(np.unique(labels))
+        if n_found < cfg.n_clusters:
+            ctx.progress.log(f"clusters: only {n_found} distinct sentence embeddings, k capped from {cfg.n_clusters}")
+        state["sentences"] = sents
+        return {"caption_sentences": sents, "cluster_elbow": elbow,
+                "cluster_words": clusters.cluster_words(sents, cfg.cluster_words_n)}
+
+    fp = run_step(ctx, "clusters", {}, params, up, compute)
+    sents = state.get("sentences")
+    if sents is None:
+        sents = ctx.store.read("caption_sentences", ["clip_id", "cluster"])
+    return fp, sents
+
+
+def _eval_inputs(ctx: BuildContext, model: str, classes: list[str], fold: int):
+    """(TargetModel, held-out waveforms (n, samples), labels (n,)) for a trained variant."""
+    from and_engine.pipeline.steps_models import get_target_model
+
+    target = get_target_model(ctx, model)
+    clip_ids, labels = heldout_labels(probing_set(ctx).clips, classes, fold)
+    return target, waveforms(ctx, target.sample_rate)[clip_ids], labels
+
+
+def _similarities(ctx: BuildContext, lastlayer: pd.DataFrame | None, closed: pd.DataFrame) -> dict[str, str]:
+    """Similarity function per closed-set method for pruning: the configured one or the best of Table 2."""
+    wanted = ctx.config.analyses.pruning_similarity
+    out = {}
+    for method in ("DB", "TAB"):
+        stored = sorted(closed.loc[closed["method"].astype(str).str.upper() == method, "similarity"].astype(str).unique())
+        if not stored:
+            continue
+        best = best_similarity(lastlayer, method) if lastlayer is not None and wanted == "best" else None
+        out[method] = best or (wanted if wanted in stored else stored[0])
+    return out
+
+
+def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, layers: pd.DataFrame,
+                up: list[str], base: dict) -> dict[str, str]:
+    """Last-layer accuracy, Table 4 pruning and Figure 4 feature importance of a trained variant."""
+    cfg, scope, out = ctx.config.analyses, {"model": model}, {}
+    closed = ctx.store.read("closed_concepts", model=model)
+    lastlayer = None
+    head = layers[layers["kind"] == "classifier"]
+    head_rows = closed[closed["layer"].isin(head["layer"])] if len(head) else closed.iloc[0:0]
+    concept_set = _concept_set(ctx, closed)
+    if head_rows.empty or missing_classes(classes, concept_set):
+        ctx.progress.log(f"analyses: {model}: no closed-set concepts of the classifier, or classes outside the "
+                         "concept set -> last-layer accuracy skipped")
+    else:
+        params = {**base, "encoder": _encoder(ctx).describe(), "concept_set": concept_set}
+        out["lastlayer"] = run_step(ctx, "lastlayer", scope, params, up, lambda: {
+            "lastlayer_accuracy": lastlayer_accuracy(head_rows, classes, concept_set, _encoder(ctx), model)})
+        lastlayer = ctx.store.read("lastlayer_accuracy", model=model)
+    sims = _similarities(ctx, lastlayer, closed)
+    methods = ["OCP", *sims, "random"]
+    sizes = candidate_layers(layers, cfg.prune_classifier)
+    params = {**base, "similarities": sims, "methods": methods, "batch_size": ctx.config.activations.batch_size}
+    bs = ctx.config.activations.batch_size
+
+    def pruning():
+        target, wav, labels = _eval_inputs(ctx, model, classes, fold)
+        opened = ctx.store.read("open_concepts", model=model)
+        with ctx.progress.bar(len(methods) * len(set(labels.tolist())), f"pruning {model}") as bar:
+            summary, per_class = run_table4(target, wav, labels, classes, closed, opened, sizes, sims, model,
+                                            methods, cfg.closed_top_n_for_pruning, ctx.config.run.seed, bs, bar.update)
+        return {"pruning_summary": summary, "pruning_per_class": per_class}
+
+    out["pruning"] = run_step(ctx, "pruning", scope, params, up, pruning)
+
+    def importance():
+        target, wav, labels = _eval_inputs(ctx, model, classes, fold)
+        total = len(criteria(cfg.basic_adjectives)) * len(cfg.prune_percents) * len(cfg.seeds)
+        with ctx.progress.bar(total, f"feature importance {model}") as bar:
+            return {"feature_importance": feature_importance(
+                target, wav, labels, ctx.store.read("pos_counts", model=model),
+                ctx.store.read("open_concepts", model=model), sizes, model, cfg.prune_percents, cfg.seeds,
+                cfg.basic_adjectives, bs, bar.update)}
+
+    out["feature_importance"] = run_step(ctx, "feature_importance", scope, params, up, importance)
+    return out
+
+
+def _model_steps(ctx: BuildContext, model: str, up: list[str], membership: np.ndarray) -> dict[str, str]:
+    cfg = ctx.config.analyses
+    classes, fold, layers = _model_info(ctx, model)
+    read = ctx.store.read
+    out: dict[str, str] = {}
+    scope = {"model": model}
+    base = {"cfg": dataclasses.asdict(cfg), "seed": ctx.config.run.seed, "fold": fold}
+
+    out["adjectives"] = run_step(ctx, "adjectives", scope, base, up, lambda: {
+        "adjective_stats": adjectives.adjective_stats(read("open_concepts", model=model), read("pos_counts", model=model),
+                                                      layers, model),
+        "top_adjectives": adjectives.top_adjectives(read("open_concepts", model=model), model, cfg.top_adjectives_n)})
+    out["interpretability"] = run_step(ctx, "interpretability", scope, base, up, lambda: {
+        "interpretability": clusters.interpretability(read("extremes", ["layer", "neuron", "topk_clip_ids"], model=model),
+                                                      layers, membership, cfg.taus, model)})
+    out["acoustic_check"] = run_step(ctx, "acoustic_check", scope, base, up, lambda: {"acoustic_check": acoustic_check(
+        read("open_concepts", model=model), read("pos_counts", model=model),
+        read("extremes", ["layer", "neuron", "topk_clip_ids"], model=model), read("acoustic_features"), model,
+        cfg.acoustic_adjectives)})
+
+    if not _classes_are_labels(ctx, classes):
+        ctx.progress.log(f"analyses: {model}: its {len(classes)} classes are not the probing labels -> "
+                         "last-layer accuracy, pruning and feature importance skipped")
+        return out
+    out.update(_eval_steps(ctx, model, classes, fold, layers, up, base))
+    return out
+
+
+def run_analyses_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, str]:
+    """Write every analysis table -> upstream plus {"analyses:clusters", "analyses:<name>:<model>", ...}."""
+    out = dict(upstream)
+    fp, sents = _cluster_step(ctx, _upstream_for(ctx, upstream, None))
+    out["analyses:clusters"] = fp
+    membership = clusters.clip_cluster_matrix(sents, len(probing_set(ctx).clips))
+    for m in ctx.config.models:
+        up = [*_upstream_for(ctx, upstream, m.name), fp]
+        for name, step_fp in _model_steps(ctx, m.name, up, membership).items():
+            out[f"analyses:{name}:{m.name}"] = step_fp
+    return out

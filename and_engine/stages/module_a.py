@@ -1,0 +1,115 @@
+"""Module A -- closed-set concepts by DB, TAB and ICL (SPEC section 6) -> ``closed_concepts`` rows.
+
+* DB: ``db_concept_matrix(captions, concepts, encoder)`` P (N, M) = softmax over concepts of 100 cos.
+* TAB: P (N, M) = the audio-text model's cos-like scores (``and_engine.backends.audio_text``), no softmax.
+* ``closed_concepts(u, P, ...)`` scores every neuron with each similarity function and keeps the top-n.
+* ICL: ``icl_closed_concepts(descriptions, ...)`` asks the LLM (paper Table 5 prompt), parses the text
+  after "Answer:" and maps it to the nearest concepts by sentence-embedding cosine (similarity "llm").
+Rows: model, layer, neuron, method, similarity, rank (1 = best), concept, score.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import softmax
+
+from and_engine.backends.llm_answers import clean_answer
+from and_engine.backends.prompts import build_icl_prompt, parse_icl_answer
+from and_engine.stages.concept_sets import concept_text
+from and_engine.stages.similarity import similarity_scores
+
+COLUMNS = ["model", "layer", "neuron", "method", "similarity", "rank", "concept", "score"]
+DB_TEMPERATURE = 100.0  # P = softmax(100 * cos(caption, concept)), as CLIP's logit scale
+SCOPES = ("all", "topk")
+
+
+class ModuleAError(ValueError):
+    """Bad input to Module A (shapes, scope, empty concept set); the message names it."""
+
+
+def db_concept_matrix(captions: Sequence[str], concepts: Sequence[str], encoder) -> np.ndarray:
+    """N captions (clip_id order) + M concepts -> P (N, M) float64 = softmax_c(100 cos(d_i, c))."""
+    if len(captions) == 0 or len(concepts) == 0:
+        raise ModuleAError(f"DB needs captions and concepts, got {len(captions)} and {len(concepts)}")
+    d = encoder.encode([str(c) for c in captions]).astype(np.float64)
+    c = encoder.encode([concept_text(x) for x in concepts]).astype(np.float64)
+    return softmax(DB_TEMPERATURE * (d @ c.T), axis=1)
+
+
+def top_n_rows(scores: np.ndarray, concepts: Sequence[str], top_n: int, **fixed) -> pd.DataFrame:
+    """scores (n, M) -> long rows (neuron, rank 1..top_n, concept, score) + constant ``fixed`` columns."""
+    n, m = scores.shape
+    k = min(top_n, m)
+    idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    frame = pd.DataFrame({
+        "neuron": np.repeat(np.arange(n, dtype=np.int32), k),
+        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
+        "concept": np.asarray(concepts, dtype=object)[idx.ravel()],
+        "score": np.take_along_axis(scores, idx, axis=1).ravel().astype(np.float64),
+    })
+    for col, value in fixed.items():
+        frame[col] = value
+    return frame
+
+
+def closed_concepts(u: np.ndarray, P: np.ndarray, concepts: Sequence[str], *, model: str, layer: str, method: str,
+                    similarities: Sequence[str], top_n: int = 5, scope: str = "all",
+                    topk_ids: np.ndarray | None = None) -> pd.DataFrame:
+    """u (N, n) activations, P (N, M) concept matrix -> top-n concepts per neuron and similarity function.
+
+    ``scope="topk"`` restricts each neuron to its K top clips ``topk_ids`` (n, K) (the paper's code for
+    hidden layers); ``"all"`` uses every clip.
+    """
+    if scope not in SCOPES:
+        raise ModuleAError(f"module_a.db_scope must be one of {SCOPES}, got {scope!r}")
+    if P.shape[1] != len(concepts):
+        raise ModuleAError(f"P has {P.shape[1]} concept columns but {len(concepts)} concepts were given")
+    if scope == "topk" and topk_ids is None:
+        raise ModuleAError("scope 'topk' needs each neuron's top-K clip ids (topk_ids)")
+    if top_n < 1:
+        raise ModuleAError(f"module_a.top_n must be >= 1, got {top_n}")
+    subsets = topk_ids if scope == "topk" else None
+    frames = [top_n_rows(similarity_scores(name, u, P, subsets), concepts, top_n, similarity=name)
+              for name in similarities]
+    out = pd.concat(frames, ignore_index=True)
+    out["model"], out["layer"], out["method"] = model, layer, method
+    return out[COLUMNS]
+
+
+def icl_answer_text(response: str, concepts: Sequence[str]) -> str:
+    """An LLM response -> the answer to map: text after the last "Answer:"; without it, the one concept
+    named verbatim, else the whole cleaned response; "" for an empty or garbage response."""
+    answer = parse_icl_answer(response or "")
+    if answer:
+        return answer
+    cleaned, status = clean_answer(response)
+    if status in ("empty", "garbage") or not cleaned:
+        return ""
+    low = cleaned.lower()
+    named = [c for c in concepts if re.search(rf"\b{re.escape(concept_text(c).lower())}\b", low)]
+    return named[0] if len(named) == 1 else cleaned
+
+
+def icl_closed_concepts(descriptions: pd.DataFrame, concepts: Sequence[str], llm, encoder, *, model: str,
+                        layer: str, top_n: int = 5) -> tuple[pd.DataFrame, int]:
+    """descriptions (neuron, description) -> (closed_concepts rows with method ICL / similarity llm,
+    number of neurons without a usable answer: empty description or empty / garbage response)."""
+    if not {"neuron", "description"} <= set(descriptions.columns):
+        raise ModuleAError("ICL descriptions need columns 'neuron' and 'description'")
+    names = [concept_text(c) for c in concepts]
+    rows = descriptions[descriptions["description"].fillna("").str.strip() != ""]
+    prompts = [build_icl_prompt(names, d) for d in rows["description"]]
+    responses = llm.generate(prompts) if prompts else []
+    answers = [icl_answer_text(r, concepts) for r in responses]
+    keep = [i for i, a in enumerate(answers) if a]
+    n_missing = len(descriptions) - len(keep)
+    if not keep:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS}), n_missing
+    cos = encoder.encode([answers[i] for i in keep]).astype(np.float64) @ encoder.encode(names).astype(np.float64).T
+    out = top_n_rows(cos, concepts, top_n, model=model, layer=layer, method="ICL", similarity="llm")
+    out["neuron"] = rows["neuron"].to_numpy(dtype=np.int32)[keep][out["neuron"].to_numpy()]
+    return out[COLUMNS], n_missing

@@ -1,0 +1,105 @@
+"""Module B -- summary calibration (SPEC section 7): S_h minus the points that S_l also makes.
+
+``calibration_points(summaries, encoder)`` splits S_h / S_l into points, embeds them, and gives every
+S_h point its best match in S_l with the cosine (``calibration_points`` rows). ``calibrate(points, t)``
+re-applies any threshold without re-embedding: a point is removed when its best cosine *exceeds* t
+(strictly greater). ``calibrated_summaries(points, neurons, t)`` -> ``calibrated_summaries`` rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from and_engine.backends.llm_answers import strip_chatter
+
+MIN_POINT_WORDS = 6  # fragments of 5 words or fewer are dropped
+POINT_COLUMNS = ["model", "layer", "neuron", "point_index", "point", "best_match", "best_cosine"]
+SUMMARY_COLUMNS = ["model", "layer", "neuron", "threshold", "calibrated_summary", "n_points", "n_removed"]
+_MARKER = re.compile(r"^\s*(?:\(?\d+[.)]|[-*\u2022]|#+)\s+")
+
+
+class ModuleBError(ValueError):
+    """Bad input to Module B (missing columns, invalid threshold); the message names it."""
+
+
+def split_points(summary: str) -> list[str]:
+    """A summary -> its points: sentences (newline pieces when fewer than 3 sentences), list markers
+    stripped, chatter and fragments of <= 5 words dropped."""
+    from nltk.tokenize import PunktSentenceTokenizer  # needs no downloaded data
+
+    text = strip_chatter(str(summary or ""))
+    pieces = PunktSentenceTokenizer().tokenize(text)
+    if len(pieces) < 3:
+        pieces = [line for p in pieces for line in p.split("\n")]
+    points = []
+    for piece in pieces:
+        point = " ".join(_MARKER.sub("", piece).split())
+        if len(point.split()) >= MIN_POINT_WORDS and strip_chatter(point):
+            points.append(point)
+    return points
+
+
+def _sides(summaries: pd.DataFrame) -> pd.DataFrame:
+    need = {"neuron", "side", "summary"}
+    if not need <= set(summaries.columns):
+        raise ModuleBError(f"summaries need columns {sorted(need)}, got {sorted(summaries.columns)}")
+    bad = set(summaries["side"]) - {"top", "bottom"}
+    if bad:
+        raise ModuleBError(f"summaries.side must be 'top' or 'bottom', got {sorted(bad)}")
+    wide = summaries.pivot_table(index="neuron", columns="side", values="summary", aggfunc="first")
+    return wide.reindex(columns=["top", "bottom"]).fillna("")
+
+
+def calibration_points(summaries: pd.DataFrame, encoder, *, model: str, layer: str) -> pd.DataFrame:
+    """summaries (neuron, side top|bottom, summary) of one layer -> every S_h point with its best S_l match."""
+    wide = _sides(summaries)
+    top = {int(n): split_points(s) for n, s in wide["top"].items()}
+    bottom = {int(n): split_points(s) for n, s in wide["bottom"].items()}
+    texts = sorted({p for pts in (*top.values(), *bottom.values()) for p in pts})
+    emb = dict(zip(texts, encoder.encode(texts).astype(np.float64))) if texts else {}
+    rows = []
+    for neuron, points in top.items():
+        low = bottom[neuron]
+        sims = (np.stack([emb[p] for p in points]) @ np.stack([emb[q] for q in low]).T
+                if points and low else None)
+        for i, point in enumerate(points):
+            j = int(np.argmax(sims[i])) if sims is not None else -1
+            rows.append((model, layer, neuron, i, point, low[j] if j >= 0 else None,
+                         float(sims[i, j]) if j >= 0 else float("nan")))
+    return pd.DataFrame(rows, columns=POINT_COLUMNS).astype({"neuron": "int32", "point_index": "int32"})
+
+
+def _check_threshold(threshold: float) -> float:
+    t = float(threshold)
+    if not np.isfinite(t):
+        raise ModuleBError(f"calibration threshold must be a finite number, got {threshold!r}")
+    return t
+
+
+def calibrate(points: pd.DataFrame, threshold: float) -> str:
+    """One neuron's calibration points -> S_h^c: points (in order) whose best cosine is not > threshold."""
+    t = _check_threshold(threshold)
+    pts = points.sort_values("point_index")
+    kept = pts[~(pts["best_cosine"].to_numpy(dtype=np.float64) > t)]
+    return " ".join(kept["point"])
+
+
+def calibrated_summaries(points: pd.DataFrame, neurons: Sequence[int], threshold: float, *, model: str,
+                         layer: str) -> pd.DataFrame:
+    """Calibration points of a layer + all its neurons -> one S_h^c row per neuron (empty if no points)."""
+    t = _check_threshold(threshold)
+    rows = []
+    groups = dict(tuple(points.groupby("neuron"))) if len(points) else {}
+    for neuron in sorted(int(n) for n in neurons):
+        pts = groups.get(neuron)
+        if pts is None:
+            rows.append((model, layer, neuron, t, "", 0, 0))
+            continue
+        removed = int((pts["best_cosine"].to_numpy(dtype=np.float64) > t).sum())
+        rows.append((model, layer, neuron, t, calibrate(pts, t), len(pts), removed))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).astype(
+        {"neuron": "int32", "n_points": "int32", "n_removed": "int32"})

@@ -1,0 +1,102 @@
+"""ResultsStore: whitelisted identifiers, parameterised values, atomic step commits, LLM cache."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from and_engine.store import schema
+from and_engine.store.results import ResultsStore, StoreError, scope_key
+
+
+def _acts(model: str, layer: str, n_neurons: int, n_clips: int, offset: float = 0.0) -> pd.DataFrame:
+    values = [np.arange(n_clips, dtype=np.float32) * (i + 1) + offset for i in range(n_neurons)]
+    return pd.DataFrame({"model": model, "layer": layer, "neuron": range(n_neurons), "values": values})
+
+
+def _commit(store, scope, tables, fp="fp", stage="activations"):
+    return store.commit_step("run", stage, scope, {"p": 1}, fp, tables, datetime.now(), "test")
+
+
+def test_schema_is_consistent():
+    for table, cols in schema.TABLES.items():
+        names = [c for c, _ in cols]
+        assert len(names) == len(set(names)), table
+        if table in schema.RESULT_TABLES:
+            assert names[0] == "step_id"
+    for table, cols in schema.INDEXES.items():
+        assert set(cols) <= set(schema.columns(table))
+
+
+def test_commit_replaces_rows_of_the_same_scope_only(tmp_path):
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        _commit(store, {"model": "m", "layer": "a"}, {"activations": _acts("m", "a", 3, 4)})
+        _commit(store, {"model": "m", "layer": "b"}, {"activations": _acts("m", "b", 2, 4)})
+        _commit(store, {"model": "m", "layer": "a"}, {"activations": _acts("m", "a", 3, 4, 10.0)}, fp="fp2")
+        assert store.count("activations") == 5
+        assert store.count("steps") == 2
+        acts = store.read_activations("m", "a")
+        assert acts.shape == (4, 3) and acts[0, 0] == 10.0
+        assert store.fingerprint("activations", {"layer": "a", "model": "m"}) == "fp2"
+        assert store.read("activations", columns=["neuron"], layer="b", neuron=[1, 5])["neuron"].tolist() == [1]
+
+
+def test_failed_commit_leaves_previous_rows(tmp_path):
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        _commit(store, {"model": "m"}, {"activations": _acts("m", "a", 3, 4)})
+        bad = {"activations": _acts("m", "a", 2, 4), "extremes": pd.DataFrame({"model": ["m"]})}
+        with pytest.raises(StoreError, match="missing columns"):
+            _commit(store, {"model": "m"}, bad, fp="new")
+        assert store.count("activations") == 3 and store.fingerprint("activations", {"model": "m"}) == "fp"
+
+        class Boom(RuntimeError):
+            pass
+
+        original = store._insert_rows
+        calls = []
+
+        def insert_then_fail(table, tbl):
+            calls.append(table)
+            original(table, tbl)
+            if len(calls) == 2:
+                raise Boom("crash between two tables")
+
+        store._insert_rows = insert_then_fail
+        two = {"activations": _acts("m", "a", 2, 4), "layers": pd.DataFrame(
+            {"model": ["m"], "layer": ["a"], "module_path": ["x"], "kind": ["linear"], "block": [0],
+             "layer_index": [0], "n_neurons": [2], "map_freq": [0], "map_time": [0]})}
+        with pytest.raises(Boom):
+            _commit(store, {"model": "m"}, two, fp="new")
+        assert store.count("activations") == 3 and store.count("layers") == 0
+        assert store.fingerprint("activations", {"model": "m"}) == "fp"
+
+
+def test_identifiers_are_whitelisted_and_values_bound(tmp_path):
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        _commit(store, {"model": "m"}, {"activations": _acts("m", "a", 1, 2)})
+        with pytest.raises(StoreError, match="unknown table"):
+            store.read("activations; DROP TABLE steps")
+        with pytest.raises(StoreError, match="unknown column"):
+            store.read("activations", columns=["neuron", "1; DROP TABLE steps"])
+        with pytest.raises(StoreError, match="unknown column"):
+            store.read("activations", **{"model = 'm' OR 1=1 --": "x"})
+        assert store.read("activations", model="m' OR '1'='1").empty
+        assert store.read("activations", neuron=[]).empty
+
+
+def test_llm_cache_keeps_first_answer(tmp_path):
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        row = {"cache_key": "k", "prompt": "p", "response": "first", "backend": "rule", "llm_model": "",
+               "params_json": "{}"}
+        store.cache_put([row])
+        store.cache_put([{**row, "response": "second"}, {**row, "cache_key": "k2"}])
+        assert store.cache_get(["k", "k2", "missing"]) == {"k": "first", "k2": "first"}
+
+
+def test_read_only_store_needs_an_existing_database(tmp_path):
+    with pytest.raises(StoreError, match="not found"):
+        ResultsStore(tmp_path / "none.duckdb", read_only=True)
+    assert scope_key({"model": "m", "layer": "l"}) == "layer=l/model=m" and scope_key({}) == "-"
