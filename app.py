@@ -1,0 +1,19 @@
+"""AND Explorer: the Streamlit app over a results database (``streamlit run app.py``).
+
+Pages live in ``pages/`` and only call ``and_engine.explorer`` (query layer, charts, live functions).
+Which database is shown: ``AND_EXPLORER_DB`` / ``AND_EXPLORER_CONFIG`` (see ``pages/_shared.py``).
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="AND Explorer", page_icon="🎧", layout="wide")
+
+PAGES = [
+    st.Page("pages/overview.py", title="Overview", icon="📊", url_path="overview", default=True),
+    st.Page("pages/neuron.py", title="Neuron", icon="🔎", url_path="neuron"),
+    st.Page("pages/concepts.py", title="Concepts", icon="🏷️", url_path="concepts"),
+    st.Page("pages/pruning.py", title="Pruning", icon="✂️", url_path="pruning"),
+    st.Page("pages/human_eval.py", title="Human evaluation", icon="🧑‍⚖️", url_path="human-eval"),
+]
+
+st.navigation(PAGES).run()

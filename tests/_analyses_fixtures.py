@@ -1,0 +1,97 @@
+"""Shared fixtures of the analyses tests: a tiny TargetModel with known weights and small tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from and_engine.models.base import LayerSpec, TargetModel
+
+CLASSES = ["dog", "chirping_birds", "rain"]
+
+
+def tiny_model() -> TargetModel:
+    """Input (n, 3) 'waveforms' -> hidden Linear(3, 4) -> ReLU -> classifier Linear(4, 3).
+
+    Hidden weights are the identity-like map [x0, x1, x2, x0 + x1] with zero bias, so for a
+    non-negative input the hidden units are known exactly; the classifier is a fixed integer matrix.
+    """
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 3))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]]))
+        net[0].bias.zero_()
+        net[2].weight.copy_(torch.tensor(CLASSIFIER_W))
+        net[2].bias.copy_(torch.tensor([0.5, -0.5, 0.0]))
+    specs = [LayerSpec("fc1", "0", "linear", 0, 4), LayerSpec("classifier", "2", "classifier", 1, 3)]
+    return TargetModel(name="tiny", kind="tiny", sample_rate=100, class_names=list(CLASSES), module=net,
+                       layer_specs=specs, preprocess=lambda w: torch.from_numpy(np.asarray(w, dtype=np.float32)))
+
+
+CLASSIFIER_W = [[2.0, 0.0, 0.0, 1.0], [0.0, 3.0, 0.0, -1.0], [0.0, 0.0, 1.0, 0.5]]
+
+
+def tiny_inputs() -> tuple[np.ndarray, np.ndarray]:
+    """Six non-negative (n, 3) inputs, two per class, and their labels (class indices)."""
+    x = np.array([[2, 0, 0], [1, 0.5, 0], [0, 2, 0], [0.5, 1, 0], [0, 0, 3], [0, 0.5, 2]], dtype=np.float32)
+    return x, np.array([0, 0, 1, 1, 2, 2])
+
+
+def expected_logits(x: np.ndarray, zero_hidden: list[int]) -> np.ndarray:
+    """Reference logits in numpy with the listed hidden units set to 0."""
+    h = np.maximum(np.c_[x[:, 0], x[:, 1], x[:, 2], x[:, 0] + x[:, 1]], 0).astype(np.float64)
+    h[:, zero_hidden] = 0
+    return h @ np.array(CLASSIFIER_W).T + np.array([0.5, -0.5, 0.0])
+
+
+def open_concepts() -> pd.DataFrame:
+    """C_open rows for model 'tiny' over layer fc1 (and one classifier row, never a candidate)."""
+    rows = [
+        ("fc1", 0, "dogs", "NN"), ("fc1", 0, "loud", "JJ"),
+        ("fc1", 1, "birds", "NNS"), ("fc1", 1, "high-pitched", "JJ"), ("fc1", 1, "chirping", "VBG"),
+        ("fc1", 2, "rainy", "JJ"), ("fc1", 2, "loud", "JJ"),
+        ("fc1", 3, "chirping", "JJ"), ("fc1", 3, "clear", "JJ"),
+        ("classifier", 0, "dog", "NN"),
+    ]
+    df = pd.DataFrame(rows, columns=["layer", "neuron", "word", "pos"])
+    return df.assign(model="tiny", count=1)
+
+
+def closed_concepts() -> pd.DataFrame:
+    """DB (two similarity functions) and TAB top-5 rows for fc1's 4 neurons."""
+    rows = []
+    ranking = {0: ["dog", "rain", "chirping_birds"], 1: ["rain", "chirping_birds", "dog"],
+               2: ["rain", "dog", "chirping_birds"], 3: ["chirping_birds", "dog", "rain"]}
+    for neuron, concepts in ranking.items():
+        for rank, c in enumerate(concepts, start=1):
+            rows.append(("fc1", neuron, "DB", "cos3", rank, c, 1.0 / rank))
+            rows.append(("fc1", neuron, "DB", "cos", rank, concepts[::-1][rank - 1], 1.0 / rank))
+            rows.append(("fc1", neuron, "TAB", "wpmi", rank, c, 1.0 / rank))
+    df = pd.DataFrame(rows, columns=["layer", "neuron", "method", "similarity", "rank", "concept", "score"])
+    return df.assign(model="tiny")
+
+
+def pos_counts() -> pd.DataFrame:
+    """POS counts of fc1's 4 neurons (ties on purpose: nouns 2, 2, 1, 0)."""
+    return pd.DataFrame({
+        "model": "tiny", "layer": "fc1", "neuron": [0, 1, 2, 3], "n_nouns": [2, 2, 1, 0],
+        "n_adjectives": [1, 3, 2, 2], "n_verbs": [0, 1, 0, 0], "n_prepositions": [1, 0, 0, 0],
+        "summary_words": [10, 30, 20, 15], "n_basic_adjectives": [1, 1, 1, 1], "n_open_adjectives": [1, 1, 2, 2],
+    })
+
+
+class FakeEncoder:
+    """Deterministic bag-of-letters encoder (L2-normalised) standing in for the sentence encoder."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 26))
+        for i, t in enumerate(texts):
+            for ch in str(t).lower():
+                if "a" <= ch <= "z":
+                    out[i, ord(ch) - 97] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def describe(self) -> dict:
+        return {"backend": "fake", "model": "letters", "params": {}}

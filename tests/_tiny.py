@@ -1,0 +1,50 @@
+"""A tiny but complete pipeline configuration (26 demo clips, two small YAMNet variants, two layers each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from and_engine.config import PROJECT_ROOT
+
+TINY_TOML = """
+[run]
+name = "tiny"
+database = "{db}"
+ratings_database = "{ratings}"
+cache_dir = "{cache}"
+
+[probing_set]
+kind = "demo"
+path = "{demo}"
+max_clips = 52
+
+[[models]]
+name = "yamnet"
+kind = "yamnet"
+layers = ["block2.pointwise", "block3.pointwise"]
+
+[[models]]
+name = "yamnet-frozen"
+kind = "yamnet-frozen"
+layers = ["block2.pointwise", "classifier"]
+train_epochs = 30
+
+[summaries.llm]
+backend = "rule"
+
+[analyses]
+n_clusters = 4
+elbow_max_k = 6
+prune_percents = [5.0]
+seeds = [0]
+"""
+
+
+def write_tiny_config(folder: Path, db_name: str = "tiny.duckdb", cache: Path | None = None) -> Path:
+    """Write the tiny config into ``folder`` (database + ratings there, checkpoints in ``cache``) -> its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = TINY_TOML.format(db=folder / db_name, ratings=folder / "ratings.duckdb",
+                            cache=cache or folder / "cache", demo=PROJECT_ROOT / "data" / "demo")
+    path = folder / "tiny.toml"
+    path.write_text(text)
+    return path

@@ -1,0 +1,103 @@
+"""The whole pipeline on a tiny configuration: every table filled, reruns skip, a killed build resumes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from and_engine.config import PROJECT_ROOT, load_config
+from and_engine.pipeline.build import build
+from and_engine.pipeline.core import Progress
+from and_engine.store import schema
+from and_engine.store.results import ResultsStore
+
+# tables that must hold rows after a tiny build (analyses that need more data may be empty)
+REQUIRED = ["clips", "captions", "acoustic_features", "models", "layers", "activations", "extremes",
+            "activation_maps", "summaries", "closed_concepts", "calibration_points", "calibrated_summaries",
+            "open_concepts", "pos_counts", "adjective_checks", "lastlayer_accuracy", "pruning_summary",
+            "pruning_per_class", "feature_importance", "adjective_stats", "top_adjectives", "cluster_elbow",
+            "caption_sentences", "cluster_words", "interpretability"]
+
+
+def table_snapshot(db) -> dict[str, pd.DataFrame]:
+    """Every result table without step ids, sorted -> comparable across builds."""
+    out = {}
+    with ResultsStore(db, read_only=True) as store:
+        for table in schema.RESULT_TABLES:
+            cols = [c for c in schema.columns(table) if c != "step_id"]
+            df = store.read(table, columns=cols)
+            key = [c for c in cols if df[c].map(lambda v: isinstance(v, (str, int, float, bool))).all()]
+            out[table] = df.sort_values(key).reset_index(drop=True) if key else df
+    return out
+
+
+def test_tiny_build_fills_every_table(tiny_build):
+    _, config, result = tiny_build
+    with ResultsStore(config.resolve(config.run.database), read_only=True) as store:
+        empty = [t for t in REQUIRED if store.count(t) == 0]
+        assert not empty, f"empty tables after the tiny build: {empty}"
+        n_clips = store.count("clips")
+        acts = store.read_activations("yamnet", "block2.pointwise")
+        assert acts.shape[0] == n_clips == 52
+        # every neuron has S_h and S_l, and every row says what produced it
+        layers = store.read("layers")
+        n_neurons = int(layers["n_neurons"].sum())
+        summaries = store.read("summaries")
+        assert len(summaries) == 2 * n_neurons
+        assert set(summaries["backend"]) == {"rule"}
+        orphans = store.query_df("SELECT count(*) AS n FROM summaries s LEFT JOIN steps t USING (step_id) "
+                                 "WHERE t.step_id IS NULL")
+        assert orphans["n"][0] == 0
+    assert result.executed and not result.skipped
+
+
+def test_rebuild_skips_everything(tiny_build):
+    _, config, _ = tiny_build
+    again = build(config, Progress(quiet=True))
+    assert again.executed == []
+    assert len(again.skipped) > 10
+
+
+def test_changing_a_parameter_recomputes_only_downstream(tiny_build, tmp_path):
+    path, config, _ = tiny_build
+    text = path.read_text().replace("[analyses]", "[module_b]\nthreshold = 0.5\n\n[analyses]")
+    changed = tmp_path / "changed.toml"
+    changed.write_text(text)
+    # same database: calibration and what follows are recomputed, activations and captions are not
+    result = build(load_config(changed), Progress(quiet=True))
+    stages = {label.split()[0] for label in result.executed}
+    assert "activations" not in stages and "captions" not in stages and "clips" not in stages
+    assert stages, "a changed Module B threshold must recompute something"
+    build(config, Progress(quiet=True))  # restore for the other tests
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash_stage", ["activations", "summaries"])
+def test_killed_build_resumes_with_same_results(tiny_build, tmp_path, crash_stage):
+    _, config, _ = tiny_build
+    from _tiny import write_tiny_config
+
+    cfg_path = write_tiny_config(tmp_path, cache=config.resolve(config.run.cache_dir))
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    crashed = subprocess.run([sys.executable, str(PROJECT_ROOT / "tests" / "_crash_build.py"), str(cfg_path),
+                              crash_stage], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert crashed.returncode == -9, crashed.stdout + crashed.stderr
+    assert f"inside stage {crash_stage!r}" in crashed.stdout
+    db = tmp_path / "tiny.duckdb"
+    with ResultsStore(db, read_only=True) as store:  # the half-written step left nothing behind
+        half = store.query_df("SELECT count(*) AS n FROM steps WHERE stage = ?", [crash_stage])["n"][0]
+        done_before = store.count("steps")
+    resumed = build(load_config(cfg_path), Progress(quiet=True))
+    assert "clips" in " ".join(resumed.skipped)  # finished work is not redone
+    assert len(resumed.skipped) >= done_before > 0
+    assert half == 0
+    reference = table_snapshot(config.resolve(config.run.database))
+    resumed_tables = table_snapshot(db)
+    for table, ref in reference.items():
+        got = resumed_tables[table]
+        assert len(got) == len(ref), f"{table}: {len(got)} rows after resume, {len(ref)} in a clean build"
+        pd.testing.assert_frame_equal(got, ref, check_dtype=False, obj=table)
