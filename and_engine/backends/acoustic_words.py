@@ -40,7 +40,7 @@ def descriptor_words(row: Mapping[str, float], clip_seconds: float) -> dict[str,
         pitch = ("high-pitched" if pitch_hz >= t["high_pitch_hz"] else "low-pitched" if pitch_hz <= t["low_pitch_hz"]
                  else "mid-pitched")
     elif _ok(med):
-        pitch = ("high-frequency, bright" if med >= t["high_freq_hz"] else "low, rumbling" if med <= t["low_freq_hz"]
+        pitch = ("high-frequency" if med >= t["high_freq_hz"] else "low-frequency" if med <= t["low_freq_hz"]
                  else "mid-range")
     else:
         pitch = ""

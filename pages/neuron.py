@@ -1,0 +1,132 @@
+"""Neuron: one neuron's top-K / bottom-K clips (audio, spectrogram + map), summaries, calibration, concepts."""
+
+import numpy as np
+import streamlit as st
+
+from and_engine.explorer import aggregates, charts, live, media, queries
+from and_engine.explorer.media import UnsafePathError
+from pages._shared import neuron_link, pick, run_config, store
+
+st.title("Neuron")
+db = store()
+cfg = run_config()
+models = queries.models(db)
+if models.empty:
+    st.warning("This results database holds no target model yet.")
+    st.stop()
+
+
+def _random(model: str) -> None:
+    layer, neuron = aggregates.random_neuron(db, model)
+    st.session_state[f"nr_layer_{model}"] = layer
+    st.session_state[f"nr_neuron_{model}_{layer}"] = neuron
+
+
+with st.sidebar:
+    model = pick("Model", models["model"].tolist(), "nr_model", "model")
+    layers = queries.layers(db, model)
+    layer = pick("Layer", layers["layer"].tolist(), f"nr_layer_{model}", "layer")
+    n_neurons = int(layers.set_index("layer").loc[layer, "n_neurons"])
+    nkey = f"nr_neuron_{model}_{layer}"
+    if nkey not in st.session_state:
+        st.session_state[nkey] = 0
+        raw = st.query_params.get("neuron")
+        if raw is not None:
+            if raw.isdigit() and int(raw) < n_neurons:
+                st.session_state[nkey] = int(raw)
+            else:
+                st.warning(f"Neuron {raw!r} from the URL is not in 0..{n_neurons - 1}; showing neuron 0.")
+    neuron = st.number_input(f"Neuron (0..{n_neurons - 1})", 0, n_neurons - 1, step=1, key=nkey)
+    st.button("🎲 Random neuron", on_click=_random, args=(model,), key="nr_random")
+    term = st.text_input("Search by concept or adjective", key="nr_search")
+    if term.strip():
+        hits = aggregates.search_neurons(db, term, limit=15)
+        if hits.empty:
+            st.caption("no neuron matches")
+        for h in hits.itertuples():
+            neuron_link(h.model, h.layer, h.neuron, f"{h.model}/{h.layer}/{h.neuron} · {h.matched_by}: {h.match}")
+
+st.query_params.update({"model": model, "layer": layer, "neuron": str(int(neuron))})
+try:
+    queries.check_neuron(db, model, layer, neuron)
+    ext = queries.extremes(db, model, layer, neuron)
+except queries.NotFoundError as exc:
+    st.warning(str(exc))
+    st.stop()
+
+st.subheader(f"{model} / {layer} / neuron {neuron}")
+values = queries.activations(db, model, layer, neuron)
+top, bottom = ext[ext["side"] == "top"], ext[ext["side"] == "bottom"]
+st.plotly_chart(charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy()),
+                key="hist")
+
+# --- summaries and live calibration -------------------------------------------------------------
+summ = queries.summaries(db, model, layer, neuron)
+points, stored = queries.calibration(db, model, layer, neuron)
+c1, c2 = st.columns(2)
+c1.markdown("**S_h: summary of the top-K captions**")
+c1.write(summ.get("top", {}).get("summary", "—"))
+c2.markdown("**S_l: summary of the bottom-K captions**")
+c2.write(summ.get("bottom", {}).get("summary", "—"))
+if "top" in summ:
+    st.caption(f"summaries by {summ['top']['backend']} / {summ['top']['llm_model']}")
+if points.empty:
+    st.info("No calibration points for this neuron.")
+else:
+    default_t = float(stored["threshold"]) if stored else cfg.module_b.threshold
+    thr = st.slider("calibration threshold t (remove S_h points with cosine > t to a S_l point)", 0.0, 1.0,
+                    default_t, 0.01, key="nr_threshold")
+    marked, calibrated = live.recalibrate(points, thr)
+    st.markdown("**Calibrated summary S_h^c**")
+    st.success(calibrated or "(every point was removed)")
+    for r in marked.itertuples():
+        if r.removed:
+            st.markdown(f"- ~~{r.point}~~ ↔ *{r.best_match}* (cos {r.best_cosine:.2f})")
+        else:
+            st.markdown(f"- {r.point} (best S_l match cos {r.best_cosine:.2f})")
+
+# --- concepts --------------------------------------------------------------------------------------
+st.subheader("Closed-set concepts (Module A)")
+closed = queries.closed_concepts(db, model, layer, neuron)
+if closed.empty:
+    st.info("No closed-set concepts for this neuron.")
+else:
+    closed["concept (score)"] = closed["concept"] + " (" + closed["score"].round(3).astype(str) + ")"
+    table = closed.groupby(["method", "similarity"])["concept (score)"].agg(" · ".join).reset_index()
+    st.dataframe(table, hide_index=True, width="stretch")
+opened = queries.open_concepts(db, model, layer, neuron)
+st.subheader("Open-set concepts (Module C)")
+for kind in sorted(opened["pos"].unique()):
+    words = opened.loc[opened["pos"] == kind, "word"].tolist()
+    st.markdown(f"**{kind}**: " + " ".join(f"`{w}`" for w in words))
+if opened.empty:
+    st.info("No open-set concepts for this neuron.")
+
+
+# --- clips -------------------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=256)
+def _clip(root: str, rel_path: str, sr: int, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    wave = media.load_clip(root, rel_path, sr, seconds)
+    return wave, media.spectrogram(wave, sr)
+
+
+sr = int(models.set_index("model").loc[model, "sample_rate"])
+root = str(live.audio_root(cfg))
+maps = queries.activation_maps(db, model, layer, neuron)
+for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lowest activation)", bottom)):
+    st.subheader(side)
+    for r in df.itertuples():
+        with st.container(border=True):
+            st.markdown(f"**#{r.rank + 1}** clip {r.clip_id} · label `{r.label}` · activation {r.activation:.3f}")
+            st.caption(r.caption if isinstance(r.caption, str) else "(no caption)")
+            try:
+                wave, spec = _clip(root, r.rel_path, sr, cfg.probing_set.clip_seconds)
+            except (UnsafePathError, OSError, ValueError) as exc:
+                st.warning(f"Audio unavailable: {exc}")
+                continue
+            st.audio(wave, sample_rate=sr)
+            amap = maps.get(int(r.clip_id)) if r.side == "top" else None
+            overlay = media.upsample_map(amap, spec.shape) if amap is not None else None
+            st.plotly_chart(charts.spectrogram_overlay(spec, overlay, cfg.probing_set.clip_seconds,
+                                                       "spectrogram" + (" + neuron map" if overlay is not None else "")),
+                            key=f"spec_{r.side}_{r.rank}")
