@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from test_probing import make_messy_folder
+
 from and_engine.cli import changed_sections, main
 from and_engine.config import Config
-from test_probing import make_messy_folder
 
 
 def test_probe_lists_skipped_files_by_name(tmp_path, capsys):
