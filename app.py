@@ -6,14 +6,14 @@ Which database is shown: ``AND_EXPLORER_DB`` / ``AND_EXPLORER_CONFIG`` (see ``pa
 
 import streamlit as st
 
-st.set_page_config(page_title="AND Explorer", page_icon="🎧", layout="wide")
+st.set_page_config(page_title="AND Explorer", page_icon=":material/headphones:", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon="📊", url_path="overview", default=True),
-    st.Page("pages/neuron.py", title="Neuron", icon="🔎", url_path="neuron"),
-    st.Page("pages/concepts.py", title="Concepts", icon="🏷️", url_path="concepts"),
-    st.Page("pages/pruning.py", title="Pruning", icon="✂️", url_path="pruning"),
-    st.Page("pages/human_eval.py", title="Human evaluation", icon="🧑‍⚖️", url_path="human-eval"),
+    st.Page("pages/overview.py", title="Overview", icon=":material/insights:", url_path="overview", default=True),
+    st.Page("pages/neuron.py", title="Neuron", icon=":material/search:", url_path="neuron"),
+    st.Page("pages/concepts.py", title="Concepts", icon=":material/label:", url_path="concepts"),
+    st.Page("pages/pruning.py", title="Pruning", icon=":material/content_cut:", url_path="pruning"),
+    st.Page("pages/human_eval.py", title="Human evaluation", icon=":material/how_to_reg:", url_path="human-eval"),
 ]
 
 st.navigation(PAGES).run()

@@ -60,6 +60,7 @@ class ActivationsConfig:
     top_k: int = 5  # K of top-K / bottom-K
     keep_maps: bool = True  # keep per-position maps for each neuron's top-K clips
     device: str = "cpu"
+    num_threads: int = 1  # torch CPU threads for forward passes and training (0 = torch's default)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class ModuleAConfig:
     similarities: tuple[str, ...] = ("cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi")
     db_scope: str = "all"  # all | topk
     icl: bool = True
+    icl_summary: str = "calibrated"  # ICL reads S_h^c (paper 3.3, A.3: "calibrated") or the raw S_h ("top")
     top_n: int = 5
 
 

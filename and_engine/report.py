@@ -50,6 +50,9 @@ def _figure4(df: pd.DataFrame) -> str:
     mean = df.groupby(["criterion", "percent"])["accuracy"].mean().unstack("percent")
     ref = mean.pop(0.0).dropna() if 0.0 in mean.columns else pd.Series(dtype=float)
     mean = mean.drop(index=[i for i in mean.index if i == "none"])
+    order = {c: i for i, c in enumerate(["nouns", "adjectives", "verbs", "prepositions", "summary_length",
+                                         "basic_adjectives", "high_level_adjectives"])}
+    mean = mean.loc[sorted(mean.index, key=lambda c: (order.get(c, 8 if c != "random" else 9), c))]
     rows = [[c, *(_f(v, 1) for v in mean.loc[c])] for c in mean.index]
     head = f"unpruned accuracy {_f(float(ref.iloc[0]), 1)} %\n" if len(ref) else ""
     return head + _table(["criterion \\ % pruned (accuracy %, mean of seeds)", *(f"{p:g}" for p in mean.columns)], rows)

@@ -18,6 +18,12 @@ from and_engine.store.ratings import RatingsStore
 from and_engine.store.results import ResultsStore, StoreError
 
 NEURON_PAGE = "pages/neuron.py"
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#+-.!|~$:"})
+
+
+def md(text: object) -> str:
+    """Database text -> markdown that shows it literally (no links, images, HTML or formatting injected)."""
+    return str(text).translate(_MD_SPECIAL)
 
 
 def results_path() -> Path:
@@ -38,7 +44,7 @@ def store() -> ResultsStore:
     try:
         return _open_store(str(path), path.stat().st_mtime if path.exists() else 0.0)
     except StoreError as exc:
-        st.error(f"Cannot open the results database: {exc}")
+        st.error(f"Cannot open the results database: {md(exc)}")
         st.info("Build it first: `python -m and_engine build --config configs/demo.toml`, or point "
                 "`AND_EXPLORER_DB` at an existing database.")
         st.stop()
@@ -79,11 +85,11 @@ def pick(label: str, options: list, key: str, param: str | None = None, **kwargs
         if wanted in strs:
             index = strs.index(wanted)
         else:
-            st.warning(f"Unknown {label.lower()} {wanted!r} in the URL; showing {options[0]!r} instead.")
+            st.warning(f"Unknown {label.lower()} {md(repr(wanted))} in the URL; showing {md(options[0])} instead.")
     return st.selectbox(label, options, index=index, key=key, **kwargs)
 
 
 def neuron_link(model: str, layer: str, neuron: int, label: str | None = None) -> None:
     """A link to the Neuron page with the neuron in its query parameters."""
-    st.page_link(NEURON_PAGE, label=label or f"{model} / {layer} / {neuron}", icon="🔎",
+    st.page_link(NEURON_PAGE, label=md(label or f"{model} / {layer} / {neuron}"), icon=":material/search:",
                  query_params={"model": model, "layer": layer, "neuron": str(int(neuron))})

@@ -5,7 +5,7 @@ import streamlit as st
 
 from and_engine.explorer import aggregates, charts, live, media, queries
 from and_engine.explorer.media import UnsafePathError
-from pages._shared import neuron_link, pick, run_config, store
+from pages._shared import md, neuron_link, pick, run_config, store
 
 st.title("Neuron")
 db = store()
@@ -17,7 +17,8 @@ if models.empty:
 
 
 def _random(model: str) -> None:
-    layer, neuron = aggregates.random_neuron(db, model)
+    st.session_state["nr_draws"] = st.session_state.get("nr_draws", 0) + 1  # seeded: reproducible per session
+    layer, neuron = aggregates.random_neuron(db, model, seed=st.session_state["nr_draws"])
     st.session_state[f"nr_layer_{model}"] = layer
     st.session_state[f"nr_neuron_{model}_{layer}"] = neuron
 
@@ -35,9 +36,9 @@ with st.sidebar:
             if raw.isdigit() and int(raw) < n_neurons:
                 st.session_state[nkey] = int(raw)
             else:
-                st.warning(f"Neuron {raw!r} from the URL is not in 0..{n_neurons - 1}; showing neuron 0.")
+                st.warning(f"Neuron {md(repr(raw))} from the URL is not in 0..{n_neurons - 1}; showing neuron 0.")
     neuron = st.number_input(f"Neuron (0..{n_neurons - 1})", 0, n_neurons - 1, step=1, key=nkey)
-    st.button("🎲 Random neuron", on_click=_random, args=(model,), key="nr_random")
+    st.button("Random neuron", icon=":material/casino:", on_click=_random, args=(model,), key="nr_random")
     term = st.text_input("Search by concept or adjective", key="nr_search")
     if term.strip():
         hits = aggregates.search_neurons(db, term, limit=15)
@@ -51,7 +52,7 @@ try:
     queries.check_neuron(db, model, layer, neuron)
     ext = queries.extremes(db, model, layer, neuron)
 except queries.NotFoundError as exc:
-    st.warning(str(exc))
+    st.warning(md(exc))
     st.stop()
 
 st.subheader(f"{model} / {layer} / neuron {neuron}")
@@ -65,11 +66,12 @@ summ = queries.summaries(db, model, layer, neuron)
 points, stored = queries.calibration(db, model, layer, neuron)
 c1, c2 = st.columns(2)
 c1.markdown("**S_h: summary of the top-K captions**")
-c1.write(summ.get("top", {}).get("summary", "—"))
+c1.markdown(md(summ.get("top", {}).get("summary", "—")))
 c2.markdown("**S_l: summary of the bottom-K captions**")
-c2.write(summ.get("bottom", {}).get("summary", "—"))
+c2.markdown(md(summ.get("bottom", {}).get("summary", "—")))
 if "top" in summ:
-    st.caption(f"summaries by {summ['top']['backend']} / {summ['top']['llm_model']}")
+    status = summ["top"].get("status") or "ok"
+    st.caption(md(f"summaries by {summ['top']['backend']} / {summ['top']['llm_model']} (status: {status})"))
 if points.empty:
     st.info("No calibration points for this neuron.")
 else:
@@ -78,12 +80,12 @@ else:
                     default_t, 0.01, key="nr_threshold")
     marked, calibrated = live.recalibrate(points, thr)
     st.markdown("**Calibrated summary S_h^c**")
-    st.success(calibrated or "(every point was removed)")
+    st.success(md(calibrated) if calibrated else "(every point was removed)")
     for r in marked.itertuples():
         if r.removed:
-            st.markdown(f"- ~~{r.point}~~ ↔ *{r.best_match}* (cos {r.best_cosine:.2f})")
+            st.markdown(f"- ~~{md(r.point)}~~ ↔ *{md(r.best_match)}* (cos {r.best_cosine:.2f})")
         else:
-            st.markdown(f"- {r.point} (best S_l match cos {r.best_cosine:.2f})")
+            st.markdown(f"- {md(r.point)} (best S_l match cos {r.best_cosine:.2f})")
 
 # --- concepts --------------------------------------------------------------------------------------
 st.subheader("Closed-set concepts (Module A)")
@@ -98,7 +100,7 @@ opened = queries.open_concepts(db, model, layer, neuron)
 st.subheader("Open-set concepts (Module C)")
 for kind in sorted(opened["pos"].unique()):
     words = opened.loc[opened["pos"] == kind, "word"].tolist()
-    st.markdown(f"**{kind}**: " + " ".join(f"`{w}`" for w in words))
+    st.markdown(f"**{md(kind)}**: " + " · ".join(md(w) for w in words))
 if opened.empty:
     st.info("No open-set concepts for this neuron.")
 
@@ -117,12 +119,12 @@ for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lo
     st.subheader(side)
     for r in df.itertuples():
         with st.container(border=True):
-            st.markdown(f"**#{r.rank + 1}** clip {r.clip_id} · label `{r.label}` · activation {r.activation:.3f}")
-            st.caption(r.caption if isinstance(r.caption, str) else "(no caption)")
+            st.markdown(f"**#{r.rank + 1}** clip {r.clip_id} · label **{md(r.label)}** · activation {r.activation:.3f}")
+            st.caption(md(r.caption) if isinstance(r.caption, str) else "(no caption)")
             try:
                 wave, spec = _clip(root, r.rel_path, sr, cfg.probing_set.clip_seconds)
             except (UnsafePathError, OSError, ValueError) as exc:
-                st.warning(f"Audio unavailable: {exc}")
+                st.warning(f"Audio unavailable: {md(exc)}")
                 continue
             st.audio(wave, sample_rate=sr)
             amap = maps.get(int(r.clip_id)) if r.side == "top" else None

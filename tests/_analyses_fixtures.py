@@ -95,3 +95,63 @@ class FakeEncoder:
 
     def describe(self) -> dict:
         return {"backend": "fake", "model": "letters", "params": {}}
+
+
+def head_concepts(model: str) -> pd.DataFrame:
+    """Classifier closed-set rows: DB/cos3 always right, DB/cos right at rank 2, TAB/wpmi right."""
+    rows = []
+    for n, truth in enumerate(CLASSES):
+        others = [c for c in CLASSES if c != truth]
+        for r, c in enumerate([truth, *others], start=1):
+            rows += [("classifier", n, "DB", "cos3", r, c, 1.0 / r), ("classifier", n, "TAB", "wpmi", r, c, 1.0 / r)]
+        rows += [("classifier", n, "DB", "cos", r, c, 1.0 / r) for r, c in enumerate([others[0], truth, others[1]], 1)]
+    df = pd.DataFrame(rows, columns=["layer", "neuron", "method", "similarity", "rank", "concept", "score"])
+    return df.assign(model=model)
+
+
+def seed_store(store, models: dict[str, list[str]] | None = None) -> None:
+    """Write the upstream tables the analyses read (as the earlier pipeline groups would).
+
+    Six clips (two per class, all in fold 1). ``models``: name -> class names (default {"tiny": CLASSES});
+    class names other than the probing labels stand for a model like pretrained YAMNet (AudioSet outputs).
+    """
+    from datetime import datetime
+
+    x, y = tiny_inputs()
+    n = len(y)
+    clips = pd.DataFrame({"clip_id": range(n), "rel_path": [f"{CLASSES[c]}/{i}.wav" for i, c in enumerate(y)],
+                          "label": [CLASSES[c] for c in y], "fold": 1, "duration_s": 5.0, "orig_sample_rate": 100,
+                          "orig_channels": 1, "source": "test", "license": "CC0"})
+    captions = pd.DataFrame({"clip_id": range(n), "caption": [
+        "A dog barks loudly. The sound is sharp.", "A dog growls. It is loud.", "Birds chirp in a forest. High-pitched tweets.",
+        "Birds sing. The sound is high-pitched.", "Rain falls steadily. A soft hiss.", "Rain patters on a roof. It is calm."]})
+    feats = pd.DataFrame({"clip_id": range(n), "mean_abs_amplitude": x.mean(1).astype(float),
+                          "median_frequency_hz": 100.0 * np.arange(1, n + 1), "tags": ""})
+
+    def commit(stage, scope, tables):
+        from and_engine.store.schema import RESULT_TABLES
+
+        full = {t: df.reindex(columns=[c for c, _ in RESULT_TABLES[t]]) for t, df in tables.items()}
+        store.commit_step("seed", stage, scope, {}, f"seed-{stage}-{scope}", full, datetime.now(), "test")
+
+    commit("clips", {}, {"clips": clips})
+    commit("captions", {}, {"captions": captions, "acoustic_features": feats})
+    for m, names in (models or {"tiny": list(CLASSES)}).items():
+        layers = pd.DataFrame({"model": m, "layer": ["fc1", "classifier"], "module_path": ["0", "2"],
+                               "kind": ["linear", "classifier"], "block": [0, 1], "layer_index": [0, 1],
+                               "n_neurons": [4, 3], "map_freq": 0, "map_time": 0})
+        info = pd.DataFrame([{"model": m, "kind": "tiny", "sample_rate": 100, "class_names": names, "heldout_fold": 1,
+                              "heldout_accuracy": 1.0, "n_heldout": n, "checkpoint": "", "description": "tiny"}])
+        logits = {"fc1": np.c_[x, x[:, 0] + x[:, 1]], "classifier": expected_logits(x, [])}
+        ext = []
+        for layer, acts in logits.items():
+            for j in range(acts.shape[1]):
+                order = np.lexsort((np.arange(n), -acts[:, j]))
+                ext.append((m, layer, j, order[:3].tolist(), acts[order[:3], j].tolist(),
+                            order[::-1][:3].tolist(), acts[order[::-1][:3], j].tolist()))
+        extremes = pd.DataFrame(ext, columns=["model", "layer", "neuron", "topk_clip_ids", "topk_values",
+                                              "bottomk_clip_ids", "bottomk_values"])
+        commit("models", {"model": m}, {"models": info, "layers": layers, "extremes": extremes})
+        commit("dissect", {"model": m}, {"closed_concepts": pd.concat([closed_concepts(), head_concepts(m)]).assign(model=m),
+                                         "open_concepts": open_concepts().assign(model=m),
+                                         "pos_counts": pos_counts().assign(model=m)})

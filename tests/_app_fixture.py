@@ -64,7 +64,7 @@ def _neuron_rows(acts: dict[str, np.ndarray], clips: pd.DataFrame, rng: np.rando
                                           "calibration_points", "calibrated_summaries", "closed_concepts",
                                           "open_concepts", "pos_counts")}
     ids = clips["clip_id"].to_numpy()
-    for layer, kind, _block, n, mf, mt in LAYERS:
+    for layer, _kind, _block, n, mf, mt in LAYERS:
         u = acts[layer]
         for j in range(n):
             key = {"model": MODEL, "layer": layer, "neuron": j}
@@ -90,9 +90,9 @@ def _neuron_rows(acts: dict[str, np.ndarray], clips: pd.DataFrame, rng: np.rando
             low = ["Some of the clips were recorded outdoors in open spaces.",
                    f"The clips are quiet recordings of {other.replace('_', ' ')} sounds."]
             t["summaries"] += [{**key, "side": "top", "summary": " ".join(points), "cache_key": f"h{layer}{j}",
-                                "backend": "rule", "llm_model": "fixture-rule"},
+                                "backend": "rule", "llm_model": "fixture-rule", "status": "ok"},
                                {**key, "side": "bottom", "summary": " ".join(low), "cache_key": f"l{layer}{j}",
-                                "backend": "rule", "llm_model": "fixture-rule"}]
+                                "backend": "rule", "llm_model": "fixture-rule", "status": "ok"}]
             cosines = [0.3 + 0.05 * (j % 4), 0.55 + 0.02 * (j % 5), 0.97]
             for i, (p, c) in enumerate(zip(points, cosines)):
                 t["calibration_points"].append({**key, "point_index": i, "point": p, "best_match": low[0 if i == 2 else 1],
@@ -185,3 +185,22 @@ def build_fixture_db(path: Path) -> Path:
         run_step(ctx, "analyses", {"model": MODEL}, {"n_clusters": 5}, [fp], lambda: _analyses(clips))
         store.record_run("fixture-run", "fixture", "", "", "fixture", "finished", finished=True)
     return path
+
+
+def run_page(page: str, query_params: dict | None = None, timeout: float = 60):
+    """AppTest of ``app.py`` switched to ``page`` (e.g. "pages/neuron.py"), run once -> the AppTest.
+
+    The caller sets ``AND_EXPLORER_DB`` (and ``AND_EXPLORER_RATINGS``) with monkeypatch.setenv first.
+    """
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=timeout)
+    for k, v in (query_params or {}).items():
+        at.query_params[k] = v
+    at.switch_page(page)
+    return at.run()
+
+
+def chart_titles(at) -> list[str]:
+    """Titles of the plotly charts an AppTest run rendered, in order."""
+    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]

@@ -37,26 +37,38 @@ def caption_sentences(captions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["clip_id", "sentence_index", "sentence"])
 
 
-def kmeans_clusters(embeddings: np.ndarray, n_clusters: int, seed: int, elbow_max_k: int,
+def _distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, d) -> (distinct rows (u, d), (n,) index of each row's distinct row, (u,) counts); exact float32 match."""
+    rows = np.ascontiguousarray(x, dtype=np.float32)
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    return rows[first].astype(np.float64), inverse.ravel(), counts
+
+
+def kmeans_clusters(embeddings: np.ndarray, n_clusters: int, seed: int, elbow_max_k: int, threads: int | None = 1,
                     ) -> tuple[np.ndarray, pd.DataFrame]:
     """(n, d) sentence embeddings -> ((n,) cluster ids, ``cluster_elbow`` rows for k = 2..elbow_max_k).
 
-    k is capped at the number of distinct embeddings (K-means cannot place more centres); the caller
-    sees the cap in the number of distinct cluster ids.
+    Identical embeddings (repeated sentences) are clustered once with their count as sample weight: the
+    same K-means objective, far fewer points. k is capped at the number of distinct embeddings; the caller
+    sees the cap in the number of distinct cluster ids. ``threads``: BLAS/OpenMP threads (1 is much
+    faster on a small, shared CPU; None = library default).
     """
     from sklearn.cluster import KMeans  # lazy: scikit-learn is only needed here
+    from threadpoolctl import threadpool_limits
 
     x = np.asarray(embeddings, dtype=np.float64)
     if x.ndim != 2 or len(x) == 0:
         raise AnalysisInputError(f"embeddings must be a non-empty (n, d) array, got shape {x.shape}")
     if n_clusters < 1:
         raise AnalysisInputError(f"n_clusters must be >= 1, got {n_clusters}")
-    n_distinct = len(np.unique(np.round(x, 6), axis=0))
-    k = min(n_clusters, n_distinct)
-    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
-    elbow = [(kk, float(KMeans(n_clusters=kk, n_init=4, random_state=seed).fit(x).inertia_))
-             for kk in range(2, min(elbow_max_k, n_distinct) + 1)]
-    return labels.astype(np.int64), pd.DataFrame(elbow, columns=["k", "inertia"])
+    uniq, inverse, counts = _distinct_rows(x)
+    k = min(n_clusters, len(uniq))
+    with threadpool_limits(limits=threads):
+        fit = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(uniq, sample_weight=counts)
+        elbow = [(kk, float(KMeans(n_clusters=kk, n_init=4, random_state=seed).fit(uniq, sample_weight=counts).inertia_))
+                 for kk in range(2, min(elbow_max_k, len(uniq)) + 1)]
+    return fit.labels_[inverse].astype(np.int64), pd.DataFrame(elbow, columns=["k", "inertia"])
 
 
 def clip_cluster_matrix(sentences: pd.DataFrame, n_clips: int) -> np.ndarray:

@@ -54,6 +54,7 @@ def stem(word: str) -> str:
     return _stemmer().stem(word)
 
 
+@lru_cache(maxsize=65536)
 def content_stems(text: str) -> frozenset[str]:
     """Stems of the content words of a concept or open-concept word (``'water_drops'`` -> {water, drop})."""
     words = (_NON_WORD.sub("", w) for w in _SPLIT.split(str(text).lower()))

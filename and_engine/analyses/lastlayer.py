@@ -30,8 +30,9 @@ def lastlayer_accuracy(
 ) -> pd.DataFrame:
     """``closed_concepts`` rows of the classifier layer -> ``lastlayer_accuracy`` rows (accuracies in %).
 
-    ``encoder.encode(texts) -> (n, d)`` L2-normalised (the sentence encoder). Every output neuron must
-    have concepts for every (method, similarity) present, else AnalysisInputError names the gap.
+    ``encoder.encode(texts) -> (n, d)`` L2-normalised (the sentence encoder). An output neuron with no
+    concept for a (method, similarity) — ICL when the LLM gave no usable answer — counts as a miss with
+    cosine 0 (``n_neurons`` is always the number of classes).
     """
     require_columns(closed_concepts, ("neuron", "method", "similarity", "rank", "concept"), "closed_concepts")
     missing = missing_classes(class_names, concept_set)
@@ -51,12 +52,10 @@ def lastlayer_accuracy(
     for (method, sim), grp in closed_concepts.groupby(["method", "similarity"], sort=True):
         ranked = grp.sort_values(["neuron", "rank"])
         lists = ranked.groupby("neuron")["concept"].apply(lambda s: [normalise_name(c) for c in s][:top_k])
-        absent = sorted(set(range(n)) - set(int(i) for i in lists.index))
-        if absent:
-            raise AnalysisInputError(f"{model}: {method}/{sim} has no concept for output neuron(s) {absent[:5]}")
-        top1 = [lists[i][0] == truth[i] for i in range(n)]
-        top5 = [truth[i] in lists[i] for i in range(n)]
-        cos = [float(emb[pos[lists[i][0]]] @ emb[pos[truth[i]]]) for i in range(n)]
+        pred = {int(i): v for i, v in lists.items()}  # a neuron without a concept (ICL: no usable answer) is a miss
+        top1 = [i in pred and pred[i][0] == truth[i] for i in range(n)]
+        top5 = [i in pred and truth[i] in pred[i] for i in range(n)]
+        cos = [float(emb[pos[pred[i][0]]] @ emb[pos[truth[i]]]) if i in pred else 0.0 for i in range(n)]
         rows.append((model, method, sim, 100.0 * np.mean(top1), 100.0 * np.mean(top5), float(np.mean(cos)), n))
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -45,20 +45,28 @@ def ocp_neurons(concept: str, open_concepts: pd.DataFrame, layer_sizes: dict[str
     if not target:
         raise AnalysisInputError(f"concept {concept!r} has no content word to match")
     oc = check_neurons_in_layers(open_concepts, layer_sizes, "open_concepts")
-    oc = oc[oc["pos"].map(_open_pos_kind).notna()]
-    words = oc["word"].astype(str)
-    stems = {w: content_stems(w) for w in words.unique()}
-    hit = words.map(lambda w: bool(stems[w] & target)).astype(bool)
-    return oc.loc[hit, ["layer", "neuron"]].drop_duplicates()
+    pos_ok = {p for p in oc["pos"].unique() if _open_pos_kind(p)}
+    oc = oc[oc["pos"].isin(pos_ok)]
+    matching = [w for w in oc["word"].astype(str).unique() if content_stems(w) & target]  # each word stemmed once
+    return oc.loc[oc["word"].isin(matching), ["layer", "neuron"]].drop_duplicates()
+
+
+def _matching(values: pd.Series, test) -> pd.Series:
+    """Boolean mask of ``values`` whose distinct value passes ``test`` (each distinct value tested once)."""
+    return values.isin([v for v in values.unique() if test(v)])
 
 
 def closed_neurons(
     method: str, concept: str, closed_concepts: pd.DataFrame, layer_sizes: dict[str, int],
     top_n: int, similarity: str | None,
 ) -> pd.DataFrame:
-    """(layer, neuron) rows with ``concept`` among their top-``top_n`` closed-set concepts of ``method``."""
+    """(layer, neuron) rows with ``concept`` among their top-``top_n`` closed-set concepts of ``method``.
+
+    Ranks are contiguous per neuron from the smallest stored rank (0- or 1-based, whichever the writer
+    used), so "top-N" is ``rank < min rank + N``.
+    """
     require_columns(closed_concepts, ("layer", "neuron", "method", "similarity", "rank", "concept"), "closed_concepts")
-    cc = closed_concepts[closed_concepts["method"].astype(str).str.upper() == method]
+    cc = closed_concepts[_matching(closed_concepts["method"], lambda m: str(m).upper() == method)]
     sims = sorted(cc["similarity"].astype(str).unique())
     if not sims:
         raise AnalysisInputError(f"closed_concepts holds no {method} rows")
@@ -68,12 +76,10 @@ def closed_neurons(
     elif similarity not in sims:
         raise AnalysisInputError(f"similarity {similarity!r} not in closed_concepts for {method}; has {sims}")
     else:
-        cc = cc[cc["similarity"].astype(str) == similarity]
-    cc = check_neurons_in_layers(cc, layer_sizes, "closed_concepts")
-    # rank is 1-based or 0-based depending on the writer: take the top_n smallest ranks per neuron
-    cc = cc.sort_values(["layer", "neuron", "rank"]).groupby(["layer", "neuron"], sort=False).head(top_n)
-    hit = cc["concept"].map(normalise_name) == normalise_name(concept)
-    return cc.loc[hit, ["layer", "neuron"]].drop_duplicates()
+        cc = cc[cc["similarity"] == similarity]
+    target = normalise_name(concept)
+    cc = cc[(cc["rank"] < cc["rank"].min() + top_n) & _matching(cc["concept"], lambda c: normalise_name(c) == target)]
+    return check_neurons_in_layers(cc, layer_sizes, "closed_concepts")[["layer", "neuron"]].drop_duplicates()
 
 
 def select_neurons(

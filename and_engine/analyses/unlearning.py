@@ -46,6 +46,20 @@ def candidate_layers(layers: pd.DataFrame, include_classifier: bool = False) -> 
     return {str(r.layer): int(r.n_neurons) for r in keep.itertuples()}
 
 
+def closed_top_n(closed_concepts: pd.DataFrame, similarities: Mapping[str, str | None], top_n: int) -> pd.DataFrame:
+    """Only the rows ``select_neurons`` can use: each method's chosen similarity, top ``top_n`` ranks per neuron.
+
+    Selection over every class then scans a frame ~25x smaller (paper scale: 4 M -> 0.17 M rows).
+    """
+    require_columns(closed_concepts, ("layer", "neuron", "method", "similarity", "rank"), "closed_concepts")
+    method = closed_concepts["method"].astype(str).str.upper()
+    keep = pd.Series(False, index=closed_concepts.index)
+    for m, sim in similarities.items():
+        keep |= (method == m) & ((closed_concepts["similarity"] == sim) if sim is not None else True)
+    sub = closed_concepts[keep].sort_values(["method", "layer", "neuron", "rank"])
+    return sub.groupby(["method", "layer", "neuron"], sort=False).head(top_n)
+
+
 def run_table4(
     model, waveforms: np.ndarray, labels: np.ndarray, class_names: Sequence[str], closed_concepts: pd.DataFrame,
     open_concepts: pd.DataFrame, layer_sizes: dict[str, int], similarities: Mapping[str, str | None],
@@ -62,6 +76,7 @@ def run_table4(
     if not targets:
         raise AnalysisInputError(f"{model_name}: no held-out clip to evaluate pruning on")
     baseline = batched_logits(model, waveforms, batch_size)
+    closed_concepts = closed_top_n(closed_concepts, similarities, top_n)
     summaries, per_class = [], []
     for method in methods:
         results = {}

@@ -72,12 +72,10 @@ def _onsets(frames: np.ndarray, active: np.ndarray, hop_s: float, onset_db: floa
     bands = np.array_split(power, 32, axis=1)
     level = 10 * np.log10(np.stack([b.mean(axis=1) for b in bands], axis=1) + 1e-20)
     level = np.maximum(level, level.max() - 80.0)
-    rise = np.zeros(len(level))
-    if len(level) > 2:
-        d1 = np.maximum(level[1:] - level[:-1], 0).mean(axis=1)
-        d2 = np.maximum(level[2:] - level[:-2], 0).mean(axis=1)
-        rise[1:] = d1
-        rise[2:] = np.maximum(rise[2:], d2)
+    level = np.vstack([np.full((2, level.shape[1]), level.min()), level])  # silence before: a start is an onset
+    d1 = np.maximum(level[2:] - level[1:-1], 0).mean(axis=1)
+    d2 = np.maximum(level[2:] - level[:-2], 0).mean(axis=1)
+    rise = np.maximum(d1, d2)
     gap = max(1, int(round(0.05 / hop_s)))
     peaks = []
     for t in np.flatnonzero((rise >= onset_db) & active):

@@ -12,7 +12,6 @@ import zlib
 from typing import Protocol
 
 import numpy as np
-import pandas as pd
 
 from and_engine.backends.acoustic import check_waveforms, measure_acoustics, relative_loudness
 from and_engine.backends.acoustic_words import THRESHOLDS, compose_caption, descriptor_words

@@ -29,7 +29,8 @@ _CHATTER_SENTENCE = re.compile(
 )
 _LEADING_SURE = re.compile(r"^\s*(Sure|Certainly|Of course|Absolutely)[!,.]\s*", re.IGNORECASE)
 _TERMINAL = ".!?)\"'”’:;"
-_FRAGMENT = re.compile(r"^(.*[.!?])\s+(\S+(?:\s+\S+){0,2})$")
+_FRAGMENT = re.compile(r"^(.*[.!?])\s+([^.!?]+)$")  # complete sentence(s) + an unfinished one
+_FUNCTION_WORDS = frozenset("a an the of to in on at by for with and or but as from that which is are was were be its their this these those than then very".split())
 
 
 def strip_chatter(text: str) -> str:
@@ -66,22 +67,28 @@ def clean_answer(text: str | None) -> tuple[str, str]:
     """Raw answer -> (cleaned text, status in ANSWER_STATUSES); never raises."""
     if not isinstance(text, str):
         return "", "empty"
+    had_content = bool(text.strip())
     text = _printable(text)
     if not text:
-        return "", "empty"
+        return "", "garbage" if had_content else "empty"
     if _is_garbage(text):
         return "", "garbage"
     text = strip_chatter(text)
     if not text:
         return "", "empty"
     status = "ok"
-    # A cut-off answer ends mid-sentence: drop a short trailing fragment after the last complete part.
+    # A cut-off answer ends mid-sentence: drop a trailing fragment that is short or ends on a function word.
     lines = text.splitlines()
     last = lines[-1]
     if last[-1] not in _TERMINAL:
+        words = last.split()
+        dangling = words[-1].lower().strip(",;-") in _FUNCTION_WORDS
         m = _FRAGMENT.match(last)
-        if len(last.split()) <= 3 and len(lines) > 1:
+        punctuated = any(ln[-1] in _TERMINAL for ln in lines[:-1])  # the other lines end properly
+        if len(lines) > 1 and ((len(words) <= 3 and punctuated) or dangling):
             lines, status = lines[:-1], "truncated"
-        elif m and len(m.group(1).split()) > 2:
+        elif m and len(m.group(1).split()) > 2 and (len(m.group(2).split()) <= 3 or dangling):
             lines[-1], status = m.group(1), "truncated"
+        elif dangling:
+            status = "truncated"
     return "\n".join(lines).strip(), status

@@ -112,11 +112,31 @@ def pruning_summary(store: ResultsStore, model: str | None = None) -> pd.DataFra
                           params)
 
 
-def neuron_concepts(store: ResultsStore, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """-> (closed_concepts, open_concepts) of every neuron of ``model`` in the columns pruning selection needs."""
-    closed = store.read("closed_concepts", ["layer", "neuron", "method", "similarity", "rank", "concept"],
-                        model=model)
-    opened = store.read("open_concepts", ["layer", "neuron", "word", "pos"], model=model)
+def similarities(store: ResultsStore, model: str, method: str) -> list[str]:
+    """-> the similarity functions stored for ``method`` (DB / TAB / ICL) of ``model``."""
+    return store.query_df('SELECT DISTINCT similarity FROM "closed_concepts" WHERE model = ? AND method = ? '
+                          "ORDER BY similarity", [model, method])["similarity"].tolist()
+
+
+def pruning_candidates(store: ResultsStore, model: str, concept: str, top_n: int = 3,
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The only rows ``analyses.pruning.select_neurons`` can select for ``concept`` -> (closed, open_concepts).
+
+    closed: rows naming the concept within each neuron's top ``top_n`` ranks (every method and similarity);
+    open: rows whose word shares a content-word stem with the concept (OCP's rule, ``content_stems``).
+    Selecting on these gives the same neurons as on the full tables, without reading 55k neurons' rows.
+    """
+    from and_engine.analyses.common import content_stems, normalise_name
+
+    closed = store.query_df(
+        'SELECT layer, neuron, method, similarity, rank, concept FROM "closed_concepts" WHERE model = ? '
+        "AND rank < (SELECT min(rank) FROM \"closed_concepts\") + ? "
+        "AND lower(regexp_replace(trim(concept), '[\\s_\\-/]+', ' ', 'g')) = ?",
+        [model, int(top_n), normalise_name(concept)])
+    target = content_stems(concept)
+    words = store.query_df('SELECT DISTINCT word FROM "open_concepts" WHERE model = ?', [model])["word"]
+    hits = [w for w in words if content_stems(w) & target]
+    opened = store.read("open_concepts", ["layer", "neuron", "word", "pos"], model=model, word=hits)
     return closed, opened
 
 

@@ -38,7 +38,7 @@ def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray
     fig = _fig("activation over the probing set", xaxis_title="activation", yaxis_title="clips", height=260)
     fig.add_trace(go.Histogram(x=values, nbinsx=min(60, max(10, len(values) // 5)), name="all clips"))
     for vals, color, name in ((top, "crimson", "top-K"), (bottom, "royalblue", "bottom-K")):
-        for i, v in enumerate(vals):
+        for v in vals:
             fig.add_vline(x=float(v), line_color=color, line_width=1.5, opacity=0.8)
         fig.add_trace(go.Scatter(x=list(vals), y=[0] * len(vals), mode="markers", name=name,
                                  marker={"color": color, "symbol": "triangle-up", "size": 10}))

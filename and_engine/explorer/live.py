@@ -68,7 +68,12 @@ def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame) ->
     ps = ProbingSet(root=root.resolve(), clips=clips.reset_index(drop=True),
                     issues=pd.DataFrame(columns=["rel_path", "reason"]))
     seconds = config.probing_set.clip_seconds
-    model = load_target_model(cfgs[model_name], config, ps, lambda sr: ps.load_waveforms(sr, seconds))
+
+    def no_training(sample_rate: int) -> np.ndarray:  # the registry asks for waveforms only to train
+        raise LiveError(f"no cached checkpoint of {model_name!r} under {config.run.cache_dir}: run the build "
+                        "first (the app never trains a model)")
+
+    model, _info = load_target_model(cfgs[model_name], config, ps, no_training)
     index = {c: i for i, c in enumerate(model.class_names)}
     held = clips[(clips["fold"] == config.probing_set.heldout_fold) & clips["label"].isin(index)]
     if held.empty:
@@ -96,7 +101,11 @@ class LivePruning:
 def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.DataFrame, opened: pd.DataFrame,
                layer_sizes: dict[str, int], clip_row: int = 0, similarity: str | None = None, top_n: int = 3,
                seed: int = 0, enabled: bool = True) -> LivePruning:
-    """Prune the neurons ``method`` ties to ``concept`` (nothing when ``enabled`` is False) and measure."""
+    """Prune the neurons ``method`` ties to ``concept`` (nothing when ``enabled`` is False) and measure.
+
+    ``closed`` / ``opened``: closed- and open-set concept rows (the full tables or
+    ``aggregates.pruning_candidates``); ``similarity`` is required for DB / TAB.
+    """
     from and_engine.analyses.pruning import evaluate_pruning, select_neurons
     from and_engine.models.base import pruned
 
@@ -105,8 +114,12 @@ def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.Data
         raise LiveError(f"target concept {concept!r} is not a class of {target.model.name!r}")
     if not 0 <= clip_row < len(target.waveforms):
         raise LiveError(f"clip row {clip_row} outside the {len(target.waveforms)} held-out clips")
-    neurons = (select_neurons(method, concept, closed, opened, layer_sizes, top_n=top_n, seed=seed,
-                              similarity=similarity) if enabled else {})
+    stored = closed[(closed["method"] == method) & (closed["similarity"] == similarity)]
+    if not enabled or (method in ("DB", "TAB") and stored.empty):  # the concept is no neuron's top-n concept
+        neurons = {}
+    else:
+        neurons = select_neurons(method, concept, closed, opened, layer_sizes, top_n=top_n, seed=seed,
+                                 similarity=similarity)
     neurons = {k: v for k, v in neurons.items() if v}
     res = evaluate_pruning(target.model, target.waveforms, target.labels, neurons,
                            baseline_logits=target.baseline_logits)

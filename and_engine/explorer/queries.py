@@ -107,8 +107,8 @@ def activation_maps(store: ResultsStore, model: str, layer: str, neuron: int) ->
 
 
 def summaries(store: ResultsStore, model: str, layer: str, neuron: int) -> dict[str, dict]:
-    """-> {'top': {...}, 'bottom': {...}}: S_h / S_l with the backend and LLM that wrote them."""
-    df = store.read("summaries", ["side", "summary", "backend", "llm_model"], model=model, layer=layer,
+    """-> {'top': {...}, 'bottom': {...}}: S_h / S_l with the backend and LLM that wrote them, and status."""
+    df = store.read("summaries", ["side", "summary", "backend", "llm_model", "status"], model=model, layer=layer,
                     neuron=int(neuron))
     return {r["side"]: r for r in df.to_dict("records")}
 

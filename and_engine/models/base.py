@@ -58,6 +58,20 @@ class TargetModel:
     token_prefix: int = 0
     description: str = ""
     info: dict = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def to(self, device: str | torch.device) -> TargetModel:
+        """Move the module to ``device`` (e.g. "cuda"); inputs follow it, outputs come back to the CPU."""
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ModelError(f"model {self.name!r}: device {device!r} requested but CUDA is not available")
+        self.module.to(dev)
+        self.device = dev
+        return self
+
+    def inputs(self, waveforms: np.ndarray) -> torch.Tensor:
+        """Waveforms (n, samples) -> the module's input tensor on ``device``."""
+        return self.preprocess(waveforms).to(self.device)
 
     def layers(self) -> list[LayerSpec]:
         """Every dissectable layer, in forward order."""
@@ -80,7 +94,7 @@ class TargetModel:
             raise ModelError(f"model {self.name!r}: waveforms contain NaN or inf")
         return arr
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def logits(self, waveforms: np.ndarray, batch_size: int = 16) -> np.ndarray:
         """(n, samples) float32 at ``sample_rate`` -> (n, n_classes) float32 logits (window mean)."""
         arr = self.check_waveforms(waveforms)
@@ -88,7 +102,7 @@ class TargetModel:
         out = []
         for start in range(0, len(arr), max(1, batch_size)):
             chunk = arr[start : start + batch_size]
-            out.append(self.forward_logits(self.preprocess(chunk), len(chunk)).numpy())
+            out.append(self.forward_logits(self.inputs(chunk), len(chunk)).cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
     def forward_logits(self, inputs: torch.Tensor, n_clips: int) -> torch.Tensor:

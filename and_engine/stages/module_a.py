@@ -25,6 +25,8 @@ from and_engine.stages.similarity import similarity_scores
 COLUMNS = ["model", "layer", "neuron", "method", "similarity", "rank", "concept", "score"]
 DB_TEMPERATURE = 100.0  # P = softmax(100 * cos(caption, concept)), as CLIP's logit scale
 SCOPES = ("all", "topk")
+_QUOTED = re.compile(r"^['\"\u2018\u201c]([^'\"\u2019\u201d\n]+)['\"\u2019\u201d]")
+_CLAUSE_END = re.compile(r"(?:[.;!?](?:\s|$)|\s[-\u2013(]|\n)")
 
 
 class ModuleAError(ValueError):
@@ -81,11 +83,17 @@ def closed_concepts(u: np.ndarray, P: np.ndarray, concepts: Sequence[str], *, mo
 
 
 def icl_answer_text(response: str, concepts: Sequence[str]) -> str:
-    """An LLM response -> the answer to map: text after the last "Answer:"; without it, the one concept
-    named verbatim, else the whole cleaned response; "" for an empty or garbage response."""
-    answer = parse_icl_answer(response or "")
-    if answer:
-        return answer
+    """An LLM response -> the answer to map: after the last "Answer:", a leading quoted name or the text up
+    to the first sentence / clause break; without "Answer:", the one concept named verbatim, else the
+    whole cleaned response; "" for an empty or garbage response."""
+    raw = response or ""
+    idx = raw.lower().rfind("answer:")
+    if idx >= 0:  # keep a leading quoted name, else cut extra text at the first sentence / clause break
+        line = raw[idx + len("answer:"):].strip().strip("*").strip()
+        quoted = _QUOTED.match(line)
+        answer = quoted.group(1) if quoted else parse_icl_answer("Answer: " + _CLAUSE_END.split(line, 1)[0])
+        if answer.strip():
+            return answer.strip()
     cleaned, status = clean_answer(response)
     if status in ("empty", "garbage") or not cleaned:
         return ""

@@ -64,8 +64,8 @@ def calibration_points(summaries: pd.DataFrame, encoder, *, model: str, layer: s
     rows = []
     for neuron, points in top.items():
         low = bottom[neuron]
-        sims = (np.stack([emb[p] for p in points]) @ np.stack([emb[q] for q in low]).T
-                if points and low else None)
+        sims = (np.clip(np.stack([emb[p] for p in points]) @ np.stack([emb[q] for q in low]).T, -1.0, 1.0)
+                if points and low else None)  # clipped: float32 rounding must not push a cosine past 1
         for i, point in enumerate(points):
             j = int(np.argmax(sims[i])) if sims is not None else -1
             rows.append((model, layer, neuron, i, point, low[j] if j >= 0 else None,

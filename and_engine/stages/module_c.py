@@ -46,8 +46,11 @@ def _stop_words() -> frozenset[str]:
 
 
 def is_negated(tokens: Sequence[str], i: int, window: int = NEGATION_WINDOW) -> bool:
-    """True when "no" / "not" (or an n't contraction) is among the ``window`` tokens before tokens[i]."""
+    """True when "no" / "not" (or an n't contraction) is among the ``window`` tokens before tokens[i],
+    within the same sentence (the window stops at . ! ?)."""
     before = [t.lower() for t in tokens[max(0, i - window):i]]
+    ends = [k for k, t in enumerate(before) if t in (".", "!", "?")]
+    before = before[ends[-1] + 1:] if ends else before
     return any(t in ("no", "not") or t.endswith("n't") or t.endswith("n\u2019t") for t in before)
 
 

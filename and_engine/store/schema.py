@@ -53,6 +53,7 @@ RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
     "summaries": [
         ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("side", "VARCHAR"),
         ("summary", "VARCHAR"), ("cache_key", "VARCHAR"), ("backend", "VARCHAR"), ("llm_model", "VARCHAR"),
+        ("status", "VARCHAR"),  # ok | truncated | empty | garbage (backends/llm_answers.py); "" summary if unusable
     ],
     # 6. Module A: top-5 closed-set concepts per neuron, method (DB/TAB/ICL) and similarity function
     "closed_concepts": [

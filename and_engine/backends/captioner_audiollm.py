@@ -1,0 +1,87 @@
+"""The ``audio-llm`` captioner: an audio-language model (Qwen2-Audio-Instruct class) via transformers.
+
+The GPU path of SPEC section 4: the paper's prompt "Please describe the audio in detail." asked of
+``Qwen2AudioForConditionalGeneration`` with its processor, loaded from a local directory (no hub),
+batched, greedy decoding. Untested here with real weights (none ship in a package); the tests run the
+same code on a tiny randomly initialised model of the same class. Acoustic features are still measured
+(``acoustic_features`` table) so the Appendix C checks work whichever captioner ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from and_engine.backends.acoustic import check_waveforms, measure_acoustics, relative_loudness
+from and_engine.backends.captioner import CaptionContext, CaptionerConfigError, CaptionerError, CaptionResult
+from and_engine.store.schema import columns
+
+
+class AudioLLMCaptioner:
+    """Batched captions from a local Qwen2-Audio(-Instruct) checkpoint; loads on the first call."""
+
+    def __init__(self, model_path: str, prompt: str = "Please describe the audio in detail.", batch_size: int = 8,
+                 device: str = "cpu", max_new_tokens: int = 256):
+        if batch_size < 1 or max_new_tokens < 1:
+            raise CaptionerConfigError(f"batch_size and max_new_tokens must be >= 1, got {batch_size}, {max_new_tokens}")
+        self.path, self.prompt, self.batch_size = Path(model_path).expanduser(), prompt, batch_size
+        self.device, self.max_new_tokens = device, max_new_tokens
+        self._loaded = None
+
+    def describe(self) -> dict:
+        return {"backend": "audio-llm", "model": self.path.name,
+                "params": {"prompt": self.prompt, "max_new_tokens": self.max_new_tokens, "decoding": "greedy"}}
+
+    def _load(self):
+        if self._loaded is None:
+            if not (self.path / "config.json").is_file():
+                raise CaptionerError(f"audio-llm captioner: {self.path} is not a local model directory "
+                                     "(expected config.json, weights and processor files)")
+            import torch
+            from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+
+            dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+            try:
+                processor = AutoProcessor.from_pretrained(str(self.path))
+                model = Qwen2AudioForConditionalGeneration.from_pretrained(str(self.path), dtype=dtype)
+            except (OSError, ValueError) as exc:
+                raise CaptionerError(f"audio-llm captioner: cannot load {self.path}: {exc}") from exc
+            processor.tokenizer.padding_side = "left"
+            self._loaded = (processor, model.to(self.device).eval())
+        return self._loaded
+
+    def _batch(self, audio: list[np.ndarray], sample_rate: int) -> list[str]:
+        import torch
+
+        processor, model = self._load()
+        chat = [{"role": "user", "content": [{"type": "audio", "audio_url": "clip"},
+                                             {"type": "text", "text": self.prompt}]}]
+        text = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        inputs = processor(text=[text] * len(audio), audio=audio, sampling_rate=sample_rate, return_tensors="pt",
+                           padding=True).to(self.device)
+        pad = processor.tokenizer.pad_token_id
+        with torch.no_grad():
+            ids = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad)
+        new = ids[:, inputs["input_ids"].shape[1] :]
+        return [" ".join(t.split()) for t in processor.batch_decode(new, skip_special_tokens=True)]
+
+    def caption(self, waveforms: np.ndarray, sample_rate: int, context: CaptionContext | None = None) -> CaptionResult:
+        """(n, samples) float audio at the processor's rate (16 kHz) -> n captions + acoustic_features rows."""
+        arr = check_waveforms(waveforms, sample_rate).astype(np.float32)
+        processor, _ = self._load()
+        expected = processor.feature_extractor.sampling_rate
+        if int(sample_rate) != expected:
+            raise CaptionerError(f"audio-llm captioner needs {expected} Hz audio, got {sample_rate}")
+        ctx = context or CaptionContext()
+        captions: list[str] = []
+        for s in range(0, len(arr), self.batch_size):
+            captions.extend(self._batch(list(arr[s : s + self.batch_size]), sample_rate))
+        feats = ctx.features
+        if feats is None:
+            feats = measure_acoustics(arr, sample_rate)
+            feats["relative_loudness"] = relative_loudness(feats["rms_db"].to_numpy(), feats["rms_db"].to_numpy())
+        feats = feats.reset_index(drop=True).copy()
+        feats["clip_id"] = np.arange(len(arr)) if ctx.clip_ids is None else np.asarray(ctx.clip_ids)
+        feats["tags"] = ""
+        return CaptionResult(captions, feats[columns("acoustic_features")[1:]])

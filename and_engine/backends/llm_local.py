@@ -1,0 +1,147 @@
+"""Local LLM backends: ``llama-cpp`` (GGUF), ``transformers`` (directory or GGUF, CPU/GPU), ``vllm`` (GPU).
+
+Each takes an ``LLMConfig`` (``model`` = the file or directory), loads lazily on the first ``generate``
+and sends every prompt as one user chat turn. Temperature 0 means greedy decoding.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from and_engine.backends.llm import LLMConfigError, LLMError, sampling_params
+from and_engine.config import LLMConfig
+
+
+def _model_path(cfg: LLMConfig, what: str) -> Path:
+    """``llm.model`` -> an existing path; ``package:<pkg>/<file>`` names a file shipped inside a package."""
+    if not cfg.model:
+        raise LLMConfigError(f"llm.model must name {what} for backend {cfg.backend!r}")
+    if cfg.model.startswith("package:"):
+        pkg, _, rel = cfg.model[len("package:") :].partition("/")
+        spec = importlib.util.find_spec(pkg) if pkg.isidentifier() else None
+        if spec is None or not spec.submodule_search_locations:
+            raise LLMConfigError(f"llm.model: package {pkg!r} is not installed (from {cfg.model!r})")
+        path = Path(list(spec.submodule_search_locations)[0]) / rel
+    else:
+        path = Path(cfg.model).expanduser()
+    if not path.exists():
+        raise LLMConfigError(f"llm.model: {path} does not exist (backend {cfg.backend!r} needs {what})")
+    return path
+
+
+def _missing(package: str, hint: str) -> LLMError:
+    return LLMError(f"the {package!r} package is not installed; {hint}")
+
+
+class _LocalLLM:
+    backend = ""
+
+    def __init__(self, cfg: LLMConfig):
+        self.cfg = cfg
+        self._engine = None
+
+    def describe(self) -> dict:
+        return {"backend": self.backend, "model": Path(self.cfg.model).name or self.cfg.model,
+                "params": sampling_params(self.cfg)}
+
+
+class LlamaCppLLM(_LocalLLM):
+    """A GGUF file through llama-cpp-python, always single-threaded (n_threads=1, n_threads_batch=1)."""
+
+    backend = "llama-cpp"
+    n_ctx = 4096
+
+    def _load(self):
+        if self._engine is None:
+            path = _model_path(self.cfg, "a .gguf file")
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise _missing("llama_cpp", "pip install -r requirements-llamacpp.txt (compiles; see "
+                               "docs/backends.md)") from exc
+            self._engine = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=1, n_threads_batch=1,
+                                 seed=self.cfg.seed, verbose=False)
+        return self._engine
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        llm, c = self._load(), self.cfg
+        out = []
+        for p in prompts:
+            res = llm.create_chat_completion(messages=[{"role": "user", "content": p}], temperature=c.temperature,
+                                             top_p=c.top_p, max_tokens=c.max_new_tokens, seed=c.seed)
+            out.append(res["choices"][0]["message"]["content"] or "")
+        return out
+
+
+class TransformersLLM(_LocalLLM):
+    """A causal LM via transformers: a model directory, or a .gguf file (de-quantised, ``gguf_file=``)."""
+
+    backend = "transformers"
+
+    def _load(self):
+        if self._engine is None:
+            path = _model_path(self.cfg, "a model directory or a .gguf file")
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            src, kw = (str(path.parent), {"gguf_file": path.name}) if path.suffix == ".gguf" else (str(path), {})
+            try:
+                tok = AutoTokenizer.from_pretrained(src, **kw)
+                model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kw)
+            except (OSError, ValueError) as exc:
+                raise LLMError(f"transformers cannot load {path}: {exc}") from exc
+            tok.padding_side = "left"
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            self._engine = (tok, model.to(device).eval(), device)
+        return self._engine
+
+    def _chat(self, tok, prompt: str) -> str:
+        if getattr(tok, "chat_template", None):
+            return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                           add_generation_prompt=True)
+        return prompt + "\n"
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        import torch
+
+        tok, model, device = self._load()
+        c, out = self.cfg, []
+        sample = c.temperature > 0
+        for s in range(0, len(prompts), max(c.batch_size, 1)):
+            texts = [self._chat(tok, p) for p in prompts[s : s + c.batch_size]]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            torch.manual_seed(c.seed)
+            kw = {"do_sample": True, "temperature": c.temperature, "top_p": c.top_p} if sample else {"do_sample": False}
+            with torch.no_grad():
+                ids = model.generate(**enc, max_new_tokens=c.max_new_tokens, pad_token_id=tok.pad_token_id, **kw)
+            new = ids[:, enc["input_ids"].shape[1] :]
+            out.extend(tok.batch_decode(new, skip_special_tokens=True))
+        return [o.strip() for o in out]
+
+
+class VllmLLM(_LocalLLM):
+    """vLLM offline batched generation with prefix caching (GPU only; untested on the CPU machines)."""
+
+    backend = "vllm"
+
+    def _load(self):
+        if self._engine is None:
+            try:
+                from vllm import LLM as VLLMEngine
+            except ImportError as exc:
+                raise _missing("vllm", "it needs a CUDA GPU: pip install -r requirements-gpu.txt") from exc
+            self._engine = VLLMEngine(model=self.cfg.model, enable_prefix_caching=True, seed=self.cfg.seed)
+        return self._engine
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        engine = self._load()
+        from vllm import SamplingParams
+
+        c = self.cfg
+        params = SamplingParams(temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_new_tokens, seed=c.seed)
+        chats = [[{"role": "user", "content": p}] for p in prompts]
+        results = engine.chat(chats, params, use_tqdm=False)
+        return [r.outputs[0].text if r.outputs else "" for r in results]

@@ -1,0 +1,90 @@
+"""Steps 2 and 5 (captions, summaries): wiring between the store and the describe stages.
+
+``run_describe_steps(ctx, upstream)`` -> upstream + {"captions": fp, "summaries:<model>:<layer>": fp}.
+Captions (scope {}) depend only on the probing set. Summaries run per (model, layer) for every
+``extremes:<model>:<layer>`` fingerprint in ``upstream``, through the ``llm_cache`` (a rerun with the
+same prompts makes zero LLM calls, even after the step itself is invalidated).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from and_engine.backends.captioner import CAPTION_SAMPLE_RATE, make_captioner
+from and_engine.backends.llm import CachedLLM, make_llm
+from and_engine.backends.prompts import SUMMARY_TEMPLATE_ID
+from and_engine.config import LLMConfig
+from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
+from and_engine.stages.captions import compute_captions
+from and_engine.stages.summaries import assign_llms, compute_summaries
+
+
+def _captioner(ctx: BuildContext):
+    key = ("captioner", ctx.config.captions)
+    if key not in ctx.objects:
+        ctx.objects[key] = make_captioner(ctx.config.captions)
+    return ctx.objects[key]
+
+
+def summary_llm(ctx: BuildContext, cfg: LLMConfig) -> CachedLLM:
+    """The cached summary LLM for ``cfg``, built once per build (models load on first use)."""
+    key = ("summary-llm", cfg)
+    if key not in ctx.objects:
+        local = cfg.backend in ("llama-cpp", "transformers") and cfg.model and not cfg.model.startswith("package:")
+        if local and not Path(cfg.model).expanduser().is_absolute():  # config paths are relative to the project
+            cfg = dataclasses.replace(cfg, model=str(ctx.config.resolve(cfg.model)))
+        chunk = max(cfg.batch_size, 1) * 4
+        ctx.objects[key] = CachedLLM(make_llm(cfg), ctx.store.cache_get, ctx.store.cache_put,
+                                     template=SUMMARY_TEMPLATE_ID, chunk_size=chunk)
+    return ctx.objects[key]
+
+
+def run_captions_step(ctx: BuildContext, upstream: dict[str, str]) -> str:
+    captioner = _captioner(ctx)
+    params = {"captioner": captioner.describe(), "config": dataclasses.asdict(ctx.config.captions)}
+
+    def compute():
+        audio = waveforms(ctx, CAPTION_SAMPLE_RATE)
+        ids = probing_set(ctx).clips["clip_id"].to_numpy()
+        with ctx.progress.bar(len(ids), "captioning clips") as bar:
+            return compute_captions(audio, CAPTION_SAMPLE_RATE, captioner, ids,
+                                    batch_size=64, progress=bar.update)
+
+    return run_step(ctx, "captions", {}, params, [upstream["clips"]], compute)
+
+
+def run_summaries_step(ctx: BuildContext, model: str, layer: str, extremes_fp: str, captions_fp: str) -> str:
+    cfg = ctx.config.summaries
+    neurons = ctx.store.read("extremes", ["neuron"], model=model, layer=layer)["neuron"].to_numpy()
+    plan = assign_llms(model, layer, neurons, cfg, ctx.config.run.seed)
+    llms = [summary_llm(ctx, llm_cfg) for llm_cfg, _ in plan]
+    params = {"groups": [{"llm": llm.describe(), "n_neurons": int(len(ns))} for llm, (_, ns) in zip(llms, plan)],
+              "template": SUMMARY_TEMPLATE_ID, "config": dataclasses.asdict(cfg), "seed": ctx.config.run.seed}
+
+    def compute():
+        extremes = ctx.store.read("extremes", model=model, layer=layer, order_by=["neuron"])
+        captions = ctx.store.read("captions", ["clip_id", "caption"], order_by=["clip_id"])
+        groups = [(ns, llm) for llm, (_, ns) in zip(llms, plan)]
+        with ctx.progress.bar(2 * len(extremes), f"summaries {model}/{layer}") as bar:
+            rows = compute_summaries(extremes, captions, groups, progress=bar.update)
+        calls = sum(llm.stats["calls"] for llm in llms)
+        bad = int((rows["status"] != "ok").sum())
+        ctx.progress.log(f"summaries {model}/{layer}: {len(rows)} rows, {calls} LLM call(s) so far in this build, "
+                         f"{bad} answer(s) not ok (empty/garbage/truncated)")
+        return {"summaries": rows}
+
+    return run_step(ctx, "summaries", {"model": model, "layer": layer}, params, [extremes_fp, captions_fp], compute)
+
+
+def run_describe_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, str]:
+    """Captions once, then summaries for every (model, layer) with extremes -> named fingerprints."""
+    if "clips" not in upstream:
+        raise KeyError("run_describe_steps needs the 'clips' fingerprint (run the probe steps first)")
+    out = dict(upstream)
+    out["captions"] = run_captions_step(ctx, upstream)
+    for name, fp in upstream.items():
+        if name.startswith("extremes:"):
+            _, model, layer = name.split(":", 2)
+            out[f"summaries:{model}:{layer}"] = run_summaries_step(ctx, model, layer, fp, out["captions"])
+    return out

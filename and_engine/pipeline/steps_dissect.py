@@ -1,0 +1,198 @@
+"""Steps 6-8 (Module A, B, C) for every (model, layer) that has summaries.
+
+``run_dissect_steps(ctx, upstream)`` -> upstream + fingerprints ``module_a:<m>:<l>`` (DB + TAB),
+``module_b:<m>:<l>``, ``adjective_checks`` (one step over the universal adjective set),
+``module_c:<m>:<l>`` and ``module_a_icl:<m>:<l>`` (ICL reads the calibrated summary, so it runs after B).
+Encoders, the TAB matrix and the tagger are built once per build and kept in ``ctx.objects``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from and_engine.backends.llm import CachedLLM, make_llm
+from and_engine.backends.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID
+from and_engine.config import stable_hash
+from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
+from and_engine.stages import module_a, module_b, module_c
+from and_engine.stages.concept_sets import load_concept_set
+
+TAB_RATE = 16000
+
+
+def _cached(ctx: BuildContext, key: tuple, make):
+    if key not in ctx.objects:
+        ctx.objects[key] = make()
+    return ctx.objects[key]
+
+
+def _encoder(ctx: BuildContext, name: str):
+    from and_engine.backends.text_encoders import make_text_encoder
+
+    return _cached(ctx, ("text_encoder", name), lambda: make_text_encoder(name))
+
+
+def _llm(ctx: BuildContext, template: str) -> CachedLLM:
+    cfg = ctx.config.summaries.llm
+    return _cached(ctx, ("dissect-llm", template, cfg), lambda: CachedLLM(
+        make_llm(cfg), ctx.store.cache_get, ctx.store.cache_put, template=template,
+        chunk_size=max(cfg.batch_size, 1) * 4))
+
+
+def _concepts(ctx: BuildContext) -> list[str]:
+    spec = ctx.config.module_a.concept_set
+    return _cached(ctx, ("concepts", spec), lambda: load_concept_set(
+        spec, probing_set(ctx).class_names if spec == "probing-labels" else None, ctx.config.resolve(".")))
+
+
+def _db_matrix(ctx: BuildContext, concepts: list[str], captions_fp: str):
+    cfg = ctx.config.module_a
+
+    def make():
+        caps = ctx.store.read("captions", columns=["clip_id", "caption"], order_by=["clip_id"])
+        n = len(probing_set(ctx).clips)
+        if caps["clip_id"].tolist() != list(range(n)):
+            raise module_a.ModuleAError(f"captions must cover clip ids 0..{n - 1} once each (run the describe steps)")
+        return module_a.db_concept_matrix(caps["caption"].tolist(), concepts, _encoder(ctx, cfg.text_encoder))
+    return _cached(ctx, ("db-matrix", cfg.text_encoder, tuple(concepts), captions_fp), make)
+
+
+def _tab(ctx: BuildContext):
+    from and_engine.backends.audio_text import make_audio_text_model
+
+    name = ctx.config.module_a.audio_text_model
+    return _cached(ctx, ("audio-text", name), lambda: make_audio_text_model(name, _encoder(ctx, "minilm")))
+
+
+def _tab_matrix(ctx: BuildContext, concepts: list[str], clips_fp: str):
+    return _cached(ctx, ("tab-matrix", ctx.config.module_a.audio_text_model, tuple(concepts), clips_fp),
+                   lambda: _tab(ctx).similarity(waveforms(ctx, TAB_RATE), concepts))
+
+
+def _module_a_step(ctx: BuildContext, model: str, layer: str, upstream: dict[str, str]) -> str:
+    cfg, concepts = ctx.config.module_a, _concepts(ctx)
+    params = {"concepts": concepts, "concept_set": cfg.concept_set, "similarities": list(cfg.similarities),
+              "db_scope": cfg.db_scope, "top_n": cfg.top_n, "top_k": ctx.config.activations.top_k,
+              "text_encoder": _encoder(ctx, cfg.text_encoder).describe(), "audio_text": _tab(ctx).describe()}
+
+    def compute():
+        u = ctx.store.read_activations(model, layer)
+        topk = None
+        if cfg.db_scope == "topk":
+            ext = ctx.store.read("extremes", columns=["neuron", "topk_clip_ids"], order_by=["neuron"],
+                                 model=model, layer=layer)
+            topk = pd.DataFrame(ext["topk_clip_ids"].tolist()).to_numpy()
+        common = dict(model=model, layer=layer, similarities=cfg.similarities, top_n=cfg.top_n)
+        db = module_a.closed_concepts(u, _db_matrix(ctx, concepts, upstream["captions"]), concepts, method="DB",
+                                      scope=cfg.db_scope, topk_ids=topk, **common)
+        tab = module_a.closed_concepts(u, _tab_matrix(ctx, concepts, upstream["clips"]), concepts, method="TAB",
+                                       **common)
+        return {"closed_concepts": pd.concat([db, tab], ignore_index=True)}
+    key = f"{model}:{layer}"
+    up = [upstream[k] for k in ("clips", "captions", f"activations:{key}", f"extremes:{key}")]
+    return run_step(ctx, "module_a", {"model": model, "layer": layer}, params, up, compute)
+
+
+def _module_b_step(ctx: BuildContext, model: str, layer: str, upstream: list[str]) -> str:
+    cfg = ctx.config.module_b
+    encoder = _encoder(ctx, cfg.sentence_encoder)
+    params = {"threshold": cfg.threshold, "encoder": encoder.describe(), "min_point_words": module_b.MIN_POINT_WORDS}
+
+    def compute():
+        summ = ctx.store.read("summaries", columns=["neuron", "side", "summary"], model=model, layer=layer)
+        points = module_b.calibration_points(summ, encoder, model=model, layer=layer)
+        neurons = sorted(set(summ["neuron"].astype(int)))
+        return {"calibration_points": points, "calibrated_summaries": module_b.calibrated_summaries(
+            points, neurons, cfg.threshold, model=model, layer=layer)}
+    return run_step(ctx, "module_b", {"model": model, "layer": layer}, params, upstream, compute)
+
+
+def _tagger(ctx: BuildContext):
+    from and_engine.backends.taggers import make_tagger
+
+    return _cached(ctx, ("tagger", ctx.config.module_c.tagger), lambda: make_tagger(ctx.config.module_c.tagger))
+
+
+def _words(ctx: BuildContext, model: str, layer: str, b_fp: str):
+    """(words, counts) of a layer's calibrated summaries, tagged once per build."""
+    def make():
+        cal = ctx.store.read("calibrated_summaries", columns=["neuron", "calibrated_summary"],
+                             order_by=["neuron"], model=model, layer=layer)
+        return module_c.tag_words(cal, _tagger(ctx), ctx.config.analyses.basic_adjectives)
+    return _cached(ctx, ("module_c_words", model, layer, b_fp), make)
+
+
+def _module_c_params(ctx: BuildContext) -> dict:
+    return {"tagger": _tagger(ctx).describe(), "rule_filter": stable_hash(sorted(module_c.GENERIC_WORDS)),
+            "negation_window": module_c.NEGATION_WINDOW, "basic": list(ctx.config.analyses.basic_adjectives)}
+
+
+def _adjective_step(ctx: BuildContext, layers: list[tuple[str, str, str]]) -> str:
+    on = ctx.config.module_c.adjective_filter
+    llm = _llm(ctx, ADJECTIVE_TEMPLATE_ID) if on else None
+    params = {**_module_c_params(ctx), "filter": on, "llm": llm.describe() if llm else None}
+
+    def compute():
+        if not on:
+            return {"adjective_checks": module_c.check_adjectives([], None)}
+        adjectives = set()
+        for model, layer, b_fp in layers:
+            words, _ = _words(ctx, model, layer, b_fp)
+            adjectives |= set(words.loc[words["pos"] == "ADJ", "word"])
+        return {"adjective_checks": module_c.check_adjectives(sorted(adjectives), llm)}
+    return run_step(ctx, "adjective_checks", {}, params, [fp for *_, fp in layers], compute)
+
+
+def _module_c_step(ctx: BuildContext, model: str, layer: str, b_fp: str, checks_fp: str) -> str:
+    on = ctx.config.module_c.adjective_filter
+
+    def compute():
+        words, counts = _words(ctx, model, layer, b_fp)
+        checks = ctx.store.read("adjective_checks", columns=["adjective", "accepted"]) if on else None
+        return {"open_concepts": module_c.open_concepts(words, checks, model=model, layer=layer),
+                "pos_counts": module_c.pos_counts(counts, words, checks, model=model, layer=layer)}
+    return run_step(ctx, "module_c", {"model": model, "layer": layer}, {**_module_c_params(ctx), "filter": on},
+                    [b_fp, checks_fp], compute)
+
+
+def _icl_step(ctx: BuildContext, model: str, layer: str, upstream: list[str]) -> str:
+    cfg, concepts = ctx.config.module_a, _concepts(ctx)
+    llm, encoder = _llm(ctx, ICL_TEMPLATE_ID), _encoder(ctx, cfg.text_encoder)
+    params = {"concepts": concepts, "top_n": cfg.top_n, "llm": llm.describe(), "encoder": encoder.describe(),
+              "icl_summary": cfg.icl_summary}
+
+    def compute():
+        if cfg.icl_summary == "calibrated":
+            desc = ctx.store.read("calibrated_summaries", columns=["neuron", "calibrated_summary"],
+                                  order_by=["neuron"], model=model, layer=layer)
+        else:
+            desc = ctx.store.read("summaries", columns=["neuron", "summary"], order_by=["neuron"],
+                                  model=model, layer=layer, side="top")
+        desc.columns = ["neuron", "description"]
+        rows, missing = module_a.icl_closed_concepts(desc, concepts, llm, encoder, model=model, layer=layer,
+                                                     top_n=cfg.top_n)
+        if missing:
+            ctx.progress.log(f"ICL {model}/{layer}: {missing} neuron(s) without a usable description or answer")
+        return {"closed_concepts": rows}
+    return run_step(ctx, "module_a_icl", {"model": model, "layer": layer}, params, upstream, compute)
+
+
+def run_dissect_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, str]:
+    """Module A, B, C for every (model, layer) with summaries -> upstream + the fingerprints above."""
+    if ctx.config.module_a.icl_summary not in ("calibrated", "top"):
+        raise module_a.ModuleAError(f"module_a.icl_summary must be calibrated or top, got "
+                                    f"{ctx.config.module_a.icl_summary!r}")
+    out = dict(upstream)
+    layers = [tuple(k.split(":", 2)[1:]) for k in upstream if k.startswith("summaries:")]
+    for model, layer in layers:
+        key = f"{model}:{layer}"
+        out[f"module_a:{key}"] = _module_a_step(ctx, model, layer, upstream)
+        out[f"module_b:{key}"] = _module_b_step(ctx, model, layer, [upstream[f"summaries:{key}"]])
+    b_layers = [(m, layer, out[f"module_b:{m}:{layer}"]) for m, layer in layers]
+    out["adjective_checks"] = _adjective_step(ctx, b_layers)
+    for model, layer, b_fp in b_layers:
+        out[f"module_c:{model}:{layer}"] = _module_c_step(ctx, model, layer, b_fp, out["adjective_checks"])
+        if ctx.config.module_a.icl:
+            up = [b_fp, upstream[f"summaries:{model}:{layer}"]]
+            out[f"module_a_icl:{model}:{layer}"] = _icl_step(ctx, model, layer, up)
+    return out

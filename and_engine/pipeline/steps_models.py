@@ -1,0 +1,139 @@
+"""Steps 3-4 (models, activations, extremes, activation maps) for every configured target model.
+
+Per model: ``model`` (models + layers rows; trains / loads the variant), then per layer ``activations``
+and ``extremes``, then per layer with a patch grid ``activation_maps`` (all filled by one second
+forward pass over the union of the top-K clips, committed layer by layer; empty when
+``keep_maps = false``). One forward pass records every layer whose activations need recomputing;
+when every fingerprint is unchanged nothing runs except loading the (cached) model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from and_engine.config import ModelConfig
+from and_engine.models.base import LayerSpec, ModelError, TargetModel
+from and_engine.models.registry import TRAINED, load_target_model, training_params
+from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
+from and_engine.stages.activations import activations_table, maps_table, record_activations, record_maps
+from and_engine.stages.extremes import extremes_frame, topk_bottomk
+
+MAP_COLUMNS = ["model", "layer", "neuron", "clip_id", "rank", "n_freq", "n_time", "map"]
+
+
+def _model_cfg(ctx: BuildContext, model_name: str) -> ModelConfig:
+    for cfg in ctx.config.models:
+        if cfg.name == model_name:
+            return cfg
+    raise ModelError(f"model {model_name!r} is not configured (models: {[m.name for m in ctx.config.models]})")
+
+
+def _loaded(ctx: BuildContext, model_name: str) -> tuple[TargetModel, dict]:
+    key = ("target_model", model_name)
+    if key not in ctx.objects:
+        ps = probing_set(ctx)
+        ctx.objects[key] = load_target_model(_model_cfg(ctx, model_name), ctx.config, ps,
+                                             lambda sr: waveforms(ctx, sr), ctx.progress)
+    return ctx.objects[key]
+
+
+def get_target_model(ctx: BuildContext, model_name: str) -> TargetModel:
+    """The configured target model ``model_name``, loaded (or trained) once per build."""
+    return _loaded(ctx, model_name)[0]
+
+
+def selected_layers(target: TargetModel, names: tuple[str, ...] | list[str]) -> list[LayerSpec]:
+    """ModelConfig.layers -> LayerSpecs in forward order (empty = every dissectable layer)."""
+    if not names:
+        return target.layers()
+    wanted = set(names)
+    for name in names:
+        target.layer(name)  # ModelError naming the available layers
+    return [s for s in target.layers() if s.name in wanted]
+
+
+def _model_tables(target: TargetModel, info: dict) -> dict[str, pd.DataFrame]:
+    models = pd.DataFrame([{
+        "model": target.name, "kind": target.kind, "sample_rate": target.sample_rate,
+        "class_names": list(target.class_names), "heldout_fold": info["heldout_fold"],
+        "heldout_accuracy": info["heldout_accuracy"], "n_heldout": info["n_heldout"],
+        "checkpoint": info["checkpoint"], "description": info["description"],
+    }])
+    layers = pd.DataFrame([{"model": target.name, "layer": s.name, "module_path": s.module_path, "kind": s.kind,
+                            "block": s.block, "layer_index": i, "n_neurons": s.n_neurons, "map_freq": s.map_freq,
+                            "map_time": s.map_time} for i, s in enumerate(target.layers())])
+    return {"models": models, "layers": layers}
+
+
+def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig, clips_fp: str) -> dict[str, str]:
+    acfg = ctx.config.activations
+    target, info = _loaded(ctx, model_cfg.name)
+    target.to(acfg.device)
+    name = target.name
+    params = {**dataclasses.asdict(model_cfg), "clip_seconds": ctx.config.probing_set.clip_seconds,
+              "heldout_fold": ctx.config.probing_set.heldout_fold,
+              "training": training_params(model_cfg, ctx.config) if model_cfg.kind in TRAINED else {}}
+    out = {f"model:{name}": run_step(ctx, "model", {"model": name}, params, [clips_fp],
+                                     lambda: _model_tables(target, info))}
+    layers = selected_layers(target, model_cfg.layers)
+    values: dict[str, np.ndarray] = {}
+
+    def acts(spec: LayerSpec, fresh: bool = False) -> np.ndarray:
+        """u of a layer: from this build's forward pass, else (``fresh=False``) from the committed step."""
+        if spec.name not in values and not fresh:
+            values[spec.name] = ctx.store.read_activations(name, spec.name)
+        elif spec.name not in values:
+            waves = waveforms(ctx, target.sample_rate)
+            with ctx.progress.bar(len(waves), f"activations {name}") as bar:
+                values.update(record_activations(target, waves, layers, acfg.pool, acfg.batch_size, progress=bar))
+        return values[spec.name]
+
+    act_params = {"pool": acfg.pool}
+    for spec in layers:
+        scope = {"model": name, "layer": spec.name}
+        fp_a = run_step(ctx, "activations", scope, {**act_params, "layer": dataclasses.asdict(spec)},
+                        [out[f"model:{name}"]], lambda spec=spec: {"activations": activations_table(name, spec.name, acts(spec, fresh=True))})
+        fp_e = run_step(ctx, "extremes", scope, {"top_k": acfg.top_k}, [fp_a],
+                        lambda spec=spec: {"extremes": extremes_frame(name, spec.name, acts(spec), acfg.top_k)})
+        out[f"activations:{name}:{spec.name}"], out[f"extremes:{name}:{spec.name}"] = fp_a, fp_e
+
+    grid = [s for s in layers if s.map_freq and s.map_time]
+    kept: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def maps(spec: LayerSpec) -> dict[str, pa.Table]:
+        """One second pass over the union of top-K clips fills every grid layer; committed layer by layer."""
+        if not acfg.keep_maps:
+            return {"activation_maps": pd.DataFrame(columns=MAP_COLUMNS)}
+        if not kept:
+            top = {s.name: topk_bottomk(acts(s), acfg.top_k)[0] for s in grid}
+            got = record_maps(target, waveforms(ctx, target.sample_rate), grid, top, acfg.batch_size)
+            kept.update({s.name: (got[s.name], top[s.name]) for s in grid})
+        layer_maps, top_ids = kept.pop(spec.name)
+        return {"activation_maps": maps_table(name, spec.name, layer_maps, top_ids)}
+
+    for spec in grid:
+        out[f"activation_maps:{name}:{spec.name}"] = run_step(
+            ctx, "activation_maps", {"model": name, "layer": spec.name}, {"top_k": acfg.top_k, "keep_maps": acfg.keep_maps},
+            [out[f"extremes:{name}:{spec.name}"]], lambda spec=spec: maps(spec))
+    return out
+
+
+def run_model_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, str]:
+    """Write models, layers, activations, extremes, activation_maps -> fingerprints
+    ``model:<m>``, ``activations:<m>:<layer>``, ``extremes:<m>:<layer>``, ``activation_maps:<m>:<layer>``."""
+    if "clips" not in upstream:
+        raise ModelError("run_model_steps needs the 'clips' fingerprint from the probe steps")
+    if ctx.config.activations.num_threads > 0:
+        torch.set_num_threads(ctx.config.activations.num_threads)
+    out = dict(upstream)
+    for model_cfg in ctx.config.models:
+        out.update(_run_one_model(ctx, model_cfg, upstream["clips"]))
+    return out
+
+
+run_models_steps = run_model_steps  # the orchestrator's name for this group ("models")

@@ -1,0 +1,185 @@
+"""Activations stage (SPEC section 3): batched forward passes with hooks that pool inside the hook.
+
+``record_activations`` fills one preallocated float32 (n_clips, n_neurons) array per layer (or an
+``np.memmap`` the caller passes), so no token output outlives its batch. ``record_maps`` is the second
+pass over only the union of the top-K clips that keeps each neuron's per-position (freq x time) map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from and_engine.models.base import LayerSpec, TargetModel
+
+POOLS = ("cls", "mean", "max")
+
+
+class ActivationsError(ValueError):
+    """Bad input to the activations stage (unknown pool, wrong array shape, non-finite values...)."""
+
+
+def pool_output(output: torch.Tensor, spec: LayerSpec, n_clips: int, pool: str) -> torch.Tensor:
+    """A hooked module's output for ``n_clips`` clips -> (n_clips, n_neurons) scalars.
+
+    conv (n*W, C, T, F): mean over time x frequency; tokens (n*W, S, D): ``cls`` = token 0, ``mean`` /
+    ``max`` over all tokens; (n*W, D) as is. Window models (W > 1 windows per clip) average over windows.
+    """
+    if pool not in POOLS:
+        raise ActivationsError(f"pool must be one of {POOLS}, got {pool!r}")
+    out = output.detach().float()
+    if out.ndim == 4:
+        out = out.mean(dim=(2, 3))
+    elif out.ndim == 3:
+        out = out[:, 0] if pool == "cls" else out.mean(dim=1) if pool == "mean" else out.amax(dim=1)
+    elif out.ndim != 2:
+        raise ActivationsError(f"layer {spec.name!r}: cannot pool an output of shape {tuple(output.shape)}")
+    if out.shape[-1] != spec.n_neurons:
+        raise ActivationsError(f"layer {spec.name!r}: {out.shape[-1]} units, LayerSpec says {spec.n_neurons}")
+    return out.reshape(n_clips, -1, spec.n_neurons).mean(dim=1)
+
+
+def position_maps(output: torch.Tensor, spec: LayerSpec, n_clips: int, token_prefix: int) -> torch.Tensor:
+    """A hooked output -> (n_clips, n_neurons, map_freq, map_time) per-position maps.
+
+    conv (n*W, C, T, F): windows concatenated along time; tokens (n, S, D): patch p = token
+    ``token_prefix + p`` at row ``p // map_time``, column ``p % map_time``.
+    """
+    f, t = spec.map_freq, spec.map_time
+    if f <= 0 or t <= 0:
+        raise ActivationsError(f"layer {spec.name!r} has no per-position map")
+    out = output.detach().float()
+    if out.ndim == 4:
+        w = out.shape[0] // n_clips
+        x = out.reshape(n_clips, w, out.shape[1], out.shape[2], out.shape[3])  # (n, W, C, T, F)
+        x = x.permute(0, 2, 4, 1, 3).reshape(n_clips, out.shape[1], out.shape[3], w * out.shape[2])
+    elif out.ndim == 3:
+        patches = out[:, token_prefix : token_prefix + f * t]  # (n, P, D)
+        x = patches.permute(0, 2, 1).reshape(n_clips, out.shape[2], f, t)
+    else:
+        raise ActivationsError(f"layer {spec.name!r}: output {tuple(output.shape)} has no positions")
+    if x.shape[2:] != (f, t):
+        raise ActivationsError(f"layer {spec.name!r}: map {tuple(x.shape[2:])} != LayerSpec grid {(f, t)}")
+    return x
+
+
+def _check(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec]) -> np.ndarray:
+    arr = model.check_waveforms(waveforms)
+    if not layers:
+        raise ActivationsError(f"no layers to record for model {model.name!r}")
+    for spec in layers:
+        model.layer(spec.name)  # raises for a layer the model does not have
+    return arr
+
+
+@torch.inference_mode()
+def _run(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec], batch_size: int,
+         on_output: Callable[[LayerSpec, torch.Tensor, int, int], None], progress=None) -> None:
+    """Forward ``arr`` in batches; ``on_output(spec, output, start, n)`` is called inside each hook."""
+    state = {"start": 0, "n": 0}
+    hooks = [model.submodule(spec).register_forward_hook(
+        lambda _m, _i, out, spec=spec: on_output(spec, out, state["start"], state["n"])) for spec in layers]
+    model.module.eval()
+    try:
+        for start in range(0, len(arr), max(1, batch_size)):
+            chunk = arr[start : start + batch_size]
+            state.update(start=start, n=len(chunk))
+            model.module(model.inputs(chunk))
+            if progress is not None:
+                progress.update(len(chunk))
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def record_activations(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec], pool: str = "cls",
+                       batch_size: int = 16, out: dict[str, np.ndarray] | None = None,
+                       progress=None) -> dict[str, np.ndarray]:
+    """(n_clips, samples) -> {layer: (n_clips, n_neurons) float32}: u for every neuron and clip.
+
+    ``out`` may hold preallocated arrays (e.g. np.memmap) to fill; ``progress`` gets ``.update(n)``.
+    """
+    if pool not in POOLS:
+        raise ActivationsError(f"pool must be one of {POOLS}, got {pool!r}")
+    arr = _check(model, waveforms, layers)
+    arrays = dict(out or {})
+    for spec in layers:
+        arrays.setdefault(spec.name, np.empty((len(arr), spec.n_neurons), dtype=np.float32))
+        if arrays[spec.name].shape != (len(arr), spec.n_neurons):
+            raise ActivationsError(f"out[{spec.name!r}] has shape {arrays[spec.name].shape}")
+
+    def write(spec: LayerSpec, output: torch.Tensor, start: int, n: int) -> None:
+        arrays[spec.name][start : start + n] = pool_output(output, spec, n, pool).cpu().numpy()
+
+    _run(model, arr, layers, batch_size, write, progress)
+    for spec in layers:
+        if not np.isfinite(arrays[spec.name]).all():
+            raise ActivationsError(f"model {model.name!r} layer {spec.name!r}: non-finite activations")
+    return arrays
+
+
+def record_maps(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec],
+                topk_ids: dict[str, np.ndarray], batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Second pass over the union of top-K clips -> {layer: (n_neurons, K, map_freq, map_time) float32}.
+
+    ``topk_ids[layer]`` is (n_neurons, K) clip ids (rows of ``waveforms``); layers without a grid are skipped.
+    """
+    arr = _check(model, waveforms, layers)
+    layers = [s for s in layers if s.map_freq > 0 and s.map_time > 0]
+    if not layers:
+        return {}
+    maps, where = {}, {}
+    for spec in layers:
+        ids = np.asarray(topk_ids[spec.name])
+        if ids.ndim != 2 or ids.shape[0] != spec.n_neurons or (ids.size and (ids.min() < 0 or ids.max() >= len(arr))):
+            raise ActivationsError(f"topk_ids[{spec.name!r}] must be (n_neurons, K) clip ids, got {ids.shape}")
+        maps[spec.name] = np.zeros((*ids.shape, spec.map_freq, spec.map_time), dtype=np.float32)
+        where[spec.name] = ids
+    union = np.unique(np.concatenate([ids.ravel() for ids in where.values()]))
+
+    def keep(spec: LayerSpec, output: torch.Tensor, start: int, n: int) -> None:
+        batch_maps = position_maps(output, spec, n, model.token_prefix).cpu().numpy()
+        ids = where[spec.name]
+        for b, clip in enumerate(union[start : start + n]):
+            neurons, ranks = np.nonzero(ids == clip)
+            maps[spec.name][neurons, ranks] = batch_maps[b, neurons]
+
+    _run(model, arr[union], layers, batch_size, keep)
+    return maps
+
+
+def activations_table(model_name: str, layer: str, values: np.ndarray) -> pa.Table:
+    """(n_clips, n_neurons) -> 'activations' rows: one per neuron, FLOAT[] over clips in clip_id order."""
+    vals = np.asarray(values, dtype=np.float32)
+    if vals.ndim != 2:
+        raise ActivationsError(f"activations of {layer!r} must be (n_clips, n_neurons), got {vals.shape}")
+    n_clips, n_neurons = vals.shape
+    flat = pa.array(np.ascontiguousarray(vals.T).ravel(), type=pa.float32())
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(n_neurons + 1, dtype=np.int32) * n_clips), flat)
+    return pa.table({
+        "model": pa.array([model_name] * n_neurons, pa.string()),
+        "layer": pa.array([layer] * n_neurons, pa.string()),
+        "neuron": pa.array(np.arange(n_neurons, dtype=np.int32)),
+        "values": lists,
+    })
+
+
+def maps_table(model_name: str, layer: str, maps: np.ndarray, topk_ids: np.ndarray) -> pa.Table:
+    """(n_neurons, K, F, T) maps + (n_neurons, K) clip ids -> 'activation_maps' rows (row-major F x T)."""
+    n_neurons, k, f, t = maps.shape
+    n = n_neurons * k
+    flat = pa.array(np.ascontiguousarray(maps, dtype=np.float32).ravel(), type=pa.float32())
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * (f * t)), flat)
+    return pa.table({
+        "model": pa.array([model_name] * n, pa.string()),
+        "layer": pa.array([layer] * n, pa.string()),
+        "neuron": pa.array(np.repeat(np.arange(n_neurons, dtype=np.int32), k)),
+        "clip_id": pa.array(np.asarray(topk_ids, dtype=np.int32).ravel()),
+        "rank": pa.array(np.tile(np.arange(k, dtype=np.int32), n_neurons)),
+        "n_freq": pa.array(np.full(n, f, dtype=np.int32)),
+        "n_time": pa.array(np.full(n, t, dtype=np.int32)),
+        "map": lists,
+    })

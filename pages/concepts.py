@@ -1,0 +1,62 @@
+"""Concepts: adjective histograms, neuron search by concept / adjective, interpretability clusters."""
+
+import streamlit as st
+
+from and_engine.explorer import aggregates, charts, queries
+from pages._shared import neuron_link, run_config, store
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _cloud(words: tuple[tuple[str, float], ...]):
+    return charts.word_cloud(dict(words))
+
+
+st.title("Concepts")
+db = store()
+models = queries.models(db)["model"].tolist()
+if not models:
+    st.warning("This results database holds no target model yet.")
+    st.stop()
+
+st.subheader("Adjectives in calibrated summaries")
+c1, c2, c3 = st.columns(3)
+scope = c1.radio("scope", ["all neurons", "one model", "one layer"], key="cc_scope", horizontal=True)
+model = layer = None
+if scope != "all neurons":
+    model = c2.selectbox("model", models, key="cc_model")
+if scope == "one layer":
+    layer = c3.selectbox("layer", queries.layers(db, model)["layer"].tolist(), key=f"cc_layer_{model}")
+hist = aggregates.adjective_histogram(db, model, layer, n=30)
+if hist.empty:
+    st.info("No adjectives for this selection.")
+else:
+    where = " / ".join(x for x in (model, layer) if x) or "all models"
+    st.plotly_chart(charts.word_bars(hist, "adjective", "n_neurons", f"adjectives ({where})"), key="adj_hist")
+
+st.subheader("Find neurons by concept or adjective")
+s1, s2 = st.columns([3, 1])
+term = s1.text_input("concept or adjective (e.g. loud, cow)", key="cc_term")
+only = s2.selectbox("model", ["all", *models], key="cc_search_model")
+if term.strip():
+    hits = aggregates.search_neurons(db, term, None if only == "all" else only, limit=200)
+    st.caption(f"{len(hits)} match(es)" + (" (first 200)" if len(hits) == 200 else ""))
+    if not hits.empty:
+        st.dataframe(hits, hide_index=True, width="stretch", height=220)
+        for h in hits.drop_duplicates(["model", "layer", "neuron"]).head(25).itertuples():
+            neuron_link(h.model, h.layer, h.neuron, f"{h.model} / {h.layer} / {h.neuron} — {h.matched_by}: {h.match}")
+
+st.subheader("Interpretability clusters (Algorithm 1)")
+words = aggregates.cluster_words(db, top=60)
+if words.empty:
+    st.info("No clusters in this database.")
+else:
+    clusters = sorted(words["cluster"].unique())
+    cols = st.columns(3)
+    for i, c in enumerate(clusters):
+        w = words[words["cluster"] == c]
+        with cols[i % 3]:
+            st.markdown(f"**cluster {c}** · {int(w['n_sentences'].iloc[0])} sentences")
+            st.image(_cloud(tuple(zip(w["word"], w["weight"]))), width="stretch")
+elbow = aggregates.cluster_elbow(db)
+if not elbow.empty:
+    st.plotly_chart(charts.elbow(elbow, run_config().analyses.n_clusters), key="elbow")

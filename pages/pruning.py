@@ -1,0 +1,79 @@
+"""Pruning: zero the neurons a method ties to a concept, live, and see what the model loses (Table 4, Fig. 10)."""
+
+import streamlit as st
+
+from and_engine.explorer import aggregates, charts, live, queries
+from pages._shared import md, results_path, run_config, store
+
+st.title("Concept-specific pruning")
+db = store()
+cfg = run_config()
+models = queries.models(db)
+if models.empty:
+    st.warning("This results database holds no target model yet.")
+    st.stop()
+
+
+@st.cache_resource(show_spinner="Loading the model and its held-out clips…", max_entries=4)
+def _target(db_path: str, db_mtime: float, model: str) -> live.PruningTarget:
+    return live.load_pruning_target(cfg, model, queries.clips(db).reset_index())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _candidates(db_path: str, db_mtime: float, model: str, concept: str, top_n: int):
+    return aggregates.pruning_candidates(db, model, concept, top_n)
+
+
+c1, c2, c3 = st.columns(3)
+model = c1.selectbox("model", models["model"].tolist(), key="pr_model")
+classes = list(models.set_index("model").loc[model, "class_names"])
+concept = c2.selectbox("target concept", classes, key=f"pr_concept_{model}")
+method = c3.radio("method", ["OCP", "DB", "TAB", "random"], key="pr_method", horizontal=True)
+db_key = (str(results_path()), results_path().stat().st_mtime)  # reload when the database is rebuilt
+top_n = cfg.analyses.closed_top_n_for_pruning
+closed, opened = _candidates(*db_key, model, concept, top_n)
+sizes = queries.layers(db, model).set_index("layer")["n_neurons"].astype(int).to_dict()
+similarity = None
+if method in ("DB", "TAB"):
+    sims = aggregates.similarities(db, model, method)
+    if not sims:
+        st.warning(f"No {method} concepts stored for {model}.")
+        st.stop()
+    similarity = st.selectbox("similarity function", sims, key=f"pr_sim_{method}")
+enabled = st.toggle("prune the selected neurons", value=True, key="pr_enabled")
+
+try:
+    target = _target(*db_key, model)
+except (live.LiveError, ImportError, OSError, ValueError) as exc:
+    st.warning(f"Live pruning is unavailable for {md(model)}: {md(exc)}")
+    st.stop()
+clip_labels = [f"{r.clip_id}: {r.label} ({r.rel_path})" for r in target.clips.itertuples()]
+clip_row = st.selectbox("clip to inspect", range(len(clip_labels)), format_func=clip_labels.__getitem__,
+                        key=f"pr_clip_{model}")
+try:
+    res = live.live_prune(target, method, concept, closed, opened, sizes, clip_row=clip_row,
+                          similarity=similarity, top_n=top_n, seed=cfg.run.seed,
+                          enabled=enabled)
+except ValueError as exc:
+    st.warning(md(exc))
+    st.stop()
+
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric("neurons pruned", sum(len(v) for v in res.neurons.values()))
+m2.metric("ΔA (target class)", f"{res.delta_a:+.3f}")
+m3.metric("ΔR (other classes)", f"{res.delta_r:+.3f}")
+m4.metric("ΔR − ΔA", f"{res.delta_r - res.delta_a:+.3f}")
+m5.metric("held-out accuracy", f"{res.accuracy_after:.1%}", f"{res.accuracy_after - res.accuracy_before:+.1%}")
+left, right = st.columns([2, 1])
+left.plotly_chart(charts.per_class_delta(res.per_class, f"change of each class's logit after pruning for "
+                                         f"'{concept}' ({method})"), key="fig10")
+with right:
+    st.markdown("**neurons pruned per layer**")
+    st.dataframe(res.per_layer, hide_index=True, width="stretch")
+st.plotly_chart(charts.before_after(res.clip_probs), key="clip_pred")
+top_before, top_after = res.clip_probs.iloc[0], res.clip_probs.sort_values("after").iloc[-1]
+st.caption(f"Prediction before: **{md(top_before['class_name'])}** ({top_before['before']:.1%}); after: "
+           f"**{md(top_after['class_name'])}** ({top_after['after']:.1%}).")
+
+with st.expander("Stored Table 4 for all concepts (from the build)"):
+    st.dataframe(aggregates.pruning_summary(db, model), hide_index=True, width="stretch")

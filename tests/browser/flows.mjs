@@ -1,0 +1,101 @@
+// Real-browser flows for AND Explorer, run by tests/test_browser.py against a running app.
+// env: BASE_URL (http://127.0.0.1:PORT), USER_DATA_DIR (fresh folder), SCREENSHOT_DIR (optional).
+// Prints one JSON line of findings; exits non-zero on the first failed check.
+import { chromium } from "playwright-core";
+import path from "node:path";
+
+const base = process.env.BASE_URL;
+const shots = process.env.SCREENSHOT_DIR || "";
+const T = 60000;
+const found = {};
+
+function check(cond, msg) {
+  if (!cond) throw new Error(`check failed: ${msg}`);
+}
+
+async function shot(page, name) {
+  if (!shots) return;
+  await page.waitForTimeout(800); // let plotly finish drawing
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+async function metric(page, label) {
+  const m = page.locator('[data-testid="stMetric"]').filter({ hasText: label });
+  return (await m.locator('[data-testid="stMetricValue"]').innerText()).trim();
+}
+
+const context = await chromium.launchPersistentContext(process.env.USER_DATA_DIR, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1400, height: 1600 },
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(T);
+
+  // 1. overview
+  await page.goto(base, { waitUntil: "domcontentloaded" });
+  await page.getByRole("heading", { name: "AND Explorer: overview" }).waitFor();
+  await page.getByText("Last-layer accuracy").waitFor();
+  found.overview = true;
+  await shot(page, "overview");
+
+  // 2. a neuron by URL, its audio players (served by the app, playable)
+  await page.goto(`${base}/neuron?model=tinynet&layer=block1.conv&neuron=3`, { waitUntil: "domcontentloaded" });
+  await page.getByText("tinynet / block1.conv / neuron 3").waitFor();
+  await page.locator("audio").nth(9).waitFor({ state: "attached" });
+  const audios = page.locator("audio");
+  found.audio_players = await audios.count();
+  check(found.audio_players === 10, `10 audio players, found ${found.audio_players}`);
+  const src = await audios.first().getAttribute("src");
+  const resp = await page.request.get(new URL(src, base).href);
+  found.audio_content_type = resp.headers()["content-type"];
+  check(resp.ok() && found.audio_content_type.startsWith("audio/"), `audio served (${resp.status()})`);
+  await page.getByText("Calibrated summary S_h^c").waitFor();
+  await shot(page, "neuron");
+
+  // 3. concepts
+  await page.goto(`${base}/concepts`, { waitUntil: "domcontentloaded" });
+  await page.getByText("Interpretability clusters").waitFor();
+  await page.locator('[data-testid="stImage"] img').first().waitFor();
+  await shot(page, "concepts");
+
+  // 4. pruning on, then off
+  await page.goto(`${base}/pruning`, { waitUntil: "domcontentloaded" });
+  await page.locator('[data-testid="stMetric"]').filter({ hasText: "neurons pruned" }).waitFor();
+  found.pruned_on = await metric(page, "neurons pruned");
+  check(Number(found.pruned_on) > 0, `neurons pruned with pruning on: ${found.pruned_on}`);
+  await shot(page, "pruning");
+  await page.getByText("prune the selected neurons").click();
+  await page.waitForFunction(() => {
+    const m = [...document.querySelectorAll('[data-testid="stMetric"]')].find((e) => e.innerText.includes("neurons pruned"));
+    return m && m.querySelector('[data-testid="stMetricValue"]').innerText.trim() === "0";
+  }, null, { timeout: T });
+  found.pruned_off = await metric(page, "neurons pruned");
+
+  // 5. rate a neuron and see the rating in the results
+  await page.goto(`${base}/human-eval`, { waitUntil: "domcontentloaded" });
+  const rater = page.getByLabel("Your rater name");
+  await rater.fill("browser-rater");
+  await rater.press("Enter");
+  await page.getByText("Description 3:").waitFor();
+  for (const [i, score] of [[1, "4"], [2, "2"], [3, "5"]]) {
+    await page.getByRole("radiogroup", { name: `rating for description ${i}` }).getByText(score, { exact: true }).click();
+  }
+  await page.getByLabel("In your own words").fill("crackling sounds recorded outdoors");
+  await shot(page, "human_eval");
+  await page.getByRole("button", { name: "Save ratings" }).click();
+  await page.getByText("Saved. Here is the next neuron.").waitFor().catch(() => {});
+  await page.getByRole("tab", { name: "Results (Table 3)" }).click();
+  await page.getByText("1 rater(s), 3 rating(s), 1 written summaries").waitFor({ timeout: 120000 });
+  found.results = true;
+  await shot(page, "human_eval_results");
+  console.log(JSON.stringify(found));
+} catch (err) {
+  console.log(JSON.stringify({ ...found, error: String(err) }));
+  process.exitCode = 1;
+} finally {
+  await context.close();
+}

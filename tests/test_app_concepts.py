@@ -1,0 +1,40 @@
+"""Concepts page: adjective histograms per scope, search with neuron links, word clouds, elbow curve."""
+
+from __future__ import annotations
+
+import pytest
+from _app_fixture import build_fixture_db, chart_titles, run_page
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return build_fixture_db(tmp_path_factory.mktemp("concepts") / "results.duckdb")
+
+
+@pytest.fixture(autouse=True)
+def _env(db, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+
+
+def test_histograms_clouds_and_elbow(db):
+    at = run_page("pages/concepts.py")
+    assert not at.exception
+    assert chart_titles(at) == ["adjectives (all models)", "elbow curve"]
+    assert len(at.image) == 5  # one word cloud per cluster
+    at.radio(key="cc_scope").set_value("one layer").run()
+    at.selectbox(key="cc_layer_tinynet").set_value("classifier").run()
+    assert not at.exception
+    assert chart_titles(at)[0] == "adjectives (tinynet / classifier)"
+
+
+def test_search_lists_neurons_with_links(db):
+    at = run_page("pages/concepts.py")
+    at.text_input(key="cc_term").input("cow").run()
+    assert not at.exception
+    hits = at.dataframe[0].value
+    assert set(hits["matched_by"]) >= {"closed:DB/cos", "open:noun"}
+    assert set(hits["match"].str.lower()) <= {"cow"}
+    links = [link.proto for link in at.get("page_link")]
+    assert links and all(link.page == "neuron" and "model=tinynet" in link.query_string for link in links)
+    at.text_input(key="cc_term").input("zzzz-nothing").run()
+    assert "0 match(es)" in at.caption[0].value

@@ -1,0 +1,80 @@
+"""Live engine functions: calibration at any threshold, model + held-out loading, live pruning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _app_fixture import CLASSES, build_fixture_db
+from _app_tiny_model import patch_model_loader
+
+from and_engine.explorer import aggregates, live, queries
+from and_engine.store.results import ResultsStore
+
+POINTS = pd.DataFrame({"point_index": [1, 0, 2], "point": ["Loud engine noise", "Cows moo.", "Outdoors!"],
+                       "best_match": ["x", "y", "z"], "best_cosine": [0.71, 0.2, 0.7]})
+
+
+def test_recalibrate_removes_points_above_threshold():
+    marked, text = live.recalibrate(POINTS, 0.7)
+    assert marked["point"].tolist() == ["Cows moo.", "Loud engine noise", "Outdoors!"]
+    assert marked["removed"].tolist() == [False, True, False]  # strictly greater than t
+    assert text == "Cows moo. Outdoors!"
+    assert live.recalibrate(POINTS, 0.0)[1] == ""
+    with pytest.raises(live.LiveError, match="threshold"):
+        live.recalibrate(POINTS, 1.5)
+    with pytest.raises(live.LiveError, match="best_cosine"):
+        live.recalibrate(POINTS.drop(columns="best_cosine"), 0.5)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    db = build_fixture_db(tmp_path_factory.mktemp("live") / "results.duckdb")
+    with ResultsStore(db, read_only=True) as s:
+        yield s
+
+
+@pytest.fixture
+def target(store, monkeypatch):
+    patch_model_loader(monkeypatch)
+    return live.load_pruning_target(queries.run_config(store), "tinynet", queries.clips(store).reset_index())
+
+
+def test_load_pruning_target_uses_the_heldout_fold(store, target):
+    assert target.waveforms.shape == (len(target.clips), 80000)
+    assert set(target.clips["fold"]) == {1} and len(target.clips) >= len(CLASSES)
+    assert [CLASSES[i] for i in target.labels] == target.clips["label"].tolist()
+    assert target.baseline_logits.shape == (len(target.clips), len(CLASSES))
+    with pytest.raises(live.LiveError, match="not in this build"):
+        live.load_pruning_target(queries.run_config(store), "nope", queries.clips(store).reset_index())
+
+
+def test_app_never_trains_a_model(store, monkeypatch):
+    import and_engine.models.registry as registry
+
+    def wants_training(model_cfg, config, probing_set, waveforms_fn, progress=None):
+        return waveforms_fn(16000)
+
+    monkeypatch.setattr(registry, "load_target_model", wants_training)
+    with pytest.raises(live.LiveError, match="no cached checkpoint"):
+        live.load_pruning_target(queries.run_config(store), "tinynet", queries.clips(store).reset_index())
+
+
+def test_live_prune_zeroes_selected_neurons(store, target):
+    closed, opened = aggregates.pruning_candidates(store, "tinynet", "cow")
+    sizes = queries.layers(store, "tinynet").set_index("layer")["n_neurons"].to_dict()
+    res = live.live_prune(target, "OCP", "cow", closed, opened, sizes, clip_row=1)
+    assert res.neurons == {"block1.conv": [2], "block2.fc": [2, 8], "classifier": [2]}  # C_open holds "cow"
+    assert res.per_layer["n_pruned"].tolist() == [1, 2, 1]
+    target_row = res.per_class.set_index("class_name").loc["cow"]
+    assert bool(target_row["is_target"]) and np.isclose(target_row["delta_logit"], res.delta_a)
+    assert res.delta_a != 0.0
+    assert np.isclose(res.clip_probs[["before", "after"]].sum().to_numpy(), 1.0).all()
+    off = live.live_prune(target, "OCP", "cow", closed, opened, sizes, enabled=False)
+    assert off.neurons == {} and off.delta_a == 0.0 and off.accuracy_after == off.accuracy_before
+    rnd = live.live_prune(target, "random", "cow", closed, opened, sizes, seed=3)
+    assert sum(map(len, rnd.neurons.values())) == 4  # random prunes as many as OCP
+    with pytest.raises(live.LiveError, match="not a class"):
+        live.live_prune(target, "OCP", "unicorn", closed, opened, sizes)
+    with pytest.raises(live.LiveError, match="clip row"):
+        live.live_prune(target, "OCP", "cow", closed, opened, sizes, clip_row=999)

@@ -1,0 +1,91 @@
+"""Neuron page: URL parameters, audio players, histogram, live calibration, concepts, random neuron, search."""
+
+from __future__ import annotations
+
+import pytest
+from _app_fixture import build_fixture_db, chart_titles, run_page
+
+NEURON = {"model": "tinynet", "layer": "block1.conv", "neuron": "3"}
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return build_fixture_db(tmp_path_factory.mktemp("neuron") / "results.duckdb")
+
+
+@pytest.fixture(autouse=True)
+def _env(db, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+
+
+def _markdown(at) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def test_neuron_from_url_with_clips_players_and_maps(db):
+    at = run_page("pages/neuron.py", NEURON)
+    assert not at.exception and not at.warning
+    assert at.number_input(key="nr_neuron_tinynet_block1.conv").value == 3
+    assert len(at.get("audio")) == 10  # top-K and bottom-K, K = 5
+    titles = chart_titles(at)
+    assert titles[0] == "activation over the probing set"
+    assert titles.count("spectrogram + neuron map") == 5  # conv layer keeps maps for its top-K clips
+    assert titles.count("spectrogram") == 5
+    text = "\n".join(_markdown(at))
+    assert "crackling fire" in text and "label **crackling\\_fire**" in text  # neuron 3 prefers class 3
+    concepts = at.dataframe[0].value
+    assert {"DB", "TAB", "ICL"} <= set(concepts["method"])
+    assert "**adjective**: clear · crackling · noisy" in text
+
+
+def test_threshold_slider_recalibrates_live(db):
+    at = run_page("pages/neuron.py", NEURON)
+    struck = [m for m in _markdown(at) if m.startswith("- ~~")]
+    assert len(struck) == 1 and "(cos 0.97)" in struck[0]
+    at.slider(key="nr_threshold").set_value(0.4).run()
+    struck = [m for m in _markdown(at) if m.startswith("- ~~")]
+    assert len(struck) == 3  # cosines 0.45, 0.61 and 0.97 now exceed t
+    assert at.success[0].value == "(every point was removed)"
+    at.slider(key="nr_threshold").set_value(1.0).run()
+    assert not [m for m in _markdown(at) if m.startswith("- ~~")]
+    assert at.success[0].value.count(".") == 3
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"model": "nope"}, "Unknown model 'nope'"),
+    ({"model": "tinynet", "layer": "../../etc"}, "Unknown layer '\\.\\./\\.\\./etc'"),
+    ({"model": "[click](http://evil.example)"}, "Unknown model '\\[click\\]\\(http\\://evil\\.example\\)'"),
+    ({"model": "tinynet", "layer": "classifier", "neuron": "99"}, "not in 0..5"),
+    ({"model": "tinynet", "layer": "classifier", "neuron": "-1; DROP TABLE clips"}, "not in 0..5"),
+])
+def test_bad_query_parameters_give_a_warning(db, params, message):
+    at = run_page("pages/neuron.py", params)
+    assert not at.exception
+    assert any(message in w.value for w in at.warning)
+    assert len(at.get("audio")) == 10  # falls back to a valid neuron
+
+
+def test_random_neuron_and_search(db):
+    at = run_page("pages/neuron.py", NEURON)
+    seen = set()
+    for _ in range(4):
+        at.button(key="nr_random").click().run()
+        assert not at.exception
+        q = at.query_params
+        seen.add((q["layer"], q["neuron"]))
+        assert at.subheader[0].value == f"tinynet / {q['layer']} / neuron {q['neuron']}"
+    assert len(seen) > 1
+    at.text_input(key="nr_search").input("crackling").run()
+    links = [link.proto for link in at.get("page_link")]
+    assert links and all(link.page == "neuron" for link in links)
+    assert "model=tinynet&layer=block1.conv&neuron=3" in [link.query_string for link in links]
+    assert all("crackling" in link.label for link in links)
+
+
+def test_database_text_is_shown_literally():
+    from pages._shared import md
+
+    shown = md("![x](http://evil.example/a.png) <b>bold</b> **b** a_b")
+    for raw in ("![", "](", "<b>", "**", "http:"):
+        assert raw not in shown
+    assert shown.replace("\\", "") == "![x](http://evil.example/a.png) <b>bold</b> **b** a_b"

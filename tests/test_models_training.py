@@ -1,0 +1,107 @@
+"""Trained variants and the models step group on a tiny configuration (real demo clips, 2 s each)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _models_fixtures import tiny_ast
+
+from and_engine.config import config_from_dict
+from and_engine.models import training
+from and_engine.models.base import ModelError
+from and_engine.models.registry import load_target_model
+from and_engine.models.yamnet import YamnetNet, make_yamnet_target
+from and_engine.pipeline.build import build
+from and_engine.pipeline.core import Progress
+from and_engine.store.results import ResultsStore
+
+
+def _config(tmp_path, **models):
+    return config_from_dict({
+        "run": {"name": "models-test", "database": str(tmp_path / "m.duckdb"), "cache_dir": str(tmp_path / "cache")},
+        "probing_set": {"kind": "demo", "path": "data/demo", "max_clips": 108, "clip_seconds": 2.0},
+        "models": [{"name": "yamnet-frozen", "kind": "yamnet-frozen", "layers": ["block13.pointwise", "classifier"],
+                    **models}],
+        "activations": {"top_k": 3},
+    })
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("models_build")
+    config = _config(tmp)
+    first = build(config, Progress(quiet=True), until="models")
+    second = build(config, Progress(quiet=True), until="models")
+    return config, first, second
+
+
+def test_output_neurons_topk_are_mostly_their_class(built):
+    config, first, _ = built
+    with ResultsStore(config.resolve(config.run.database), read_only=True) as store:
+        models = store.read("models")
+        clips = store.read("clips", ["clip_id", "label"], order_by=["clip_id"])
+        ext = store.read("extremes", model="yamnet-frozen", layer="classifier", order_by=["neuron"])
+        u = store.read_activations("yamnet-frozen", "classifier")
+        maps = store.read("activation_maps", ["layer", "n_freq", "n_time"], model="yamnet-frozen")
+    row = models.iloc[0]
+    classes = list(row["class_names"])
+    assert classes == sorted(clips["label"].unique()) and row["heldout_fold"] == 1
+    assert row["n_heldout"] > 0 and 0.0 <= row["heldout_accuracy"] <= 1.0 and row["checkpoint"]
+    labels = clips["label"].to_numpy()
+    own = [np.mean(labels[list(ids)] == classes[n]) for n, ids in zip(ext["neuron"], ext["topk_clip_ids"], strict=True)]
+    assert np.mean(own) >= 0.6, own  # top-3 clips of output neuron c: mostly clips of class c
+    assert u.shape == (len(clips), len(classes))
+    assert set(maps["layer"]) == {"block13.pointwise"} and (maps["n_freq"] == 2).all() and (maps["n_time"] == 9).all()
+    assert "extremes:yamnet-frozen:classifier" in first.fingerprints
+
+
+def test_second_build_skips_and_loads_the_checkpoint(built, tmp_path):
+    config, first, second = built
+    assert not [s for s in second.executed if not s.startswith("clips")]
+    assert second.fingerprints == first.fingerprints
+
+    class NoDecode:  # a cached checkpoint must load without decoding or training anything
+        def __call__(self, sr):
+            raise AssertionError("checkpoint was not reused")
+
+    from and_engine.probing import open_probing_set
+
+    ps = open_probing_set(config.probing_set, config.resolve(config.probing_set.path))
+    target, info = load_target_model(config.models[0], config, ps, NoDecode())
+    assert info["checkpoint"] and target.class_names == ps.class_names
+
+
+def test_unknown_kind_and_layer_are_errors(tmp_path):
+    config = _config(tmp_path, kind="resnet")
+    with pytest.raises(ModelError, match="unknown kind"):
+        load_target_model(config.models[0], config, None, lambda sr: None)
+    from and_engine.pipeline.steps_models import selected_layers
+
+    target = make_yamnet_target(YamnetNet(2), "r", "yamnet-frozen", ["a", "b"])
+    with pytest.raises(ModelError, match="no layer"):
+        selected_layers(target, ["block99.pointwise"])
+
+
+def test_finetune_and_ast_training_are_deterministic():
+    rng = np.random.default_rng(0)
+    waves = rng.normal(0, 0.1, (6, 16000)).astype(np.float32)
+    labels = np.array([0, 1, 0, 1, 0, 1])
+
+    def finetune():
+        torch.manual_seed(1)
+        return training.train_yamnet_full(YamnetNet(2), waves, labels, epochs=1, lr=1e-3, seed=0, batch_size=3)
+
+    a, b = finetune(), finetune()
+    torch.manual_seed(1)
+    untrained = YamnetNet(2)
+    assert torch.equal(a.block14.pointwise.weight, b.block14.pointwise.weight)
+    assert not torch.equal(a.block14.pointwise.weight, untrained.block14.pointwise.weight)
+
+    def ast():
+        model, fe = tiny_ast(n_labels=2, seed=3)
+        return training.train_ast(model, fe, waves, labels, epochs=2, lr=1e-3, seed=0, batch_size=3)
+
+    assert torch.equal(ast().classifier.dense.weight, ast().classifier.dense.weight)
+    with pytest.raises(training.TrainingError, match="class indices"):
+        training.train_linear_head(YamnetNet(2), waves, labels + 1, epochs=1, lr=0.1, seed=0)

@@ -1,0 +1,148 @@
+"""Module A similarity functions: hand-computed cases, invariants, the paper-code defects, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from _similarity_reference import LOOPS
+from scipy.special import softmax
+
+from and_engine.stages.similarity import (
+    SIMILARITIES,
+    SimilarityError,
+    cos,
+    cos3,
+    neuron_order,
+    rank_reorder,
+    similarity_scores,
+    soft_wpmi,
+    wpmi,
+)
+
+
+def db_like(n_clips: int, n_concepts: int, seed: int = 0) -> np.ndarray:
+    """A DB-style concept matrix: softmax over concepts of 100 x cosines of random unit vectors."""
+    rng = np.random.default_rng(seed)
+    d = rng.standard_normal((n_clips, 16))
+    c = rng.standard_normal((n_concepts, 16))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    return softmax(100 * d @ c.T, axis=1)
+
+
+def test_cos_hand_computed():
+    u = np.array([[1.0], [2.0], [3.0]])
+    P = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]])
+    np.testing.assert_allclose(cos(u, P), [[1.0, 10.0 / 14.0]])
+
+
+def test_cos3_hand_computed_and_norm_floor():
+    u = np.array([[1.0], [2.0], [3.0]])
+    P = np.array([[3.0, 1.0, 5.0], [2.0, 2.0, 5.0], [1.0, 3.0, 5.0]])  # reversed, same, constant
+    # centred and cubed: u -> [-1, 0, 1]; reversed -> [1, 0, -1]; constant -> 0 (norm floored, score 0)
+    np.testing.assert_allclose(cos3(u, P), [[-1.0, 1.0, 0.0]], atol=1e-12)
+
+
+def test_wpmi_hand_computed():
+    u = np.array([[2.0, 0.0], [1.0, 5.0]])  # neuron 0's top clip is 0, neuron 1's is 1
+    P = np.array([[1.0, 0.0], [0.0, 1.0]])
+    e = math.exp(2.0)
+    big, small = math.log(e / (e + 1) + 1e-7), math.log(1 / (e + 1) + 1e-7)
+    L = np.array([[big, small], [small, big]])
+    norm = np.log(np.exp(L).sum(0)) - math.log(2)
+    np.testing.assert_allclose(wpmi(u, P, top_k=1), L - 0.6 * norm)
+
+
+def test_rank_reorder_hand_computed_two_top_clips():
+    # 40 clips -> top 5 % = 2 clips: clip 0 (u=10) and clip 1 (u=8)
+    u = np.zeros((40, 1))
+    u[0, 0], u[1, 0] = 10.0, 8.0
+    P = np.full((40, 2), 0.5)
+    P[0], P[1] = [0.9, 0.1], [0.1, 0.9]  # concept 0 orders the two clips like u, concept 1 reverses them
+    s = rank_reorder(u, P)
+    # concept 0: error 0; concept 1: error 8 (|10-8|^3), random-permutation baseline mean over pairs = 4
+    np.testing.assert_allclose(s, [[0.0, -2.0 / math.sqrt(0.5)]])
+
+
+def test_neuron_order_breaks_ties_by_clip_id():
+    u = np.array([[1.0, 0.0], [3.0, 0.0], [3.0, 0.0], [2.0, 0.0]])
+    np.testing.assert_array_equal(neuron_order(u), [[1, 2, 3, 0], [0, 1, 2, 3]])
+    subsets = np.array([[3, 2, 1], [2, 0, 1]])
+    np.testing.assert_array_equal(neuron_order(u, subsets), [[1, 2, 3], [0, 1, 2]])
+
+
+@pytest.mark.parametrize("name", list(SIMILARITIES))
+def test_neuron_equal_to_a_concept_column_ranks_it_first(name):
+    P = db_like(400, 12, seed=1)
+    rng = np.random.default_rng(2)
+    u = np.concatenate([P, rng.standard_normal((400, 20))], axis=1)  # neuron c == column c of P
+    s = similarity_scores(name, u, P)
+    assert s.shape == (32, 12)
+    np.testing.assert_array_equal(np.argmax(s[:12], axis=1), np.arange(12))
+
+
+@pytest.mark.parametrize("name", list(SIMILARITIES))
+def test_vectorised_matches_the_per_neuron_loop(name):
+    P = db_like(300, 7, seed=3)
+    u = np.random.default_rng(4).standard_normal((300, 600))  # > one chunk of neurons
+    np.testing.assert_allclose(similarity_scores(name, u, P), LOOPS[name](u, P), rtol=1e-9, atol=1e-9)
+
+
+def test_soft_wpmi_is_not_identically_zero_and_uses_the_layer_normaliser():
+    P = db_like(200, 9, seed=5)
+    u = np.random.default_rng(6).standard_normal((200, 30))
+    s = soft_wpmi(u, P)
+    assert np.abs(s).max() > 1e-3
+    assert len(set(np.argmax(s, axis=1))) > 1  # not "always concept 0"
+    # one neuron at a time (the paper's code) the normaliser cancels L exactly:
+    np.testing.assert_allclose(soft_wpmi(u[:, :1], P), 0.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list(SIMILARITIES))
+def test_topk_scope_with_k5_gives_finite_nonempty_scores(name):
+    P = db_like(100, 6, seed=7)
+    u = np.random.default_rng(8).standard_normal((100, 15))
+    topk = neuron_order(u, limit=5)
+    s = similarity_scores(name, u, P, subsets=topk)
+    assert s.shape == (15, 6) and np.isfinite(s).all()
+    if name in ("rank_reorder", "wpmi", "soft_wpmi"):
+        assert np.ptp(s, axis=1).min() > 0  # concepts are told apart, not one tied (empty) score
+
+
+def test_rank_reorder_with_k5_uses_one_clip_and_prefers_its_best_concept():
+    P = db_like(100, 6, seed=9)
+    u = np.random.default_rng(10).standard_normal((100, 8))
+    topk = neuron_order(u, limit=5)
+    s = rank_reorder(u, P, subsets=topk)
+    np.testing.assert_array_equal(np.argmax(s, axis=1), np.argmax(P[topk[:, 0]], axis=1))
+
+
+def test_topk_scope_equals_all_scope_on_the_subset():
+    P = db_like(60, 5, seed=11)
+    u = np.random.default_rng(12).standard_normal((60, 4))
+    topk = neuron_order(u, limit=5)
+    for j in range(4):
+        ids = topk[j]
+        np.testing.assert_allclose(cos(u, P, topk)[j], cos(u[ids, j:j + 1], P[ids])[0])
+        np.testing.assert_allclose(cos3(u, P, topk)[j], cos3(u[ids, j:j + 1], P[ids])[0])
+
+
+@pytest.mark.parametrize("bad", [
+    (np.zeros((3, 2)), np.zeros((4, 2))),
+    (np.full((3, 2), np.nan), np.zeros((3, 2))),
+    (np.zeros(3), np.zeros((3, 2))),
+    (np.zeros((3, 0)), np.zeros((3, 2))),
+])
+def test_bad_inputs_raise(bad):
+    with pytest.raises(SimilarityError):
+        cos(*bad)
+
+
+def test_unknown_function_and_bad_subsets_raise():
+    u, P = np.zeros((4, 2)), np.ones((4, 3))
+    with pytest.raises(SimilarityError, match="unknown similarity"):
+        similarity_scores("pearson", u, P)
+    with pytest.raises(SimilarityError, match="outside"):
+        wpmi(u, P, subsets=np.array([[0, 9], [1, 2]]))
