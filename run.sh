@@ -10,4 +10,4 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 printf '\n==> building %s (each finished step is skipped on a rerun)\n' "$CONFIG"
 .venv/bin/python -m and_engine build --config "$CONFIG"
 printf '\n==> starting AND Explorer on http://localhost:%s (Ctrl+C stops it)\n' "${PORT:-8501}"
-AND_CONFIG="$CONFIG" exec .venv/bin/streamlit run app.py --server.port "${PORT:-8501}" --server.address localhost
+AND_EXPLORER_CONFIG="$CONFIG" exec .venv/bin/streamlit run app.py --server.port "${PORT:-8501}" --server.address localhost

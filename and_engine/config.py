@@ -61,6 +61,7 @@ class ActivationsConfig:
     keep_maps: bool = True  # keep per-position maps for each neuron's top-K clips
     device: str = "cpu"
     num_threads: int = 1  # torch CPU threads for forward passes and training (0 = torch's default)
+    precision: str = "float32"  # float32 | bfloat16 (autocast forward passes: ~3x faster on AVX512-BF16 CPUs)
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,18 @@ def table2(df: pd.DataFrame) -> str:
     return _table(["method \\ similarity (top-1 / top-5 / cos)", *sims], rows)
 
 
-def table4(df: pd.DataFrame) -> str:
-    """``pruning_summary`` rows of one model -> the Table 4 layout."""
+def table4(df: pd.DataFrame, per_class: pd.DataFrame | None = None) -> str:
+    """``pruning_summary`` rows of one model -> the Table 4 layout; with ``pruning_per_class`` also how
+    many target concepts had at least one neuron selected (a method that selects nothing scores 0)."""
     df = df.assign(_o=df["method"].map(lambda m: METHOD_ORDER.get(m, 9))).sort_values(["_o", "method"])
-    rows = [[r.method, f"{r.mean_pruned:.0f}", _f(r.delta_a), _f(r.delta_r), _f(r.delta_a_minus_r), str(r.n_concepts)]
+    hit = {}
+    if per_class is not None and len(per_class):
+        hit = per_class[per_class["n_pruned"] > 0].groupby("method")["target_concept"].nunique().to_dict()
+    rows = [[r.method, f"{r.mean_pruned:.0f}", _f(r.delta_a), _f(r.delta_r), _f(r.delta_a_minus_r),
+             f"{hit.get(r.method, 0)}/{r.n_concepts}" if per_class is not None else str(r.n_concepts)]
             for r in df.itertuples()]
-    return _table(["method", "Avg pruned", "ΔA", "ΔR", "ΔA−ΔR ↑", "concepts"], rows)
+    last = "concepts with neurons" if per_class is not None else "concepts"
+    return _table(["method", "Avg pruned", "ΔA", "ΔR", "ΔA−ΔR ↑", last], rows)
 
 
 def _figure4(df: pd.DataFrame) -> str:
@@ -64,8 +70,9 @@ def _model_section(store, model: str) -> list[str]:
     out += ["Table 2 (last-layer dissection accuracy, %):", table2(t2) if len(t2) else "  (not computed: classes are "
             "not the concept set / probing labels, e.g. pretrained YAMNet's AudioSet outputs)", ""]
     t4 = store.read("pruning_summary", model=model)
+    per_class = store.read("pruning_per_class", ["method", "target_concept", "n_pruned"], model=model)
     out += ["Table 4 (true-class logit change after pruning; ΔA−ΔR in the paper's sign = ΔR − ΔA, "
-            "how much more the target drops):", table4(t4) if len(t4) else "  (not computed)", ""]
+            "how much more the target drops):", table4(t4, per_class) if len(t4) else "  (not computed)", ""]
     fi = store.read("feature_importance", model=model)
     if len(fi):
         out += ["Figure 4 (held-out accuracy after pruning r % of described neurons):", _figure4(fi), ""]

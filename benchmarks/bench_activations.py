@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,7 +62,19 @@ def _baseline(model, waves, layers):
     return {s.name: np.concatenate([pool_output(o, s, 1, "cls").numpy() for o in kept[s.name]]) for s in layers}
 
 
-def measure(kind: str, mode: str, n_clips: int, threads: int, batch_size: int) -> dict:
+def _compare(flat, ref_path: str | None, mode: str) -> float:
+    """The baseline saves its activations to ``ref_path``; other modes -> correlation with them."""
+    import numpy as np
+
+    if not ref_path:
+        return float("nan")
+    if mode == "baseline":
+        np.save(ref_path, flat)
+        return 1.0
+    return float(np.corrcoef(np.load(ref_path), flat)[0, 1])
+
+
+def measure(kind: str, mode: str, n_clips: int, threads: int, batch_size: int, ref_path: str | None = None) -> dict:
     """One measurement in this process -> {clips_per_s, peak_mb, growth_mb, ...}."""
     import numpy as np
     import torch
@@ -72,21 +86,24 @@ def measure(kind: str, mode: str, n_clips: int, threads: int, batch_size: int) -
     layers = model.layers()
     waves = np.random.default_rng(0).normal(0, 0.1, (n_clips, 80000)).astype(np.float32)
     model.logits(waves[:1])  # warm-up (allocator, feature extractor) before the RSS reference
-    ref = _rss_mb()
+    rss0 = _rss_mb()
     t0 = time.perf_counter()
-    if mode == "ours":
-        out = record_activations(model, waves, layers, "cls", batch_size)
+    if mode in ("ours", "ours-bf16"):
+        precision = "bfloat16" if mode == "ours-bf16" else "float32"
+        out = record_activations(model, waves, layers, "cls", batch_size, precision=precision)
     else:
         out = _baseline(model, waves, layers)
     seconds = time.perf_counter() - t0
-    checksum = float(sum(float(np.abs(v).sum()) for v in out.values()))
+    flat = np.concatenate([out[s.name].ravel() for s in layers])
     return {"kind": kind, "mode": mode, "n_clips": n_clips, "seconds": round(seconds, 2),
-            "clips_per_s": round(n_clips / seconds, 3), "peak_mb": round(_rss_mb()), "growth_mb": round(_rss_mb() - ref),
-            "neurons": sum(s.n_neurons for s in layers), "checksum": checksum}
+            "clips_per_s": round(n_clips / seconds, 3), "peak_mb": round(_rss_mb()), "growth_mb": round(_rss_mb() - rss0),
+            "neurons": sum(s.n_neurons for s in layers), "corr": _compare(flat, ref_path, mode),
+            "checksum": float(np.abs(flat).sum())}
 
 
-def _run(kind: str, mode: str, n: int, threads: int, batch_size: int) -> dict:
-    cmd = [sys.executable, __file__, "--one", kind, mode, str(n), "--threads", str(threads), "--batch-size", str(batch_size)]
+def _run(kind: str, mode: str, n: int, threads: int, batch_size: int, ref_path: str = "") -> dict:
+    cmd = [sys.executable, __file__, "--one", kind, mode, str(n), "--threads", str(threads), "--batch-size", str(batch_size),
+           "--ref", ref_path]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -99,23 +116,26 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16, help="our batch size for YAMNet (and --one)")
     ap.add_argument("--ast-batch-size", type=int, default=4, help="our batch size for AST-base")
     ap.add_argument("--one", nargs=3, metavar=("KIND", "MODE", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--ref", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         kind, mode, n = args.one
-        print(json.dumps(measure(kind, mode, int(n), args.threads, args.batch_size)))
+        print(json.dumps(measure(kind, mode, int(n), args.threads, args.batch_size, args.ref)))
         return
     print(f"threads={args.threads} batch sizes: yamnet {args.batch_size}, ast {args.ast_batch_size}; baseline 1")
-    print(f"{'model':8} {'clips':>5} {'neurons':>7} | {'ours clips/s':>12} {'base clips/s':>12} {'ratio':>6} | "
-          f"{'ours peak/growth MB':>19} {'base peak/growth MB':>19} | same u")
+    print(f"{'model':8} {'clips':>5} {'neurons':>7} | {'mode':9} {'clips/s':>8} {'ratio':>6} | {'peak/growth MB':>15} | "
+          f"corr(u) vs baseline")
+    tmp = tempfile.mkdtemp(prefix="bench_activations_")
     for kind, counts, batch in (("yamnet", args.yamnet, args.batch_size), ("ast", args.ast, args.ast_batch_size)):
         for n in counts:
-            ours = _run(kind, "ours", n, args.threads, batch)
-            base = _run(kind, "baseline", n, args.threads, batch)
-            same = abs(ours["checksum"] - base["checksum"]) <= 1e-3 * max(1.0, abs(base["checksum"]))
-            print(f"{kind:8} {n:>5} {ours['neurons']:>7} | {ours['clips_per_s']:>12.3f} {base['clips_per_s']:>12.3f} "
-                  f"{ours['clips_per_s'] / base['clips_per_s']:>5.1f}x | {ours['peak_mb']:>9}/{ours['growth_mb']:<9} "
-                  f"{base['peak_mb']:>9}/{base['growth_mb']:<9} | {same}", flush=True)
-
+            ref = str(Path(tmp) / f"{kind}_{n}.npy")
+            base = _run(kind, "baseline", n, args.threads, batch, ref)
+            rows = [("baseline", base)] + [(m, _run(kind, m, n, args.threads, batch, ref)) for m in ("ours", "ours-bf16")]
+            for mode, r in rows:
+                print(f"{kind:8} {n:>5} {r['neurons']:>7} | {mode:9} {r['clips_per_s']:>8.3f} "
+                      f"{r['clips_per_s'] / base['clips_per_s']:>5.1f}x | {r['peak_mb']:>6}/{r['growth_mb']:<8} | "
+                      f"{r['corr']:.6f}", flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

@@ -34,9 +34,11 @@ def _build(layers: list[str], folder: Path):
     cfg = load_config(ROOT / "configs" / "demo.toml")
     cfg = dataclasses.replace(cfg, models=(ModelConfig(name="yamnet", kind="yamnet", layers=tuple(layers)),),
                               run=dataclasses.replace(cfg.run, database=str(folder / "bench.duckdb")))
+    progress = Progress(quiet=True)
     t0 = time.perf_counter()
-    build(cfg, Progress(quiet=True), until="describe")
-    return cfg, time.perf_counter() - t0
+    build(cfg, progress, until="describe")
+    steps = [m for m in progress.messages if m.startswith(("captions", "summaries")) and " rows in " in m]
+    return cfg, time.perf_counter() - t0, steps
 
 
 def main() -> None:
@@ -53,8 +55,10 @@ def main() -> None:
     from and_engine.store.results import ResultsStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, build_s = _build(args.layers, Path(tmp))
+        cfg, build_s, steps = _build(args.layers, Path(tmp))
         print(f"demo build (probe + yamnet activations + captions + rule summaries): {build_s:.1f} s")
+        for line in steps:
+            print(f"  step {line}")
         with ResultsStore(cfg.resolve(cfg.run.database)) as store:
             captions = store.read("captions", ["clip_id", "caption"], order_by=["clip_id"])
             prompts = []

@@ -8,9 +8,11 @@ from pages._shared import md, results_path, run_config, store
 st.title("Concept-specific pruning")
 db = store()
 cfg = run_config()
-models = queries.models(db)
-if models.empty:
-    st.warning("This results database holds no target model yet.")
+models = queries.models(db).set_index("model")
+prunable = aggregates.prunable_models(db)
+if not prunable:
+    st.warning("No model in this database has held-out clips labelled with its own classes (pretrained "
+               "models with other class sets cannot be evaluated per class): add a trained variant to the build.")
     st.stop()
 
 
@@ -25,11 +27,18 @@ def _candidates(db_path: str, db_mtime: float, model: str, concept: str, top_n: 
 
 
 c1, c2, c3 = st.columns(3)
-model = c1.selectbox("model", models["model"].tolist(), key="pr_model")
-classes = list(models.set_index("model").loc[model, "class_names"])
-concept = c2.selectbox("target concept", classes, key=f"pr_concept_{model}")
-method = c3.radio("method", ["OCP", "DB", "TAB", "random"], key="pr_method", horizontal=True)
+model = c1.selectbox("model", prunable, key="pr_model")
 db_key = (str(results_path()), results_path().stat().st_mtime)  # reload when the database is rebuilt
+try:
+    target = _target(*db_key, model)
+except (live.LiveError, ImportError, OSError, ValueError) as exc:
+    st.warning(f"Live pruning is unavailable for {md(model)}: {md(exc)}")
+    st.stop()
+held = set(target.clips["label"])  # ΔA needs held-out clips of the target class
+classes = [c for c in models.loc[model, "class_names"] if c in held]
+concept = c2.selectbox("target concept", classes, key=f"pr_concept_{model}",
+                       help="classes of the model with at least one held-out clip")
+method = c3.radio("method", ["OCP", "DB", "TAB", "random"], key="pr_method", horizontal=True)
 top_n = cfg.analyses.closed_top_n_for_pruning
 closed, opened = _candidates(*db_key, model, concept, top_n)
 sizes = queries.layers(db, model).set_index("layer")["n_neurons"].astype(int).to_dict()
@@ -37,16 +46,10 @@ similarity = None
 if method in ("DB", "TAB"):
     sims = aggregates.similarities(db, model, method)
     if not sims:
-        st.warning(f"No {method} concepts stored for {model}.")
+        st.warning(f"No {method} concepts stored for {md(model)}.")
         st.stop()
     similarity = st.selectbox("similarity function", sims, key=f"pr_sim_{method}")
 enabled = st.toggle("prune the selected neurons", value=True, key="pr_enabled")
-
-try:
-    target = _target(*db_key, model)
-except (live.LiveError, ImportError, OSError, ValueError) as exc:
-    st.warning(f"Live pruning is unavailable for {md(model)}: {md(exc)}")
-    st.stop()
 clip_labels = [f"{r.clip_id}: {r.label} ({r.rel_path})" for r in target.clips.itertuples()]
 clip_row = st.selectbox("clip to inspect", range(len(clip_labels)), format_func=clip_labels.__getitem__,
                         key=f"pr_clip_{model}")

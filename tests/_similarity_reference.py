@@ -37,13 +37,12 @@ def rank_reorder_loop(u, P, neurons=None, top_fraction=0.05, p=3.0, scale_p=0.5)
         top = _top(u[:, j], k)
         t = u[top, j]
         base = np.mean(np.abs(t[:, None] - t[None, :]) ** p)
-        row = []
-        for c in range(P.shape[1]):
-            ranks = np.argsort(np.argsort(P[top, c], kind="stable"), kind="stable")
-            err = np.mean(np.abs(t - t[::-1][ranks]) ** p)
-            ratio = err / base if base > 0 else 1.0
-            row.append(-ratio / max(P[top, c].mean(), 1e-6) ** scale_p)
-        out.append(row)
+        asc = top[::-1]  # ascending activation, so equal P values keep the activation order
+        pt = P[asc]  # (k, M): all concepts of one neuron at once, as the paper's code batches them
+        by_p = np.argsort(pt, axis=0, kind="stable")  # the r-th lowest-P clip gets the r-th lowest u
+        err = np.mean(np.abs(u[asc[by_p], j] - t[::-1][:, None]) ** p, axis=0)
+        ratio = err / base if base > 0 else np.ones_like(err)
+        out.append(-ratio / np.maximum(pt.mean(axis=0), 1e-6) ** scale_p)
     return np.array(out)
 
 

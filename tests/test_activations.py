@@ -114,3 +114,13 @@ def test_activations_table_is_neuron_major():
     assert rows[1]["values"] == u[:, 1].tolist()
     with pytest.raises(ActivationsError, match="n_clips"):
         activations_table("m", "l", u[0])
+
+
+def test_bfloat16_autocast_tracks_float32(random_yamnet, waves):
+    layers = [random_yamnet.layer("block5.pointwise")]
+    exact = record_activations(random_yamnet, waves, layers)["block5.pointwise"]
+    fast = record_activations(random_yamnet, waves, layers, precision="bfloat16")["block5.pointwise"]
+    assert fast.dtype == np.float32
+    assert np.corrcoef(exact.ravel(), fast.ravel())[0, 1] > 0.99
+    with pytest.raises(ActivationsError, match="precision"):
+        record_activations(random_yamnet, waves, layers, precision="float16")

@@ -40,11 +40,11 @@ def _points(cosines):
 
 
 @pytest.mark.parametrize("t, expected", [
-    (0.7, "p1 p2 p3"),   # 0.7 exactly is kept: removal needs the cosine to *exceed* t
-    (0.69, "p2 p3"),
-    (0.5, "p2 p3"),
-    (-1.0, "p3"),        # NaN (no S_l point) is never removed
-    (1.0, "p0 p1 p2 p3"),
+    (0.7, "p1. p2. p3."),   # 0.7 exactly is kept: removal needs the cosine to *exceed* t
+    (0.69, "p2. p3."),
+    (0.5, "p2. p3."),
+    (-1.0, "p3."),          # NaN (no S_l point) is never removed
+    (1.0, "p0. p1. p2. p3."),
 ])
 def test_calibrate_boundary_thresholds(t, expected):
     points = _points([1.0, 0.7, 0.5 - 1e-12, math.nan])

@@ -34,7 +34,8 @@ def test_ocp_matches_nouns_and_adjectives_by_content_word_stem():
 
 
 def test_ocp_ignores_verbs_and_other_layers():
-    oc = pd.DataFrame({"layer": ["fc1", "fc1"], "neuron": [0, 1], "word": ["chirping", "dog"], "pos": ["VBG", "NN"]})
+    oc = pd.DataFrame({"layer": ["fc1", "fc1", "fc1"], "neuron": [0, 1, 2], "word": ["chirping", "dog", "dog"],
+                       "pos": ["VBG", "NOUN", "NUM"]})
     assert select_neurons("OCP", "chirping_birds", closed_concepts(), oc, SIZES) == {}
     assert select_neurons("OCP", "dog", closed_concepts(), oc, {"fc1": 4, "other": 2}) == {"fc1": [1]}
 
@@ -97,6 +98,14 @@ def test_pruned_unit_outputs_zero_and_nothing_else_changes():
     base, cut = seen
     assert torch.all(cut[:, 1] == 0)
     torch.testing.assert_close(cut[:, [0, 2, 3]], base[:, [0, 2, 3]])
+
+
+def test_empty_selection_changes_nothing_without_a_forward_pass():
+    model, (x, y) = tiny_model(), tiny_inputs()
+    baseline = expected_logits(x, [])
+    model.logits = None  # any forward pass would fail
+    res = evaluate_pruning(model, x, y, {"fc1": []}, baseline_logits=baseline)
+    assert res.n_pruned == 0 and (res.per_class_delta == 0).all() and res.accuracy_after == res.accuracy_before
 
 
 def test_evaluate_pruning_rejects_bad_labels():

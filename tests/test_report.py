@@ -30,6 +30,10 @@ def test_table4_layout():
     lines = table4(df).splitlines()
     assert lines[2].split() == ["random", "3000", "-13.52", "-13.48", "0.04", "50"]
     assert lines[3].split() == ["OCP", "2808", "-10.73", "-6.83", "3.90", "50"]
+    per_class = pd.DataFrame({"method": ["OCP", "OCP", "OCP", "random"], "target_concept": ["a", "a", "b", "a"],
+                              "n_pruned": [3, 3, 0, 0]})
+    lines = table4(df, per_class).splitlines()
+    assert lines[2].split()[-1] == "0/50" and lines[3].split()[-1] == "1/50"
 
 
 def _commit(store, stage, scope, tables):

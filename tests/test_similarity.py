@@ -146,3 +146,15 @@ def test_unknown_function_and_bad_subsets_raise():
         similarity_scores("pearson", u, P)
     with pytest.raises(SimilarityError, match="outside"):
         wpmi(u, P, subsets=np.array([[0, 9], [1, 2]]))
+
+
+def test_rank_reorder_ties_in_p_are_not_penalised_and_dead_neurons_rank_by_mean_p():
+    u = np.zeros((40, 2))
+    u[0, 0], u[1, 0] = 10.0, 8.0  # top 2 clips of neuron 0; neuron 1 is dead (all zeros)
+    P = np.full((40, 2), 0.2)
+    P[0], P[1] = [0.5, 0.9], [0.5, 0.1]  # concept 0 scores both top clips equally, concept 1 orders them
+    s = rank_reorder(u, P)
+    np.testing.assert_allclose(s[0], [0.0, 0.0])  # a tie is not an ordering error
+    # dead neuron: every reordering has zero error and zero baseline -> ratio 1, score -1 / sqrt(mean P)
+    np.testing.assert_allclose(s[1], -1.0 / np.sqrt(P[:2].mean(axis=0)))
+    assert np.isfinite(s).all()

@@ -31,9 +31,9 @@ METHODS = ("OCP", "DB", "TAB", "random")
 def _open_pos_kind(pos: str) -> str | None:
     """Map a POS label of ``open_concepts`` to 'noun' / 'adjective' (VBN counts as adjective), else None."""
     p = str(pos).strip().lower()
-    if p.startswith("n") or p == "propn":
+    if p.startswith("nn") or p in ("noun", "propn", "n"):
         return "noun"
-    if p.startswith("j") or p.startswith("adj") or p in ("a", "vbn"):
+    if p.startswith("jj") or p in ("adj", "adjective", "a", "vbn"):
         return "adjective"
     return None
 
@@ -157,8 +157,11 @@ def evaluate_pruning(
     n_classes = before.shape[1] if before.ndim == 2 else 0
     if before.shape[0] != len(waveforms) or labels.min() < 0 or labels.max() >= n_classes:
         raise AnalysisInputError(f"labels / baseline_logits do not fit {len(waveforms)} clips x {n_classes} classes")
-    with pruned(model, {k: list(v) for k, v in neurons.items()}):
-        after = batched_logits(model, waveforms, batch_size)
+    if selection_size(neurons) == 0:
+        after = before  # pruning nothing changes nothing: skip the forward pass
+    else:
+        with pruned(model, {k: list(v) for k, v in neurons.items()}):
+            after = batched_logits(model, waveforms, batch_size)
     idx = np.arange(len(labels))
     tb, ta = before[idx, labels], after[idx, labels]
     counts = np.bincount(labels, minlength=n_classes)

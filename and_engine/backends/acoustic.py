@@ -12,8 +12,8 @@
   power in half; ``spectral_centroid_hz`` is the magnitude-weighted mean frequency.
 * ``spectral_flatness``: geometric / arithmetic mean of that spectrum over the band holding 95 % of the
   power (so band-limited noise still reads as noise; a pure tone reads near 0).
-* ``pitch_hz``: frequency of the dominant spectral peak when it holds >= 30 % of the band's power
-  (a tonal sound), else NaN.
+* ``pitch_hz``: frequency of the dominant spectral peak when it holds >= 10 % of the band's power and
+  stands >= 15 dB above the median of the 20 bins around it (a tonal sound), else NaN.
 * onsets: peaks of the band-averaged positive level rise (spectral flux, dB) above ``onset_db``, at least
   50 ms apart. ``onset_rate_hz`` = onsets / clip duration; ``onset_regularity`` = 1 - CV of the
   inter-onset intervals (1 = perfectly periodic; NaN with fewer than 3 onsets).
@@ -42,7 +42,8 @@ class AcousticParams:
     silence_db: float = -60.0  # frames below this level (dBFS) are silent
     active_range_db: float = 40.0  # active frames are within this many dB of the loudest frame
     onset_db: float = 6.0  # minimum band-averaged level rise (dB) of an onset
-    tonal_peak_share: float = 0.3  # share of band power in the dominant peak for a pitch
+    tonal_peak_share: float = 0.1  # share of band power in the dominant peak for a pitch
+    tonal_prominence_db: float = 15.0  # the peak must stand this far above its neighbourhood (median, +-12 bins)
 
 
 def _frames(x: np.ndarray, length: int, hop: int) -> np.ndarray:
@@ -115,7 +116,9 @@ def _measure_one(x: np.ndarray, sr: int, p: AcousticParams) -> dict[str, float]:
     out["spectral_flatness"] = float(np.exp(np.mean(np.log(band))) / np.mean(band))
     b = int(np.argmax(power))
     share = power[max(b - 2, 0) : b + 3].sum() / max(band.sum(), 1e-30)
-    if share >= p.tonal_peak_share and 0 < b < len(power) - 1:
+    around = np.concatenate([power[max(b - 12, 1) : max(b - 2, 1)], power[b + 3 : b + 13]])
+    prominence_db = 10 * np.log10(power[b] / max(float(np.median(around)) if around.size else 0.0, 1e-30))
+    if share >= p.tonal_peak_share and prominence_db >= p.tonal_prominence_db and 0 < b < len(power) - 1:
         a, c, m = np.log(power[b - 1] + 1e-30), np.log(power[b + 1] + 1e-30), np.log(power[b] + 1e-30)
         shift = 0.5 * (a - c) / (a - 2 * m + c) if (a - 2 * m + c) != 0 else 0.0
         out["pitch_hz"] = float((b + np.clip(shift, -0.5, 0.5)) * sr / n_fft)

@@ -16,7 +16,7 @@ THRESHOLDS = {
     "louder_than_most": 0.8, "softer_than_most": 0.2,  # relative_loudness percentiles
     "high_pitch_hz": 1000.0, "low_pitch_hz": 250.0,  # pitch_hz of tonal sounds
     "high_freq_hz": 3000.0, "low_freq_hz": 500.0,  # median_frequency_hz of non-tonal sounds
-    "noisy_flatness": 0.3, "tonal_flatness": 0.05,
+    "noisy_flatness": 0.3,  # tonal = a pitch was measured; noisy = flatness >= this; else both
     "repetitive_regularity": 0.75, "min_onsets": 3, "continuous_share": 0.8, "brief_s": 1.0,
     "wide_range_db": 30.0, "even_range_db": 6.0,
 }
@@ -45,8 +45,8 @@ def descriptor_words(row: Mapping[str, float], clip_seconds: float) -> dict[str,
     else:
         pitch = ""
     flat = row.get("spectral_flatness")
-    texture = ("" if not _ok(flat) else "noisy" if flat >= t["noisy_flatness"]
-               else "tonal" if flat <= t["tonal_flatness"] or _ok(pitch_hz) else "both tonal and noisy")
+    texture = ("tonal" if _ok(pitch_hz) else "" if not _ok(flat) else "noisy" if flat >= t["noisy_flatness"]
+               else "both tonal and noisy")
     n_on, reg, active = int(row.get("n_onsets", 0)), row.get("onset_regularity"), float(row.get("active_s", 0.0))
     if n_on >= t["min_onsets"] and _ok(reg) and reg >= t["repetitive_regularity"]:
         time = f"repetitive and rhythmic, about {row['onset_rate_hz']:.1f} events per second"

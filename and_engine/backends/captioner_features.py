@@ -24,7 +24,7 @@ from and_engine.backends.captioner import (
 )
 from and_engine.store.schema import columns
 
-ACOUSTIC_VERSION = "acoustic-v1"  # bump when the measurements or the wording change (part of provenance)
+ACOUSTIC_VERSION = "acoustic-v2"  # bump when the measurements or the wording change (part of provenance)
 
 
 class AudioTagger(Protocol):

@@ -11,9 +11,10 @@ DESCRIPTOR_CATEGORIES: dict[str, tuple[str, ...]] = {
     "loudness": (
         "loud", "quiet", "soft", "faint", "moderate", "deafening", "booming", "thunderous",
         "intense", "powerful", "gentle", "subtle", "muted", "hushed", "silent", "audible", "strong", "weak",
+        "dynamic", "even-level", "relatively-loud", "relatively-quiet",
     ),
     "pitch": (
-        "high-pitched", "low-pitched", "mid-pitched", "high", "low", "deep", "shrill", "squeaky", "bassy",
+        "high-pitched", "low-pitched", "mid-pitched", "mid-range", "high-frequency", "low-frequency", "high", "low", "deep", "shrill", "squeaky", "bassy",
         "treble", "piercing", "sharp", "bright", "dark", "screeching", "whistling", "falsetto",
     ),
     "timbre": (
@@ -53,7 +54,17 @@ will with would you your audio clip clips sound sounds recording heard hear hear
 featuring described describes throughout seems appears like there's it's one two three four five
 several many various different similar first second third fourth fifth overall also well include
 includes including along whole entire around mostly slightly somewhat quite rather fairly part
+quality texture level levels changes change set active components time seconds second events per lasting
+bursts heard possibly together present unidentified unclear hard tell produces source something may
 """.split())
+# Multi-word descriptors rewritten to one token before counting (so "strong changes in level" is one idea).
+PHRASES: tuple[tuple[str, str], ...] = (
+    (r"strong changes in (the )?(sound )?level", "dynamic"),
+    (r"moderately loud", "moderately-loud"),
+    (r"(at )?an even level", "even-level"),
+    (r"louder than most( clips)?( in the set)?", "relatively-loud"),
+    (r"(softer|quieter) than most( clips)?( in the set)?", "relatively-quiet"),
+)
 
 # Category of a few non-acoustic adjectives, so 'no' answers can say what the word describes instead.
 NON_ACOUSTIC_HINTS = {

@@ -14,10 +14,10 @@ import math
 import re
 from collections import Counter, defaultdict
 
-from and_engine.backends.llm_lexicon import STOP_WORDS, acoustic_category, non_acoustic_hint
+from and_engine.backends.llm_lexicon import PHRASES, STOP_WORDS, acoustic_category, non_acoustic_hint
 from and_engine.backends.prompts import ParsedPrompt, parse_prompt
 
-RULE_MODEL = "rule-extractive-v1"  # bump when the algorithm changes: it is part of every cache key
+RULE_MODEL = "rule-extractive-v2"  # bump when the algorithm changes: it is part of every cache key
 _TITLES = {
     "source": "Common sound sources", "loudness": "Loudness", "pitch": "Pitch", "timbre": "Timbre and texture",
     "time": "Temporal structure", "quality": "Recording quality", "emotion": "Mood",
@@ -34,7 +34,10 @@ def _stem(word: str) -> str:
 
 
 def _terms(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS and len(w) > 2]
+    text = text.lower()
+    for pattern, token in PHRASES:
+        text = re.sub(pattern, token, text)
+    return [w for w in _WORD.findall(text) if w not in STOP_WORDS and len(w) > 2]
 
 
 def _count_phrase(n: int, k: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from and_engine.explorer import queries
 from and_engine.store.results import ResultsStore
 
 # open_concepts.pos holds tagger labels (JJ / ADJ / adjective, VBN counts as adjective as in the paper's code)
@@ -24,8 +25,9 @@ def _where(**filters: object) -> tuple[str, list]:
 
 
 def layer_summary(store: ResultsStore) -> pd.DataFrame:
-    """-> per model and layer: block, neuron count, map geometry (network order)."""
-    return store.query_df('SELECT model, layer, block, kind, n_neurons, map_freq, map_time FROM "layers" '
+    """-> per model and layer: block, neuron count, map geometry, whether it was dissected (network order)."""
+    return store.query_df('SELECT model, layer, block, kind, n_neurons, map_freq, map_time, EXISTS (SELECT 1 FROM '
+                          '"extremes" e WHERE e.model = l.model AND e.layer = l.layer) AS dissected FROM "layers" l '
                           "ORDER BY model, layer_index")
 
 
@@ -112,6 +114,13 @@ def pruning_summary(store: ResultsStore, model: str | None = None) -> pd.DataFra
                           params)
 
 
+def prunable_models(store: ResultsStore) -> list[str]:
+    """-> models with held-out clips whose label is one of the model's classes (pruning needs true classes)."""
+    return store.query_df('SELECT model FROM "models" m WHERE EXISTS (SELECT 1 FROM "clips" c WHERE '
+                          "c.fold = m.heldout_fold AND list_contains(m.class_names, c.label)) ORDER BY model"
+                          )["model"].tolist()
+
+
 def similarities(store: ResultsStore, model: str, method: str) -> list[str]:
     """-> the similarity functions stored for ``method`` (DB / TAB / ICL) of ``model``."""
     return store.query_df('SELECT DISTINCT similarity FROM "closed_concepts" WHERE model = ? AND method = ? '
@@ -141,10 +150,8 @@ def pruning_candidates(store: ResultsStore, model: str, concept: str, top_n: int
 
 
 def random_neuron(store: ResultsStore, model: str, seed: int | None = None) -> tuple[str, int]:
-    """-> a uniformly drawn (layer, neuron) of ``model`` (weighted by layer size)."""
-    df = store.read("layers", ["layer", "n_neurons"], model=model, order_by=["layer_index"])
-    if df.empty:
-        raise ValueError(f"model {model!r} has no layers")
+    """-> a uniformly drawn (layer, neuron) among the dissected layers of ``model`` (weighted by layer size)."""
+    df = queries.layers(store, model)
     rng = np.random.default_rng(seed)
     i = int(rng.integers(int(df["n_neurons"].sum())))
     cum = df["n_neurons"].cumsum().to_numpy()

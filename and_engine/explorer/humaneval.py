@@ -27,12 +27,15 @@ def _seed(*parts: object) -> int:
 
 def sample_neuron(store: ResultsStore, rater: str, rated: set[tuple[str, str, int]], model: str | None = None,
                   pool: int = 64) -> tuple[str, str, int] | None:
-    """-> (model, layer, neuron) for ``rater`` not in ``rated`` (seeded per rater), or None when all are rated."""
-    where, params = ("WHERE model = ?", [model]) if model else ("", [])
+    """-> (model, layer, neuron) for ``rater`` not in ``rated`` (seeded per rater), or None when all are rated.
+
+    Candidates: neurons with a non-empty calibrated summary (one of the three blind descriptions).
+    """
+    where, params = ("AND model = ?", [model]) if model else ("", [])
     offset = 0
     while True:
         df = store.query_df(
-            f'SELECT model, layer, neuron FROM "calibrated_summaries" {where} '
+            f'SELECT model, layer, neuron FROM "calibrated_summaries" WHERE length(trim(calibrated_summary)) > 0 {where} '
             "ORDER BY hash(? || model || '/' || layer || '/' || CAST(neuron AS VARCHAR)) LIMIT ? OFFSET ?",
             [*params, rater, pool, offset])
         for r in df.itertuples():

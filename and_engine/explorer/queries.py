@@ -45,11 +45,17 @@ def steps(store: ResultsStore) -> pd.DataFrame:
     return df
 
 
-def layers(store: ResultsStore, model: str) -> pd.DataFrame:
-    """-> the model's layers in network order with neuron counts and map geometry."""
-    df = store.read("layers", model=model, order_by=["layer_index"])
+def layers(store: ResultsStore, model: str, dissected_only: bool = True) -> pd.DataFrame:
+    """-> the model's layers in network order with neuron counts and map geometry.
+
+    ``dissected_only``: only layers with top-K / bottom-K results (a config may hook a subset of layers).
+    """
+    where = ' AND EXISTS (SELECT 1 FROM "extremes" e WHERE e.model = l.model AND e.layer = l.layer)'
+    df = store.query_df('SELECT l.* EXCLUDE (step_id) FROM "layers" l WHERE l.model = ?'
+                        + (where if dissected_only else "") + " ORDER BY l.layer_index", [model])
     if df.empty:
-        raise NotFoundError(f"model {model!r} has no layers in the results database")
+        raise NotFoundError(f"model {model!r} has no {'dissected ' if dissected_only else ''}layers in the "
+                            "results database")
     return df
 
 

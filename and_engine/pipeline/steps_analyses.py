@@ -134,7 +134,11 @@ def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, la
     """Last-layer accuracy, Table 4 pruning and Figure 4 feature importance of a trained variant."""
     cfg, scope, out, read = ctx.config.analyses, {"model": model}, {}, ctx.store.read
     lastlayer = _lastlayer_step(ctx, model, classes, layers, up, out)
-    sizes = candidate_layers(layers, cfg.prune_classifier)
+    try:
+        sizes = candidate_layers(layers, cfg.prune_classifier)
+    except AnalysisInputError as exc:
+        ctx.progress.log(f"analyses: {model}: {exc} -> pruning and feature importance skipped")
+        return out
     stored = read("closed_concepts", ["method", "similarity"], model=model, layer=next(iter(sizes)))
     sims = _similarities(ctx, lastlayer, stored)
     methods = ["OCP", *sims, "random"]
@@ -196,7 +200,7 @@ def _model_steps(ctx: BuildContext, model: str, up: list[str], membership: np.nd
 def run_analyses_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, str]:
     """Write every analysis table -> upstream plus {"analyses:clusters", "analyses:<name>:<model>", ...}."""
     out = dict(upstream)
-    fp, sents = _cluster_step(ctx, _upstream_for(ctx, upstream, None))
+    fp, sents = _cluster_step(ctx, [upstream[k] for k in ("clips", "captions") if k in upstream])
     out["analyses:clusters"] = fp
     membership = clusters.clip_cluster_matrix(sents, len(probing_set(ctx).clips))
     for m in ctx.config.models:

@@ -34,7 +34,8 @@ def summary_llm(ctx: BuildContext, cfg: LLMConfig) -> CachedLLM:
         local = cfg.backend in ("llama-cpp", "transformers") and cfg.model and not cfg.model.startswith("package:")
         if local and not Path(cfg.model).expanduser().is_absolute():  # config paths are relative to the project
             cfg = dataclasses.replace(cfg, model=str(ctx.config.resolve(cfg.model)))
-        chunk = max(cfg.batch_size, 1) * 4
+        # commit every few batches (a crash loses at most one chunk); the instant rule backend commits in bulk
+        chunk = 1024 if cfg.backend == "rule" else max(cfg.batch_size, 1) * 4
         ctx.objects[key] = CachedLLM(make_llm(cfg), ctx.store.cache_get, ctx.store.cache_put,
                                      template=SUMMARY_TEMPLATE_ID, chunk_size=chunk)
     return ctx.objects[key]

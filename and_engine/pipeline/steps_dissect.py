@@ -34,7 +34,7 @@ def _encoder(ctx: BuildContext, name: str):
 
 def _llm(ctx: BuildContext, template: str) -> CachedLLM:
     cfg = ctx.config.summaries.llm
-    return _cached(ctx, ("dissect-llm", template, cfg), lambda: CachedLLM(
+    return _cached(ctx, ("dissect-llm", template, cfg, id(ctx.store)), lambda: CachedLLM(
         make_llm(cfg), ctx.store.cache_get, ctx.store.cache_put, template=template,
         chunk_size=max(cfg.batch_size, 1) * 4))
 

@@ -90,14 +90,16 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig, clips_fp: str) -> 
         elif spec.name not in values:
             waves = waveforms(ctx, target.sample_rate)
             with ctx.progress.bar(len(waves), f"activations {name}") as bar:
-                values.update(record_activations(target, waves, layers, acfg.pool, acfg.batch_size, progress=bar))
+                values.update(record_activations(target, waves, layers, acfg.pool, acfg.batch_size, progress=bar,
+                                                 precision=acfg.precision))
         return values[spec.name]
 
-    act_params = {"pool": acfg.pool}
+    act_params = {"pool": acfg.pool, "precision": acfg.precision}
     for spec in layers:
         scope = {"model": name, "layer": spec.name}
         fp_a = run_step(ctx, "activations", scope, {**act_params, "layer": dataclasses.asdict(spec)},
-                        [out[f"model:{name}"]], lambda spec=spec: {"activations": activations_table(name, spec.name, acts(spec, fresh=True))})
+                        [out[f"model:{name}"]],
+                        lambda spec=spec: {"activations": activations_table(name, spec.name, acts(spec, fresh=True))})
         fp_e = run_step(ctx, "extremes", scope, {"top_k": acfg.top_k}, [fp_a],
                         lambda spec=spec: {"extremes": extremes_frame(name, spec.name, acts(spec), acfg.top_k)})
         out[f"activations:{name}:{spec.name}"], out[f"extremes:{name}:{spec.name}"] = fp_a, fp_e
@@ -111,14 +113,14 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig, clips_fp: str) -> 
             return {"activation_maps": pd.DataFrame(columns=MAP_COLUMNS)}
         if not kept:
             top = {s.name: topk_bottomk(acts(s), acfg.top_k)[0] for s in grid}
-            got = record_maps(target, waveforms(ctx, target.sample_rate), grid, top, acfg.batch_size)
+            got = record_maps(target, waveforms(ctx, target.sample_rate), grid, top, acfg.batch_size, acfg.precision)
             kept.update({s.name: (got[s.name], top[s.name]) for s in grid})
         layer_maps, top_ids = kept.pop(spec.name)
         return {"activation_maps": maps_table(name, spec.name, layer_maps, top_ids)}
 
     for spec in grid:
         out[f"activation_maps:{name}:{spec.name}"] = run_step(
-            ctx, "activation_maps", {"model": name, "layer": spec.name}, {"top_k": acfg.top_k, "keep_maps": acfg.keep_maps},
+            ctx, "activation_maps", {"model": name, "layer": spec.name}, {"top_k": acfg.top_k, "keep_maps": acfg.keep_maps, "precision": acfg.precision},
             [out[f"extremes:{name}:{spec.name}"]], lambda spec=spec: maps(spec))
     return out
 

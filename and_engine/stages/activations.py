@@ -16,6 +16,7 @@ import torch
 from and_engine.models.base import LayerSpec, TargetModel
 
 POOLS = ("cls", "mean", "max")
+PRECISIONS = ("float32", "bfloat16")  # bfloat16 = torch.autocast on the model's device
 
 
 class ActivationsError(ValueError):
@@ -66,7 +67,9 @@ def position_maps(output: torch.Tensor, spec: LayerSpec, n_clips: int, token_pre
     return x
 
 
-def _check(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec]) -> np.ndarray:
+def _check(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec], precision: str) -> np.ndarray:
+    if precision not in PRECISIONS:
+        raise ActivationsError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     arr = model.check_waveforms(waveforms)
     if not layers:
         raise ActivationsError(f"no layers to record for model {model.name!r}")
@@ -77,7 +80,8 @@ def _check(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec
 
 @torch.inference_mode()
 def _run(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec], batch_size: int,
-         on_output: Callable[[LayerSpec, torch.Tensor, int, int], None], progress=None) -> None:
+         on_output: Callable[[LayerSpec, torch.Tensor, int, int], None], progress=None,
+         precision: str = "float32") -> None:
     """Forward ``arr`` in batches; ``on_output(spec, output, start, n)`` is called inside each hook."""
     state = {"start": 0, "n": 0}
     hooks = [model.submodule(spec).register_forward_hook(
@@ -87,7 +91,8 @@ def _run(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec], batch
         for start in range(0, len(arr), max(1, batch_size)):
             chunk = arr[start : start + batch_size]
             state.update(start=start, n=len(chunk))
-            model.module(model.inputs(chunk))
+            with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+                model.module(model.inputs(chunk))
             if progress is not None:
                 progress.update(len(chunk))
     finally:
@@ -97,14 +102,15 @@ def _run(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec], batch
 
 def record_activations(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec], pool: str = "cls",
                        batch_size: int = 16, out: dict[str, np.ndarray] | None = None,
-                       progress=None) -> dict[str, np.ndarray]:
+                       progress=None, precision: str = "float32") -> dict[str, np.ndarray]:
     """(n_clips, samples) -> {layer: (n_clips, n_neurons) float32}: u for every neuron and clip.
 
-    ``out`` may hold preallocated arrays (e.g. np.memmap) to fill; ``progress`` gets ``.update(n)``.
+    ``out`` may hold preallocated arrays (e.g. np.memmap) to fill; ``progress`` gets ``.update(n)``;
+    ``precision="bfloat16"`` runs the forward pass under autocast (faster on CPUs with AVX512-BF16).
     """
     if pool not in POOLS:
         raise ActivationsError(f"pool must be one of {POOLS}, got {pool!r}")
-    arr = _check(model, waveforms, layers)
+    arr = _check(model, waveforms, layers, precision)
     arrays = dict(out or {})
     for spec in layers:
         arrays.setdefault(spec.name, np.empty((len(arr), spec.n_neurons), dtype=np.float32))
@@ -114,7 +120,7 @@ def record_activations(model: TargetModel, waveforms: np.ndarray, layers: Sequen
     def write(spec: LayerSpec, output: torch.Tensor, start: int, n: int) -> None:
         arrays[spec.name][start : start + n] = pool_output(output, spec, n, pool).cpu().numpy()
 
-    _run(model, arr, layers, batch_size, write, progress)
+    _run(model, arr, layers, batch_size, write, progress, precision)
     for spec in layers:
         if not np.isfinite(arrays[spec.name]).all():
             raise ActivationsError(f"model {model.name!r} layer {spec.name!r}: non-finite activations")
@@ -122,12 +128,13 @@ def record_activations(model: TargetModel, waveforms: np.ndarray, layers: Sequen
 
 
 def record_maps(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec],
-                topk_ids: dict[str, np.ndarray], batch_size: int = 16) -> dict[str, np.ndarray]:
+                topk_ids: dict[str, np.ndarray], batch_size: int = 16,
+                precision: str = "float32") -> dict[str, np.ndarray]:
     """Second pass over the union of top-K clips -> {layer: (n_neurons, K, map_freq, map_time) float32}.
 
     ``topk_ids[layer]`` is (n_neurons, K) clip ids (rows of ``waveforms``); layers without a grid are skipped.
     """
-    arr = _check(model, waveforms, layers)
+    arr = _check(model, waveforms, layers, precision)
     layers = [s for s in layers if s.map_freq > 0 and s.map_time > 0]
     if not layers:
         return {}
@@ -147,7 +154,7 @@ def record_maps(model: TargetModel, waveforms: np.ndarray, layers: Sequence[Laye
             neurons, ranks = np.nonzero(ids == clip)
             maps[spec.name][neurons, ranks] = batch_maps[b, neurons]
 
-    _run(model, arr[union], layers, batch_size, keep)
+    _run(model, arr[union], layers, batch_size, keep, precision=precision)
     return maps
 
 

@@ -20,7 +20,7 @@ from scipy.special import softmax
 from and_engine.backends.llm_answers import clean_answer
 from and_engine.backends.prompts import build_icl_prompt, parse_icl_answer
 from and_engine.stages.concept_sets import concept_text
-from and_engine.stages.similarity import similarity_scores
+from and_engine.stages.similarity import score_all
 
 COLUMNS = ["model", "layer", "neuron", "method", "similarity", "rank", "concept", "score"]
 DB_TEMPERATURE = 100.0  # P = softmax(100 * cos(caption, concept)), as CLIP's logit scale
@@ -74,9 +74,8 @@ def closed_concepts(u: np.ndarray, P: np.ndarray, concepts: Sequence[str], *, mo
         raise ModuleAError("scope 'topk' needs each neuron's top-K clip ids (topk_ids)")
     if top_n < 1:
         raise ModuleAError(f"module_a.top_n must be >= 1, got {top_n}")
-    subsets = topk_ids if scope == "topk" else None
-    frames = [top_n_rows(similarity_scores(name, u, P, subsets), concepts, top_n, similarity=name)
-              for name in similarities]
+    scores = score_all(similarities, u, P, topk_ids if scope == "topk" else None)
+    frames = [top_n_rows(scores[name], concepts, top_n, similarity=name) for name in similarities]
     out = pd.concat(frames, ignore_index=True)
     out["model"], out["layer"], out["method"] = model, layer, method
     return out[COLUMNS]

@@ -81,11 +81,13 @@ def _check_threshold(threshold: float) -> float:
 
 
 def calibrate(points: pd.DataFrame, threshold: float) -> str:
-    """One neuron's calibration points -> S_h^c: points (in order) whose best cosine is not > threshold."""
+    """One neuron's calibration points -> S_h^c: the points (in order) whose best cosine is not > threshold,
+    joined with spaces (a full stop added where a point has no terminal punctuation)."""
     t = _check_threshold(threshold)
     pts = points.sort_values("point_index")
     kept = pts[~(pts["best_cosine"].to_numpy(dtype=np.float64) > t)]
-    return " ".join(kept["point"])
+    # a point without terminal punctuation gets a full stop, so sentences stay apart for Module C
+    return " ".join(p if p.endswith((".", "!", "?")) else p + "." for p in kept["point"].astype(str))
 
 
 def calibrated_summaries(points: pd.DataFrame, neurons: Sequence[int], threshold: float, *, model: str,

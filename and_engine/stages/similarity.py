@@ -10,6 +10,7 @@ code called them one neuron at a time, which zeroes ``soft_wpmi``; we do not).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import logsumexp, softmax
@@ -23,8 +24,35 @@ class SimilarityError(ValueError):
     """Bad input to a similarity function; the message names the argument."""
 
 
-def check_inputs(u: np.ndarray, P: np.ndarray, subsets: np.ndarray | None = None):
-    """Validate shapes/values -> (u float64 (N, n), P float64 (N, M), subsets int64 (n, m) or None)."""
+@dataclass
+class LayerInputs:
+    """Validated inputs of one layer and the work the five functions share (each neuron's top clips).
+
+    u (N, n) float64, P (N, M) float64, subsets (n, m) int64 or None.
+    """
+
+    u: np.ndarray
+    P: np.ndarray
+    subsets: np.ndarray | None = None
+    _order: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_candidates(self) -> int:
+        """Clips each neuron is scored on: N (all) or m (its subset)."""
+        return self.u.shape[0] if self.subsets is None else self.subsets.shape[1]
+
+    def order(self, limit: int) -> np.ndarray:
+        """(n, min(limit, clips)) clip ids by activation descending, ties by clip id; cached per layer."""
+        limit = min(limit, self.n_candidates)
+        if self._order is None or self._order.shape[1] < limit:
+            self._order = neuron_order(self.u, self.subsets, limit)
+        return self._order[:, :limit]
+
+
+def prepare(u, P, subsets=None) -> LayerInputs:
+    """Validate shapes / values -> LayerInputs (an existing LayerInputs is returned as is)."""
+    if isinstance(u, LayerInputs):
+        return u
     u, P = np.asarray(u, dtype=np.float64), np.asarray(P, dtype=np.float64)
     if u.ndim != 2 or P.ndim != 2:
         raise SimilarityError(f"u and P must be 2-D (clips x neurons / clips x concepts), got {u.shape}, {P.shape}")
@@ -40,72 +68,134 @@ def check_inputs(u: np.ndarray, P: np.ndarray, subsets: np.ndarray | None = None
             raise SimilarityError(f"subsets must be (n_neurons={u.shape[1]}, m>=1) clip ids, got {subsets.shape}")
         if subsets.min() < 0 or subsets.max() >= u.shape[0]:
             raise SimilarityError(f"subsets hold clip ids outside 0..{u.shape[0] - 1}")
-    return u, P, subsets
+    return LayerInputs(u, P, subsets)
+
+
+def _top_of_rows(x: np.ndarray, limit: int) -> np.ndarray:
+    """x (n, N) -> (n, limit) column ids of the largest values per row, descending, ties by id.
+
+    argpartition (linear time) + a sort of the selected few; rows whose ``limit``-th value is tied with
+    an unselected one fall back to a stable full sort, so ties always go to the lower clip id."""
+    if limit >= x.shape[1]:
+        return np.argsort(-x, axis=1, kind="stable")
+    part = np.argpartition(x, x.shape[1] - limit, axis=1)[:, x.shape[1] - limit:]
+    vals = np.take_along_axis(x, part, axis=1)
+    o = np.lexsort((part, -vals))
+    part, vals = np.take_along_axis(part, o, axis=1), np.take_along_axis(vals, o, axis=1)
+    tied = np.nonzero((x >= vals[:, -1:]).sum(axis=1) > limit)[0]
+    if tied.size:
+        part[tied] = np.argsort(-x[tied], axis=1, kind="stable")[:, :limit]
+    return part
+
+
+def _dense_ranks(P: np.ndarray) -> np.ndarray:
+    """P (N, M) -> (M, N) int64 rank of each clip's value within its concept column, equal values equal rank."""
+    out = np.empty((P.shape[1], P.shape[0]), dtype=np.int64)
+    for c in range(P.shape[1]):
+        out[c] = np.unique(P[:, c], return_inverse=True)[1]
+    return out
+
+
+def _mean_abs_pow(d: np.ndarray, p: float, axis) -> np.ndarray:
+    """mean(|d|^p) over ``axis``; d is overwritten (a cube for p = 3, in place)."""
+    np.abs(d, out=d)
+    if p == 3:
+        d3 = d * d
+        d3 *= d
+        return d3.mean(axis=axis)
+    return (d ** p).mean(axis=axis)
+
+
+def _pairwise_cubes(t: np.ndarray) -> np.ndarray:
+    """t (c, k) sorted descending -> mean over all (i, j) pairs of |t_i - t_j|^3, in O(k) per row.
+
+    Sum over i < j of (t_i - t_j)^3 expands into prefix sums of t, t^2, t^3 (rows centred first)."""
+    t = t - t.mean(axis=1, keepdims=True)
+    k = t.shape[1]
+    t2 = t * t
+    t3 = t2 * t  # products, not **: np.power is slow here
+    s1, s2, s3 = (np.cumsum(v, axis=1) - v for v in (t, t2, t3))  # sums over i < j
+    j = np.arange(k)[None, :]
+    half = (s3 - 3 * s2 * t + 3 * s1 * t2 - j * t3).sum(axis=1)
+    return np.where(np.ptp(t, axis=1) > 0, np.maximum(2 * half / (k * k), 0.0), 0.0)  # equal values: exactly 0
 
 
 def neuron_order(u: np.ndarray, subsets: np.ndarray | None = None, limit: int | None = None) -> np.ndarray:
     """(N, n) activations -> (n, L) clip ids per neuron by activation descending, ties by clip id."""
     if subsets is None:
-        order = np.argsort(-u, axis=0, kind="stable").T
-    else:
-        vals = np.take_along_axis(u, subsets.T, axis=0).T
-        order = np.take_along_axis(subsets, np.lexsort((subsets, -vals)), axis=1)
+        return _top_of_rows(np.ascontiguousarray(u.T), u.shape[0] if limit is None else limit)
+    vals = np.take_along_axis(u, subsets.T, axis=0).T
+    order = np.take_along_axis(subsets, np.lexsort((subsets, -vals)), axis=1)
     return order[:, :limit] if limit is not None else order
 
 
-def _gathered(u: np.ndarray, P: np.ndarray, subsets: np.ndarray):
+def _gathered(x: LayerInputs):
     """Per-neuron clips -> u_s (n, m), P_s (n, m, M)."""
-    return np.take_along_axis(u, subsets.T, axis=0).T, P[subsets]
+    return np.take_along_axis(x.u, x.subsets.T, axis=0).T, x.P[x.subsets]
 
 
 def _unit(x: np.ndarray, axis: int, floor: float) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), floor)
 
 
-def cos(u, P, subsets=None) -> np.ndarray:
+def _cube(x: np.ndarray) -> np.ndarray:
+    return x * x * x
+
+
+def cos(u, P=None, subsets=None) -> np.ndarray:
     """Cosine over clips of each u column with each P column -> (n, M)."""
-    u, P, subsets = check_inputs(u, P, subsets)
-    if subsets is None:
-        return _unit(u, 0, NORM_EPS).T @ _unit(P, 0, NORM_EPS)
-    us, ps = _gathered(u, P, subsets)
+    x = prepare(u, P, subsets)
+    if x.subsets is None:  # normalise u after the product: n x M divisions instead of N x n
+        return (x.u.T @ _unit(x.P, 0, NORM_EPS)) / np.maximum(np.linalg.norm(x.u, axis=0), NORM_EPS)[:, None]
+    us, ps = _gathered(x)
     return np.einsum("nm,nmc->nc", _unit(us, 1, NORM_EPS), _unit(ps, 1, NORM_EPS))
 
 
-def cos3(u, P, subsets=None, min_norm: float = 1e-3) -> np.ndarray:
+def cos3(u, P=None, subsets=None, min_norm: float = 1e-3) -> np.ndarray:
     """Centre over clips, cube, L2-normalise (norm floor ``min_norm``), dot -> (n, M)."""
-    u, P, subsets = check_inputs(u, P, subsets)
-    if subsets is None:
-        uc = _unit((u - u.mean(0)) ** 3, 0, min_norm)
-        pc = _unit((P - P.mean(0)) ** 3, 0, min_norm)
+    x = prepare(u, P, subsets)
+    if x.subsets is None:
+        uc = _unit(_cube(x.u - x.u.mean(0)), 0, min_norm)
+        pc = _unit(_cube(x.P - x.P.mean(0)), 0, min_norm)
         return uc.T @ pc
-    us, ps = _gathered(u, P, subsets)
-    uc = _unit((us - us.mean(1, keepdims=True)) ** 3, 1, min_norm)
-    pc = _unit((ps - ps.mean(1, keepdims=True)) ** 3, 1, min_norm)
+    us, ps = _gathered(x)
+    uc = _unit(_cube(us - us.mean(1, keepdims=True)), 1, min_norm)
+    pc = _unit(_cube(ps - ps.mean(1, keepdims=True)), 1, min_norm)
     return np.einsum("nm,nmc->nc", uc, pc)
 
 
-def rank_reorder(u, P, subsets=None, top_fraction: float = 0.05, p: float = 3.0, scale_p: float = 0.5) -> np.ndarray:
+def rank_reorder(u, P=None, subsets=None, top_fraction: float = 0.05, p: float = 3.0,
+                 scale_p: float = 0.5) -> np.ndarray:
     """-error of reordering the neuron's top clips by each concept's ranking -> (n, M), higher = better.
 
     Top clips: the top ``top_fraction`` of the neuron's clips, at least 1. error = mean |u - u reordered|^p
     / (the same error expected under a uniform random permutation) / (mean P over those clips)^scale_p.
     The random-permutation baseline is its exact expectation (mean over all pairs), so no seed is needed.
     """
-    u, P, subsets = check_inputs(u, P, subsets)
-    order = neuron_order(u, subsets)
-    k = max(1, int(order.shape[1] * top_fraction))
-    out = np.empty((u.shape[1], P.shape[1]))
-    for s in range(0, u.shape[1], CHUNK):
-        top = order[s:s + CHUNK, :k]  # (c, k)
-        t = np.take_along_axis(u[:, s:s + CHUNK], top.T, axis=0).T  # (c, k) descending
-        ascending = t[:, ::-1]
-        pt = P[top]  # (c, k, M)
-        ranks = np.argsort(np.argsort(pt, axis=1, kind="stable"), axis=1, kind="stable")
-        reordered = np.take_along_axis(np.broadcast_to(ascending[:, :, None], pt.shape), ranks, axis=1)
-        err = np.mean(np.abs(t[:, :, None] - reordered) ** p, axis=1)  # (c, M)
-        base = np.mean(np.abs(t[:, :, None] - t[:, None, :]) ** p, axis=(1, 2))[:, None]  # (c, 1)
+    x = prepare(u, P, subsets)
+    k = max(1, int(x.n_candidates * top_fraction))
+    order = x.order(k)
+    n, m_concepts = x.u.shape[1], x.P.shape[1]
+    # sort key: the concept's P (as a dense rank), ties by ascending activation -> unique integers, so
+    # the fast unstable argsort is exact, and a concept is not penalised for clips it scores equally
+    key_type = np.int32 if x.u.shape[0] * k < 2**31 else np.int64  # int32 sorts about twice as fast
+    dense = (_dense_ranks(x.P) * k).astype(key_type)
+    tie_break = (k - 1 - np.arange(k, dtype=key_type))[None, None, :]
+    out = np.empty((n, m_concepts))
+    for s in range(0, n, CHUNK):
+        top = order[s:s + CHUNK]  # (c, k)
+        c = len(top)
+        t = np.take_along_axis(x.u[:, s:s + CHUNK], top.T, axis=0).T  # (c, k) descending
+        by_p = np.argsort(dense[:, top] + tie_break, axis=-1)  # (M, c, k): clips by ascending P
+        # reordering gives the r-th lowest-P clip the r-th lowest activation: compare them rank by rank
+        t_by_p = np.take(t, by_p + (np.arange(c) * k)[None, :, None])
+        err = _mean_abs_pow(t_by_p - t[None, :, ::-1], p, axis=2).T  # (c, M)
+        if p == 3:
+            base = _pairwise_cubes(t)[:, None]
+        else:
+            base = _mean_abs_pow(t[:, :, None] - t[:, None, :], p, axis=(1, 2))[:, None]  # (c, 1)
         ratio = np.divide(err, base, out=np.ones_like(err), where=base > 0)
-        out[s:s + CHUNK] = -ratio / np.maximum(pt.mean(axis=1), MIN_AVG_P) ** scale_p
+        out[s:s + CHUNK] = -ratio / np.maximum(x.P[top].mean(axis=1), MIN_AVG_P) ** scale_p  # rows: contiguous
     return out
 
 
@@ -116,29 +206,31 @@ def _pmi(L: np.ndarray, lam: float) -> np.ndarray:
 
 def _sum_log_terms(order: np.ndarray, table: np.ndarray, weights: np.ndarray | None, min_prob: float) -> np.ndarray:
     """Sum over each neuron's ordered clips of log(term + min_prob) -> (n, M), chunked over neurons."""
+    if weights is None:  # log once per clip, then gather: sum_j log(P'[j] + eps)
+        logs = np.log(table + min_prob)
+        return np.concatenate([logs[order[s:s + CHUNK]].sum(axis=1) for s in range(0, len(order), CHUNK)])
     out = np.empty((order.shape[0], table.shape[1]))
+    w = weights[None, :, None]
     for s in range(0, order.shape[0], CHUNK):
         g = table[order[s:s + CHUNK]]  # (c, k, M)
-        if weights is not None:
-            g = 1.0 + weights[None, :, None] * (g - 1.0)
-        out[s:s + CHUNK] = np.log(g + min_prob).sum(axis=1)
+        out[s:s + CHUNK] = np.log(1.0 - w + w * g + min_prob).sum(axis=1)
     return out
 
 
-def wpmi(u, P, subsets=None, top_k: int = 28, a: float = 2.0, lam: float = 0.6, min_prob: float = 1e-7) -> np.ndarray:
+def wpmi(u, P=None, subsets=None, top_k: int = 28, a: float = 2.0, lam: float = 0.6,
+         min_prob: float = 1e-7) -> np.ndarray:
     """P' = softmax(a P) over concepts; L = sum over the top-``top_k`` clips of log P'; L - lam * norm."""
-    u, P, subsets = check_inputs(u, P, subsets)
-    order = neuron_order(u, subsets, limit=top_k)
-    return _pmi(_sum_log_terms(order, softmax(a * P, axis=1), None, min_prob), lam)
+    x = prepare(u, P, subsets)
+    return _pmi(_sum_log_terms(x.order(top_k), softmax(a * x.P, axis=1), None, min_prob), lam)
 
 
-def soft_wpmi(u, P, subsets=None, top_k: int = 100, a: float = 10.0, lam: float = 1.0, min_prob: float = 1e-7,
+def soft_wpmi(u, P=None, subsets=None, top_k: int = 100, a: float = 10.0, lam: float = 1.0, min_prob: float = 1e-7,
               p_start: float = 0.998, p_end: float = 0.97) -> np.ndarray:
     """wpmi with weights p_i falling linearly from p_start (rank 0) to p_end (rank top_k - 1)."""
-    u, P, subsets = check_inputs(u, P, subsets)
-    order = neuron_order(u, subsets, limit=top_k)
+    x = prepare(u, P, subsets)
+    order = x.order(top_k)
     p = p_start - (p_start - p_end) * np.arange(order.shape[1]) / max(top_k - 1, 1)
-    return _pmi(_sum_log_terms(order, softmax(a * P, axis=1), p, min_prob), lam)
+    return _pmi(_sum_log_terms(order, softmax(a * x.P, axis=1), p, min_prob), lam)
 
 
 SIMILARITIES: dict[str, Callable[..., np.ndarray]] = {
@@ -146,8 +238,14 @@ SIMILARITIES: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def similarity_scores(name: str, u, P, subsets=None) -> np.ndarray:
+def similarity_scores(name: str, u, P=None, subsets=None) -> np.ndarray:
     """Score neurons with the similarity function ``name`` -> (n, M)."""
     if name not in SIMILARITIES:
         raise SimilarityError(f"unknown similarity function {name!r}; known: {', '.join(SIMILARITIES)}")
     return SIMILARITIES[name](u, P, subsets)
+
+
+def score_all(names, u, P, subsets=None) -> dict[str, np.ndarray]:
+    """Several functions on one layer, sharing validation and each neuron's top-clip order -> {name: (n, M)}."""
+    x = prepare(u, P, subsets)
+    return {name: similarity_scores(name, x) for name in names}

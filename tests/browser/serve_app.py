@@ -15,9 +15,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
 def main(port: int) -> None:
-    import and_engine.models.registry as registry
     from _app_tiny_model import tiny_target_model
     from streamlit.web import cli
+
+    import and_engine.models.registry as registry
 
     registry.load_target_model = lambda *args, **kwargs: (tiny_target_model(), {"description": "tiny"})
     sys.argv = ["streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port), "--server.address",
