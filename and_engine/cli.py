@@ -35,6 +35,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def changed_sections(old: dict, new: dict) -> list[str]:
     """Top-level config sections whose values differ between two ``Config.to_dict()`` dicts."""
+    old, new = (json.loads(json.dumps(d, sort_keys=True, default=str)) for d in (old, new))  # tuples -> lists
     return sorted(k for k in new if old.get(k) != new.get(k))
 
 

@@ -114,7 +114,7 @@ class ModuleAConfig:
     similarities: tuple[str, ...] = ("cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi")
     db_scope: str = "all"  # all | topk
     icl: bool = True
-    icl_summary: str = "calibrated"  # ICL reads S_h^c (paper 3.3, A.3: "calibrated") or the raw S_h ("top")
+    icl_summary: str = "top"  # ICL reads S_h ("top", SPEC section 6) or S_h^c ("calibrated", the paper's 3.3 / A.3)
     top_n: int = 5
 
 

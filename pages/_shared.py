@@ -73,20 +73,13 @@ def ratings_store() -> RatingsStore:
     return _ratings(str(Path(path).expanduser()))
 
 
-def pick(label: str, options: list, key: str, param: str | None = None, **kwargs):
-    """A selectbox whose initial value may come from the URL query parameter ``param`` (if valid)."""
-    if not options:
-        st.warning(f"No {label.lower()} in this database.")
+def layers_or_stop(db: ResultsStore, model: str):
+    """The model's dissected layers (queries.layers), or a warning and the end of the page if it has none."""
+    try:
+        return queries.layers(db, model)
+    except queries.NotFoundError as exc:
+        st.warning(md(exc))
         st.stop()
-    index = 0
-    if param and param in st.query_params and key not in st.session_state:
-        wanted = st.query_params[param]
-        strs = [str(o) for o in options]
-        if wanted in strs:
-            index = strs.index(wanted)
-        else:
-            st.warning(f"Unknown {label.lower()} {md(repr(wanted))} in the URL; showing {md(options[0])} instead.")
-    return st.selectbox(label, options, index=index, key=key, **kwargs)
 
 
 def neuron_link(model: str, layer: str, neuron: int, label: str | None = None) -> None:

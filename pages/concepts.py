@@ -3,7 +3,7 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, charts, queries
-from pages._shared import neuron_link, run_config, store
+from pages._shared import layers_or_stop, neuron_link, run_config, store
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -25,7 +25,7 @@ model = layer = None
 if scope != "all neurons":
     model = c2.selectbox("model", models, key="cc_model")
 if scope == "one layer":
-    layer = c3.selectbox("layer", queries.layers(db, model)["layer"].tolist(), key=f"cc_layer_{model}")
+    layer = c3.selectbox("layer", layers_or_stop(db, model)["layer"].tolist(), key=f"cc_layer_{model}")
 hist = aggregates.adjective_histogram(db, model, layer, n=30)
 if hist.empty:
     st.info("No adjectives for this selection.")

@@ -67,11 +67,12 @@ with rate_tab:
                     st.warning(f"Please rate description(s) {missing} before saving.")
                 else:
                     try:
+                        run_id = str(queries.runs(db)["run_id"].iloc[0])  # the build the descriptions came from
                         for i, method in enumerate(order):
                             ratings.add_rating(rater, model, layer, neuron, method, descs[method], int(scores[method]),
-                                               position=i)
+                                               position=i, results_run_id=run_id)
                         if own.strip():
-                            ratings.add_summary(rater, model, layer, neuron, own)
+                            ratings.add_summary(rater, model, layer, neuron, own, results_run_id=run_id)
                     except (RatingError, RatingsLockedError) as exc:
                         st.error(f"Not saved: {md(exc)}")
                     else:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from and_engine.explorer import aggregates, charts, live, media, queries
 from and_engine.explorer.media import UnsafePathError
-from pages._shared import md, neuron_link, pick, run_config, store
+from pages._shared import layers_or_stop, md, neuron_link, run_config, store
 
 st.title("Neuron")
 db = store()
@@ -23,20 +23,39 @@ def _random(model: str) -> None:
     st.session_state[f"nr_neuron_{model}_{layer}"] = neuron
 
 
+def _apply_url() -> None:
+    """When the URL names a neuron other than the one this page last showed (a link, an edited URL), the URL
+    wins: validate each parameter and preset the widgets; unknown values give a warning, never an error."""
+    want = tuple(st.query_params.get(k) for k in ("model", "layer", "neuron"))
+    if want == st.session_state.get("nr_url") or want == (None, None, None):
+        return
+    st.session_state["nr_url"] = want
+    model, layer, neuron = want
+    if model is not None and model not in models["model"].tolist():
+        st.warning(f"Unknown model {md(repr(model))} in the URL; showing {md(models['model'].iloc[0])} instead.")
+        return
+    model = model or models["model"].iloc[0]
+    st.session_state["nr_model"] = model
+    names = layers_or_stop(db, model).set_index("layer")["n_neurons"]
+    if layer is not None and layer not in names.index:
+        st.warning(f"Unknown layer {md(repr(layer))} of {md(model)} in the URL; showing {md(names.index[0])}.")
+        return
+    layer = layer or names.index[0]
+    st.session_state[f"nr_layer_{model}"] = layer
+    if neuron is not None:
+        ok = neuron.isdigit() and int(neuron) < int(names[layer])
+        if not ok:
+            st.warning(f"Neuron {md(repr(neuron))} from the URL is not in 0..{int(names[layer]) - 1}; showing 0.")
+        st.session_state[f"nr_neuron_{model}_{layer}"] = int(neuron) if ok else 0
+
+
 with st.sidebar:
-    model = pick("Model", models["model"].tolist(), "nr_model", "model")
-    layers = queries.layers(db, model)
-    layer = pick("Layer", layers["layer"].tolist(), f"nr_layer_{model}", "layer")
+    _apply_url()
+    model = st.selectbox("Model", models["model"].tolist(), key="nr_model")
+    layers = layers_or_stop(db, model)
+    layer = st.selectbox("Layer", layers["layer"].tolist(), key=f"nr_layer_{model}")
     n_neurons = int(layers.set_index("layer").loc[layer, "n_neurons"])
     nkey = f"nr_neuron_{model}_{layer}"
-    if nkey not in st.session_state:
-        st.session_state[nkey] = 0
-        raw = st.query_params.get("neuron")
-        if raw is not None:
-            if raw.isdigit() and int(raw) < n_neurons:
-                st.session_state[nkey] = int(raw)
-            else:
-                st.warning(f"Neuron {md(repr(raw))} from the URL is not in 0..{n_neurons - 1}; showing neuron 0.")
     neuron = st.number_input(f"Neuron (0..{n_neurons - 1})", 0, n_neurons - 1, step=1, key=nkey)
     st.button("Random neuron", icon=":material/casino:", on_click=_random, args=(model,), key="nr_random")
     term = st.text_input("Search by concept or adjective", key="nr_search")
@@ -48,6 +67,7 @@ with st.sidebar:
             neuron_link(h.model, h.layer, h.neuron, f"{h.model}/{h.layer}/{h.neuron} · {h.matched_by}: {h.match}")
 
 st.query_params.update({"model": model, "layer": layer, "neuron": str(int(neuron))})
+st.session_state["nr_url"] = (model, layer, str(int(neuron)))
 try:
     queries.check_neuron(db, model, layer, neuron)
     ext = queries.extremes(db, model, layer, neuron)

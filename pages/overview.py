@@ -23,7 +23,9 @@ c2.metric("neurons", f"{int(layer_df['n_neurons'].sum()):,}")
 c3.metric("builds", len(runs))
 
 st.subheader("Models")
-st.dataframe(models.drop(columns=["step_id"], errors="ignore"), hide_index=True, width="stretch")
+shown = models.drop(columns=["step_id", "class_names"], errors="ignore")
+shown.insert(2, "n_classes", models["class_names"].map(len))
+st.dataframe(shown, hide_index=True, width="stretch")
 st.subheader("Layers")
 st.dataframe(layer_df, hide_index=True, width="stretch")
 

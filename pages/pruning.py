@@ -3,7 +3,7 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, charts, live, queries
-from pages._shared import md, results_path, run_config, store
+from pages._shared import layers_or_stop, md, results_path, run_config, store
 
 st.title("Concept-specific pruning")
 db = store()
@@ -41,7 +41,7 @@ concept = c2.selectbox("target concept", classes, key=f"pr_concept_{model}",
 method = c3.radio("method", ["OCP", "DB", "TAB", "random"], key="pr_method", horizontal=True)
 top_n = cfg.analyses.closed_top_n_for_pruning
 closed, opened = _candidates(*db_key, model, concept, top_n)
-sizes = queries.layers(db, model).set_index("layer")["n_neurons"].astype(int).to_dict()
+sizes = layers_or_stop(db, model).set_index("layer")["n_neurons"].astype(int).to_dict()
 similarity = None
 if method in ("DB", "TAB"):
     sims = aggregates.similarities(db, model, method)
@@ -65,8 +65,12 @@ m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("neurons pruned", sum(len(v) for v in res.neurons.values()))
 m2.metric("ΔA (target class)", f"{res.delta_a:+.3f}")
 m3.metric("ΔR (other classes)", f"{res.delta_r:+.3f}")
-m4.metric("ΔR − ΔA", f"{res.delta_r - res.delta_a:+.3f}")
-m5.metric("held-out accuracy", f"{res.accuracy_after:.1%}", f"{res.accuracy_after - res.accuracy_before:+.1%}")
+m4.metric("ΔR − ΔA", f"{res.delta_r - res.delta_a:+.3f}",
+          help="the paper's 'ΔA − ΔR' column (Table 4): how much more the target class's logit drops than the "
+               "other classes' (positive = concept-specific)")
+m5.metric("held-out accuracy", f"{res.accuracy_after:.1%}", f"{res.accuracy_after - res.accuracy_before:+.1%}",
+          help=f"before pruning {res.accuracy_before:.1%}, after {res.accuracy_after:.1%} "
+               f"({len(target.clips)} held-out clips)")
 left, right = st.columns([2, 1])
 left.plotly_chart(charts.per_class_delta(res.per_class, f"change of each class's logit after pruning for "
                                          f"'{concept}' ({method})"), key="fig10")

@@ -124,3 +124,14 @@ def test_bfloat16_autocast_tracks_float32(random_yamnet, waves):
     assert np.corrcoef(exact.ravel(), fast.ravel())[0, 1] > 0.99
     with pytest.raises(ActivationsError, match="precision"):
         record_activations(random_yamnet, waves, layers, precision="float16")
+
+
+def test_record_into_memmap(random_yamnet, waves, tmp_path):
+    spec = random_yamnet.layer("block4.pointwise")
+    mm = np.lib.format.open_memmap(tmp_path / "u.npy", mode="w+", dtype=np.float32, shape=(len(waves), spec.n_neurons))
+    got = record_activations(random_yamnet, waves, [spec], out={spec.name: mm})
+    assert got[spec.name] is mm
+    mm.flush()
+    np.testing.assert_allclose(np.load(tmp_path / "u.npy"), record_activations(random_yamnet, waves, [spec])[spec.name])
+    with pytest.raises(ActivationsError, match="shape"):
+        record_activations(random_yamnet, waves, [spec], out={spec.name: np.zeros((1, 1), np.float32)})

@@ -40,6 +40,7 @@ def test_rate_a_neuron_and_see_table3(env):
     store = RatingsStore(env)
     saved = store.ratings()
     assert sorted(saved["rating"]) == [1, 3, 5] and set(saved["method"]) == {"DB", "TAB", "SUMMARY"}
+    assert set(saved["results_run_id"]) == {"fixture-run"}
     assert store.summaries()["text"].tolist() == ["the clips share crackling fire sounds"]
     rated = (saved["model"].iloc[0], saved["layer"].iloc[0], int(saved["neuron"].iloc[0]))
     assert "neuron " + " / ".join(map(str, rated)) not in at.caption[0].value  # moved on to the next neuron

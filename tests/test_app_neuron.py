@@ -82,6 +82,18 @@ def test_random_neuron_and_search(db):
     assert all("crackling" in link.label for link in links)
 
 
+def test_a_link_to_another_neuron_wins_over_the_widgets(db):
+    at = run_page("pages/neuron.py", NEURON)
+    at.number_input(key="nr_neuron_tinynet_block1.conv").set_value(5).run()
+    assert at.subheader[0].value == "tinynet / block1.conv / neuron 5"
+    for k, v in {"layer": "classifier", "neuron": "2"}.items():  # what following a page link does
+        at.query_params[k] = v
+    at.run()
+    assert not at.warning and at.subheader[0].value == "tinynet / classifier / neuron 2"
+    at.number_input(key="nr_neuron_tinynet_classifier").set_value(4).run()
+    assert at.subheader[0].value == "tinynet / classifier / neuron 4" and at.query_params["neuron"] == "4"
+
+
 def test_database_text_is_shown_literally():
     from pages._shared import md
 

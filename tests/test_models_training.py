@@ -105,3 +105,32 @@ def test_finetune_and_ast_training_are_deterministic():
     assert torch.equal(ast().classifier.dense.weight, ast().classifier.dense.weight)
     with pytest.raises(training.TrainingError, match="class indices"):
         training.train_linear_head(YamnetNet(2), waves, labels + 1, epochs=1, lr=0.1, seed=0)
+
+
+def test_ast_scratch_checkpoint_round_trip(tmp_path):
+    from and_engine.probing import open_probing_set
+
+    tiny = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+            "num_mel_bins": 32, "max_length": 96, "patch_size": 16, "frequency_stride": 16, "time_stride": 16}
+    config = config_from_dict({
+        "run": {"cache_dir": str(tmp_path / "cache")},
+        "probing_set": {"kind": "demo", "path": "data/demo", "max_clips": 30, "clip_seconds": 1.0},
+        "models": [{"name": "ast-scratch", "kind": "ast-scratch", "train_epochs": 1, "options": tiny}],
+    })
+    ps = open_probing_set(config.probing_set, config.resolve(config.probing_set.path))
+    waves = ps.load_waveforms(16000, 1.0)
+    trained, info = load_target_model(config.models[0], config, ps, lambda sr: waves)
+    assert [s.name for s in trained.layers()] == ["block0.attn.out", "block0.mlp.fc1", "block0.mlp.fc2", "classifier"]
+    assert (trained.layer("block0.mlp.fc1").map_freq, trained.layer("block0.mlp.fc1").map_time) == (2, 6)
+    assert info["n_heldout"] == int((ps.clips["fold"] == 1).sum()) and info["heldout_accuracy"] is not None
+
+    def no_decode(sr):
+        raise AssertionError("checkpoint was not reused")
+
+    loaded, info2 = load_target_model(config.models[0], config, ps, no_decode)
+    assert loaded.kind == "ast-scratch" and loaded.class_names == ps.class_names
+    assert info2["heldout_accuracy"] == info["heldout_accuracy"]
+    np.testing.assert_allclose(loaded.logits(waves[:4]), trained.logits(waves[:4]), atol=1e-5)
+    bad = config_from_dict({"models": [{"name": "y", "kind": "yamnet-frozen", "options": {"hidden_size": 8}}]})
+    with pytest.raises(ModelError, match="unknown option"):
+        load_target_model(bad.models[0], bad, ps, no_decode)

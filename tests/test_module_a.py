@@ -8,7 +8,7 @@ import pytest
 from _dissect_fixtures import ScriptedLLM, WordVectorEncoder
 
 from and_engine.backends.prompts import parse_prompt
-from and_engine.stages.concept_sets import ESC50_CLASSES, ConceptSetError, load_concept_set
+from and_engine.stages.concept_sets import ESC50_CLASSES, ConceptSetError, concept_text, load_concept_set
 from and_engine.stages.module_a import (
     COLUMNS,
     ModuleAError,
@@ -107,3 +107,18 @@ def test_concept_sets(tmp_path):
         load_concept_set("probing-labels", [])
     with pytest.raises(ConceptSetError, match="unknown spec"):
         load_concept_set("imagenet")
+    assert concept_text("dog, barking_loudly") == "dog barking loudly"  # safe inside the ICL prompt
+
+
+def test_icl_without_any_usable_answer_gives_typed_empty_rows(tmp_path):
+    from and_engine.store.results import ResultsStore
+
+    desc = pd.DataFrame({"neuron": [0, 1], "description": ["dogs barking", ""]})
+    rows, missing = icl_closed_concepts(desc, CONCEPTS, ScriptedLLM(lambda p: ""), WordVectorEncoder(),
+                                        model="m", layer="l")
+    assert missing == 2 and rows.empty and list(rows.columns) == COLUMNS
+    assert rows["score"].dtype == np.float64 and rows["neuron"].dtype == np.int32
+    with ResultsStore(tmp_path / "r.duckdb") as store:  # the store accepts the empty table
+        store.commit_step("run", "module_a_icl", {"model": "m", "layer": "l"}, {}, "fp", {"closed_concepts": rows},
+                          pd.Timestamp.now().to_pydatetime(), "test")
+        assert store.count("closed_concepts") == 0

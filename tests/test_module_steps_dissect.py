@@ -94,15 +94,22 @@ def test_changing_the_threshold_recomputes_b_and_downstream_only(built):
     changed = dataclasses.replace(config, module_b=dataclasses.replace(config.module_b, threshold=0.5))
     ctx, _, t = _run(changed, upstream, objects)
     stages = {label.split()[0] for label in ctx.executed}
-    assert "module_a" not in stages and {"module_b", "module_c", "module_a_icl"} <= stages
+    assert {"module_a", "module_a_icl"}.isdisjoint(stages) and {"module_b", "module_c"} <= stages  # ICL reads S_h
+    calibrated = dataclasses.replace(changed, module_a=dataclasses.replace(config.module_a, icl_summary="calibrated"))
+    ctx, _, _ = _run(calibrated, upstream, objects)
+    assert {label.split()[0] for label in ctx.executed} == {"module_a_icl"}
     assert (t["calibrated_summaries"]["threshold"] == 0.5).all()
 
 
-def test_topk_scope_and_esc50_concepts(built):
+def test_topk_scope_esc50_concepts_and_no_adjective_filter(built):
     config, upstream, objects = built
-    changed = dataclasses.replace(config, module_a=dataclasses.replace(
-        config.module_a, db_scope="topk", concept_set="esc50", icl=False, similarities=("cos", "rank_reorder")))
+    changed = dataclasses.replace(
+        config, module_a=dataclasses.replace(config.module_a, db_scope="topk", concept_set="esc50", icl=False,
+                                             similarities=("cos", "rank_reorder")),
+        module_c=dataclasses.replace(config.module_c, adjective_filter=False))
     _, _, t = _run(changed, upstream, objects)
+    assert t["adjective_checks"].empty  # filter off: no LLM questions, every adjective is an open concept
+    assert (t["open_concepts"]["pos"] == "ADJ").any()
     db = t["closed_concepts"][t["closed_concepts"]["method"] == "DB"]
     assert set(db["similarity"]) == {"cos", "rank_reorder"} and db["score"].notna().all()
     from and_engine.stages.concept_sets import ESC50_CLASSES

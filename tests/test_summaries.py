@@ -127,7 +127,7 @@ def test_describe_steps_end_to_end(tmp_path):
         assert store.count("acoustic_features") == n
         summ = store.read("summaries", model="m", layer="l")
         assert len(summ) == 12 and set(summ["backend"]) == {"rule"}
-        llm = next(v for k, v in ctx.objects.items() if isinstance(k, tuple) and k[0] == "summary-llm")
+        llm = next(v for k, v in ctx.objects.items() if isinstance(k, tuple) and k[0] == "cached-llm")
         assert llm.stats["calls"] == store.count("llm_cache") <= 11
         assert run_describe_steps(ctx, up) == out  # unchanged -> both steps skipped
         assert any(s.startswith("summaries") for s in ctx.skipped)
@@ -136,5 +136,5 @@ def test_describe_steps_end_to_end(tmp_path):
             llm=LLMConfig(batch_size=3))), store=store, run_id="t2", progress=Progress(quiet=True))
         out2 = run_describe_steps(ctx2, up)
         assert out2["summaries:m:l"] != out["summaries:m:l"] and out2["captions"] == out["captions"]
-        llm2 = next(v for k, v in ctx2.objects.items() if isinstance(k, tuple) and k[0] == "summary-llm")
+        llm2 = next(v for k, v in ctx2.objects.items() if isinstance(k, tuple) and k[0] == "cached-llm")
         assert llm2.stats["calls"] == 0 and llm2.stats["hits"] > 0

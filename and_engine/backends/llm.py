@@ -76,11 +76,12 @@ class CachedLLM:
     """An LLM behind the ``llm_cache`` table: cached prompts make no call; new answers commit per chunk.
 
     ``cache_get(keys) -> {key: response}`` and ``cache_put(rows)`` are the store's methods (injected, so
-    this class does no database I/O itself). ``stats`` counts requests, cache hits and backend calls.
+    this class does no database I/O itself). ``template``: the prompt template id (prompts.*_TEMPLATE_ID)
+    that goes into every key. ``stats`` counts requests, cache hits and backend calls.
     """
 
     def __init__(self, llm: LLM, cache_get: Callable[[list[str]], dict[str, str]],
-                 cache_put: Callable[[list[dict]], None], template: str, chunk_size: int = 32):
+                 cache_put: Callable[[list[dict]], None], template: str = "", chunk_size: int = 32):
         if chunk_size < 1:
             raise LLMConfigError(f"chunk_size must be >= 1, got {chunk_size}")
         self.llm, self.template, self.chunk_size = llm, template, chunk_size

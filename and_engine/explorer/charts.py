@@ -37,11 +37,13 @@ def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray
     """(n_clips,) activations with the top-K / bottom-K clips' activations marked as vertical lines."""
     fig = _fig("activation over the probing set", xaxis_title="activation", yaxis_title="clips", height=260)
     fig.add_trace(go.Histogram(x=values, nbinsx=min(60, max(10, len(values) // 5)), name="all clips"))
+    shapes = []
     for vals, color, name in ((top, "crimson", "top-K"), (bottom, "royalblue", "bottom-K")):
-        for v in vals:
-            fig.add_vline(x=float(v), line_color=color, line_width=1.5, opacity=0.8)
+        shapes += [{"type": "line", "xref": "x", "yref": "paper", "x0": float(v), "x1": float(v), "y0": 0, "y1": 1,
+                    "line": {"color": color, "width": 1.5}, "opacity": 0.8} for v in vals]
         fig.add_trace(go.Scatter(x=list(vals), y=[0] * len(vals), mode="markers", name=name,
                                  marker={"color": color, "symbol": "triangle-up", "size": 10}))
+    fig.update_layout(shapes=shapes)
     return fig
 
 

@@ -75,7 +75,7 @@ def clips(store: ResultsStore, clip_ids: list[int] | None = None) -> pd.DataFram
     where, params = "", []
     if clip_ids is not None:
         if not clip_ids:
-            return pd.DataFrame(columns=["rel_path", "label", "fold", "caption"]).rename_axis("clip_id")
+            return pd.DataFrame(columns=["rel_path", "label", "fold", "duration_s", "caption"]).rename_axis("clip_id")
         where, params = f'WHERE c.clip_id IN ({", ".join("?" * len(clip_ids))})', [int(i) for i in clip_ids]
     return store.query_df(f'SELECT c.clip_id, c.rel_path, c.label, c.fold, c.duration_s, k.caption FROM "clips" c '
                           f'LEFT JOIN "captions" k USING (clip_id) {where} ORDER BY c.clip_id', params

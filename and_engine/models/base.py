@@ -57,7 +57,6 @@ class TargetModel:
     preprocess: Callable[[np.ndarray], torch.Tensor]
     token_prefix: int = 0
     description: str = ""
-    info: dict = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def to(self, device: str | torch.device) -> TargetModel:

@@ -27,17 +27,25 @@ def _captioner(ctx: BuildContext):
     return ctx.objects[key]
 
 
-def summary_llm(ctx: BuildContext, cfg: LLMConfig) -> CachedLLM:
-    """The cached summary LLM for ``cfg``, built once per build (models load on first use)."""
-    key = ("summary-llm", cfg)
+def llm_backend(ctx: BuildContext, cfg: LLMConfig):
+    """The LLM backend for ``cfg``, made once per build and shared by every step (one model load)."""
+    key = ("llm-backend", cfg)
     if key not in ctx.objects:
         local = cfg.backend in ("llama-cpp", "transformers") and cfg.model and not cfg.model.startswith("package:")
         if local and not Path(cfg.model).expanduser().is_absolute():  # config paths are relative to the project
             cfg = dataclasses.replace(cfg, model=str(ctx.config.resolve(cfg.model)))
+        ctx.objects[key] = make_llm(cfg)
+    return ctx.objects[key]
+
+
+def cached_llm(ctx: BuildContext, cfg: LLMConfig, template: str) -> CachedLLM:
+    """``llm_backend`` behind the store's llm_cache for prompts of ``template`` (one instance per build)."""
+    key = ("cached-llm", cfg, template)
+    if key not in ctx.objects:
         # commit every few batches (a crash loses at most one chunk); the instant rule backend commits in bulk
         chunk = 1024 if cfg.backend == "rule" else max(cfg.batch_size, 1) * 4
-        ctx.objects[key] = CachedLLM(make_llm(cfg), ctx.store.cache_get, ctx.store.cache_put,
-                                     template=SUMMARY_TEMPLATE_ID, chunk_size=chunk)
+        ctx.objects[key] = CachedLLM(llm_backend(ctx, cfg), ctx.store.cache_get, ctx.store.cache_put,
+                                     template=template, chunk_size=chunk)
     return ctx.objects[key]
 
 
@@ -59,7 +67,7 @@ def run_summaries_step(ctx: BuildContext, model: str, layer: str, extremes_fp: s
     cfg = ctx.config.summaries
     neurons = ctx.store.read("extremes", ["neuron"], model=model, layer=layer)["neuron"].to_numpy()
     plan = assign_llms(model, layer, neurons, cfg, ctx.config.run.seed)
-    llms = [summary_llm(ctx, llm_cfg) for llm_cfg, _ in plan]
+    llms = [cached_llm(ctx, llm_cfg, SUMMARY_TEMPLATE_ID) for llm_cfg, _ in plan]
     params = {"groups": [{"llm": llm.describe(), "n_neurons": int(len(ns))} for llm, (_, ns) in zip(llms, plan)],
               "template": SUMMARY_TEMPLATE_ID, "config": dataclasses.asdict(cfg), "seed": ctx.config.run.seed}
 

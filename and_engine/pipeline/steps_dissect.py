@@ -2,7 +2,8 @@
 
 ``run_dissect_steps(ctx, upstream)`` -> upstream + fingerprints ``module_a:<m>:<l>`` (DB + TAB),
 ``module_b:<m>:<l>``, ``adjective_checks`` (one step over the universal adjective set),
-``module_c:<m>:<l>`` and ``module_a_icl:<m>:<l>`` (ICL reads the calibrated summary, so it runs after B).
+``module_c:<m>:<l>`` and ``module_a_icl:<m>:<l>`` (ICL runs last: with ``icl_summary = "calibrated"`` it
+reads S_h^c from Module B; by default it reads S_h).
 Encoders, the TAB matrix and the tagger are built once per build and kept in ``ctx.objects``.
 """
 
@@ -182,6 +183,9 @@ def run_dissect_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, 
     if ctx.config.module_a.icl_summary not in ("calibrated", "top"):
         raise module_a.ModuleAError(f"module_a.icl_summary must be calibrated or top, got "
                                     f"{ctx.config.module_a.icl_summary!r}")
+    missing = [k for k in ("clips", "captions") if k not in upstream]
+    if missing:
+        raise KeyError(f"run_dissect_steps needs the {missing} fingerprint(s) (run the probe and describe steps first)")
     out = dict(upstream)
     layers = [tuple(k.split(":", 2)[1:]) for k in upstream if k.startswith("summaries:")]
     for model, layer in layers:
@@ -192,7 +196,8 @@ def run_dissect_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, 
     out["adjective_checks"] = _adjective_step(ctx, b_layers)
     for model, layer, b_fp in b_layers:
         out[f"module_c:{model}:{layer}"] = _module_c_step(ctx, model, layer, b_fp, out["adjective_checks"])
-        if ctx.config.module_a.icl:
-            up = [b_fp, upstream[f"summaries:{model}:{layer}"]]
+        if ctx.config.module_a.icl:  # reads S_h^c only when icl_summary = "calibrated"
+            up = [upstream[f"summaries:{model}:{layer}"]]
+            up += [b_fp] if ctx.config.module_a.icl_summary == "calibrated" else []
             out[f"module_a_icl:{model}:{layer}"] = _icl_step(ctx, model, layer, up)
     return out

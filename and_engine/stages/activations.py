@@ -81,15 +81,17 @@ def _check(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec
 @torch.inference_mode()
 def _run(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec], batch_size: int,
          on_output: Callable[[LayerSpec, torch.Tensor, int, int], None], progress=None,
-         precision: str = "float32") -> None:
-    """Forward ``arr`` in batches; ``on_output(spec, output, start, n)`` is called inside each hook."""
+         precision: str = "float32", rows: np.ndarray | None = None) -> None:
+    """Forward ``arr`` (or only its ``rows``) in batches; ``on_output(spec, output, start, n)`` is called
+    inside each hook with the batch's offset in that sequence."""
+    rows = np.arange(len(arr)) if rows is None else rows
     state = {"start": 0, "n": 0}
     hooks = [model.submodule(spec).register_forward_hook(
         lambda _m, _i, out, spec=spec: on_output(spec, out, state["start"], state["n"])) for spec in layers]
     model.module.eval()
     try:
-        for start in range(0, len(arr), max(1, batch_size)):
-            chunk = arr[start : start + batch_size]
+        for start in range(0, len(rows), max(1, batch_size)):
+            chunk = arr[rows[start : start + batch_size]]
             state.update(start=start, n=len(chunk))
             with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
                 model.module(model.inputs(chunk))
@@ -140,6 +142,8 @@ def record_maps(model: TargetModel, waveforms: np.ndarray, layers: Sequence[Laye
         return {}
     maps, where = {}, {}
     for spec in layers:
+        if spec.name not in topk_ids:
+            raise ActivationsError(f"topk_ids has no entry for layer {spec.name!r}")
         ids = np.asarray(topk_ids[spec.name])
         if ids.ndim != 2 or ids.shape[0] != spec.n_neurons or (ids.size and (ids.min() < 0 or ids.max() >= len(arr))):
             raise ActivationsError(f"topk_ids[{spec.name!r}] must be (n_neurons, K) clip ids, got {ids.shape}")
@@ -154,7 +158,7 @@ def record_maps(model: TargetModel, waveforms: np.ndarray, layers: Sequence[Laye
             neurons, ranks = np.nonzero(ids == clip)
             maps[spec.name][neurons, ranks] = batch_maps[b, neurons]
 
-    _run(model, arr[union], layers, batch_size, keep, precision=precision)
+    _run(model, arr, layers, batch_size, keep, precision=precision, rows=union)
     return maps
 
 

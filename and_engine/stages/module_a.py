@@ -72,8 +72,8 @@ def closed_concepts(u: np.ndarray, P: np.ndarray, concepts: Sequence[str], *, mo
         raise ModuleAError(f"P has {P.shape[1]} concept columns but {len(concepts)} concepts were given")
     if scope == "topk" and topk_ids is None:
         raise ModuleAError("scope 'topk' needs each neuron's top-K clip ids (topk_ids)")
-    if top_n < 1:
-        raise ModuleAError(f"module_a.top_n must be >= 1, got {top_n}")
+    if top_n < 1 or not similarities:
+        raise ModuleAError(f"module_a needs top_n >= 1 and >= 1 similarity function, got {top_n}, {similarities}")
     scores = score_all(similarities, u, P, topk_ids if scope == "topk" else None)
     frames = [top_n_rows(scores[name], concepts, top_n, similarity=name) for name in similarities]
     out = pd.concat(frames, ignore_index=True)
@@ -114,9 +114,8 @@ def icl_closed_concepts(descriptions: pd.DataFrame, concepts: Sequence[str], llm
     answers = [icl_answer_text(r, concepts) for r in responses]
     keep = [i for i, a in enumerate(answers) if a]
     n_missing = len(descriptions) - len(keep)
-    if not keep:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS}), n_missing
-    cos = encoder.encode([answers[i] for i in keep]).astype(np.float64) @ encoder.encode(names).astype(np.float64).T
+    cos = (encoder.encode([answers[i] for i in keep]).astype(np.float64) @ encoder.encode(names).astype(np.float64).T
+           if keep else np.zeros((0, len(names))))  # no answer: typed, empty rows
     out = top_n_rows(cos, concepts, top_n, model=model, layer=layer, method="ICL", similarity="llm")
     out["neuron"] = rows["neuron"].to_numpy(dtype=np.int32)[keep][out["neuron"].to_numpy()]
     return out[COLUMNS], n_missing

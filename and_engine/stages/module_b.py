@@ -8,6 +8,7 @@ re-applies any threshold without re-embedding: a point is removed when its best 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -26,13 +27,18 @@ class ModuleBError(ValueError):
     """Bad input to Module B (missing columns, invalid threshold); the message names it."""
 
 
+@functools.lru_cache(maxsize=1)
+def _sentence_splitter():
+    from nltk.tokenize import PunktSentenceTokenizer  # untrained Punkt: needs no downloaded data
+
+    return PunktSentenceTokenizer()
+
+
 def split_points(summary: str) -> list[str]:
     """A summary -> its points: sentences (newline pieces when fewer than 3 sentences), list markers
     stripped, chatter and fragments of <= 5 words dropped."""
-    from nltk.tokenize import PunktSentenceTokenizer  # needs no downloaded data
-
     text = strip_chatter(str(summary or ""))
-    pieces = PunktSentenceTokenizer().tokenize(text)
+    pieces = _sentence_splitter().tokenize(text)
     if len(pieces) < 3:
         pieces = [line for p in pieces for line in p.split("\n")]
     points = []

@@ -61,8 +61,10 @@ def tag_words(calibrated: pd.DataFrame, tagger, basic_adjectives: Sequence[str])
     if not {"neuron", "calibrated_summary"} <= set(calibrated.columns):
         raise ModuleCError("Module C needs columns 'neuron' and 'calibrated_summary'")
     stop, basic = _stop_words(), {b.lower() for b in basic_adjectives}
-    token_lists = [tokenize(t) for t in calibrated["calibrated_summary"].fillna("")]
-    tag_lists = tagger.tag_batch(token_lists)
+    texts = calibrated["calibrated_summary"].fillna("").astype(str).tolist()
+    unique = list(dict.fromkeys(texts))  # neurons sharing a summary are tagged once
+    tagged = dict(zip(unique, tagger.tag_batch([tokenize(t) for t in unique])))
+    token_lists, tag_lists = [tokenize(t) for t in texts], [tagged[t] for t in texts]
     words, counts = [], []
     for neuron, toks, tags in zip(calibrated["neuron"].astype(int), token_lists, tag_lists):
         if len(tags) != len(toks):

@@ -4,7 +4,8 @@ Every function takes ``u`` (N clips x n neurons) activations and ``P`` (N clips 
 scores and returns scores (n neurons x M concepts), higher = better match. ``subsets`` (n x m clip ids)
 restricts each neuron to its own clips (the ``topk`` scope: the neuron's K top clips); ``None`` = all
 clips. The normalising term of ``wpmi`` / ``soft_wpmi`` is over all neurons of the layer (the paper's
-code called them one neuron at a time, which zeroes ``soft_wpmi``; we do not).
+code called them one neuron at a time, which zeroes ``soft_wpmi``; we do not). ``score_all`` runs several
+functions on one layer, validating once and sharing each neuron's top-clip order (``LayerInputs``).
 """
 
 from __future__ import annotations
@@ -210,10 +211,17 @@ def _sum_log_terms(order: np.ndarray, table: np.ndarray, weights: np.ndarray | N
         logs = np.log(table + min_prob)
         return np.concatenate([logs[order[s:s + CHUNK]].sum(axis=1) for s in range(0, len(order), CHUNK)])
     out = np.empty((order.shape[0], table.shape[1]))
-    w = weights[None, :, None]
+    k = order.shape[1]
+    # sum of logs = log of products: multiply runs of terms, one log per run. Every term is at least
+    # 1 - max(w) + min_prob, so a run is sized to stay far above the float64 underflow (1e-300)
+    floor = max(1.0 - float(weights[:k].max()), 0.0) + min_prob
+    run = max(1, min(k, int(-300 / np.log10(floor))))
+    w = weights[None, :k, None]
     for s in range(0, order.shape[0], CHUNK):
-        g = table[order[s:s + CHUNK]]  # (c, k, M)
-        out[s:s + CHUNK] = np.log(1.0 - w + w * g + min_prob).sum(axis=1)
+        terms = table[order[s:s + CHUNK]]  # (c, k, M)
+        terms *= w
+        terms += 1.0 - w + min_prob
+        out[s:s + CHUNK] = sum(np.log(terms[:, r:r + run].prod(axis=1)) for r in range(0, k, run))
     return out
 
 
