@@ -6,6 +6,8 @@ Which database is shown: ``AND_EXPLORER_DB`` / ``AND_EXPLORER_CONFIG`` (see ``pa
 
 import streamlit as st
 
+from pages._shared import close_stores
+
 st.set_page_config(page_title="AND Explorer", page_icon=":material/headphones:", layout="wide")
 
 PAGES = [
@@ -16,4 +18,7 @@ PAGES = [
     st.Page("pages/human_eval.py", title="Human evaluation", icon=":material/how_to_reg:", url_path="human-eval"),
 ]
 
-st.navigation(PAGES).run()
+try:
+    st.navigation(PAGES).run()
+finally:
+    close_stores()  # hold no database lock between page views (a build may write meanwhile)

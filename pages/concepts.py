@@ -59,4 +59,4 @@ else:
             st.image(_cloud(tuple(zip(w["word"], w["weight"]))), width="stretch")
 elbow = aggregates.cluster_elbow(db)
 if not elbow.empty:
-    st.plotly_chart(charts.elbow(elbow, run_config().analyses.n_clusters), key="elbow")
+    st.plotly_chart(charts.elbow(elbow, run_config(db).analyses.n_clusters), key="elbow")

@@ -11,8 +11,8 @@ from pages._shared import md, ratings_store, run_config, store
 QUESTION = "Does the given description accurately describe most of these audio clips?"
 st.title("Human evaluation")
 db = store()
-cfg = run_config()
-ratings = ratings_store()
+cfg = run_config(db)
+ratings = ratings_store(cfg)
 rate_tab, results_tab = st.tabs(["Rate a neuron", "Results (Table 3)"])
 
 

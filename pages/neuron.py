@@ -9,15 +9,19 @@ from pages._shared import layers_or_stop, md, neuron_link, run_config, store
 
 st.title("Neuron")
 db = store()
-cfg = run_config()
+cfg = run_config(db)
 models = queries.models(db)
 if models.empty:
     st.warning("This results database holds no target model yet.")
     st.stop()
 
 
-def _random(model: str) -> None:
-    st.session_state["nr_draws"] = st.session_state.get("nr_draws", 0) + 1  # seeded: reproducible per session
+def _draw_random() -> None:
+    """After a click on "Random neuron": preset the widgets to a seeded draw (reproducible per session)."""
+    if not st.session_state.pop("nr_want_random", False):
+        return
+    st.session_state["nr_draws"] = st.session_state.get("nr_draws", 0) + 1
+    model = st.session_state.get("nr_model", models["model"].iloc[0])
     layer, neuron = aggregates.random_neuron(db, model, seed=st.session_state["nr_draws"])
     st.session_state[f"nr_layer_{model}"] = layer
     st.session_state[f"nr_neuron_{model}_{layer}"] = neuron
@@ -51,13 +55,15 @@ def _apply_url() -> None:
 
 with st.sidebar:
     _apply_url()
+    _draw_random()
     model = st.selectbox("Model", models["model"].tolist(), key="nr_model")
     layers = layers_or_stop(db, model)
     layer = st.selectbox("Layer", layers["layer"].tolist(), key=f"nr_layer_{model}")
     n_neurons = int(layers.set_index("layer").loc[layer, "n_neurons"])
     nkey = f"nr_neuron_{model}_{layer}"
     neuron = st.number_input(f"Neuron (0..{n_neurons - 1})", 0, n_neurons - 1, step=1, key=nkey)
-    st.button("Random neuron", icon=":material/casino:", on_click=_random, args=(model,), key="nr_random")
+    st.button("Random neuron", icon=":material/casino:", key="nr_random",
+              on_click=lambda: st.session_state.update(nr_want_random=True))
     term = st.text_input("Search by concept or adjective", key="nr_search")
     if term.strip():
         hits = aggregates.search_neurons(db, term, limit=15)

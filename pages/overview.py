@@ -43,7 +43,8 @@ acc = aggregates.lastlayer_accuracy(db)
 if acc.empty:
     st.info("No last-layer accuracy in this database.")
 else:
-    st.dataframe(acc.style.format({"top1": "{:.0%}", "top5": "{:.0%}", "concept_cosine": "{:.2f}"}),
+    st.caption("top-1 / top-5 in % of the output neurons whose predicted concept is their class")
+    st.dataframe(acc.style.format({"top1": "{:.1f}", "top5": "{:.1f}", "concept_cosine": "{:.2f}"}),
                  hide_index=True, width="stretch")
 
 left, right = st.columns(2)

@@ -7,7 +7,7 @@ from pages._shared import layers_or_stop, md, results_path, run_config, store
 
 st.title("Concept-specific pruning")
 db = store()
-cfg = run_config()
+cfg = run_config(db)
 models = queries.models(db).set_index("model")
 prunable = aggregates.prunable_models(db)
 if not prunable:

@@ -123,8 +123,8 @@ def _analyses(clips: pd.DataFrame) -> dict[str, pd.DataFrame]:
                  for m in methods for t in CLASSES for c in CLASSES]
     words = sorted({w for pair in ADJ.values() for w in pair} | {"clear"})
     return {
-        "lastlayer_accuracy": df([{"model": MODEL, "method": m, "similarity": s, "top1": 0.8 + 0.03 * i,
-                                   "top5": 1.0, "concept_cosine": 0.9, "n_neurons": len(CLASSES)}
+        "lastlayer_accuracy": df([{"model": MODEL, "method": m, "similarity": s, "top1": 80.0 + 3 * i,
+                                   "top5": 100.0, "concept_cosine": 0.9, "n_neurons": len(CLASSES)}
                                   for i, (m, s) in enumerate(sims)]),
         "pruning_summary": df([{"model": MODEL, "method": m, "mean_pruned": 3.0, "delta_a": -1.5, "delta_r": -0.1,
                                 "delta_a_minus_r": 1.4 if m != "random" else 0.05, "n_concepts": len(CLASSES)}

@@ -78,3 +78,21 @@ def test_live_prune_zeroes_selected_neurons(store, target):
         live.live_prune(target, "OCP", "unicorn", closed, opened, sizes)
     with pytest.raises(live.LiveError, match="clip row"):
         live.live_prune(target, "OCP", "cow", closed, opened, sizes, clip_row=999)
+
+
+def test_live_prune_off_matches_an_empty_evaluation(store, target):
+    from and_engine.analyses.pruning import evaluate_pruning
+
+    closed, opened = aggregates.pruning_candidates(store, "tinynet", "door")
+    sizes = queries.layers(store, "tinynet").set_index("layer")["n_neurons"].to_dict()
+    off = live.live_prune(target, "DB", "door", closed, opened, sizes, similarity="cos", enabled=False)
+    full = evaluate_pruning(target.model, target.waveforms, target.labels, {})
+    assert np.allclose(off.per_class["delta_logit"], 0.0) and np.allclose(full.per_class_delta, 0.0, atol=1e-5)
+    assert off.accuracy_before == off.accuracy_after == pytest.approx(full.accuracy_before)
+    assert np.allclose(off.clip_probs["before"], off.clip_probs["after"])
+    target.labels, saved = np.where(target.labels == CLASSES.index("door"), 0, target.labels), target.labels
+    try:
+        with pytest.raises(live.LiveError, match="no held-out clip"):
+            live.live_prune(target, "OCP", "door", closed, opened, sizes)
+    finally:
+        target.labels = saved

@@ -42,3 +42,19 @@ def test_missing_database_gives_a_message_not_a_traceback(tmp_path, monkeypatch)
     at = run_page("pages/overview.py")
     assert not at.exception
     assert "Cannot open the results database" in at.error[0].value
+
+
+def test_no_database_lock_is_held_between_page_views(db, monkeypatch):
+    import duckdb
+
+    from and_engine.store.results import ResultsStore, StoreError
+
+    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+    reader = ResultsStore(db, read_only=True)
+    print("READER", id(reader))
+    with pytest.raises((StoreError, duckdb.Error)):  # what a build would meet while the app kept the file open
+        ResultsStore(db)
+    reader.close()
+    for page in ("pages/overview.py", "pages/neuron.py", "pages/concepts.py"):
+        assert not run_page(page).exception
+        ResultsStore(db).close()  # a writer can open the database right after a page view

@@ -113,3 +113,10 @@ def test_text_similarity_and_table3():
     assert np.isnan(t3.loc["TAB", "mean_rating"]) and t3.loc["TAB", "n_ratings"] == 0
     with pytest.raises(ValueError, match="one width"):
         greedy_match_f1(np.ones((2, 3)), np.ones((2, 4)))
+
+
+def test_greedy_match_f1_on_known_vectors():
+    a = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert greedy_match_f1(a, a) == pytest.approx(1.0)
+    assert greedy_match_f1(a[:1], a) == pytest.approx(2 * 1.0 * 0.5 / 1.5)  # P = 1, R = (1 + 0) / 2
+    assert greedy_match_f1(a[:1], -a[:1]) == 0.0  # opposite tokens: P, R clipped at 0

@@ -22,6 +22,7 @@ import pytest
 from _app_fixture import build_fixture_db
 
 from and_engine.store.ratings import RatingsStore
+from and_engine.store.results import ResultsStore
 
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER = ROOT / "tests" / "browser"
@@ -63,7 +64,7 @@ def test_browser_flows(tmp_path):
     env = {**os.environ, "AND_EXPLORER_DB": str(db), "AND_EXPLORER_RATINGS": str(ratings),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, str(BROWSER / "serve_app.py"), str(port)], cwd=ROOT, env=env,
+    server = subprocess.Popen([sys.executable, str(BROWSER / "serve_app.py"), str(port), "--tiny-model"], cwd=ROOT, env=env,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -78,6 +79,8 @@ def test_browser_flows(tmp_path):
         assert flow.returncode == 0 and lines, f"browser flow failed:\n{flow.stdout}\n{flow.stderr}\n" + \
             (tmp_path / "server.log").read_text()[-3000:]
         found = json.loads(lines[-1])
+        time.sleep(1.0)  # let the last script run finish
+        ResultsStore(db).close()  # the idle app holds no lock: a build could write the database now
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server we started, by its PID (own process group)
         try:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from _similarity_reference import LOOPS
+from _similarity_reference import LOOPS, per_call_loop
 from scipy.special import softmax
 
 from and_engine.stages.similarity import (
@@ -16,6 +16,7 @@ from and_engine.stages.similarity import (
     cos3,
     neuron_order,
     rank_reorder,
+    score_all,
     similarity_scores,
     soft_wpmi,
     wpmi,
@@ -88,6 +89,48 @@ def test_vectorised_matches_the_per_neuron_loop(name):
     P = db_like(300, 7, seed=3)
     u = np.random.default_rng(4).standard_normal((300, 600))  # > one chunk of neurons
     np.testing.assert_allclose(similarity_scores(name, u, P), LOOPS[name](u, P), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list(SIMILARITIES))
+def test_vectorised_matches_the_per_call_loop_with_tied_activations(name):
+    # the paper-code baseline of the benchmark: one call per neuron (normaliser over the layer after);
+    # activations rounded to a few levels, so the top clips hold ties (broken by clip id) and some
+    # neurons are dead (all zeros)
+    P = db_like(400, 6, seed=13)
+    u = np.round(np.random.default_rng(14).standard_normal((400, 70)) * 2)
+    u[:, :5] = 0.0
+    np.testing.assert_allclose(similarity_scores(name, u, P), per_call_loop(name, u, P), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("limit", [1, 5, 28, 100, 299, 300])
+def test_neuron_order_equals_a_stable_sort(limit):
+    rng = np.random.default_rng(15)
+    u = rng.standard_normal((300, 40))
+    u[:, :10] = np.round(u[:, :10])  # ties
+    u[:, 10:12] = 0.0  # dead neurons
+    u[:, 12] = np.repeat([3.0, 1.0, 2.0], 100)  # a tie across the top-k boundary
+    expected = np.argsort(-u.T, axis=1, kind="stable")[:, :limit]
+    np.testing.assert_array_equal(neuron_order(u, limit=limit), expected)
+
+
+def test_score_all_equals_separate_calls_in_any_order_and_on_strided_views():
+    P = db_like(500, 6, seed=18)
+    u = np.random.default_rng(19).standard_normal((500, 40))
+    alone = {name: similarity_scores(name, u, P) for name in SIMILARITIES}
+    for names in (list(SIMILARITIES), list(SIMILARITIES)[::-1]):
+        for name, s in score_all(names, u, P).items():
+            np.testing.assert_array_equal(s, alone[name])
+    flipped = similarity_scores("wpmi", u[::-1, ::-1], P[::-1])  # negative strides; same clips per neuron
+    np.testing.assert_allclose(flipped, alone["wpmi"][::-1], rtol=1e-9, atol=1e-9)
+
+
+def test_read_only_and_float32_inputs():
+    P = db_like(200, 5, seed=16)
+    u = np.random.default_rng(17).standard_normal((200, 12)).astype(np.float32)
+    u.setflags(write=False)
+    for name in SIMILARITIES:
+        np.testing.assert_allclose(similarity_scores(name, u, P), LOOPS[name](u.astype(np.float64), P),
+                                   rtol=1e-9, atol=1e-9)
 
 
 def test_soft_wpmi_is_not_identically_zero_and_uses_the_layer_normaliser():

@@ -112,6 +112,8 @@ def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.Data
     names = list(target.model.class_names)
     if concept not in names:
         raise LiveError(f"target concept {concept!r} is not a class of {target.model.name!r}")
+    if names.index(concept) not in set(target.labels.tolist()):
+        raise LiveError(f"no held-out clip of class {concept!r}: ΔA is undefined")
     if not 0 <= clip_row < len(target.waveforms):
         raise LiveError(f"clip row {clip_row} outside the {len(target.waveforms)} held-out clips")
     stored = closed[(closed["method"] == method) & (closed["similarity"] == similarity)]
@@ -121,21 +123,27 @@ def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.Data
         neurons = select_neurons(method, concept, closed, opened, layer_sizes, top_n=top_n, seed=seed,
                                  similarity=similarity)
     neurons = {k: v for k, v in neurons.items() if v}
-    res = evaluate_pruning(target.model, target.waveforms, target.labels, neurons,
-                           baseline_logits=target.baseline_logits)
     t = names.index(concept)
-    d = res.per_class_delta
+    if neurons:
+        res = evaluate_pruning(target.model, target.waveforms, target.labels, neurons,
+                               baseline_logits=target.baseline_logits)
+        d, acc_before, acc_after = res.per_class_delta, res.accuracy_before, res.accuracy_after
+    else:  # nothing pruned: the model is the unpruned one, no forward pass needed
+        d = np.where(np.bincount(target.labels, minlength=len(names)) > 0, 0.0, np.nan)
+        acc_before = acc_after = float(np.mean(target.baseline_logits.argmax(1) == target.labels))
     others = np.delete(d, t)
     others = others[~np.isnan(others)]
     per_class = pd.DataFrame({"class_name": names, "delta_logit": d, "is_target": np.arange(len(names)) == t})
-    with pruned(target.model, neurons):
-        after = np.asarray(target.model.logits(target.waveforms[clip_row:clip_row + 1]), dtype=np.float64)[0]
+    after = target.baseline_logits[clip_row]
+    if neurons:
+        with pruned(target.model, neurons):
+            after = np.asarray(target.model.logits(target.waveforms[clip_row:clip_row + 1]), dtype=np.float64)[0]
     probs = pd.DataFrame({"class_name": names, "before": _softmax(target.baseline_logits[clip_row]),
                           "after": _softmax(after)}).sort_values("before", ascending=False, ignore_index=True)
     return LivePruning(neurons, pd.DataFrame({"layer": list(neurons), "n_pruned": [len(v) for v in neurons.values()]}),
                        per_class.dropna(subset=["delta_logit"]), float(d[t]),
                        float(others.mean()) if len(others) else float("nan"),
-                       res.accuracy_before, res.accuracy_after, probs)
+                       acc_before, acc_after, probs)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@
 * ``bertscore_f1``: BERTScore's greedy matching (Zhang et al., 2020) computed with the *same* MiniLM
   model's contextual token embeddings instead of a BERT/RoBERTa layer: each token of one text is
   matched to its most similar token of the other (cosine); precision / recall are the means of those
-  maxima, F1 their harmonic mean. Special tokens ([CLS], [SEP]) are left out; no idf weighting and no
+  maxima (clipped at 0), F1 their harmonic mean. Special tokens ([CLS], [SEP]) are left out; no idf weighting and no
   baseline rescaling, so values are not comparable to published BERTScore numbers in absolute terms.
 """
 
@@ -65,7 +65,8 @@ def greedy_match_f1(cand: np.ndarray, ref: np.ndarray) -> float:
     if cand.ndim != 2 or ref.ndim != 2 or not len(cand) or not len(ref) or cand.shape[1] != ref.shape[1]:
         raise ValueError(f"token embeddings must be non-empty (n, d) arrays of one width, got {cand.shape}, {ref.shape}")
     sim = cand @ ref.T
-    precision, recall = float(sim.max(axis=1).mean()), float(sim.max(axis=0).mean())
+    # token cosines can be negative: clip P and R at 0 so the harmonic mean stays in [0, 1]
+    precision, recall = max(float(sim.max(axis=1).mean()), 0.0), max(float(sim.max(axis=0).mean()), 0.0)
     return 0.0 if precision + recall <= 0 else 2 * precision * recall / (precision + recall)
 
 

@@ -6,19 +6,24 @@ restricts each neuron to its own clips (the ``topk`` scope: the neuron's K top c
 clips. The normalising term of ``wpmi`` / ``soft_wpmi`` is over all neurons of the layer (the paper's
 code called them one neuron at a time, which zeroes ``soft_wpmi``; we do not). ``score_all`` runs several
 functions on one layer, validating once and sharing each neuron's top-clip order (``LayerInputs``).
+Speed (docs/dissection.md, benchmarks/bench_similarity.py): no loop over neurons except in chunks that
+keep temporaries in cache; top clips by torch.topk; per-neuron sums of rows as one sparse product.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.sparse import csr_array
 from scipy.special import logsumexp, softmax
 
-CHUNK = 256  # neurons per chunk for the gathered (n, k, M) tensors
+CHUNK = 32  # neurons per chunk of the gathered (c, k, M) temporaries (about 1 MB: they stay in cache)
 NORM_EPS = 1e-12  # cos: floor of a column norm (a dead neuron scores 0, never NaN)
 MIN_AVG_P = 1e-6  # rank_reorder: floor of the mean P (a negative CLAP cosine would give NaN)
+RANK_TOP_FRACTION, WPMI_TOP_K, SOFT_WPMI_TOP_K = 0.05, 28, 100  # top clips each function reads (SPEC 6)
 
 
 class SimilarityError(ValueError):
@@ -35,19 +40,24 @@ class LayerInputs:
     u: np.ndarray
     P: np.ndarray
     subsets: np.ndarray | None = None
-    _order: np.ndarray | None = field(default=None, repr=False)
+    _top: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def n_candidates(self) -> int:
         """Clips each neuron is scored on: N (all) or m (its subset)."""
         return self.u.shape[0] if self.subsets is None else self.subsets.shape[1]
 
-    def order(self, limit: int) -> np.ndarray:
-        """(n, min(limit, clips)) clip ids by activation descending, ties by clip id; cached per layer."""
+    def top(self, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """-> clip ids (n, L) by activation descending (ties by clip id) and their activations (n, L),
+        L = min(limit, clips); computed once per layer for the largest limit asked."""
         limit = min(limit, self.n_candidates)
-        if self._order is None or self._order.shape[1] < limit:
-            self._order = neuron_order(self.u, self.subsets, limit)
-        return self._order[:, :limit]
+        if self._top is None or self._top[0].shape[1] < limit:
+            self._top = _neuron_top(self.u, self.subsets, limit)
+        return self._top[0][:, :limit], self._top[1][:, :limit]
+
+    def order(self, limit: int) -> np.ndarray:
+        """(n, min(limit, clips)) clip ids by activation descending, ties by clip id."""
+        return self.top(limit)[0]
 
 
 def prepare(u, P, subsets=None) -> LayerInputs:
@@ -89,6 +99,35 @@ def _top_of_rows(x: np.ndarray, limit: int) -> np.ndarray:
     return part
 
 
+def _top_of_columns(u: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """u (N, n), limit < N -> ids (n, limit), values (n, limit): each column's largest, descending, ties by id.
+
+    torch.topk on the transposed view (no copy of u). Its order among equal values is unspecified, so
+    a column with equal values in its top, or one equal to the first value left out, is redone by a
+    stable sort (``_top_of_rows``)."""
+    import torch  # lazy: a pinned requirement, but heavy to import
+
+    if min(u.strides) < 0:  # torch cannot view negative strides
+        u = np.ascontiguousarray(u)
+    with warnings.catch_warnings():  # a read-only u is only read
+        warnings.simplefilter("ignore", UserWarning)
+        vals, ids = torch.topk(torch.from_numpy(u).T, limit, dim=1)
+    vals, ids = vals.numpy(), ids.numpy().astype(np.int64)
+    tied = (vals[:, 1:] == vals[:, :-1]).any(axis=1) | (np.count_nonzero(u >= vals[:, -1], axis=0) > limit)
+    if tied.any():
+        ids[tied] = _top_of_rows(np.ascontiguousarray(u[:, tied].T), limit)
+        vals[tied] = np.take_along_axis(u[:, tied], ids[tied].T, axis=0).T
+    return ids, vals
+
+
+def _sum_rows(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """ids (n, L) row ids, table (N, M) -> (n, M): each neuron's sum of its table rows (a sparse product,
+    no (n, L, M) temporary)."""
+    n, L = ids.shape
+    pick = csr_array((np.ones(ids.size), ids.ravel(), np.arange(0, ids.size + 1, L)), shape=(n, table.shape[0]))
+    return pick @ table
+
+
 def _dense_ranks(P: np.ndarray) -> np.ndarray:
     """P (N, M) -> (M, N) int64 rank of each clip's value within its concept column, equal values equal rank."""
     out = np.empty((P.shape[1], P.shape[0]), dtype=np.int64)
@@ -123,11 +162,19 @@ def _pairwise_cubes(t: np.ndarray) -> np.ndarray:
 
 def neuron_order(u: np.ndarray, subsets: np.ndarray | None = None, limit: int | None = None) -> np.ndarray:
     """(N, n) activations -> (n, L) clip ids per neuron by activation descending, ties by clip id."""
+    return _neuron_top(u, subsets, limit)[0]
+
+
+def _neuron_top(u: np.ndarray, subsets: np.ndarray | None, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """-> ``neuron_order`` (n, L) and the activations there (n, L)."""
+    if subsets is None and limit is not None and limit < u.shape[0]:
+        return _top_of_columns(u, limit)
     if subsets is None:
-        return _top_of_rows(np.ascontiguousarray(u.T), u.shape[0] if limit is None else limit)
-    vals = np.take_along_axis(u, subsets.T, axis=0).T
-    order = np.take_along_axis(subsets, np.lexsort((subsets, -vals)), axis=1)
-    return order[:, :limit] if limit is not None else order
+        order = _top_of_rows(np.ascontiguousarray(u.T), u.shape[0])
+    else:
+        vals = np.take_along_axis(u, subsets.T, axis=0).T
+        order = np.take_along_axis(subsets, np.lexsort((subsets, -vals)), axis=1)[:, :limit]
+    return order, np.take_along_axis(u, order.T, axis=0).T
 
 
 def _gathered(x: LayerInputs):
@@ -139,6 +186,11 @@ def _unit(x: np.ndarray, axis: int, floor: float) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), floor)
 
 
+def _column_norms(x: np.ndarray) -> np.ndarray:
+    """(N, n) -> (n,) L2 norms, without an (N, n) temporary."""
+    return np.sqrt(np.einsum("ij,ij->j", x, x))
+
+
 def _cube(x: np.ndarray) -> np.ndarray:
     return x * x * x
 
@@ -147,7 +199,7 @@ def cos(u, P=None, subsets=None) -> np.ndarray:
     """Cosine over clips of each u column with each P column -> (n, M)."""
     x = prepare(u, P, subsets)
     if x.subsets is None:  # normalise u after the product: n x M divisions instead of N x n
-        return (x.u.T @ _unit(x.P, 0, NORM_EPS)) / np.maximum(np.linalg.norm(x.u, axis=0), NORM_EPS)[:, None]
+        return (x.u.T @ _unit(x.P, 0, NORM_EPS)) / np.maximum(_column_norms(x.u), NORM_EPS)[:, None]
     us, ps = _gathered(x)
     return np.einsum("nm,nmc->nc", _unit(us, 1, NORM_EPS), _unit(ps, 1, NORM_EPS))
 
@@ -155,17 +207,18 @@ def cos(u, P=None, subsets=None) -> np.ndarray:
 def cos3(u, P=None, subsets=None, min_norm: float = 1e-3) -> np.ndarray:
     """Centre over clips, cube, L2-normalise (norm floor ``min_norm``), dot -> (n, M)."""
     x = prepare(u, P, subsets)
-    if x.subsets is None:
-        uc = _unit(_cube(x.u - x.u.mean(0)), 0, min_norm)
+    if x.subsets is None:  # cube in place, normalise u after the product
+        uc = x.u - x.u.mean(0)
+        uc *= uc * uc
         pc = _unit(_cube(x.P - x.P.mean(0)), 0, min_norm)
-        return uc.T @ pc
+        return (uc.T @ pc) / np.maximum(_column_norms(uc), min_norm)[:, None]
     us, ps = _gathered(x)
     uc = _unit(_cube(us - us.mean(1, keepdims=True)), 1, min_norm)
     pc = _unit(_cube(ps - ps.mean(1, keepdims=True)), 1, min_norm)
     return np.einsum("nm,nmc->nc", uc, pc)
 
 
-def rank_reorder(u, P=None, subsets=None, top_fraction: float = 0.05, p: float = 3.0,
+def rank_reorder(u, P=None, subsets=None, top_fraction: float = RANK_TOP_FRACTION, p: float = 3.0,
                  scale_p: float = 0.5) -> np.ndarray:
     """-error of reordering the neuron's top clips by each concept's ranking -> (n, M), higher = better.
 
@@ -175,29 +228,37 @@ def rank_reorder(u, P=None, subsets=None, top_fraction: float = 0.05, p: float =
     """
     x = prepare(u, P, subsets)
     k = max(1, int(x.n_candidates * top_fraction))
-    order = x.order(k)
-    n, m_concepts = x.u.shape[1], x.P.shape[1]
-    # sort key: the concept's P (as a dense rank), ties by ascending activation -> unique integers, so
-    # the fast unstable argsort is exact, and a concept is not penalised for clips it scores equally
-    key_type = np.int32 if x.u.shape[0] * k < 2**31 else np.int64  # int32 sorts about twice as fast
-    dense = (_dense_ranks(x.P) * k).astype(key_type)
+    top, t = x.top(k)  # (n, k) clip ids and activations, descending
+    t_asc = np.ascontiguousarray(t[:, ::-1])
+    # sort key: the concept's P (as a dense rank), then ascending activation, packed in one integer
+    # (rank << bits | k-1-position): unique, so a plain value sort orders the clips exactly, the low bits
+    # give back each clip, and a concept is not penalised for clips it scores equally
+    bits = max(1, (k - 1).bit_length())
+    key_type = np.int32 if x.u.shape[0] << bits < 2**31 else np.int64  # int32 sorts several times faster
+    dense = _dense_ranks(x.P).astype(key_type) << bits  # (M, N)
     tie_break = (k - 1 - np.arange(k, dtype=key_type))[None, None, :]
-    out = np.empty((n, m_concepts))
-    for s in range(0, n, CHUNK):
-        top = order[s:s + CHUNK]  # (c, k)
-        c = len(top)
-        t = np.take_along_axis(x.u[:, s:s + CHUNK], top.T, axis=0).T  # (c, k) descending
-        by_p = np.argsort(dense[:, top] + tie_break, axis=-1)  # (M, c, k): clips by ascending P
+    err = np.empty((len(top), x.P.shape[1]))
+    base = _pairwise_cubes(t)[:, None] if p == 3 else np.empty((len(top), 1))
+    for s in range(0, len(top), CHUNK):
+        ta = t_asc[s:s + CHUNK]  # (c, k)
+        keys = dense[:, top[s:s + CHUNK]]  # (M, c, k)
+        keys |= tie_break
+        keys.sort(axis=-1)  # clips by ascending P
+        keys &= (1 << bits) - 1  # -> position in ta of the clip with the r-th lowest P
+        at = keys.astype(np.intp)  # np.take converts narrower indices itself, slowly
+        at += (np.arange(len(ta)) * k)[None, :, None]
         # reordering gives the r-th lowest-P clip the r-th lowest activation: compare them rank by rank
-        t_by_p = np.take(t, by_p + (np.arange(c) * k)[None, :, None])
-        err = _mean_abs_pow(t_by_p - t[None, :, ::-1], p, axis=2).T  # (c, M)
+        d = np.take(ta, at)
+        d -= ta[None]
         if p == 3:
-            base = _pairwise_cubes(t)[:, None]
+            sq = d * d
+            np.abs(d, out=d)
+            err[s:s + CHUNK] = np.einsum("mck,mck->cm", d, sq) / k
         else:
-            base = _mean_abs_pow(t[:, :, None] - t[:, None, :], p, axis=(1, 2))[:, None]  # (c, 1)
-        ratio = np.divide(err, base, out=np.ones_like(err), where=base > 0)
-        out[s:s + CHUNK] = -ratio / np.maximum(x.P[top].mean(axis=1), MIN_AVG_P) ** scale_p  # rows: contiguous
-    return out
+            err[s:s + CHUNK] = _mean_abs_pow(d, p, axis=2).T
+            base[s:s + CHUNK, 0] = _mean_abs_pow(ta[:, :, None] - ta[:, None, :], p, axis=(1, 2))
+    ratio = np.divide(err, base, out=np.ones_like(err), where=base > 0)
+    return -ratio / np.maximum(_sum_rows(top, x.P) / k, MIN_AVG_P) ** scale_p
 
 
 def _pmi(L: np.ndarray, lam: float) -> np.ndarray:
@@ -207,9 +268,8 @@ def _pmi(L: np.ndarray, lam: float) -> np.ndarray:
 
 def _sum_log_terms(order: np.ndarray, table: np.ndarray, weights: np.ndarray | None, min_prob: float) -> np.ndarray:
     """Sum over each neuron's ordered clips of log(term + min_prob) -> (n, M), chunked over neurons."""
-    if weights is None:  # log once per clip, then gather: sum_j log(P'[j] + eps)
-        logs = np.log(table + min_prob)
-        return np.concatenate([logs[order[s:s + CHUNK]].sum(axis=1) for s in range(0, len(order), CHUNK)])
+    if weights is None:  # log once per clip, then sum each neuron's rows: sum_j log(P'[j] + eps)
+        return _sum_rows(order, np.log(table + min_prob))
     out = np.empty((order.shape[0], table.shape[1]))
     k = order.shape[1]
     # sum of logs = log of products: multiply runs of terms, one log per run. Every term is at least
@@ -225,14 +285,14 @@ def _sum_log_terms(order: np.ndarray, table: np.ndarray, weights: np.ndarray | N
     return out
 
 
-def wpmi(u, P=None, subsets=None, top_k: int = 28, a: float = 2.0, lam: float = 0.6,
+def wpmi(u, P=None, subsets=None, top_k: int = WPMI_TOP_K, a: float = 2.0, lam: float = 0.6,
          min_prob: float = 1e-7) -> np.ndarray:
     """P' = softmax(a P) over concepts; L = sum over the top-``top_k`` clips of log P'; L - lam * norm."""
     x = prepare(u, P, subsets)
     return _pmi(_sum_log_terms(x.order(top_k), softmax(a * x.P, axis=1), None, min_prob), lam)
 
 
-def soft_wpmi(u, P=None, subsets=None, top_k: int = 100, a: float = 10.0, lam: float = 1.0, min_prob: float = 1e-7,
+def soft_wpmi(u, P=None, subsets=None, top_k: int = SOFT_WPMI_TOP_K, a: float = 10.0, lam: float = 1.0, min_prob: float = 1e-7,
               p_start: float = 0.998, p_end: float = 0.97) -> np.ndarray:
     """wpmi with weights p_i falling linearly from p_start (rank 0) to p_end (rank top_k - 1)."""
     x = prepare(u, P, subsets)
@@ -256,4 +316,9 @@ def similarity_scores(name: str, u, P=None, subsets=None) -> np.ndarray:
 def score_all(names, u, P, subsets=None) -> dict[str, np.ndarray]:
     """Several functions on one layer, sharing validation and each neuron's top-clip order -> {name: (n, M)}."""
     x = prepare(u, P, subsets)
+    needed = {"rank_reorder": max(1, int(x.n_candidates * RANK_TOP_FRACTION)), "wpmi": WPMI_TOP_K,
+              "soft_wpmi": SOFT_WPMI_TOP_K}
+    limits = [needed[name] for name in names if name in needed]
+    if limits:
+        x.top(max(limits))  # one top-k for all: the smaller ones are its first columns
     return {name: similarity_scores(name, x) for name in names}

@@ -205,16 +205,22 @@ class ResultsStore:
         if not rows:
             return
         cols = schema.columns("llm_cache")
-        records = [[r.get(c) if c != "created_at" else r.get(c) or _now() for c in cols] for r in rows]
+        now = _now()
+        frame = pd.DataFrame([{c: (r.get(c) or now) if c == "created_at" else r.get(c) for c in cols} for r in rows],
+                             columns=cols).drop_duplicates("cache_key")
+        names = ", ".join(f'"{c}"' for c in cols)
         with self._lock:
             self.con.execute("BEGIN TRANSACTION")
             try:
-                self.con.executemany(
-                    f'INSERT INTO "llm_cache" VALUES ({", ".join("?" for _ in cols)}) ON CONFLICT DO NOTHING', records)
+                self.con.register("_cache_rows", frame)
+                self.con.execute(f'INSERT INTO "llm_cache" ({names}) SELECT {names} FROM _cache_rows '
+                                 "ON CONFLICT DO NOTHING")
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
                 raise
+            finally:
+                self.con.unregister("_cache_rows")
 
     def close(self) -> None:
         with self._lock:

@@ -1,5 +1,6 @@
 // Real-browser flows for AND Explorer, run by tests/test_browser.py against a running app.
-// env: BASE_URL (http://127.0.0.1:PORT), USER_DATA_DIR (fresh folder), SCREENSHOT_DIR (optional).
+// env: BASE_URL (http://127.0.0.1:PORT), USER_DATA_DIR (fresh folder), SCREENSHOT_DIR (optional),
+// NEURON (model/layer/neuron to open; default the test fixture's), PRUNE_METHOD (default OCP).
 // Prints one JSON line of findings; exits non-zero on the first failed check.
 import { chromium } from "playwright-core";
 import path from "node:path";
@@ -8,6 +9,8 @@ const base = process.env.BASE_URL;
 const shots = process.env.SCREENSHOT_DIR || "";
 const T = 60000;
 const found = {};
+const [nModel, nLayer, nIndex] = (process.env.NEURON || "tinynet/block1.conv/3").split("/");
+const pruneMethod = process.env.PRUNE_METHOD || "OCP";
 
 function check(cond, msg) {
   if (!cond) throw new Error(`check failed: ${msg}`);
@@ -35,16 +38,12 @@ try {
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(T);
 
-  // 1. overview
-  await page.goto(base, { waitUntil: "domcontentloaded" });
-  await page.getByRole("heading", { name: "AND Explorer: overview" }).waitFor();
-  await page.getByText("Last-layer accuracy").waitFor();
-  found.overview = true;
-  await shot(page, "overview");
-
-  // 2. a neuron by URL, its audio players (served by the app, playable)
-  await page.goto(`${base}/neuron?model=tinynet&layer=block1.conv&neuron=3`, { waitUntil: "domcontentloaded" });
-  await page.getByText("tinynet / block1.conv / neuron 3").waitFor();
+  // 1. a fresh server's first request deep-links a neuron: app.py's navigation, the neuron, its audio players
+  const q = new URLSearchParams({ model: nModel, layer: nLayer, neuron: nIndex });
+  await page.goto(`${base}/neuron?${q}`, { waitUntil: "domcontentloaded" });
+  await page.getByText(`${nModel} / ${nLayer} / neuron ${nIndex}`).waitFor();
+  const nav = await page.locator('[data-testid="stSidebarNav"]').innerText();
+  check(nav.includes("Human evaluation") && !nav.includes("shared"), `app.py's page list, got: ${nav}`);
   await page.locator("audio").nth(9).waitFor({ state: "attached" });
   const audios = page.locator("audio");
   found.audio_players = await audios.count();
@@ -56,6 +55,13 @@ try {
   await page.getByText("Calibrated summary S_h^c").waitFor();
   await shot(page, "neuron");
 
+  // 2. overview
+  await page.goto(base, { waitUntil: "domcontentloaded" });
+  await page.getByRole("heading", { name: "AND Explorer: overview" }).waitFor();
+  await page.getByText("Last-layer accuracy").waitFor();
+  found.overview = true;
+  await shot(page, "overview");
+
   // 3. concepts
   await page.goto(`${base}/concepts`, { waitUntil: "domcontentloaded" });
   await page.getByText("Interpretability clusters").waitFor();
@@ -65,6 +71,10 @@ try {
   // 4. pruning on, then off
   await page.goto(`${base}/pruning`, { waitUntil: "domcontentloaded" });
   await page.locator('[data-testid="stMetric"]').filter({ hasText: "neurons pruned" }).waitFor();
+  if (pruneMethod !== "OCP") {
+    await page.getByRole("radiogroup", { name: "method" }).getByText(pruneMethod, { exact: true }).click();
+    await page.getByText(new RegExp(`after pruning for .* \\(${pruneMethod}\\)`)).first().waitFor();
+  }
   found.pruned_on = await metric(page, "neurons pruned");
   check(Number(found.pruned_on) > 0, `neurons pruned with pruning on: ${found.pruned_on}`);
   await shot(page, "pruning");
@@ -90,6 +100,7 @@ try {
   await page.getByText("Saved. Here is the next neuron.").waitFor().catch(() => {});
   await page.getByRole("tab", { name: "Results (Table 3)" }).click();
   await page.getByText("1 rater(s), 3 rating(s), 1 written summaries").waitFor({ timeout: 120000 });
+  await page.locator('[data-testid="stDataFrame"]').waitFor({ timeout: 120000 }); // Table 3 (loads MiniLM)
   found.results = true;
   await shot(page, "human_eval_results");
   console.log(JSON.stringify(found));
