@@ -10,12 +10,13 @@ from pages._shared import close_stores
 
 st.set_page_config(page_title="AND Explorer", page_icon=":material/headphones:", layout="wide")
 
+# url_path = the file name, so a first request in Streamlit's legacy pages/ mode maps onto the same page
 PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/insights:", url_path="overview", default=True),
     st.Page("pages/neuron.py", title="Neuron", icon=":material/search:", url_path="neuron"),
     st.Page("pages/concepts.py", title="Concepts", icon=":material/label:", url_path="concepts"),
     st.Page("pages/pruning.py", title="Pruning", icon=":material/content_cut:", url_path="pruning"),
-    st.Page("pages/human_eval.py", title="Human evaluation", icon=":material/how_to_reg:", url_path="human-eval"),
+    st.Page("pages/human_eval.py", title="Human evaluation", icon=":material/how_to_reg:", url_path="human_eval"),
 ]
 
 try:

@@ -44,6 +44,7 @@ def test_output_neurons_topk_are_mostly_their_class(built):
         ext = store.read("extremes", model="yamnet-frozen", layer="classifier", order_by=["neuron"])
         u = store.read_activations("yamnet-frozen", "classifier")
         maps = store.read("activation_maps", ["layer", "n_freq", "n_time"], model="yamnet-frozen")
+        layers = store.read("layers", ["layer", "layer_index", "n_neurons"], order_by=["layer_index"])
     row = models.iloc[0]
     classes = list(row["class_names"])
     assert classes == sorted(clips["label"].unique()) and row["heldout_fold"] == 1
@@ -52,6 +53,8 @@ def test_output_neurons_topk_are_mostly_their_class(built):
     own = [np.mean(labels[list(ids)] == classes[n]) for n, ids in zip(ext["neuron"], ext["topk_clip_ids"], strict=True)]
     assert np.mean(own) >= 0.6, own  # top-3 clips of output neuron c: mostly clips of class c
     assert u.shape == (len(clips), len(classes))
+    assert layers["layer"].tolist() == ["block13.pointwise", "classifier"]  # only the dissected layers
+    assert layers["n_neurons"].tolist() == [1024, len(classes)] and layers["layer_index"].is_monotonic_increasing
     assert set(maps["layer"]) == {"block13.pointwise"} and (maps["n_freq"] == 2).all() and (maps["n_time"] == 9).all()
     assert "extremes:yamnet-frozen:classifier" in first.fingerprints
 

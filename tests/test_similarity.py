@@ -109,6 +109,10 @@ def test_neuron_order_equals_a_stable_sort(limit):
     u[:, :10] = np.round(u[:, :10])  # ties
     u[:, 10:12] = 0.0  # dead neurons
     u[:, 12] = np.repeat([3.0, 1.0, 2.0], 100)  # a tie across the top-k boundary
+    u[::8, 13:20] += 10.0  # the clips the candidate threshold samples hold the top: too few candidates
+    u[::2, 20], u[1::2, 20] = -0.0, 0.0  # equal values with different bits
+    u[:, 21] *= 1e-30  # tiny values
+    u[:, 22] = 5.0 + rng.permutation(300) * 1e-13  # distinct values float32 cannot tell apart
     expected = np.argsort(-u.T, axis=1, kind="stable")[:, :limit]
     np.testing.assert_array_equal(neuron_order(u, limit=limit), expected)
 

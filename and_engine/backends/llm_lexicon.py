@@ -11,11 +11,13 @@ DESCRIPTOR_CATEGORIES: dict[str, tuple[str, ...]] = {
     "loudness": (
         "loud", "quiet", "soft", "faint", "moderate", "deafening", "booming", "thunderous",
         "intense", "powerful", "gentle", "subtle", "muted", "hushed", "silent", "audible", "strong", "weak",
-        "dynamic", "even-level", "relatively-loud", "relatively-quiet",
+        "dynamic", "even-level", "relatively-loud", "relatively-quiet", "moderately-loud",
+        "forceful", "blaring", "subdued", "surging",  # words of the summary glosses (llm_rule_phrases)
     ),
     "pitch": (
         "high-pitched", "low-pitched", "mid-pitched", "mid-range", "high-frequency", "low-frequency", "high", "low", "deep", "shrill", "squeaky", "bassy",
         "treble", "piercing", "sharp", "bright", "dark", "screeching", "whistling", "falsetto",
+        "middle-register", "hissy", "dull",
     ),
     "timbre": (
         "noisy", "tonal", "harmonic", "pure", "buzzing", "hissing", "rumbling", "rough", "smooth", "harsh",
@@ -23,12 +25,14 @@ DESCRIPTOR_CATEGORIES: dict[str, tuple[str, ...]] = {
         "distorted", "crackling", "static", "droning", "humming", "ringing", "twangy", "warm", "thin", "full",
         "rich", "melodic", "musical", "percussive", "electronic", "mechanical", "airy", "watery", "gritty",
         "grating", "sizzling", "chirpy", "nasal", "throaty", "guttural", "whooshing", "echoing", "reverberant",
+        "grainy", "static-like", "pitched",
     ),
     "time": (
         "repetitive", "rhythmic", "continuous", "steady", "constant", "brief", "short", "long", "sustained",
         "intermittent", "sporadic", "periodic", "regular", "irregular", "sudden", "abrupt", "transient",
         "rapid", "fast", "slow", "fading", "decaying", "rising", "staccato", "pulsing", "repeated",
         "stationary", "momentary", "lingering", "quick", "frequent", "occasional",
+        "stop-and-start", "unbroken", "repeating", "evenly-spaced",
     ),
     "quality": (
         "high-quality", "low-quality", "poor", "clean", "lo-fi", "hi-fi", "mono", "stereo", "compressed",
@@ -41,6 +45,7 @@ DESCRIPTOR_CATEGORIES: dict[str, tuple[str, ...]] = {
         "alarming", "frightening", "chaotic", "busy", "serene", "haunting", "exciting", "somber", "menacing",
     ),
 }
+CATEGORY_ORDER: tuple[str, ...] = tuple(DESCRIPTOR_CATEGORIES)  # the order of a summary's acoustic points
 ACOUSTIC_ADJECTIVES: frozenset[str] = frozenset(w for ws in DESCRIPTOR_CATEGORIES.values() for w in ws)
 _CATEGORY_OF = {w: cat for cat, ws in DESCRIPTOR_CATEGORIES.items() for w in ws}
 
@@ -56,6 +61,7 @@ several many various different similar first second third fourth fifth overall a
 includes including along whole entire around mostly slightly somewhat quite rather fairly part
 quality texture level levels changes change set active components time seconds second events per lasting
 bursts heard possibly together present unidentified unclear hard tell produces source something may
+contain contains containing way
 """.split())
 # Multi-word descriptors rewritten to one token before counting (so "strong changes in level" is one idea).
 PHRASES: tuple[tuple[str, str], ...] = (
@@ -87,12 +93,15 @@ def _base_forms(word: str) -> list[str]:
     return forms
 
 
+def lexicon_form(word: str) -> str | None:
+    """A word -> the lexicon entry it inflects (louder -> loud, ear-piercing -> piercing) or None."""
+    return next((form for form in _base_forms(word) if form in _CATEGORY_OF), None)
+
+
 def acoustic_category(word: str) -> str | None:
     """A word -> its descriptor category (loudness, pitch, timbre, time, quality, emotion) or None."""
-    for form in _base_forms(word):
-        if form in _CATEGORY_OF:
-            return _CATEGORY_OF[form]
-    return None
+    form = lexicon_form(word)
+    return None if form is None else _CATEGORY_OF[form]
 
 
 def non_acoustic_hint(word: str) -> str | None:

@@ -1,7 +1,8 @@
 """The embedded ``rule`` LLM: a deterministic extractive answerer for the three prompt kinds.
 
-* summary   -> numbered points naming what several of the K captions share (sound sources,
-  loudness, pitch, timbre, time structure, quality, emotion), with how many clips share each.
+* summary   -> numbered points stating what a majority (more than half) of the K captions share,
+  strongest first: sound sources, then acoustic properties (loudness, pitch, timbre, time structure,
+  quality, mood), each as a content-first sentence (``llm_rule_phrases``) saying how many clips share it.
 * icl       -> the concept whose words the description mentions most, ending "Answer: <class>".
 * adjective -> "Yes"/"No" from the acoustic lexicon, with the reason.
 
@@ -14,15 +15,20 @@ import math
 import re
 from collections import Counter, defaultdict
 
-from and_engine.backends.llm_lexicon import PHRASES, STOP_WORDS, acoustic_category, non_acoustic_hint
+from and_engine.backends.llm_lexicon import (
+    CATEGORY_ORDER,
+    PHRASES,
+    STOP_WORDS,
+    acoustic_category,
+    lexicon_form,
+    non_acoustic_hint,
+)
+from and_engine.backends.llm_rule_phrases import IDEA_OF, acoustic_point, source_point
 from and_engine.backends.prompts import ParsedPrompt, parse_prompt
 
-RULE_MODEL = "rule-extractive-v2"  # bump when the algorithm changes: it is part of every cache key
-_TITLES = {
-    "source": "Common sound sources", "loudness": "Loudness", "pitch": "Pitch", "timbre": "Timbre and texture",
-    "time": "Temporal structure", "quality": "Recording quality", "emotion": "Mood",
-}
-_VERBS = {"source": "feature", "quality": "are described as"}
+RULE_MODEL = "rule-extractive-v3"  # bump when the algorithm changes: it is part of every cache key
+NO_COMMONALITY = ("1. No clear commonality: the descriptions do not share a sound source or an acoustic "
+                  "property.")
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
 
@@ -40,19 +46,22 @@ def _terms(text: str) -> list[str]:
     return [w for w in _WORD.findall(text) if w not in STOP_WORDS and len(w) > 2]
 
 
-def _count_phrase(n: int, k: int) -> str:
-    return f"all {k} clips" if n == k else f"{n} of the {k} clips"
+def majority(k: int) -> int:
+    """The fewest of K captions that make a commonality: more than half (3 of 5, 2 of 3, 1 of 1)."""
+    return k // 2 + 1
 
 
 class RuleLLM:
     """Deterministic extractive LLM stand-in (CPU, no weights); ``generate`` never samples."""
 
-    min_share: int = 2  # a term is a commonality when at least this many captions (or all, if K < 2) use it
-    max_terms: int = 4  # per point
+    max_sources: int = 3  # sound-source words per point
+    max_source_points: int = 2
+    max_points: int = 6
 
     def describe(self) -> dict:
         return {"backend": "rule", "model": RULE_MODEL,
-                "params": {"min_share": self.min_share, "max_terms": self.max_terms}}
+                "params": {"share": "majority", "max_sources": self.max_sources,
+                           "max_source_points": self.max_source_points, "max_points": self.max_points}}
 
     def generate(self, prompts: list[str]) -> list[str]:
         return [self._answer(parse_prompt(p)) for p in prompts]
@@ -65,37 +74,36 @@ class RuleLLM:
         return self.judge_adjective(parsed.adjective)
 
     def summarize(self, captions: list[str]) -> str:
-        """K captions -> numbered commonality points (the shape of an LLM summary)."""
+        """K captions -> numbered points (sources first, then acoustic properties), each shared by a
+        majority of the captions, strongest first; a single "no clear commonality" point when none is."""
         k = len(captions)
         surface: dict[str, Counter] = defaultdict(Counter)
         clips_with: dict[str, set[int]] = defaultdict(set)
+        category: dict[str, str] = {}  # acoustic keys (an IDEAS key or a lexicon entry) -> their category
         for i, caption in enumerate(captions):
             for word in _terms(caption):
-                stem = _stem(word)
-                surface[stem][word] += 1
-                clips_with[stem].add(i)
-        need = min(self.min_share, k)
-        shared = [(len(ids), min(ids), stem) for stem, ids in clips_with.items() if len(ids) >= need]
-        by_cat: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for n, _, stem in sorted(shared, key=lambda t: (-t[0], t[1], t[2])):
-            word = surface[stem].most_common(1)[0][0]
-            by_cat[acoustic_category(word) or "source"].append((word, n))
-        points = []
-        for cat in _TITLES:
-            terms = by_cat.get(cat, [])[: self.max_terms]
-            if not terms:
-                continue
-            verb = _VERBS.get(cat, "are")
-            parts = [f"{w} ({_count_phrase(n, k)})" for w, n in terms]
-            listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-            points.append(f"{_TITLES[cat]}: the clips {verb} {listed}.")
+                form = lexicon_form(word)
+                key = _stem(word) if form is None else IDEA_OF.get(form, form)
+                if form is not None:
+                    category[key] = acoustic_category(form)
+                surface[key][word] += 1
+                clips_with[key].add(i)
+        shared = sorted(((len(ids), min(ids), key) for key, ids in clips_with.items() if len(ids) >= majority(k)),
+                        key=lambda t: (-t[0], t[1], t[2]))
+        by_count: dict[int, list[str]] = defaultdict(list)
+        acoustic: list[tuple[int, int, str, str]] = []
+        for n, _, key in shared:
+            cat = category.get(key)
+            if cat is None:
+                by_count[n].append(surface[key].most_common(1)[0][0])
+            else:
+                acoustic.append((-n, CATEGORY_ORDER.index(cat), key, cat))
+        points = [source_point(words[: self.max_sources], n, k) for n, words in by_count.items()]
+        points = points[: self.max_source_points]
+        points += [acoustic_point(word, cat, -neg_n, k) for neg_n, _, word, cat in sorted(acoustic)]
         if not points:
-            return ("1. No clear commonality: the descriptions do not share a sound source or an acoustic "
-                    "property.")
-        lines = [f"{i}. {p}" for i, p in enumerate(points, start=1)]
-        top = [w for cat in _TITLES for w, _ in by_cat.get(cat, [])[:1]]
-        lines.append("Overall, these clips have in common: " + ", ".join(top) + ".")
-        return "\n".join(lines)
+            return NO_COMMONALITY
+        return "\n".join(f"{i}. {p}" for i, p in enumerate(points[: self.max_points], start=1))
 
     def pick_concept(self, concepts: list[str], description: str) -> str:
         """Concept set + description -> a response naming the best-matching concept, then 'Answer: <c>'."""

@@ -57,7 +57,8 @@ def selected_layers(target: TargetModel, names: tuple[str, ...] | list[str]) -> 
     return [s for s in target.layers() if s.name in wanted]
 
 
-def _model_tables(target: TargetModel, info: dict) -> dict[str, pd.DataFrame]:
+def _model_tables(target: TargetModel, info: dict, dissected: list[LayerSpec]) -> dict[str, pd.DataFrame]:
+    """The ``models`` row and one ``layers`` row per dissected layer (layer_index: position in the model)."""
     models = pd.DataFrame([{
         "model": target.name, "kind": target.kind, "sample_rate": target.sample_rate,
         "class_names": list(target.class_names), "heldout_fold": info["heldout_fold"],
@@ -66,7 +67,7 @@ def _model_tables(target: TargetModel, info: dict) -> dict[str, pd.DataFrame]:
     }])
     layers = pd.DataFrame([{"model": target.name, "layer": s.name, "module_path": s.module_path, "kind": s.kind,
                             "block": s.block, "layer_index": i, "n_neurons": s.n_neurons, "map_freq": s.map_freq,
-                            "map_time": s.map_time} for i, s in enumerate(target.layers())])
+                            "map_time": s.map_time} for i, s in enumerate(target.layers()) if s in dissected])
     return {"models": models, "layers": layers}
 
 
@@ -78,9 +79,9 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig, clips_fp: str) -> 
     params = {**dataclasses.asdict(model_cfg), "clip_seconds": ctx.config.probing_set.clip_seconds,
               "heldout_fold": ctx.config.probing_set.heldout_fold,
               "training": training_params(model_cfg, ctx.config) if model_cfg.kind in TRAINED else {}}
-    out = {f"model:{name}": run_step(ctx, "model", {"model": name}, params, [clips_fp],
-                                     lambda: _model_tables(target, info))}
     layers = selected_layers(target, model_cfg.layers)
+    out = {f"model:{name}": run_step(ctx, "model", {"model": name}, params, [clips_fp],
+                                     lambda: _model_tables(target, info, layers))}
     values: dict[str, np.ndarray] = {}
 
     def acts(spec: LayerSpec, fresh: bool = False) -> np.ndarray:

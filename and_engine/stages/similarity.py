@@ -7,12 +7,11 @@ clips. The normalising term of ``wpmi`` / ``soft_wpmi`` is over all neurons of t
 code called them one neuron at a time, which zeroes ``soft_wpmi``; we do not). ``score_all`` runs several
 functions on one layer, validating once and sharing each neuron's top-clip order (``LayerInputs``).
 Speed (docs/dissection.md, benchmarks/bench_similarity.py): no loop over neurons except in chunks that
-keep temporaries in cache; top clips by torch.topk; per-neuron sums of rows as one sparse product.
+keep temporaries in cache; top clips by integer-key sorts; per-neuron sums of rows as one sparse product.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +20,9 @@ from scipy.sparse import csr_array
 from scipy.special import logsumexp, softmax
 
 CHUNK = 32  # neurons per chunk of the gathered (c, k, M) temporaries (about 1 MB: they stay in cache)
+KEY_CHUNK = 64  # top clips: neurons per chunk of int32 sort keys
+KEY_CLIP_BITS = 12  # top clips: int32 keys while clip ids fit 12 bits (N <= 4096), else a full argpartition
+SAMPLE_STRIDE = 8  # top clips: every 8th clip sets each neuron's candidate threshold
 NORM_EPS = 1e-12  # cos: floor of a column norm (a dead neuron scores 0, never NaN)
 MIN_AVG_P = 1e-6  # rank_reorder: floor of the mean P (a negative CLAP cosine would give NaN)
 RANK_TOP_FRACTION, WPMI_TOP_K, SOFT_WPMI_TOP_K = 0.05, 28, 100  # top clips each function reads (SPEC 6)
@@ -102,21 +104,52 @@ def _top_of_rows(x: np.ndarray, limit: int) -> np.ndarray:
 def _top_of_columns(u: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """u (N, n), limit < N -> ids (n, limit), values (n, limit): each column's largest, descending, ties by id.
 
-    torch.topk on the transposed view (no copy of u). Its order among equal values is unspecified, so
-    a column with equal values in its top, or one equal to the first value left out, is redone by a
-    stable sort (``_top_of_rows``)."""
-    import torch  # lazy: a pinned requirement, but heavy to import
-
-    if min(u.strides) < 0:  # torch cannot view negative strides
-        u = np.ascontiguousarray(u)
-    with warnings.catch_warnings():  # a read-only u is only read
-        warnings.simplefilter("ignore", UserWarning)
-        vals, ids = torch.topk(torch.from_numpy(u).T, limit, dim=1)
-    vals, ids = vals.numpy(), ids.numpy().astype(np.int64)
-    tied = (vals[:, 1:] == vals[:, :-1]).any(axis=1) | (np.count_nonzero(u >= vals[:, -1], axis=0) > limit)
-    if tied.any():
-        ids[tied] = _top_of_rows(np.ascontiguousarray(u[:, tied].T), limit)
-        vals[tied] = np.take_along_axis(u[:, tied], ids[tied].T, axis=0).T
+    Per chunk of neurons, each activation becomes one int32 key, its float32 bits made sortable with the
+    low bits replaced by the clip (N - 1 - id): a plain integer sort, which numpy does with SIMD, orders
+    (value, clip) at once. A threshold from every 8th clip keeps about 2 x limit candidates per neuron;
+    only those are sorted. The keys round the value, so the chosen clips are re-sorted by their exact
+    value (stable: equal values keep clip order); a neuron whose rounded limit-th value is shared with a
+    clip left out, or whose threshold kept too few clips, is redone exactly by ``_top_of_rows``."""
+    N, n = u.shape
+    bits = max(1, (N - 1).bit_length())
+    n_sample = len(range(0, N, SAMPLE_STRIDE))
+    ks = int(np.ceil(2 * limit * n_sample / N)) + 1
+    if bits > KEY_CLIP_BITS or 4 * ks > n_sample:  # keys too coarse, or nothing to gain from a threshold
+        ids = _top_of_rows(np.ascontiguousarray(u.T), limit)
+        return ids, np.take_along_axis(u, ids.T, axis=0).T
+    low = np.int32((1 << bits) - 1)
+    clip_bits = (low - np.arange(N, dtype=np.int32))[:, None]
+    ids, vals = np.zeros((n, limit), dtype=np.int64), np.empty((n, limit))
+    redo = np.zeros(n, dtype=bool)
+    for s in range(0, n, KEY_CHUNK):
+        block = u[:, s:s + KEY_CHUNK]
+        f = block.astype(np.float32)
+        f += np.float32(0.0)  # -0.0 -> +0.0: equal values, equal keys
+        key = f.view(np.int32)
+        key ^= (key >> 31) & np.int32(0x7FFFFFFF)  # float order -> int order
+        key &= ~low
+        key |= clip_bits
+        key = np.ascontiguousarray(key.T)  # (c, N)
+        c = len(key)
+        # candidates: every key at or above the sampled threshold's rounded value (whole rounding buckets)
+        keep = key >= np.partition(key[:, ::SAMPLE_STRIDE], n_sample - ks, axis=1)[:, n_sample - ks, None] & ~low
+        counts = np.count_nonzero(keep, axis=1)
+        if counts.max() < limit:
+            redo[s:s + c] = True
+            continue
+        cand = np.full((c, counts.max()), np.iinfo(np.int32).min, dtype=np.int32)  # below every key
+        cand[np.arange(cand.shape[1]) < counts[:, None]] = key[keep]  # each row's candidates, left-aligned
+        cand.sort(axis=1)
+        best = cand[:, ::-1][:, :limit]
+        ok = (counts >= limit) & (np.count_nonzero(cand >= (best[:, -1:] & ~low), axis=1) == limit)
+        got = np.where(ok[:, None], low - (best & low), 0).astype(np.int64)
+        exact = block[got, np.arange(c)[:, None]]
+        o = np.argsort(-exact, axis=1, kind="stable")
+        ids[s:s + c], vals[s:s + c] = np.take_along_axis(got, o, axis=1), np.take_along_axis(exact, o, axis=1)
+        redo[s:s + c] = ~ok
+    if redo.any():
+        ids[redo] = _top_of_rows(np.ascontiguousarray(u[:, redo].T), limit)
+        vals[redo] = np.take_along_axis(u[:, redo], ids[redo].T, axis=0).T
     return ids, vals
 
 
@@ -195,6 +228,17 @@ def _cube(x: np.ndarray) -> np.ndarray:
     return x * x * x
 
 
+def _centred_cubes(u: np.ndarray, rows: int = 64) -> np.ndarray:
+    """(N, n) -> (u - column mean)^3, in blocks of ``rows`` clips (the square stays in cache)."""
+    mean, out, square = u.mean(0), np.empty_like(u), np.empty((rows, u.shape[1]))
+    for r in range(0, len(u), rows):
+        block, sq = out[r:r + rows], square[:min(rows, len(u) - r)]
+        np.subtract(u[r:r + rows], mean, out=block)
+        np.multiply(block, block, out=sq)
+        block *= sq
+    return out
+
+
 def cos(u, P=None, subsets=None) -> np.ndarray:
     """Cosine over clips of each u column with each P column -> (n, M)."""
     x = prepare(u, P, subsets)
@@ -207,9 +251,8 @@ def cos(u, P=None, subsets=None) -> np.ndarray:
 def cos3(u, P=None, subsets=None, min_norm: float = 1e-3) -> np.ndarray:
     """Centre over clips, cube, L2-normalise (norm floor ``min_norm``), dot -> (n, M)."""
     x = prepare(u, P, subsets)
-    if x.subsets is None:  # cube in place, normalise u after the product
-        uc = x.u - x.u.mean(0)
-        uc *= uc * uc
+    if x.subsets is None:  # normalise u after the product
+        uc = _centred_cubes(x.u)
         pc = _unit(_cube(x.P - x.P.mean(0)), 0, min_norm)
         return (uc.T @ pc) / np.maximum(_column_norms(uc), min_norm)[:, None]
     us, ps = _gathered(x)

@@ -86,7 +86,7 @@ try {
   found.pruned_off = await metric(page, "neurons pruned");
 
   // 5. rate a neuron and see the rating in the results
-  await page.goto(`${base}/human-eval`, { waitUntil: "domcontentloaded" });
+  await page.goto(`${base}/human_eval`, { waitUntil: "domcontentloaded" });
   const rater = page.getByLabel("Your rater name");
   await rater.fill("browser-rater");
   await rater.press("Enter");
