@@ -13,7 +13,7 @@ The loops run on an evenly spaced sample of neurons, twice (a quarter of the sam
 time = fixed cost + per-neuron cost x neurons, fitted on the two runs and extrapolated to the layer.
 Before timing, each loop's scores on the sample are checked against the vectorised ones (wpmi /
 soft_wpmi: the sample scored as its own layer, and the fair loop on the whole layer). Everything runs
-on --threads threads (BLAS and torch; default 1, as a per-neuron loop uses); each time is the best of
+on --threads BLAS threads (default 1, as a per-neuron loop uses); each time is the best of
 --repeats, as process CPU time (steady on a shared machine) and as wall clock (shown with the load
 average: other processes on the machine inflate it).
 
@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.special import softmax
 from threadpoolctl import threadpool_limits
 
@@ -93,9 +92,8 @@ def main() -> None:
     ap.add_argument("--concepts", type=int, default=50)
     ap.add_argument("--sample", type=int, default=128, help="neurons the loops are timed on (>= 8)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1, help="BLAS and torch threads")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS threads")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
         run(args)
 

@@ -58,3 +58,12 @@ def test_no_database_lock_is_held_between_page_views(db, monkeypatch):
     for page in ("pages/overview.py", "pages/neuron.py", "pages/concepts.py"):
         assert not run_page(page).exception
         ResultsStore(db).close()  # a writer can open the database right after a page view
+
+
+def test_server_config_is_local_only():
+    import tomllib
+    from pathlib import Path
+
+    cfg = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["address"] == "localhost" and cfg["server"]["headless"] is True
+    assert cfg["browser"]["gatherUsageStats"] is False
