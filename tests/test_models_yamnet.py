@@ -20,7 +20,7 @@ def yamnet():
 
 @pytest.fixture(scope="module")
 def clips():
-    return demo_clips(per_class=1)  # 27 real clips, one per class
+    return demo_clips(per_class=1)  # 26 real clips, one per class
 
 
 @pytest.fixture(scope="module")

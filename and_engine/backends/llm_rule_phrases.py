@@ -17,31 +17,31 @@ from collections.abc import Sequence
 
 IDEAS: dict[str, tuple[tuple[str, ...], str]] = {
     # loudness
-    "loud": (("loud", "deafening", "booming", "thunderous"), "{Count} [blare/blares] loudly and forcefully at high volume."),
+    "loud": (("loud", "deafening", "booming", "thunderous"), "{Count} [are/is] loud and forceful, blaring at high volume."),
     "moderately-loud": (("moderately-loud", "moderate"),
                         "{Count} [sit/sits] at a medium, moderate volume, comfortable to listen to."),
-    "quiet": (("quiet", "soft", "faint", "hushed", "silent"), "{Count} [are/is] faint and hushed, barely audible, almost silent."),
+    "quiet": (("quiet", "soft", "faint", "hushed", "silent"), "{Count} [are/is] quiet, faint and hushed, barely audible."),
     "relatively-loud": (("relatively-loud",), "Compared with the rest, {count} [are/is] turned up higher and louder."),
     "relatively-quiet": (("relatively-quiet",), "{Count} [are/is] softer and more subdued than most other clips."),
-    "dynamic": (("dynamic",), "Big swings in level, surging up and dropping away, run through {count}."),
+    "dynamic": (("dynamic",), "Big dynamic swings in level, surging up and dropping away, run through {count}."),
     "even-level": (("even-level",), "{Count} [hold/holds] an even, stable level without swells or drops."),
     # pitch
     "high-pitched": (("high-pitched", "shrill", "squeaky"), "{Count} [sound/sounds] shrill, squeaky and piercing, with a treble edge."),
-    "low-pitched": (("low-pitched", "deep", "bassy"), "{Count} [rumble/rumbles] deep and bassy in a low register."),
-    "mid-pitched": (("mid-pitched",), "{Count} [hover/hovers] in a middle register, neither shrill nor deep."),
+    "low-pitched": (("low-pitched", "deep", "bassy"), "Deep, bassy, low-pitched rumbling underlies {count}."),
+    "mid-pitched": (("mid-pitched",), "{Count} [are/is] mid-pitched, hovering in a middle register."),
     "high-frequency": (("high-frequency",), "Bright, hissy high-frequency energy fills {count}."),
     "low-frequency": (("low-frequency",), "{Count} [are/is] weighted toward low frequencies, heavy in the bass."),
     "mid-range": (("mid-range",), "{Count} [have/has] a balanced, neutral mid-range spectrum."),
     # timbre
     "noisy": (("noisy",), "A grainy, hissing, static-like noisy texture pervades {count}."),
-    "tonal": (("tonal", "harmonic"), "{Count} [carry/carries] clear tonal notes, pure and pitched."),
+    "tonal": (("tonal", "harmonic"), "{Count} [are/is] tonal, carrying pure, pitched notes."),
     # time structure
     "repetitive": (("repetitive", "rhythmic", "repeated", "periodic", "regular", "pulsing"),
-                   "{Count} [repeat/repeats] events in a regular rhythm, evenly spaced like a beat."),
+                   "{Count} [repeat/repeats] events in a regular, repetitive rhythm, evenly spaced like a beat."),
     "intermittent": (("intermittent", "irregular", "sporadic", "occasional"),
-                     "Sporadic, patchy bursts, unevenly spaced and unpredictable, occur in {count}."),
+                     "{Count} [are/is] intermittent, stuttering erratically in scattered, haphazard bursts."),
     "continuous": (("continuous", "steady", "constant", "sustained", "stationary"),
-                   "{Count} [drone/drones] on, unbroken and steady, never pausing."),
+                   "{Count} [are/is] continuous, droning on unbroken and steady."),
     "brief": (("brief", "short", "momentary", "transient"),
               "{Count} [are/is] over almost instantly, a single momentary blip."),
 }
