@@ -16,12 +16,42 @@ from pathlib import Path
 from and_engine.config import ConfigError, ProbingSetConfig, load_config
 
 DEFAULT_CONFIG = "configs/demo.toml"
-# stage -> pipeline level; a stage is stale when a config section of its level or below changed
-STAGE_LEVEL = {"clips": 0, "models": 1, "layers": 1, "activations": 1, "extremes": 1, "captions": 1,
-               "summaries": 2}
-SECTION_LEVEL = {"probing_set": 0, "run": 0, "models": 1, "activations": 1, "captions": 1, "summaries": 2,
-                 "module_a": 3, "module_b": 3, "module_c": 3, "analyses": 4}
-DEFAULT_LEVEL = 4
+# stage -> (config sections it reads, stages it reads): a stage is stale when one of its sections changed
+# or one of its inputs is stale
+STAGE_INPUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "clips": (("probing_set",), ()),
+    "model": (("models", "run"), ("clips",)),
+    "activations": (("activations",), ("model",)),
+    "extremes": (("activations",), ("activations",)),
+    "activation_maps": (("activations",), ("extremes",)),
+    "captions": (("captions",), ("clips",)),
+    "summaries": (("summaries",), ("extremes", "captions")),
+    "module_a": (("module_a",), ("activations", "extremes", "captions")),
+    "module_a_icl": (("module_a", "summaries"), ("summaries",)),
+    "module_b": (("module_b",), ("summaries",)),
+    "adjective_checks": (("module_c", "summaries"), ("module_b",)),
+    "module_c": (("module_c",), ("module_b", "adjective_checks")),
+    "clusters": (("analyses",), ("captions",)),
+    "lastlayer": (("analyses",), ("module_a", "module_a_icl")),
+    "pruning": (("analyses",), ("module_a", "module_c", "model")),
+    "feature_importance": (("analyses",), ("module_c", "model")),
+    "adjectives": (("analyses",), ("module_c",)),
+    "interpretability": (("analyses",), ("clusters", "extremes")),
+    "acoustic_check": (("analyses",), ("module_c", "captions")),
+}
+
+
+def stale_stages(changed: list[str]) -> set[str]:
+    """Stages whose configuration or inputs changed, given the changed config sections (unknown = stale)."""
+    stale: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for stage, (sections, inputs) in STAGE_INPUTS.items():
+            if stage not in stale and (set(sections) & set(changed) or set(inputs) & stale):
+                stale.add(stage)
+                grew = True
+    return stale
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -58,14 +88,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if runs.empty:
             runs = store.query_df("SELECT config_json, status FROM runs WHERE config_json <> '' "
                                   "ORDER BY started_at DESC LIMIT 1")
-    changed = changed_sections(json.loads(runs.config_json[0]), config.to_dict()) if len(runs) else list(SECTION_LEVEL)
-    lowest = min((SECTION_LEVEL.get(s, 0) for s in changed), default=None)
+    changed = changed_sections(json.loads(runs.config_json[0]), config.to_dict()) if len(runs) else list(config.to_dict())
+    stale = stale_stages(changed)
     print(f"database: {db}")
     print(f"config sections changed since the last build: {', '.join(changed) or 'none'}")
     print(f"{'stage':<22}{'steps':>7}{'rows':>12}  {'last built':<20} state")
     for r in steps.itertuples():
-        level = STAGE_LEVEL.get(r.stage, DEFAULT_LEVEL)
-        state = "stale" if lowest is not None and level >= lowest else "up to date"
+        known = r.stage in STAGE_INPUTS
+        state = "stale" if r.stage in stale or (changed and not known) else "up to date"
         print(f"{r.stage:<22}{r.steps:>7}{int(r.rows or 0):>12}  {str(r.last_built)[:19]:<20} {state}")
     return 0
 

@@ -46,3 +46,13 @@ def test_changed_sections():
     a = Config().to_dict()
     b = {**a, "module_b": {**a["module_b"], "threshold": 0.5}}
     assert changed_sections(a, b) == ["module_b"]
+
+
+def test_stale_stages_follow_inputs():
+    from and_engine.cli import STAGE_INPUTS, stale_stages
+
+    assert stale_stages([]) == set()
+    module_b = stale_stages(["module_b"])
+    assert {"module_b", "adjective_checks", "module_c", "pruning", "adjectives"} <= module_b
+    assert not {"activations", "captions", "summaries", "module_a", "clusters"} & module_b
+    assert stale_stages(["probing_set"]) == set(STAGE_INPUTS)

@@ -1,11 +1,12 @@
 """Sentences for the ``rule`` LLM's commonality summaries: count phrases, sound-source points, acoustic points.
 
-Every point is content-first: the shared property is spelled out with several words of its own (a
-*gloss*) so that a sentence embedding (MiniLM, Module B) is dominated by what the clips share, not by
-the sentence frame. Opposite properties get glosses with no words in common ("blaring at high volume"
-vs "faint and hushed, barely audible"), because antonyms alone ("loud" / "quiet") in the same frame
-embed almost identically (cosine 0.85-0.95; docs/backends.md). Glosses use adjectives and generic
-nouns only, never a sound-source noun, so Module C does not find sources that no caption named.
+Every point is content-first: it names the shared property and spells it out with several words of
+its own (a *gloss*) so that a sentence embedding (MiniLM, Module B) is dominated by what the clips
+share, not by the sentence frame. Opposite properties get glosses with no words in common ("loud and
+forceful, blaring at high volume" vs "quiet, faint and hushed, barely audible"), because antonyms alone
+("loud" / "quiet") in the same frame embed almost identically (cosine 0.85-0.95; docs/backends.md).
+Glosses use acoustic adjectives and acoustic nouns (volume, rhythm, notes) only, never a sound-source
+noun, so Module C does not find sources that no caption named.
 ``IDEAS`` maps a canonical property to (aliases, sentence); ``{count}`` is where the clip count goes.
 """
 
@@ -26,11 +27,11 @@ IDEAS: dict[str, tuple[tuple[str, ...], str]] = {
     "dynamic": (("dynamic",), "Big dynamic swings in level, surging up and dropping away, run through {count}."),
     "even-level": (("even-level",), "{Count} [hold/holds] an even, stable level without swells or drops."),
     # pitch
-    "high-pitched": (("high-pitched", "shrill", "squeaky"), "{Count} [sound/sounds] shrill, squeaky and piercing, with a treble edge."),
+    "high-pitched": (("high-pitched", "shrill", "squeaky"), "A shrill, squeaky, high-pitched whine pierces through {count}."),
     "low-pitched": (("low-pitched", "deep", "bassy"), "Deep, bassy, low-pitched rumbling underlies {count}."),
     "mid-pitched": (("mid-pitched",), "{Count} [are/is] mid-pitched, hovering in a middle register."),
     "high-frequency": (("high-frequency",), "Bright, hissy high-frequency energy fills {count}."),
-    "low-frequency": (("low-frequency",), "{Count} [are/is] weighted toward low frequencies, heavy in the bass."),
+    "low-frequency": (("low-frequency",), "Heavy, dull low-frequency bass weighs down {count}."),
     "mid-range": (("mid-range",), "{Count} [have/has] a balanced, neutral mid-range spectrum."),
     # timbre
     "noisy": (("noisy",), "A grainy, hissing, static-like noisy texture pervades {count}."),
@@ -43,7 +44,7 @@ IDEAS: dict[str, tuple[tuple[str, ...], str]] = {
     "continuous": (("continuous", "steady", "constant", "sustained", "stationary"),
                    "{Count} [are/is] continuous, droning on unbroken and steady."),
     "brief": (("brief", "short", "momentary", "transient"),
-              "{Count} [are/is] over almost instantly, a single momentary blip."),
+              "{Count} [are/is] brief, over almost instantly, a single momentary blip."),
 }
 IDEA_OF: dict[str, str] = {alias: idea for idea, (aliases, _) in IDEAS.items() for alias in aliases}
 

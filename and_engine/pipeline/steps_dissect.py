@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from and_engine.backends.llm import CachedLLM, make_llm
+from and_engine.backends.llm import CachedLLM
 from and_engine.backends.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID
 from and_engine.config import stable_hash
 from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
@@ -34,10 +34,10 @@ def _encoder(ctx: BuildContext, name: str):
 
 
 def _llm(ctx: BuildContext, template: str) -> CachedLLM:
-    cfg = ctx.config.summaries.llm
-    return _cached(ctx, ("dissect-llm", template, cfg, id(ctx.store)), lambda: CachedLLM(
-        make_llm(cfg), ctx.store.cache_get, ctx.store.cache_put, template=template,
-        chunk_size=max(cfg.batch_size, 1) * 4))
+    """The summaries' LLM behind the shared cache (one backend per build, shared with the describe steps)."""
+    from and_engine.pipeline.steps_describe import cached_llm
+
+    return cached_llm(ctx, ctx.config.summaries.llm, template)
 
 
 def _concepts(ctx: BuildContext) -> list[str]:
