@@ -40,6 +40,11 @@ def md(text: object) -> str:
     return str(text).translate(_MD_SPECIAL)
 
 
+def md_lines(text: object) -> str:
+    """Like ``md`` but keeps the text's line breaks (numbered summary points stay one per line)."""
+    return "  \n".join(md(line) for line in str(text).splitlines() if line.strip())
+
+
 def results_path() -> Path:
     if os.environ.get("AND_EXPLORER_DB"):
         return Path(os.environ["AND_EXPLORER_DB"]).expanduser()

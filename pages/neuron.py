@@ -5,7 +5,7 @@ import streamlit as st
 
 from and_engine.explorer import aggregates, charts, live, media, queries
 from and_engine.explorer.media import UnsafePathError
-from pages._shared import layers_or_stop, md, neuron_link, run_config, store
+from pages._shared import layers_or_stop, md, md_lines, neuron_link, run_config, store
 
 st.title("Neuron")
 db = store()
@@ -92,9 +92,9 @@ summ = queries.summaries(db, model, layer, neuron)
 points, stored = queries.calibration(db, model, layer, neuron)
 c1, c2 = st.columns(2)
 c1.markdown("**S_h: summary of the top-K captions**")
-c1.markdown(md(summ.get("top", {}).get("summary", "—")))
+c1.markdown(md_lines(summ.get("top", {}).get("summary", "—")))
 c2.markdown("**S_l: summary of the bottom-K captions**")
-c2.markdown(md(summ.get("bottom", {}).get("summary", "—")))
+c2.markdown(md_lines(summ.get("bottom", {}).get("summary", "—")))
 if "top" in summ:
     status = summ["top"].get("status") or "ok"
     st.caption(md(f"summaries by {summ['top']['backend']} / {summ['top']['llm_model']} (status: {status})"))

@@ -89,9 +89,9 @@ def _neuron_rows(acts: dict[str, np.ndarray], clips: pd.DataFrame, rng: np.rando
                       "Some of the clips were recorded outdoors in open spaces."]
             low = ["Some of the clips were recorded outdoors in open spaces.",
                    f"The clips are quiet recordings of {other.replace('_', ' ')} sounds."]
-            t["summaries"] += [{**key, "side": "top", "summary": " ".join(points), "cache_key": f"h{layer}{j}",
+            t["summaries"] += [{**key, "side": "top", "summary": _numbered(points), "cache_key": f"h{layer}{j}",
                                 "backend": "rule", "llm_model": "fixture-rule", "status": "ok"},
-                               {**key, "side": "bottom", "summary": " ".join(low), "cache_key": f"l{layer}{j}",
+                               {**key, "side": "bottom", "summary": _numbered(low), "cache_key": f"l{layer}{j}",
                                 "backend": "rule", "llm_model": "fixture-rule", "status": "ok"}]
             cosines = [0.3 + 0.05 * (j % 4), 0.55 + 0.02 * (j % 5), 0.97]
             for i, (p, c) in enumerate(zip(points, cosines)):
@@ -151,6 +151,11 @@ def _analyses(clips: pd.DataFrame) -> dict[str, pd.DataFrame]:
                               for a in ("loud", "high-pitched") for h in (True, False)]),
         "adjective_checks": df([{"adjective": w, "accepted": True, "answer": "Yes."} for w in words]),
     }
+
+
+def _numbered(points: list[str]) -> str:
+    """Points -> an LLM-style numbered answer, one point per line."""
+    return "\n".join(f"{i}. {p}" for i, p in enumerate(points, start=1))
 
 
 def build_fixture_db(path: Path) -> Path:

@@ -36,6 +36,8 @@ def test_neuron_from_url_with_clips_players_and_maps(db):
     concepts = at.dataframe[0].value
     assert {"DB", "TAB", "ICL"} <= set(concepts["method"])
     assert "**adjective**: clear · crackling · noisy" in text
+    summaries = [m for m in _markdown(at) if m.startswith("1\\.")]
+    assert summaries and all("  \n2\\." in m for m in summaries)  # one numbered point per line
 
 
 def test_threshold_slider_recalibrates_live(db):
