@@ -7,7 +7,8 @@ clips. The normalising term of ``wpmi`` / ``soft_wpmi`` is over all neurons of t
 code called them one neuron at a time, which zeroes ``soft_wpmi``; we do not). ``score_all`` runs several
 functions on one layer, validating once and sharing each neuron's top-clip order (``LayerInputs``).
 Speed (docs/dissection.md, benchmarks/bench_similarity.py): no loop over neurons except in chunks that
-keep temporaries in cache; top clips by integer-key sorts; per-neuron sums of rows as one sparse product.
+keep temporaries in cache; top clips by integer-key sorts (``top_clips``); per-neuron sums of rows as one
+sparse product; cos / cos3 products in float32 unless ``exact=True``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import numpy as np
 from scipy.sparse import csr_array
 from scipy.special import logsumexp, softmax
 
+from and_engine.stages.top_clips import neuron_order, neuron_top
+
+__all__ = ["SIMILARITIES", "LayerInputs", "SimilarityError", "cos", "cos3", "neuron_order", "prepare",
+           "rank_reorder", "score_all", "similarity_scores", "soft_wpmi", "wpmi"]
+
 CHUNK = 32  # neurons per chunk of the gathered (c, k, M) temporaries (about 1 MB: they stay in cache)
-KEY_CHUNK = 64  # top clips: neurons per chunk of int32 sort keys
-KEY_CLIP_BITS = 12  # top clips: int32 keys while clip ids fit 12 bits (N <= 4096), else a full argpartition
-SAMPLE_STRIDE = 8  # top clips: every 8th clip sets each neuron's candidate threshold
 NORM_EPS = 1e-12  # cos: floor of a column norm (a dead neuron scores 0, never NaN)
+FLOAT32_NORMS = (1e-15, 1e15)  # cos / cos3: column norms (of u / of its centred cubes) float32 products serve
 MIN_AVG_P = 1e-6  # rank_reorder: floor of the mean P (a negative CLAP cosine would give NaN)
 RANK_TOP_FRACTION, WPMI_TOP_K, SOFT_WPMI_TOP_K = 0.05, 28, 100  # top clips each function reads (SPEC 6)
 
@@ -54,7 +58,7 @@ class LayerInputs:
         L = min(limit, clips); computed once per layer for the largest limit asked."""
         limit = min(limit, self.n_candidates)
         if self._top is None or self._top[0].shape[1] < limit:
-            self._top = _neuron_top(self.u, self.subsets, limit)
+            self._top = neuron_top(self.u, self.subsets, limit)
         return self._top[0][:, :limit], self._top[1][:, :limit]
 
     def order(self, limit: int) -> np.ndarray:
@@ -82,75 +86,6 @@ def prepare(u, P, subsets=None) -> LayerInputs:
         if subsets.min() < 0 or subsets.max() >= u.shape[0]:
             raise SimilarityError(f"subsets hold clip ids outside 0..{u.shape[0] - 1}")
     return LayerInputs(u, P, subsets)
-
-
-def _top_of_rows(x: np.ndarray, limit: int) -> np.ndarray:
-    """x (n, N) -> (n, limit) column ids of the largest values per row, descending, ties by id.
-
-    argpartition (linear time) + a sort of the selected few; rows whose ``limit``-th value is tied with
-    an unselected one fall back to a stable full sort, so ties always go to the lower clip id."""
-    if limit >= x.shape[1]:
-        return np.argsort(-x, axis=1, kind="stable")
-    part = np.argpartition(x, x.shape[1] - limit, axis=1)[:, x.shape[1] - limit:]
-    vals = np.take_along_axis(x, part, axis=1)
-    o = np.lexsort((part, -vals))
-    part, vals = np.take_along_axis(part, o, axis=1), np.take_along_axis(vals, o, axis=1)
-    tied = np.nonzero((x >= vals[:, -1:]).sum(axis=1) > limit)[0]
-    if tied.size:
-        part[tied] = np.argsort(-x[tied], axis=1, kind="stable")[:, :limit]
-    return part
-
-
-def _top_of_columns(u: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """u (N, n), limit < N -> ids (n, limit), values (n, limit): each column's largest, descending, ties by id.
-
-    Per chunk of neurons, each activation becomes one int32 key, its float32 bits made sortable with the
-    low bits replaced by the clip (N - 1 - id): a plain integer sort, which numpy does with SIMD, orders
-    (value, clip) at once. A threshold from every 8th clip keeps about 2 x limit candidates per neuron;
-    only those are sorted. The keys round the value, so the chosen clips are re-sorted by their exact
-    value (stable: equal values keep clip order); a neuron whose rounded limit-th value is shared with a
-    clip left out, or whose threshold kept too few clips, is redone exactly by ``_top_of_rows``."""
-    N, n = u.shape
-    bits = max(1, (N - 1).bit_length())
-    n_sample = len(range(0, N, SAMPLE_STRIDE))
-    ks = int(np.ceil(2 * limit * n_sample / N)) + 1
-    if bits > KEY_CLIP_BITS or 4 * ks > n_sample:  # keys too coarse, or nothing to gain from a threshold
-        ids = _top_of_rows(np.ascontiguousarray(u.T), limit)
-        return ids, np.take_along_axis(u, ids.T, axis=0).T
-    low = np.int32((1 << bits) - 1)
-    clip_bits = (low - np.arange(N, dtype=np.int32))[:, None]
-    ids, vals = np.zeros((n, limit), dtype=np.int64), np.empty((n, limit))
-    redo = np.zeros(n, dtype=bool)
-    for s in range(0, n, KEY_CHUNK):
-        block = u[:, s:s + KEY_CHUNK]
-        f = block.astype(np.float32)
-        f += np.float32(0.0)  # -0.0 -> +0.0: equal values, equal keys
-        key = f.view(np.int32)
-        key ^= (key >> 31) & np.int32(0x7FFFFFFF)  # float order -> int order
-        key &= ~low
-        key |= clip_bits
-        key = np.ascontiguousarray(key.T)  # (c, N)
-        c = len(key)
-        # candidates: every key at or above the sampled threshold's rounded value (whole rounding buckets)
-        keep = key >= np.partition(key[:, ::SAMPLE_STRIDE], n_sample - ks, axis=1)[:, n_sample - ks, None] & ~low
-        counts = np.count_nonzero(keep, axis=1)
-        if counts.max() < limit:
-            redo[s:s + c] = True
-            continue
-        cand = np.full((c, counts.max()), np.iinfo(np.int32).min, dtype=np.int32)  # below every key
-        cand[np.arange(cand.shape[1]) < counts[:, None]] = key[keep]  # each row's candidates, left-aligned
-        cand.sort(axis=1)
-        best = cand[:, ::-1][:, :limit]
-        ok = (counts >= limit) & (np.count_nonzero(cand >= (best[:, -1:] & ~low), axis=1) == limit)
-        got = np.where(ok[:, None], low - (best & low), 0).astype(np.int64)
-        exact = block[got, np.arange(c)[:, None]]
-        o = np.argsort(-exact, axis=1, kind="stable")
-        ids[s:s + c], vals[s:s + c] = np.take_along_axis(got, o, axis=1), np.take_along_axis(exact, o, axis=1)
-        redo[s:s + c] = ~ok
-    if redo.any():
-        ids[redo] = _top_of_rows(np.ascontiguousarray(u[:, redo].T), limit)
-        vals[redo] = np.take_along_axis(u[:, redo], ids[redo].T, axis=0).T
-    return ids, vals
 
 
 def _sum_rows(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -182,32 +117,20 @@ def _mean_abs_pow(d: np.ndarray, p: float, axis) -> np.ndarray:
 def _pairwise_cubes(t: np.ndarray) -> np.ndarray:
     """t (c, k) sorted descending -> mean over all (i, j) pairs of |t_i - t_j|^3, in O(k) per row.
 
-    Sum over i < j of (t_i - t_j)^3 expands into prefix sums of t, t^2, t^3 (rows centred first)."""
-    t = t - t.mean(axis=1, keepdims=True)
-    k = t.shape[1]
-    t2 = t * t
-    t3 = t2 * t  # products, not **: np.power is slow here
-    s1, s2, s3 = (np.cumsum(v, axis=1) - v for v in (t, t2, t3))  # sums over i < j
-    j = np.arange(k)[None, :]
-    half = (s3 - 3 * s2 * t + 3 * s1 * t2 - j * t3).sum(axis=1)
-    return np.where(np.ptp(t, axis=1) > 0, np.maximum(2 * half / (k * k), 0.0), 0.0)  # equal values: exactly 0
-
-
-def neuron_order(u: np.ndarray, subsets: np.ndarray | None = None, limit: int | None = None) -> np.ndarray:
-    """(N, n) activations -> (n, L) clip ids per neuron by activation descending, ties by clip id."""
-    return _neuron_top(u, subsets, limit)[0]
-
-
-def _neuron_top(u: np.ndarray, subsets: np.ndarray | None, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """-> ``neuron_order`` (n, L) and the activations there (n, L)."""
-    if subsets is None and limit is not None and limit < u.shape[0]:
-        return _top_of_columns(u, limit)
-    if subsets is None:
-        order = _top_of_rows(np.ascontiguousarray(u.T), u.shape[0])
-    else:
-        vals = np.take_along_axis(u, subsets.T, axis=0).T
-        order = np.take_along_axis(subsets, np.lexsort((subsets, -vals)), axis=1)[:, :limit]
-    return order, np.take_along_axis(u, order.T, axis=0).T
+    Sum over i < j of (t_i - t_j)^3 expands into running sums of t, t^2, t^3 (rows centred first),
+    kept for all rows at once while walking the k positions."""
+    t = np.ascontiguousarray(t.T)  # (k, c)
+    t -= t.mean(axis=0)
+    s1, s2, s3, half = (np.zeros(t.shape[1]) for _ in range(4))
+    for j, tj in enumerate(t):  # s1, s2, s3: sums over i < j of t_i, t_i^2, t_i^3
+        tj2 = tj * tj
+        tj3 = tj2 * tj  # products, not **: np.power is slow here
+        half += s3 - 3 * s2 * tj + 3 * s1 * tj2 - j * tj3
+        s1 += tj
+        s2 += tj2
+        s3 += tj3
+    k = len(t)
+    return np.where(np.ptp(t, axis=0) > 0, np.maximum(2 * half / (k * k), 0.0), 0.0)  # equal values: exactly 0
 
 
 def _gathered(x: LayerInputs):
@@ -228,33 +151,71 @@ def _cube(x: np.ndarray) -> np.ndarray:
     return x * x * x
 
 
-def _centred_cubes(u: np.ndarray, rows: int = 64) -> np.ndarray:
-    """(N, n) -> (u - column mean)^3, in blocks of ``rows`` clips (the square stays in cache)."""
-    mean, out, square = u.mean(0), np.empty_like(u), np.empty((rows, u.shape[1]))
+def _centred_cubes(u: np.ndarray, rows: int = 64, dtype=np.float64) -> np.ndarray:
+    """(N, n) -> (u - column mean)^3 as ``dtype``, in blocks of ``rows`` clips (the square stays in cache)."""
+    mean, out = u.mean(0), np.empty(u.shape, dtype=dtype)
+    square = np.empty((rows, u.shape[1]), dtype=dtype)
     for r in range(0, len(u), rows):
         block, sq = out[r:r + rows], square[:min(rows, len(u) - r)]
-        np.subtract(u[r:r + rows], mean, out=block)
+        np.subtract(u[r:r + rows], mean, out=block, casting="same_kind")
         np.multiply(block, block, out=sq)
         block *= sq
     return out
 
 
-def cos(u, P=None, subsets=None) -> np.ndarray:
-    """Cosine over clips of each u column with each P column -> (n, M)."""
+def _scaled_product(a: np.ndarray, a_norms: np.ndarray, floor: float, b_unit: np.ndarray) -> np.ndarray:
+    """a (N, n), its float64 column norms (n,), b_unit (N, M) unit columns -> (n, M) float64
+    a.T @ b_unit / max(norm, floor): normalising after the product (n x M divisions, not N x n)."""
+    return (a.T @ b_unit.astype(a.dtype, copy=False)) / np.maximum(a_norms, floor)[:, None]
+
+
+def _outside_float32(norms: np.ndarray) -> np.ndarray:
+    """(n,) column norms -> mask of the columns a float32 product may not serve (0, tiny, huge, inf)."""
+    return ~((norms >= FLOAT32_NORMS[0]) & (norms <= FLOAT32_NORMS[1]))
+
+
+def cos(u, P=None, subsets=None, exact: bool = False) -> np.ndarray:
+    """Cosine over clips of each u column with each P column -> (n, M).
+
+    The (n x N) @ (N x M) product runs in float32 (scores within ~1e-7 of float64: docs/dissection.md),
+    except for columns whose norm is outside FLOAT32_NORMS; ``exact=True``: float64 throughout."""
     x = prepare(u, P, subsets)
-    if x.subsets is None:  # normalise u after the product: n x M divisions instead of N x n
-        return (x.u.T @ _unit(x.P, 0, NORM_EPS)) / np.maximum(_column_norms(x.u), NORM_EPS)[:, None]
+    if x.subsets is None:
+        norms, pn = _column_norms(x.u), _unit(x.P, 0, NORM_EPS)
+        if exact:
+            return _scaled_product(x.u, norms, NORM_EPS, pn)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # such columns are redone
+            out = _scaled_product(x.u.astype(np.float32), norms, NORM_EPS, pn)
+        redo = _outside_float32(norms)
+        if redo.any():
+            out[redo] = _scaled_product(x.u[:, redo], norms[redo], NORM_EPS, pn)
+        return out
     us, ps = _gathered(x)
     return np.einsum("nm,nmc->nc", _unit(us, 1, NORM_EPS), _unit(ps, 1, NORM_EPS))
 
 
-def cos3(u, P=None, subsets=None, min_norm: float = 1e-3) -> np.ndarray:
-    """Centre over clips, cube, L2-normalise (norm floor ``min_norm``), dot -> (n, M)."""
+def cos3(u, P=None, subsets=None, min_norm: float = 1e-3, exact: bool = False) -> np.ndarray:
+    """Centre over clips, cube, L2-normalise (norm floor ``min_norm``), dot -> (n, M).
+
+    Cubes and the product in float32 (norms summed in float64), except for columns whose cubes' norm is
+    outside FLOAT32_NORMS, as ``cos``; ``exact=True``: float64 throughout."""
     x = prepare(u, P, subsets)
-    if x.subsets is None:  # normalise u after the product
-        uc = _centred_cubes(x.u)
+    if x.subsets is None:
         pc = _unit(_cube(x.P - x.P.mean(0)), 0, min_norm)
-        return (uc.T @ pc) / np.maximum(_column_norms(uc), min_norm)[:, None]
+        redo = np.ones(x.u.shape[1], dtype=bool)
+        if not exact:
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # such columns are redone
+                uc = _centred_cubes(x.u, dtype=np.float32)
+                norms = np.sqrt(np.einsum("ij,ij->j", uc, uc, dtype=np.float64))
+                out = _scaled_product(uc, norms, min_norm, pc)
+            redo = _outside_float32(norms)
+        if redo.all():
+            uc = _centred_cubes(x.u)
+            return _scaled_product(uc, _column_norms(uc), min_norm, pc)
+        if redo.any():
+            uc = _centred_cubes(x.u[:, redo])
+            out[redo] = _scaled_product(uc, _column_norms(uc), min_norm, pc)
+        return out
     us, ps = _gathered(x)
     uc = _unit(_cube(us - us.mean(1, keepdims=True)), 1, min_norm)
     pc = _unit(_cube(ps - ps.mean(1, keepdims=True)), 1, min_norm)
@@ -273,30 +234,37 @@ def rank_reorder(u, P=None, subsets=None, top_fraction: float = RANK_TOP_FRACTIO
     k = max(1, int(x.n_candidates * top_fraction))
     top, t = x.top(k)  # (n, k) clip ids and activations, descending
     t_asc = np.ascontiguousarray(t[:, ::-1])
+    n, M = len(top), x.P.shape[1]
     # sort key: the concept's P (as a dense rank), then ascending activation, packed in one integer
-    # (rank << bits | k-1-position): unique, so a plain value sort orders the clips exactly, the low bits
-    # give back each clip, and a concept is not penalised for clips it scores equally
-    bits = max(1, (k - 1).bit_length())
+    # (rank << bits | flat index in the chunk's (c, k) activations): unique, so a plain value sort orders
+    # the clips exactly, the low bits give back each clip, and equal P values are not penalised
+    bits = max(1, (min(n, CHUNK) * k - 1).bit_length())
     key_type = np.int32 if x.u.shape[0] << bits < 2**31 else np.int64  # int32 sorts several times faster
     dense = _dense_ranks(x.P).astype(key_type) << bits  # (M, N)
-    tie_break = (k - 1 - np.arange(k, dtype=key_type))[None, None, :]
-    err = np.empty((len(top), x.P.shape[1]))
-    base = _pairwise_cubes(t)[:, None] if p == 3 else np.empty((len(top), 1))
-    for s in range(0, len(top), CHUNK):
+    low = key_type((1 << bits) - 1)
+    tie_break = (np.arange(min(n, CHUNK))[:, None] * k + k - 1 - np.arange(k)).astype(key_type)  # (c, k)
+    err = np.empty((n, M))
+    base = _pairwise_cubes(t)[:, None] if p == 3 else np.empty((n, 1))
+    size = M * min(n, CHUNK) * k  # buffers reused by every chunk: no page faults on fresh temporaries
+    buf_keys, buf_at = np.empty(size, dtype=key_type), np.empty(size, dtype=np.intp)
+    buf_d, buf_sq, ones = np.empty(size), np.empty(size), np.ones(k)
+    for s in range(0, n, CHUNK):
         ta = t_asc[s:s + CHUNK]  # (c, k)
-        keys = dense[:, top[s:s + CHUNK]]  # (M, c, k)
-        keys |= tie_break
+        shape = (M, len(ta), k)
+        keys, at, d, sq = (b[:np.prod(shape)].reshape(shape) for b in (buf_keys, buf_at, buf_d, buf_sq))
+        np.take(dense, top[s:s + CHUNK], axis=1, out=keys, mode="clip")  # (M, c, k); ids are valid
+        keys |= tie_break[:len(ta)]
         keys.sort(axis=-1)  # clips by ascending P
-        keys &= (1 << bits) - 1  # -> position in ta of the clip with the r-th lowest P
-        at = keys.astype(np.intp)  # np.take converts narrower indices itself, slowly
-        at += (np.arange(len(ta)) * k)[None, :, None]
+        keys &= low  # -> flat index in ta of the clip with the r-th lowest P
+        np.copyto(at, keys)  # np.take converts narrower indices itself, slowly
         # reordering gives the r-th lowest-P clip the r-th lowest activation: compare them rank by rank
-        d = np.take(ta, at)
-        d -= ta[None]
+        np.take(ta, at, out=d, mode="clip")
+        d -= ta
         if p == 3:
-            sq = d * d
+            np.multiply(d, d, out=sq)
             np.abs(d, out=d)
-            err[s:s + CHUNK] = np.einsum("mck,mck->cm", d, sq) / k
+            d *= sq
+            err[s:s + CHUNK] = (d.reshape(-1, k) @ ones).reshape(M, len(ta)).T / k  # a BLAS row sum
         else:
             err[s:s + CHUNK] = _mean_abs_pow(d, p, axis=2).T
             base[s:s + CHUNK, 0] = _mean_abs_pow(ta[:, :, None] - ta[:, None, :], p, axis=(1, 2))
@@ -313,17 +281,21 @@ def _sum_log_terms(order: np.ndarray, table: np.ndarray, weights: np.ndarray | N
     """Sum over each neuron's ordered clips of log(term + min_prob) -> (n, M), chunked over neurons."""
     if weights is None:  # log once per clip, then sum each neuron's rows: sum_j log(P'[j] + eps)
         return _sum_rows(order, np.log(table + min_prob))
-    out = np.empty((order.shape[0], table.shape[1]))
-    k = order.shape[1]
+    (n, k), M = order.shape, table.shape[1]
+    out = np.empty((n, M))
     # sum of logs = log of products: multiply runs of terms, one log per run. Every term is at least
     # 1 - max(w) + min_prob, so a run is sized to stay far above the float64 underflow (1e-300)
     floor = max(1.0 - float(weights[:k].max()), 0.0) + min_prob
     run = max(1, min(k, int(-300 / np.log10(floor))))
-    w = weights[None, :k, None]
-    for s in range(0, order.shape[0], CHUNK):
-        terms = table[order[s:s + CHUNK]]  # (c, k, M)
+    w = np.repeat(weights[:k, None], M, axis=1)  # (k, M), not broadcast: numpy loops over k * M at once
+    shift = 1.0 - w + min_prob
+    buf = np.empty(min(n, CHUNK) * k * M)  # reused by every chunk: no page faults on fresh temporaries
+    for s in range(0, n, CHUNK):
+        ids = order[s:s + CHUNK]
+        terms = buf[:ids.size * M].reshape(len(ids), k, M)
+        np.take(table, ids, axis=0, out=terms, mode="clip")  # (c, k, M); ids are valid clip ids
         terms *= w
-        terms += 1.0 - w + min_prob
+        terms += shift
         out[s:s + CHUNK] = sum(np.log(terms[:, r:r + run].prod(axis=1)) for r in range(0, k, run))
     return out
 
