@@ -114,9 +114,9 @@ def measure(kind: str, mode: str, n_clips: int, threads: int, batch_size: int, r
     else:
         out = _baseline(model, waves, layers)
     seconds, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
-    # after the first batch: the steady rate (what a large probing set sees once compiled)
-    steady = (n_clips - clock.first_n) / (time.perf_counter() - clock.first) if clock.first and n_clips > clock.first_n \
-        else n_clips / seconds
+    # compiled: the rate after the first batch (which compiles), what a large probing set sees
+    compiled = mode.startswith("compiled") and clock.first is not None and n_clips > clock.first_n
+    steady = (n_clips - clock.first_n) / (time.perf_counter() - clock.first) if compiled else n_clips / seconds
     flat = np.concatenate([out[s.name].ravel() for s in layers])
     return {"kind": kind, "mode": mode, "n_clips": n_clips, "seconds": round(seconds, 2),
             "clips_per_s": round(n_clips / seconds, 3), "clips_per_cpu_s": round(n_clips / cpu_s, 3),

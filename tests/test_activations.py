@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -135,3 +137,25 @@ def test_record_into_memmap(random_yamnet, waves, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "u.npy"), record_activations(random_yamnet, waves, [spec])[spec.name])
     with pytest.raises(ActivationsError, match="shape"):
         record_activations(random_yamnet, waves, [spec], out={spec.name: np.zeros((1, 1), np.float32)})
+
+
+def test_bfloat16_outputs_pool_like_their_float32_copy():
+    lin = LayerSpec("l", "l", "linear", 0, 3)
+    conv = LayerSpec("c", "c", "conv", 1, 3, 2, 4)
+    tokens, maps = torch.randn(4, 5, 3).to(torch.bfloat16), torch.randn(4, 3, 2, 2).to(torch.bfloat16)
+    for pool in ("cls", "mean", "max"):
+        got = pool_output(tokens, lin, 2, pool)
+        assert got.dtype == torch.float32
+        assert torch.allclose(got, pool_output(tokens.float(), lin, 2, pool), atol=1e-6)
+    assert torch.allclose(pool_output(maps, conv, 2, "cls"), pool_output(maps.float(), conv, 2, "cls"), atol=1e-6)
+
+
+def test_compiled_forward_matches_eager(random_yamnet, waves):
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        pytest.skip("torch.compile (inductor) needs a C compiler")
+    layers = [random_yamnet.layer("block2.pointwise"), random_yamnet.layer("block13.pointwise"),
+              random_yamnet.layer("classifier")]
+    eager = record_activations(random_yamnet, waves, layers, batch_size=2)
+    fast = record_activations(random_yamnet, waves, layers, batch_size=2, compiled=True)  # 5 clips: last batch padded
+    for spec in layers:
+        np.testing.assert_allclose(fast[spec.name], eager[spec.name], rtol=1e-5, atol=1e-6)

@@ -51,6 +51,7 @@ def _top_of_columns(u: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     clip_bits = (low - np.arange(N, dtype=np.int32))[:, None]
     ids, vals = np.zeros((n, limit), dtype=np.int64), np.empty((n, limit))
     redo = np.zeros(n, dtype=bool)
+    flat = u.reshape(-1) if u.flags.c_contiguous else None
     for s in range(0, n, KEY_CHUNK):
         block = u[:, s:s + KEY_CHUNK]
         f = block.astype(np.float32)
@@ -73,7 +74,10 @@ def _top_of_columns(u: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
         best = cand[:, ::-1][:, :limit]
         ok = (counts >= limit) & (np.count_nonzero(cand >= (best[:, -1:] & ~low), axis=1) == limit)
         got = np.where(ok[:, None], low - (best & low), 0).astype(np.int64)
-        exact = block[got, np.arange(c)[:, None]]
+        if flat is not None:  # a flat gather is twice as fast as 2-D fancy indexing
+            exact = np.take(flat, got * n + (s + np.arange(c))[:, None])
+        else:
+            exact = block[got, np.arange(c)[:, None]]
         o = np.argsort(-exact, axis=1, kind="stable")
         ids[s:s + c], vals[s:s + c] = np.take_along_axis(got, o, axis=1), np.take_along_axis(exact, o, axis=1)
         redo[s:s + c] = ~ok
