@@ -62,6 +62,7 @@ class ActivationsConfig:
     device: str = "cpu"
     num_threads: int = 1  # torch CPU threads for forward passes and training (0 = torch's default)
     precision: str = "float32"  # float32 | bfloat16 (autocast forward passes: ~3x faster on AVX512-BF16 CPUs)
+    compile: bool = False  # torch.compile the forward pass (pays off from a few thousand clips; docs/models.md)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,12 @@
 
 Baseline (what the paper's code does): batch size 1, hooks that keep every layer's full output for
 every clip, pooling at the end. Ours: batched forward passes, pooling inside the hooks into
-preallocated (n_clips, n_neurons) arrays. Each measurement runs in a fresh subprocess so its peak
-resident memory (ru_maxrss) is its own; "growth" = peak minus the RSS after loading the model.
+preallocated (n_clips, n_neurons) arrays; "-bf16" = under bfloat16 autocast; "compiled" = through
+torch.compile (its first batch compiles: "1st batch s"; "steady" = clips/s after it). Both use the same
+front end (the model's ``preprocess``), the baseline one clip at a time. Each measurement runs in a fresh
+subprocess so its peak resident memory (ru_maxrss) is its own; "growth" = peak minus the RSS after
+loading the model; "cpu-ratio" compares clips per CPU-second of the process (less sensitive to other
+jobs on a shared machine than wall time).
 
     python benchmarks/bench_activations.py                 # YAMNet 32/64 clips, AST-base 4/8 clips
     python benchmarks/bench_activations.py --yamnet 32 64 --ast 8 16 --threads 1 --ast-batch-size 4 --repeats 3

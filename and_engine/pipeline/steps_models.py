@@ -92,7 +92,7 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig, clips_fp: str) -> 
             waves = waveforms(ctx, target.sample_rate)
             with ctx.progress.bar(len(waves), f"activations {name}") as bar:
                 values.update(record_activations(target, waves, layers, acfg.pool, acfg.batch_size, progress=bar,
-                                                 precision=acfg.precision))
+                                                 precision=acfg.precision, compiled=acfg.compile))
         return values[spec.name]
 
     act_params = {"pool": acfg.pool, "precision": acfg.precision}

@@ -119,8 +119,8 @@ def record_activations(model: TargetModel, waveforms: np.ndarray, layers: Sequen
 
     ``out`` may hold preallocated arrays (e.g. np.memmap) to fill; ``progress`` gets ``.update(n)``;
     ``precision="bfloat16"`` runs the forward pass under autocast (faster on CPUs with AVX512-BF16);
-    ``compiled=True`` runs it through ``torch.compile`` (see ``activations_compiled``: a one-off compile
-    of tens of seconds, then ~1.5x faster YAMNet forward passes on CPU; pays off on large probing sets).
+    ``compiled=True`` runs it through ``torch.compile`` (``activations_compiled``: a one-off compile of
+    10-60 s, then up to ~1.3x faster on YAMNet, no faster on AST-base on CPU; docs/models.md, Benchmark).
     """
     if pool not in POOLS:
         raise ActivationsError(f"pool must be one of {POOLS}, got {pool!r}")
