@@ -47,7 +47,7 @@ def _apply_url() -> None:
     layer = layer or names.index[0]
     st.session_state[f"nr_layer_{model}"] = layer
     if neuron is not None:
-        ok = neuron.isdigit() and int(neuron) < int(names[layer])
+        ok = neuron.isascii() and neuron.isdigit() and len(neuron) < 10 and int(neuron) < int(names[layer])
         if not ok:
             st.warning(f"Neuron {md(repr(neuron))} from the URL is not in 0..{int(names[layer]) - 1}; showing 0.")
         st.session_state[f"nr_neuron_{model}_{layer}"] = int(neuron) if ok else 0

@@ -59,6 +59,8 @@ def test_threshold_slider_recalibrates_live(db):
     ({"model": "[click](http://evil.example)"}, "Unknown model '\\[click\\]\\(http\\://evil\\.example\\)'"),
     ({"model": "tinynet", "layer": "classifier", "neuron": "99"}, "not in 0..5"),
     ({"model": "tinynet", "layer": "classifier", "neuron": "-1; DROP TABLE clips"}, "not in 0..5"),
+    ({"model": "tinynet", "layer": "classifier", "neuron": "\u00b2"}, "not in 0..5"),  # isdigit() but not int()
+    ({"model": "tinynet", "layer": "classifier", "neuron": "9" * 5000}, "not in 0..5"),  # over int()'s digit limit
 ])
 def test_bad_query_parameters_give_a_warning(db, params, message):
     at = run_page("pages/neuron.py", params)

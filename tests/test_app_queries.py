@@ -53,7 +53,11 @@ def test_aggregates(store):
     assert hist.loc[hist["adjective"] == "clear", "n_neurons"].item() == 6
     hits = aggregates.search_neurons(store, "COW")
     assert {"open:noun", "closed:DB/cos"} <= set(hits["matched_by"])
-    assert len(aggregates.search_neurons(store, "100%_")) == 0  # wildcards are literal-stripped, not injected
+    assert len(aggregates.search_neurons(store, "100%_")) == 0  # wildcards are escaped, not injected
+    exact = aggregates.search_neurons(store, "church_bells")  # stored concept names contain "_"
+    assert len(exact) and set(exact["match"].str.lower()) == {"church_bells"}
+    assert len(aggregates.search_neurons(store, "church_bell")) == len(exact)
+    assert len(aggregates.search_neurons(store, "church%bells")) == 0 and len(aggregates.search_neurons(store, "ch_rch")) == 0
     with pytest.raises(ValueError, match="empty"):
         aggregates.search_neurons(store, "  ")
     words = aggregates.cluster_words(store, top=3)

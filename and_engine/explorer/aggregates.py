@@ -82,15 +82,16 @@ def search_neurons(store: ResultsStore, term: str, model: str | None = None, lim
     term = term.strip().lower()
     if not term:
         raise ValueError("search term must not be empty")
-    like = f"%{term.replace('%', '').replace('_', '')}%"
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = f"%{escaped}%"
     m_where, m_params = ("AND model = ?", [model]) if model else ("", [])
     sql = (
         "SELECT model, layer, neuron, 'closed:' || method || '/' || similarity AS matched_by, concept AS match, "
         'score FROM "closed_concepts" WHERE rank = (SELECT min(rank) FROM "closed_concepts") '
-        f"AND lower(concept) LIKE ? {m_where} "
+        f"AND lower(concept) LIKE ? ESCAPE '\\' {m_where} "
         "UNION ALL SELECT model, layer, neuron, 'open:' || CASE WHEN " + ADJECTIVE_SQL + " THEN 'adjective' "
         "ELSE lower(pos) END, word, CAST(count AS DOUBLE) FROM \"open_concepts\" "
-        f"WHERE lower(word) LIKE ? {m_where} ORDER BY model, layer, neuron LIMIT ?"
+        f"WHERE lower(word) LIKE ? ESCAPE '\\' {m_where} ORDER BY model, layer, neuron LIMIT ?"
     )
     return store.query_df(sql, [like, *m_params, like, *m_params, int(limit)])
 
