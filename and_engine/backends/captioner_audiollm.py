@@ -15,6 +15,7 @@ import numpy as np
 
 from and_engine.backends.acoustic import check_waveforms, measure_acoustics, relative_loudness
 from and_engine.backends.captioner import CaptionContext, CaptionerConfigError, CaptionerError, CaptionResult
+from and_engine.model_identity import model_identity
 from and_engine.store.schema import columns
 
 
@@ -30,7 +31,7 @@ class AudioLLMCaptioner:
         self._loaded = None
 
     def describe(self) -> dict:
-        return {"backend": "audio-llm", "model": self.path.name,
+        return {"backend": "audio-llm", "model": model_identity(self.path),
                 "params": {"prompt": self.prompt, "max_new_tokens": self.max_new_tokens, "decoding": "greedy"}}
 
     def _load(self):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from and_engine.backends.llm import LLMConfigError, LLMError, sampling_params
 from and_engine.config import LLMConfig
+from and_engine.model_identity import model_identity
 
 
 def _model_path(cfg: LLMConfig, what: str) -> Path:
@@ -42,8 +43,13 @@ class _LocalLLM:
         self._engine = None
 
     def describe(self) -> dict:
-        return {"backend": self.backend, "model": Path(self.cfg.model).name or self.cfg.model,
-                "params": sampling_params(self.cfg)}
+        """Provenance and cache identity: a local model is named by its content (``model_identity``), so two
+        files with the same name never share cached answers; a hub id is kept whole."""
+        try:
+            model = model_identity(_model_path(self.cfg, "a model"))
+        except LLMConfigError:
+            model = self.cfg.model
+        return {"backend": self.backend, "model": model, "params": sampling_params(self.cfg)}
 
 
 class LlamaCppLLM(_LocalLLM):
