@@ -17,6 +17,7 @@ import pyarrow as pa
 import torch
 
 from and_engine.config import ModelConfig
+from and_engine.model_identity import model_identity
 from and_engine.models.base import LayerSpec, ModelError, TargetModel
 from and_engine.models.registry import TRAINED, load_target_model, training_params
 from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
@@ -79,6 +80,8 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig, clips_fp: str) -> 
     params = {**dataclasses.asdict(model_cfg), "clip_seconds": ctx.config.probing_set.clip_seconds,
               "heldout_fold": ctx.config.probing_set.heldout_fold,
               "training": training_params(model_cfg, ctx.config) if model_cfg.kind in TRAINED else {}}
+    if model_cfg.checkpoint:  # weights replaced in the same directory must invalidate everything downstream
+        params["checkpoint_identity"] = model_identity(model_cfg.checkpoint)  # same path the loader opens
     layers = selected_layers(target, model_cfg.layers)
     out = {f"model:{name}": run_step(ctx, "model", {"model": name}, params, [clips_fp],
                                      lambda: _model_tables(target, info, layers))}
