@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -53,13 +54,47 @@ def test_tiny_build_fills_every_table(tiny_build):
                                  "WHERE t.step_id IS NULL")
         assert orphans["n"][0] == 0
     assert result.executed and not result.skipped
+    # every stage belongs to a group (stale-scope removal) and to the status command's dependency graph
+    from and_engine.cli import STAGE_INPUTS
+    from and_engine.pipeline.build import GROUP_STAGES
+
+    with ResultsStore(config.resolve(config.run.database), read_only=True) as store:
+        built = set(store.query_df("SELECT DISTINCT stage FROM steps")["stage"])
+    grouped = {s for stages in GROUP_STAGES.values() for s in stages}
+    assert built <= grouped and grouped == set(STAGE_INPUTS)
 
 
 def test_rebuild_skips_everything(tiny_build):
     _, config, _ = tiny_build
-    again = build(config, Progress(quiet=True))
+    db = config.resolve(config.run.database)
+    with ResultsStore(db, read_only=True) as store:
+        counts = {t: store.count(t) for t in schema.RESULT_TABLES}
+    progress = Progress(quiet=True)
+    again = build(config, progress)
     assert again.executed == []
     assert len(again.skipped) > 10
+    assert not [m for m in progress.messages if m.startswith("removed")]
+    with ResultsStore(db, read_only=True) as store:
+        assert {t: store.count(t) for t in schema.RESULT_TABLES} == counts
+
+
+def test_dropping_a_layer_from_the_config_leaves_no_stale_rows(tiny_build, tmp_path):
+    path, config, _ = tiny_build
+    shutil.copy(config.resolve(config.run.database), tmp_path / "copy.duckdb")
+    text = path.read_text().replace(str(config.resolve(config.run.database)), str(tmp_path / "copy.duckdb"))
+    changed = tmp_path / "dropped.toml"
+    changed.write_text(text.replace('layers = ["block2.pointwise", "block3.pointwise"]', 'layers = ["block2.pointwise"]'))
+    progress = Progress(quiet=True)
+    build(load_config(changed), progress)
+    assert any("block3.pointwise" in m for m in progress.messages if m.startswith("removed"))
+    with ResultsStore(tmp_path / "copy.duckdb", read_only=True) as store:
+        for table in schema.RESULT_TABLES:
+            if "layer" in schema.columns(table):
+                left = store.query_df(f'SELECT count(*) AS n FROM "{table}" WHERE model = ? AND layer = ?',
+                                      ["yamnet", "block3.pointwise"])["n"][0]
+                assert left == 0, f"{table} still holds rows of the dropped layer"
+        assert store.count("activations", model="yamnet", layer="block2.pointwise") == 64
+        assert store.count("adjective_stats", model="yamnet") > 0  # analyses ran on what is left
 
 
 def test_changing_a_parameter_recomputes_only_downstream(tiny_build, tmp_path):

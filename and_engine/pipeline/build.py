@@ -3,6 +3,8 @@
 Groups (each a ``run_<group>_steps(ctx, upstream) -> upstream`` function in ``steps_<group>.py``):
 probe (clips) -> models (models, layers, activations, extremes, maps) -> describe (captions,
 summaries) -> dissect (Module A, B, C) -> analyses. ``until`` stops after a group (tests, partial builds).
+After each group, the steps (and rows) of its stages that the configuration no longer produces — a
+model, layer or option that was removed — are deleted, so no stale result survives a config change.
 """
 
 from __future__ import annotations
@@ -17,6 +19,19 @@ from and_engine.pipeline.core import BuildContext, Progress, code_version
 from and_engine.store.results import ResultsStore
 
 GROUPS = ("probe", "models", "describe", "dissect", "analyses")
+GROUP_STAGES = {
+    "probe": ("clips",),
+    "models": ("model", "activations", "extremes", "activation_maps"),
+    "describe": ("captions", "summaries"),
+    "dissect": ("module_a", "module_a_icl", "module_b", "adjective_checks", "module_c"),
+    "analyses": ("clusters", "lastlayer", "pruning", "feature_importance", "adjectives", "interpretability",
+                 "acoustic_check"),
+}
+
+
+def _remove(store: ResultsStore, progress: Progress, removed: list[tuple[str, str]]) -> None:
+    for stage, scope in removed:
+        progress.log(f"removed {stage} {scope}: no longer in the configuration")
 
 
 @dataclass
@@ -47,6 +62,10 @@ def build(config: Config, progress: Progress | None = None, until: str = "analys
         upstream: dict[str, str] = {}
         for group in GROUPS[: GROUPS.index(until) + 1]:
             upstream = _group_runner(group)(ctx, upstream)
+            # the group ran every step the config implies for its stages: drop the rows of the others
+            _remove(store, progress, store.delete_steps_except(ctx.produced, GROUP_STAGES[group]))
+        if until == GROUPS[-1]:  # a full build also drops stages no group produces any more
+            _remove(store, progress, store.delete_steps_except(ctx.produced))
         store.record_run(run_id, config.run.name, "", "", "", "done", finished=True)
         progress.log(f"done: {len(ctx.executed)} step(s) computed, {len(ctx.skipped)} unchanged")
         return BuildResult(run_id, ctx.executed, ctx.skipped, upstream)

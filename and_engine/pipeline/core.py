@@ -24,7 +24,7 @@ import pyarrow as pa
 from and_engine import __version__
 from and_engine.config import PROJECT_ROOT, Config, stable_hash
 from and_engine.probing import ProbingSet, count_entries, open_probing_set
-from and_engine.store.results import ResultsStore
+from and_engine.store.results import ResultsStore, scope_key
 
 Tables = Mapping[str, pd.DataFrame | pa.Table]
 
@@ -60,6 +60,7 @@ class BuildContext:
     objects: dict = field(default_factory=dict)
     executed: list[str] = field(default_factory=list)  # "stage scope" of steps computed in this build
     skipped: list[str] = field(default_factory=list)
+    produced: set[tuple[str, str]] = field(default_factory=set)  # (stage, scope key) this build ran or kept
 
 
 def code_version() -> str:
@@ -82,6 +83,7 @@ def run_step(ctx: BuildContext, stage: str, scope: Mapping[str, Any], params: Ma
              upstream: Sequence[str], compute: Callable[[], Tables]) -> str:
     """Compute and commit a step unless its fingerprint is unchanged -> the step's fingerprint."""
     fp = fingerprint_of(stage, scope, params, upstream)
+    ctx.produced.add((stage, scope_key(scope)))
     label = f"{stage} {' '.join(f'{k}={v}' for k, v in sorted(scope.items()))}".strip()
     if ctx.store.fingerprint(stage, scope) == fp:
         ctx.skipped.append(label)

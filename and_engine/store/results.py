@@ -163,6 +163,34 @@ class ResultsStore:
                 raise
         return step_id
 
+    def delete_steps_except(self, keep: set[tuple[str, str]], stages: Iterable[str] | None = None
+                            ) -> list[tuple[str, str]]:
+        """Delete the steps of ``stages`` (default: all) whose (stage, scope key) is not in ``keep``, with
+        their rows, in one transaction -> the (stage, scope) pairs removed.
+
+        The build calls this after each step group, so that a model, layer or option dropped from the
+        configuration leaves no stale rows behind for later stages (or the app) to read.
+        """
+        only = None if stages is None else set(stages)
+        with self._lock:
+            steps = self.con.execute('SELECT "step_id", "stage", "scope" FROM "steps"').fetchall()
+            gone = [(sid, stage, scope) for sid, stage, scope in steps
+                    if (stage, scope) not in keep and (only is None or stage in only)]
+            if not gone:
+                return []
+            ids = [sid for sid, _, _ in gone]
+            marks = ", ".join("?" for _ in ids)
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                for name in schema.RESULT_TABLES:
+                    self.con.execute(f'DELETE FROM "{name}" WHERE "step_id" IN ({marks})', ids)
+                self.con.execute(f'DELETE FROM "steps" WHERE "step_id" IN ({marks})', ids)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+        return [(stage, scope) for _, stage, scope in gone]
+
     def _insert_rows(self, table: str, tbl: pa.Table) -> None:
         """INSERT a prepared arrow table into ``table`` (inside the caller's transaction)."""
         self.con.register("_incoming", tbl)
