@@ -98,6 +98,21 @@ def run_step(ctx: BuildContext, stage: str, scope: Mapping[str, Any], params: Ma
     return fp
 
 
+def shared(ctx: BuildContext, key: object, make: Callable[[], Any]) -> Any:
+    """``make()`` once per build under ``key`` (models, encoders, backends are loaded once and reused)."""
+    if key not in ctx.objects:
+        ctx.objects[key] = make()
+    return ctx.objects[key]
+
+
+def text_encoder(ctx: BuildContext, name: str):
+    """The sentence / text encoder ``name``, one per build, shared by Modules A-C and the analyses (so
+    texts embedded by one stage are memoised for the next)."""
+    from and_engine.backends.text_encoders import make_text_encoder
+
+    return shared(ctx, ("text_encoder", name), lambda: make_text_encoder(name))
+
+
 def step_fingerprint(ctx: BuildContext, stage: str, scope: Mapping[str, Any]) -> str | None:
     return ctx.store.fingerprint(stage, scope)
 

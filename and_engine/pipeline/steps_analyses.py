@@ -18,17 +18,11 @@ from and_engine.analyses.common import AnalysisInputError, normalise_name
 from and_engine.analyses.feature_importance import criteria, feature_importance
 from and_engine.analyses.lastlayer import best_similarity, lastlayer_accuracy, missing_classes
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
-from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
+from and_engine.pipeline.core import BuildContext, probing_set, run_step, text_encoder, waveforms
 
 
 def _encoder(ctx: BuildContext):
-    name = ctx.config.analyses.sentence_encoder
-    key = f"analyses_text_encoder:{name}"
-    if key not in ctx.objects:
-        from and_engine.backends.text_encoders import make_text_encoder
-
-        ctx.objects[key] = make_text_encoder(name)
-    return ctx.objects[key]
+    return text_encoder(ctx, ctx.config.analyses.sentence_encoder)
 
 
 def _upstream_for(ctx: BuildContext, upstream: dict[str, str], model: str | None) -> list[str]:

@@ -14,23 +14,11 @@ import pandas as pd
 from and_engine.backends.llm import CachedLLM
 from and_engine.backends.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID
 from and_engine.config import stable_hash
-from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
+from and_engine.pipeline.core import BuildContext, probing_set, run_step, shared, text_encoder, waveforms
 from and_engine.stages import module_a, module_b, module_c
 from and_engine.stages.concept_sets import load_concept_set
 
 TAB_RATE = 16000
-
-
-def _cached(ctx: BuildContext, key: tuple, make):
-    if key not in ctx.objects:
-        ctx.objects[key] = make()
-    return ctx.objects[key]
-
-
-def _encoder(ctx: BuildContext, name: str):
-    from and_engine.backends.text_encoders import make_text_encoder
-
-    return _cached(ctx, ("text_encoder", name), lambda: make_text_encoder(name))
 
 
 def _llm(ctx: BuildContext, template: str) -> CachedLLM:
@@ -42,7 +30,7 @@ def _llm(ctx: BuildContext, template: str) -> CachedLLM:
 
 def _concepts(ctx: BuildContext) -> list[str]:
     spec = ctx.config.module_a.concept_set
-    return _cached(ctx, ("concepts", spec), lambda: load_concept_set(
+    return shared(ctx, ("concepts", spec), lambda: load_concept_set(
         spec, probing_set(ctx).class_names if spec == "probing-labels" else None, ctx.config.resolve(".")))
 
 
@@ -54,19 +42,19 @@ def _db_matrix(ctx: BuildContext, concepts: list[str], captions_fp: str):
         n = len(probing_set(ctx).clips)
         if caps["clip_id"].tolist() != list(range(n)):
             raise module_a.ModuleAError(f"captions must cover clip ids 0..{n - 1} once each (run the describe steps)")
-        return module_a.db_concept_matrix(caps["caption"].tolist(), concepts, _encoder(ctx, cfg.text_encoder))
-    return _cached(ctx, ("db-matrix", cfg.text_encoder, tuple(concepts), captions_fp), make)
+        return module_a.db_concept_matrix(caps["caption"].tolist(), concepts, text_encoder(ctx, cfg.text_encoder))
+    return shared(ctx, ("db-matrix", cfg.text_encoder, tuple(concepts), captions_fp), make)
 
 
 def _tab(ctx: BuildContext):
     from and_engine.backends.audio_text import make_audio_text_model
 
     name = ctx.config.module_a.audio_text_model
-    return _cached(ctx, ("audio-text", name), lambda: make_audio_text_model(name, _encoder(ctx, "minilm")))
+    return shared(ctx, ("audio-text", name), lambda: make_audio_text_model(name, text_encoder(ctx, "minilm")))
 
 
 def _tab_matrix(ctx: BuildContext, concepts: list[str], clips_fp: str):
-    return _cached(ctx, ("tab-matrix", ctx.config.module_a.audio_text_model, tuple(concepts), clips_fp),
+    return shared(ctx, ("tab-matrix", ctx.config.module_a.audio_text_model, tuple(concepts), clips_fp),
                    lambda: _tab(ctx).similarity(waveforms(ctx, TAB_RATE), concepts))
 
 
@@ -74,7 +62,7 @@ def _module_a_step(ctx: BuildContext, model: str, layer: str, upstream: dict[str
     cfg, concepts = ctx.config.module_a, _concepts(ctx)
     params = {"concepts": concepts, "concept_set": cfg.concept_set, "similarities": list(cfg.similarities),
               "db_scope": cfg.db_scope, "top_n": cfg.top_n, "top_k": ctx.config.activations.top_k,
-              "text_encoder": _encoder(ctx, cfg.text_encoder).describe(), "audio_text": _tab(ctx).describe()}
+              "text_encoder": text_encoder(ctx, cfg.text_encoder).describe(), "audio_text": _tab(ctx).describe()}
 
     def compute():
         u = ctx.store.read_activations(model, layer)
@@ -96,7 +84,7 @@ def _module_a_step(ctx: BuildContext, model: str, layer: str, upstream: dict[str
 
 def _module_b_step(ctx: BuildContext, model: str, layer: str, upstream: list[str]) -> str:
     cfg = ctx.config.module_b
-    encoder = _encoder(ctx, cfg.sentence_encoder)
+    encoder = text_encoder(ctx, cfg.sentence_encoder)
     params = {"threshold": cfg.threshold, "encoder": encoder.describe(), "min_point_words": module_b.MIN_POINT_WORDS}
 
     def compute():
@@ -111,7 +99,7 @@ def _module_b_step(ctx: BuildContext, model: str, layer: str, upstream: list[str
 def _tagger(ctx: BuildContext):
     from and_engine.backends.taggers import make_tagger
 
-    return _cached(ctx, ("tagger", ctx.config.module_c.tagger), lambda: make_tagger(ctx.config.module_c.tagger))
+    return shared(ctx, ("tagger", ctx.config.module_c.tagger), lambda: make_tagger(ctx.config.module_c.tagger))
 
 
 def _words(ctx: BuildContext, model: str, layer: str, b_fp: str):
@@ -120,7 +108,7 @@ def _words(ctx: BuildContext, model: str, layer: str, b_fp: str):
         cal = ctx.store.read("calibrated_summaries", columns=["neuron", "calibrated_summary"],
                              order_by=["neuron"], model=model, layer=layer)
         return module_c.tag_words(cal, _tagger(ctx), ctx.config.analyses.basic_adjectives)
-    return _cached(ctx, ("module_c_words", model, layer, b_fp), make)
+    return shared(ctx, ("module_c_words", model, layer, b_fp), make)
 
 
 def _module_c_params(ctx: BuildContext) -> dict:
@@ -158,7 +146,7 @@ def _module_c_step(ctx: BuildContext, model: str, layer: str, b_fp: str, checks_
 
 def _icl_step(ctx: BuildContext, model: str, layer: str, upstream: list[str]) -> str:
     cfg, concepts = ctx.config.module_a, _concepts(ctx)
-    llm, encoder = _llm(ctx, ICL_TEMPLATE_ID), _encoder(ctx, cfg.text_encoder)
+    llm, encoder = _llm(ctx, ICL_TEMPLATE_ID), text_encoder(ctx, cfg.text_encoder)
     params = {"concepts": concepts, "top_n": cfg.top_n, "llm": llm.describe(), "encoder": encoder.describe(),
               "icl_summary": cfg.icl_summary}
 
