@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from and_engine.probing import safe_join
+
 
 class UnsafePathError(ValueError):
     """A clip path points outside the probing set's root (or is not a file); the message names it."""
@@ -22,8 +24,11 @@ def safe_audio_path(root: str | Path, rel_path: str) -> Path:
     base = Path(root).resolve()
     if Path(rel_path).is_absolute():
         raise UnsafePathError(f"clip path {rel_path!r} is absolute; only paths inside {base} are served")
-    target = (base / rel_path).resolve()
-    if not target.is_relative_to(base) or target == base:
+    try:
+        target = safe_join(base, rel_path)
+    except ValueError:
+        target = None
+    if target is None or target == base:
         raise UnsafePathError(f"clip path {rel_path!r} resolves outside the probing set root {base}")
     if not target.is_file():
         raise UnsafePathError(f"clip file {rel_path!r} does not exist under {base}")
