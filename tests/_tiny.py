@@ -6,9 +6,9 @@ from pathlib import Path
 
 from and_engine.config import PROJECT_ROOT
 
-TINY_TOML = """
+HEADER_TOML = """
 [run]
-name = "tiny"
+name = "{name}"
 database = "{db}"
 ratings_database = "{ratings}"
 cache_dir = "{cache}"
@@ -16,8 +16,10 @@ cache_dir = "{cache}"
 [probing_set]
 kind = "demo"
 path = "{demo}"
-max_clips = 52
+max_clips = {max_clips}
+"""
 
+TINY_BODY = """
 [[models]]
 name = "yamnet"
 kind = "yamnet"
@@ -40,11 +42,18 @@ seeds = [0]
 """
 
 
+def write_config(folder: Path, body: str, name: str = "tiny", db_name: str = "tiny.duckdb", max_clips: int = 52,
+                 cache: Path | None = None) -> Path:
+    """The demo probing set (``max_clips`` clips) + ``body`` (models and options) -> ``folder/tiny.toml``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    header = HEADER_TOML.format(name=name, db=folder / db_name, ratings=folder / "ratings.duckdb",
+                                cache=cache or folder / "cache", demo=PROJECT_ROOT / "data" / "demo",
+                                max_clips=max_clips)
+    path = folder / "tiny.toml"
+    path.write_text(header + body)
+    return path
+
+
 def write_tiny_config(folder: Path, db_name: str = "tiny.duckdb", cache: Path | None = None) -> Path:
     """Write the tiny config into ``folder`` (database + ratings there, checkpoints in ``cache``) -> its path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    text = TINY_TOML.format(db=folder / db_name, ratings=folder / "ratings.duckdb",
-                            cache=cache or folder / "cache", demo=PROJECT_ROOT / "data" / "demo")
-    path = folder / "tiny.toml"
-    path.write_text(text)
-    return path
+    return write_config(folder, TINY_BODY, db_name=db_name, cache=cache)

@@ -6,26 +6,16 @@ import dataclasses
 
 import numpy as np
 import pytest
+from _tiny import write_config
 
-from and_engine.config import PROJECT_ROOT, load_config
+from and_engine.config import load_config
 from and_engine.pipeline.build import build
 from and_engine.pipeline.core import BuildContext, Progress
 from and_engine.pipeline.steps_dissect import run_dissect_steps
 from and_engine.store.results import ResultsStore
 from and_engine.store.schema import columns
 
-TOML = """
-[run]
-name = "dissect-tiny"
-database = "{db}"
-ratings_database = "{ratings}"
-cache_dir = "{cache}"
-
-[probing_set]
-kind = "demo"
-path = "{demo}"
-max_clips = 24
-
+BODY = """
 [[models]]
 name = "yamnet"
 kind = "yamnet"
@@ -43,10 +33,7 @@ similarities = ["cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi"]
 def built(tmp_path_factory):
     """The tiny config built up to the describe group -> (config, upstream fingerprints)."""
     folder = tmp_path_factory.mktemp("dissect")
-    path = folder / "tiny.toml"
-    path.write_text(TOML.format(db=folder / "t.duckdb", ratings=folder / "r.duckdb", cache=folder / "cache",
-                                demo=PROJECT_ROOT / "data" / "demo"))
-    config = load_config(path)
+    config = load_config(write_config(folder, BODY, name="dissect-tiny", db_name="t.duckdb", max_clips=24))
     return config, build(config, Progress(quiet=True), until="describe").fingerprints, {}
 
 
