@@ -229,7 +229,7 @@ def _kind(kind: str) -> Kind:
     return KINDS[kind]
 
 
-def _options(spec: Kind, name: str, options: Mapping[str, Any] | Any | None) -> Any:
+def _options(spec: Kind, name: str, options: Mapping[str, Any] | object | None) -> Any:
     names = [f.name for f in dataclasses.fields(spec.options)]
     if dataclasses.is_dataclass(options) and not isinstance(options, type):
         options = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
@@ -243,7 +243,7 @@ def _options(spec: Kind, name: str, options: Mapping[str, Any] | Any | None) -> 
     return spec.options(**values)
 
 
-def make(kind: str, name: str, options: Mapping[str, Any] | Any | None = None) -> Any:
+def make(kind: str, name: str, options: Mapping[str, Any] | object | None = None) -> Any:
     """Kind + backend name (+ settings: a mapping, or a dataclass such as ``LLMConfig``) -> the backend;
     models load lazily, on first use.
 
