@@ -7,8 +7,9 @@ Builds (through ``ResultsStore.commit_step``) a synthetic database of AST-base s
 (768 + 3072 + 768) + 50 = 55,346 neurons x 2,000 clips (a 443 MB activation matrix as FLOAT[] rows,
 generated per layer with pyarrow), top-K / bottom-K, summaries, calibration points, closed concepts
 (DB x 5 similarities, TAB, ICL; top-5 each), open concepts, analyses, and per-position maps for block 0.
-Then times ``AppTest`` runs of every page (median of 3 after a warm-up) on: the test fixture (demo
-scale), the paper-scale DB, and a copy of it with the schema's indexes dropped; prints ratios.
+Then times ``AppTest`` runs of every page (median of 3 after a warm-up) on: the same synthetic database at
+demo scale (one block, 251 clips), the paper-scale DB, and a copy of it with the schema's indexes dropped;
+prints ratios. Nothing is imported from tests/ (the page driver is ``benchmarks/_apptest.py``).
 Pruning at paper scale is timed on its database side (candidate rows + neuron selection), since its
 model forward pass depends on the model, not the database.
 """
@@ -30,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 from and_engine.config import Config, ModelConfig, ProbingSetConfig, RunConfig  # noqa: E402
 from and_engine.store.results import ResultsStore  # noqa: E402
@@ -43,6 +44,9 @@ ESC50 = ("dog rooster pig cow frog cat hen insects sheep crow rain sea_waves cra
 ADJECTIVES = ("loud soft high-pitched low clear noisy sharp continuous rhythmic metallic bright deep quiet harsh "
               "smooth repetitive short long distant muffled").split() + [f"adj{i}" for i in range(1500)]
 MODEL, K = "ast-synthetic", 5
+DEMO_ROOT = ROOT / "data" / "demo"  # the embedded demo's clips (their file names feed the clips table)
+DEMO_CLIPS, DEMO_BLOCKS = 251, 1  # demo scale: the embedded demo's clip count, one AST block
+COMBOS = [("DB", s) for s in ("cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi")] + [("TAB", "cos"), ("ICL", "icl")]
 # page -> an interaction timed together with the first render (None: just render)
 PAGES = {
     "pages/overview.py": lambda at: at.select_slider(key="tau").set_value(5).run(),
@@ -86,13 +90,11 @@ def _layer_tables(layer: str, n: int, n_clips: int, rng: np.random.Generator, ma
                                               "best_cosine": rng.random(3 * n)})
     out["calibrated_summaries"] = pd.DataFrame({"model": MODEL, "layer": layer, "neuron": ids, "threshold": 0.7,
                                                 "calibrated_summary": pts, "n_points": 3, "n_removed": 1})
-    combos = [("DB", s) for s in ("cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi")] + [("TAB", "cos"),
-                                                                                         ("ICL", "icl")]
-    per = len(combos) * 5
+    per = len(COMBOS) * 5
     concepts = rng.integers(0, len(ESC50), size=n * per)
-    out["closed_concepts"] = pd.DataFrame({**rep(per), "method": np.tile(np.repeat([m for m, _ in combos], 5), n),
-                                           "similarity": np.tile(np.repeat([s for _, s in combos], 5), n),
-                                           "rank": np.tile(np.arange(1, 6), n * len(combos)),
+    out["closed_concepts"] = pd.DataFrame({**rep(per), "method": np.tile(np.repeat([m for m, _ in COMBOS], 5), n),
+                                           "similarity": np.tile(np.repeat([s for _, s in COMBOS], 5), n),
+                                           "rank": np.tile(np.arange(1, 6), n * len(COMBOS)),
                                            "concept": np.asarray(ESC50)[concepts], "score": rng.random(n * per)})
     words = np.concatenate([np.asarray(ADJECTIVES)[adj], np.asarray(ESC50)[cls]], axis=1)
     out["open_concepts"] = pd.DataFrame({**rep(6), "word": words.ravel(),
@@ -110,10 +112,45 @@ def _layer_tables(layer: str, n: int, n_clips: int, rng: np.random.Generator, ma
     return out
 
 
+def _analyses_tables(clips: pd.DataFrame, layers: list[tuple[str, str, int, int]]) -> dict[str, pd.DataFrame]:
+    """Analyses rows of the engine's shapes for MODEL's ``layers`` (name, kind, block, n); made-up values."""
+    df, words, methods = pd.DataFrame, ADJECTIVES[:20], ["OCP", "DB", "TAB", "random"]
+    gain = {"OCP": 1.0, "DB": 0.8, "TAB": 0.6, "random": 0.05}
+    return {
+        "lastlayer_accuracy": df([{"model": MODEL, "method": m, "similarity": s, "top1": 60.0 + 4 * i, "top5": 90.0,
+                                   "concept_cosine": 0.8, "n_neurons": 50} for i, (m, s) in enumerate(COMBOS)]),
+        "pruning_summary": df([{"model": MODEL, "method": m, "mean_pruned": 30.0, "delta_a": -2 * gain[m],
+                                "delta_r": -0.2, "delta_a_minus_r": 1.8 * gain[m], "n_concepts": 50} for m in methods]),
+        "pruning_per_class": df([{"model": MODEL, "method": m, "target_concept": t, "class_name": c,
+                                  "delta_logit": -(1.5 if c == t else 0.1) * gain[m], "n_pruned": 30}
+                                 for m in methods for t in ESC50 for c in ESC50]),
+        "feature_importance": df([{"model": MODEL, "criterion": c, "percent": p, "seed": s, "accuracy": 0.9 - p / 50,
+                                   "n_pruned": int(p * 10)} for c in ("nouns", "random") for p in (2.0, 4.0, 6.0)
+                                  for s in (0, 1, 2)]),
+        "adjective_stats": df([{"model": MODEL, "layer": name, "block": b, "mean_adjectives": 2.0 + b / 4,
+                                "n_neurons": n} for name, _kind, b, n in layers]),
+        "interpretability": df([{"model": MODEL, "layer": name, "block": b, "tau": tau, "n_neurons": n,
+                                 "pct_uninterpretable": 8.0 * tau - b} for name, _kind, b, n in layers
+                                for tau in (3, 4, 5)]),
+        "top_adjectives": df({"model": MODEL, "adjective": words, "n_neurons": np.arange(2000, 0, -100),
+                              "rank": np.arange(1, 21)}),
+        "adjective_checks": df({"adjective": words, "accepted": True, "answer": "Yes."}),
+        "acoustic_check": df([{"model": MODEL, "adjective": a, "has_adjective": h, "n_neurons": 500,
+                               "mean_amplitude": 0.2 + 0.1 * h, "mean_median_frequency_hz": 900.0 + 500 * h}
+                              for a in ("loud", "high-pitched") for h in (True, False)]),
+        "cluster_elbow": df({"k": np.arange(2, 21), "inertia": 100.0 / np.arange(2, 21)}),
+        "caption_sentences": df({"clip_id": np.repeat(clips["clip_id"].to_numpy(), 2),
+                                 "sentence_index": np.tile([0, 1], len(clips)),
+                                 "sentence": np.ravel([[f"A {label} is heard", "It is loud and clear."]
+                                                       for label in clips["label"]]),
+                                 "cluster": np.repeat(clips["clip_id"].to_numpy() % 11, 2)}),
+        "cluster_words": df([{"cluster": c, "word": w, "weight": 1.0 / (i + 1), "n_sentences": 40 + c}
+                             for c in range(11) for i, w in enumerate(words[c : c + 5] + ["sound"])]),
+    }
+
+
 def build_paper_scale_db(path: Path, n_clips: int = 2000, blocks: int = 12, seed: int = 0) -> Path:
     """Write the synthetic AST-shaped results database at ``path`` -> ``path``."""
-    from _app_fixture import DEMO_ROOT
-
     rng = np.random.default_rng(seed)
     cfg = Config(run=RunConfig(name="paper-scale", database=str(path)),
                  probing_set=ProbingSetConfig(kind="demo", path=str(DEMO_ROOT)),
@@ -145,19 +182,13 @@ def build_paper_scale_db(path: Path, n_clips: int = 2000, blocks: int = 12, seed
                                     for i, (name, kind, b, n) in enumerate(layers)])})
         for name, _kind, b, n in layers:
             commit("neurons", {"model": MODEL, "layer": name}, _layer_tables(name, n, n_clips, rng, maps=b == 0))
-        from _app_fixture import CLASSES, _analyses
-
-        analyses = _analyses(clips.head(60).assign(label=CLASSES * 10))
-        for t in analyses.values():
-            if "model" in t:
-                t["model"] = MODEL
-        commit("analyses", {"model": MODEL}, analyses)
+        commit("analyses", {"model": MODEL}, _analyses_tables(clips, layers))
     return path
 
 
 def drop_indexes_copy(src: Path, dst: Path) -> Path:
     """A copy of ``src`` without the schema's indexes (the unindexed baseline)."""
-    import duckdb  # benchmark-only maintenance on a throwaway copy
+    import duckdb  # noqa: TID251 -- benchmark-only maintenance on a throwaway copy
 
     from and_engine.store import schema
 
@@ -176,7 +207,7 @@ def time_pages(db: Path, ratings: Path, params: dict[str, dict], repeats: int = 
     start-up (component discovery reads every installed package's metadata, ~0.6-0.8 s here), which a
     running server pays once, not per page view.
     """
-    from _app_fixture import run_page
+    from benchmarks._apptest import run_page
 
     os.environ["AND_EXPLORER_DB"], os.environ["AND_EXPLORER_RATINGS"] = str(db), str(ratings)
     out = {}
@@ -227,11 +258,9 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from _app_fixture import build_fixture_db
-
     demo = out / "demo.duckdb"
     demo.unlink(missing_ok=True)
-    build_fixture_db(demo)
+    build_paper_scale_db(demo, DEMO_CLIPS, DEMO_BLOCKS)
     paper = out / "paper.duckdb"
     if not (args.reuse and paper.exists()):
         paper.unlink(missing_ok=True)
@@ -240,8 +269,7 @@ def main() -> None:
         print(f"paper-scale DB: {paper.stat().st_size / 1e9:.2f} GB written in {time.perf_counter() - t0:.0f} s")
     bare = drop_indexes_copy(paper, out / "paper_noindex.duckdb")
     neuron = {"pages/neuron.py": {"model": MODEL, "layer": "block0.fc1", "neuron": "1234"}}
-    demo_t = time_pages(demo, out / "r_demo.duckdb", {"pages/neuron.py": {"model": "tinynet", "layer": "block1.conv",
-                                                                       "neuron": "3"}})
+    demo_t = time_pages(demo, out / "r_demo.duckdb", neuron)
     paper_t = time_pages(paper, out / "r_paper.duckdb", neuron)
     bare_t = time_pages(bare, out / "r_bare.duckdb", neuron)
     print("seconds: full page render / interaction rerun (median of 3)")

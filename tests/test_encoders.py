@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from _dissect_fixtures import WordVectorEncoder, save_tiny_clap, save_tiny_clip
 
-from and_engine.backends.audio_text import AudioTextError, YamnetLabelsModel, make_audio_text_model
-from and_engine.backends.text_encoders import TextEncoderError, make_text_encoder
+from and_engine.backends.audio_text import YamnetLabelsModel
+from and_engine.backends.registry import AudioTextError, TextEncoderError, make
 
 SR = 16000
 
 
 @pytest.fixture(scope="module")
 def minilm():
-    return make_text_encoder("minilm")
+    return make("text_encoder", "minilm")
 
 
 def test_minilm_is_normalised_deduplicated_and_memoised(minilm, monkeypatch):
@@ -33,24 +33,24 @@ def test_minilm_is_normalised_deduplicated_and_memoised(minilm, monkeypatch):
 
 def test_clip_text_tower_from_a_local_tiny_random_checkpoint(tmp_path):
     path = save_tiny_clip(tmp_path / "clip")
-    enc = make_text_encoder(f"clip:{path}")
+    enc = make("text_encoder", f"clip:{path}")
     v = enc.encode(["dog barking", "cat", "dog barking"])
     assert v.shape == (3, 8) and np.isfinite(v).all()
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(make_text_encoder(f"clip:{path}").encode(["cat"])[0], v[1], atol=1e-6)
+    np.testing.assert_allclose(make("text_encoder", f"clip:{path}").encode(["cat"])[0], v[1], atol=1e-6)
     assert enc.describe() == {"backend": "clip", "model": str(path), "params": {"tower": "text"}}
 
 
 def test_unknown_or_missing_text_encoders_raise(tmp_path):
     with pytest.raises(TextEncoderError, match="unknown text encoder"):
-        make_text_encoder("bert")
+        make("text_encoder", "bert")
     with pytest.raises(TextEncoderError, match="not found"):
-        make_text_encoder(f"clip:{tmp_path / 'missing'}")
+        make("text_encoder", f"clip:{tmp_path / 'missing'}")
 
 
 def test_clap_from_a_local_tiny_random_checkpoint(tmp_path):
     path = save_tiny_clap(tmp_path / "clap")
-    model = make_audio_text_model(f"clap:{path}")
+    model = make("audio_text", f"clap:{path}")
     w = np.random.default_rng(0).standard_normal((3, SR)).astype(np.float32) * 0.1
     s = model.similarity(w, ["dog", "crying_baby"])
     assert s.shape == (3, 2) and np.isfinite(s).all() and np.abs(s).max() <= 1 + 1e-6
@@ -58,16 +58,16 @@ def test_clap_from_a_local_tiny_random_checkpoint(tmp_path):
     with pytest.raises(AudioTextError, match="waveforms"):
         model.similarity(w[0], ["dog"])
     with pytest.raises(AudioTextError, match="not found"):
-        make_audio_text_model(f"clap:{tmp_path / 'missing'}")
+        make("audio_text", f"clap:{tmp_path / 'missing'}")
     with pytest.raises(AudioTextError, match="unknown model"):
-        make_audio_text_model("wav2clip")
+        make("audio_text", "wav2clip")
 
 
 def test_yamnet_labels_stand_in_scores_noise_as_white_noise(minilm):
     t = np.arange(2 * SR) / SR
     w = np.stack([0.5 * np.sin(2 * np.pi * 440 * t),
                   0.3 * np.random.default_rng(0).standard_normal(2 * SR)]).astype(np.float32)
-    model = make_audio_text_model("yamnet-labels", minilm)
+    model = make("audio_text", "yamnet-labels", {"text_encoder": minilm})
     concepts = ["dog", "church_bells", "white noise"]
     s = model.similarity(w, concepts)
     assert s.shape == (2, 3) and (s >= 0).all() and (s <= 1).all()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from _describe_fixtures import DictCache, ScriptedLLM
 
-from and_engine.backends.llm import CachedLLM, LLMError, cache_key
+from and_engine.backends.llm import CachedLLM, cache_key
+from and_engine.backends.registry import LLMError
 from and_engine.store.results import ResultsStore
 
 

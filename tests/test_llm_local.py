@@ -7,12 +7,13 @@ import importlib.util
 import pytest
 from _describe_fixtures import DictCache, smollm2_gguf
 
-from and_engine.backends.llm import CachedLLM, LLMConfigError, LLMError, make_llm
-from and_engine.backends.llm_answers import clean_answer
+from and_engine.backends.llm import CachedLLM
 from and_engine.backends.llm_local import _model_path
-from and_engine.backends.prompts import SUMMARY_TEMPLATE_ID, build_adjective_prompt, build_summary_prompt
+from and_engine.backends.registry import LLMConfigError, LLMError, make
 from and_engine.config import LLMConfig
 from and_engine.model_identity import model_identity
+from and_engine.text.answers import clean_answer
+from and_engine.text.prompts import SUMMARY_TEMPLATE_ID, build_adjective_prompt, build_summary_prompt
 
 PROMPTS = [build_summary_prompt(["A dog barks loudly.", "A dog is barking outside."]), build_adjective_prompt("loud")]
 
@@ -20,7 +21,7 @@ PROMPTS = [build_summary_prompt(["A dog barks loudly.", "A dog is barking outsid
 @pytest.mark.slow
 def test_transformers_backend_runs_smollm2_gguf_end_to_end():
     cfg = LLMConfig(backend="transformers", model=str(smollm2_gguf()), max_new_tokens=8, batch_size=2)
-    llm = make_llm(cfg)
+    llm = make("llm", cfg.backend, cfg)
     assert llm.describe() == {"backend": "transformers", "model": model_identity(smollm2_gguf()),
                               "params": {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 8, "seed": 0}}
     assert llm.describe()["model"].startswith("SmolLM2-135M-Instruct.Q4_1.gguf#")
@@ -36,7 +37,7 @@ def test_transformers_backend_runs_smollm2_gguf_end_to_end():
 
 def test_llama_cpp_backend_real_if_installed_else_clear_error():
     cfg = LLMConfig(backend="llama-cpp", model=str(smollm2_gguf()), max_new_tokens=8)
-    llm = make_llm(cfg)
+    llm = make("llm", cfg.backend, cfg)
     if importlib.util.find_spec("llama_cpp") is None:
         with pytest.raises(LLMError, match="llama_cpp.*requirements-llamacpp.txt"):
             llm.generate(PROMPTS[:1])
@@ -48,13 +49,13 @@ def test_llama_cpp_backend_real_if_installed_else_clear_error():
 def test_vllm_needs_a_gpu_install_and_paths_are_checked(tmp_path):
     if importlib.util.find_spec("vllm") is None:
         with pytest.raises(LLMError, match="vllm.*requirements-gpu.txt"):
-            make_llm(LLMConfig(backend="vllm", model="some/model")).generate(["x"])
+            make("llm", "vllm", dict(model="some/model")).generate(["x"])
     with pytest.raises(LLMConfigError, match="does not exist"):
-        make_llm(LLMConfig(backend="transformers", model=str(tmp_path / "missing"))).generate(["x"])
+        make("llm", "transformers", dict(model=str(tmp_path / "missing"))).generate(["x"])
     with pytest.raises(LLMConfigError, match="llm.model must name"):
-        make_llm(LLMConfig(backend="llama-cpp")).generate(["x"])
+        make("llm", "llama-cpp").generate(["x"])
     with pytest.raises(LLMConfigError, match="package 'no_such_pkg' is not installed"):
-        make_llm(LLMConfig(backend="transformers", model="package:no_such_pkg/x.gguf")).generate(["x"])
+        make("llm", "transformers", dict(model="package:no_such_pkg/x.gguf")).generate(["x"])
 
 
 def test_package_model_path_resolves_inside_the_package():
@@ -71,8 +72,8 @@ def test_cache_identity_follows_model_content_not_file_name(tmp_path):
         path = tmp_path / folder / "ggml-model-Q4_K_M.gguf"
         path.parent.mkdir()
         path.write_bytes(content)
-        llm = make_llm(LLMConfig(backend="llama-cpp", model=str(path)))
+        llm = make("llm", "llama-cpp", dict(model=str(path)))
         keys.append(CachedLLM(llm, dict, lambda rows: None, SUMMARY_TEMPLATE_ID).key("same prompt"))
     assert keys[0] != keys[1]
-    hub = make_llm(LLMConfig(backend="vllm", model="myorg/Llama-2-13b-chat-hf")).describe()
+    hub = make("llm", "vllm", dict(model="myorg/Llama-2-13b-chat-hf")).describe()
     assert hub["model"] == "myorg/Llama-2-13b-chat-hf"

@@ -9,8 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from and_engine.backends.llm import LLMConfigError, LLMError, make_llm
-from and_engine.config import LLMConfig
+from and_engine.backends.registry import LLMConfigError, LLMError, make
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -55,7 +54,7 @@ def server():
 
 
 def _llm(server, **kw):
-    llm = make_llm(LLMConfig(backend="openai", model="served-model", base_url=f"http://127.0.0.1:{server.server_port}",
+    llm = make("llm", "openai", dict(model="served-model", base_url=f"http://127.0.0.1:{server.server_port}",
                              batch_size=4, **kw))
     llm.backoff_s = 0.01
     return llm
@@ -73,7 +72,7 @@ def test_batch_in_order_with_sampling_params(server):
 
 
 def test_base_url_with_v1_and_retry_on_503(server):
-    llm = make_llm(LLMConfig(backend="openai", model="m", base_url=f"http://127.0.0.1:{server.server_port}/v1/"))
+    llm = make("llm", "openai", dict(model="m", base_url=f"http://127.0.0.1:{server.server_port}/v1/"))
     llm.backoff_s = 0.01
     assert llm.generate(["flaky"]) == ["echo: flaky"] and server.failures == 2
 
@@ -97,11 +96,11 @@ def test_unreachable_server_and_bad_config():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     port = srv.server_port
     srv.server_close()  # nothing listens there any more
-    llm = make_llm(LLMConfig(backend="openai", model="m", base_url=f"http://127.0.0.1:{port}"))
+    llm = make("llm", "openai", dict(model="m", base_url=f"http://127.0.0.1:{port}"))
     llm.retries, llm.backoff_s = 1, 0.01
     with pytest.raises(LLMError, match="failed after 2 attempts"):
         llm.generate(["a"])
     with pytest.raises(LLMConfigError, match="base_url"):
-        make_llm(LLMConfig(backend="openai", model="m", base_url="localhost:8000"))
+        make("llm", "openai", dict(model="m", base_url="localhost:8000"))
     with pytest.raises(LLMConfigError, match="llm.model"):
-        make_llm(LLMConfig(backend="openai", base_url="http://127.0.0.1:1"))
+        make("llm", "openai", dict(base_url="http://127.0.0.1:1"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from _describe_fixtures import CAPTIONS
 
-from and_engine.backends.prompts import (
+from and_engine.text.prompts import (
     PromptError,
     build_adjective_prompt,
     build_icl_prompt,

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from _describe_fixtures import CAPTIONS
 
-from and_engine.backends.llm import LLMConfigError, make_llm
-from and_engine.backends.llm_lexicon import acoustic_category
 from and_engine.backends.llm_rule import majority
-from and_engine.backends.llm_rule_phrases import IDEAS, acoustic_point, count_phrase, source_point
-from and_engine.backends.prompts import (
+from and_engine.backends.registry import LLMConfigError, make
+from and_engine.stages.module_b import calibrated_summaries, calibration_points, split_points
+from and_engine.text.lexicon import acoustic_category
+from and_engine.text.prompts import (
     PromptError,
     build_adjective_prompt,
     build_icl_prompt,
@@ -23,13 +23,12 @@ from and_engine.backends.prompts import (
     parse_icl_answer,
     parse_yes_no,
 )
-from and_engine.config import LLMConfig
-from and_engine.stages.module_b import calibrated_summaries, calibration_points, split_points
+from and_engine.text.rule_phrases import IDEAS, acoustic_point, count_phrase, source_point
 
 
 @pytest.fixture(scope="module")
 def rule():
-    return make_llm(LLMConfig(backend="rule"))
+    return make("llm", "rule")
 
 
 def test_summary_states_majority_commonalities_sources_first(rule):
@@ -113,16 +112,14 @@ def test_unknown_prompt_is_a_clear_error(rule):
 def test_describe_and_factory_errors(rule):
     assert rule.describe()["backend"] == "rule" and rule.describe()["model"].startswith("rule-")
     with pytest.raises(LLMConfigError, match="unknown backend 'gpt'"):
-        make_llm(LLMConfig(backend="gpt"))
+        make("llm", "gpt")
     with pytest.raises(LLMConfigError, match="sampling"):
-        make_llm(LLMConfig(backend="transformers", model="x", top_p=0.0))
+        make("llm", "transformers", dict(model="x", top_p=0.0))
 
 
 @pytest.fixture(scope="module")
 def minilm():
-    from and_engine.backends.text_encoders import make_text_encoder
-
-    return make_text_encoder("minilm")
+    return make("text_encoder", "minilm")
 
 
 def _cos(enc, a: list[str], b: list[str]) -> np.ndarray:

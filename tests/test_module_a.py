@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 from _dissect_fixtures import ScriptedLLM, WordVectorEncoder
 
-from and_engine.backends.prompts import parse_prompt
-from and_engine.stages.concept_sets import ESC50_CLASSES, ConceptSetError, concept_text, load_concept_set
+from and_engine.stages.concept_sets import ESC50_CLASSES, ConceptSetError, load_concept_set
 from and_engine.stages.module_a import (
     COLUMNS,
     ModuleAError,
@@ -17,6 +16,8 @@ from and_engine.stages.module_a import (
     icl_answer_text,
     icl_closed_concepts,
 )
+from and_engine.text.prompts import parse_prompt
+from and_engine.text.words import concept_text
 
 CONCEPTS = ["dog", "rain", "crying_baby", "siren"]
 

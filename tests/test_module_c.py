@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from _dissect_fixtures import ScriptedLLM
 
-from and_engine.backends.prompts import parse_prompt
-from and_engine.backends.taggers import tokenize
 from and_engine.stages.module_c import check_adjectives, is_negated, open_concepts, pos_counts, tag_words
+from and_engine.text.prompts import parse_prompt
+from and_engine.text.words import tokenize
 
 BASIC = ("high-pitched", "high-quality", "clear", "loud")
 

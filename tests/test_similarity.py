@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-from _similarity_reference import LOOPS, per_call_loop
 from scipy.special import softmax
 
 from and_engine.stages.similarity import (
@@ -22,6 +21,7 @@ from and_engine.stages.similarity import (
     soft_wpmi,
     wpmi,
 )
+from benchmarks._similarity_reference import LOOPS, per_call_loop
 
 
 def db_like(n_clips: int, n_concepts: int, seed: int = 0) -> np.ndarray:

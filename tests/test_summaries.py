@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 from _describe_fixtures import CAPTIONS, DictCache, ScriptedLLM
 
-from and_engine.backends.llm import CachedLLM, make_llm
-from and_engine.backends.prompts import SUMMARY_TEMPLATE_ID, build_summary_prompt
+from and_engine.backends.llm import CachedLLM
+from and_engine.backends.registry import make
 from and_engine.config import LLMConfig, SummariesConfig, SummaryOverride
 from and_engine.stages.summaries import SummariesInputError, assign_llms, compute_summaries, summary_prompts
 from and_engine.store.schema import columns
+from and_engine.text.prompts import SUMMARY_TEMPLATE_ID, build_summary_prompt
 
 
 def _extremes(top: list[list[int]], bottom: list[list[int]]) -> pd.DataFrame:
@@ -37,14 +38,14 @@ def test_prompts_list_the_set_in_clip_id_order():
 
 def test_same_topk_set_makes_one_call_and_a_rerun_none():
     ext = _extremes([[0, 1, 2], [2, 1, 0], [0, 1, 4]], [[3, 4, 2], [3, 4, 2], [3, 4, 2]])
-    llm, cache = _cached(make_llm(LLMConfig()))
+    llm, cache = _cached(make("llm", "rule"))
     rows = compute_summaries(ext, CAPS, [(np.arange(3), llm)])
     assert llm.stats["calls"] == 3  # 2 distinct top-K sets + 1 bottom-K set
     assert list(rows.columns) == columns("summaries")[1:] and len(rows) == 6
     assert rows.loc[0, "summary"] == rows.loc[2, "summary"] and rows.loc[0, "cache_key"] == rows.loc[2, "cache_key"]
     assert set(rows["backend"]) == {"rule"} and set(rows["status"]) == {"ok"}
     assert rows["side"].tolist() == ["top", "bottom"] * 3 and "dog" in rows.loc[0, "summary"]
-    again, _ = _cached(make_llm(LLMConfig()), cache)
+    again, _ = _cached(make("llm", "rule"), cache)
     assert compute_summaries(ext, CAPS, [(np.arange(3), again)]).equals(rows) and again.stats["calls"] == 0
 
 
@@ -63,7 +64,7 @@ def test_empty_caption_gets_an_explicit_marker():
 
 
 def test_input_errors_name_the_problem():
-    llm, _ = _cached(make_llm(LLMConfig()))
+    llm, _ = _cached(make("llm", "rule"))
     with pytest.raises(SummariesInputError, match=r"no caption for clip\(s\) \[9\]"):
         compute_summaries(_extremes([[0, 9]], [[1, 2]]), CAPS, [(np.arange(1), llm)])
     with pytest.raises(SummariesInputError, match="without an LLM: \\[1\\]"):
@@ -88,7 +89,7 @@ def test_overrides_pick_a_seeded_sample_of_a_layer():
 
 def test_two_backends_in_one_layer_record_their_provenance():
     ext = _extremes([[0, 1], [1, 2], [2, 3]], [[3, 4], [0, 4], [0, 1]])
-    rule, _ = _cached(make_llm(LLMConfig()))
+    rule, _ = _cached(make("llm", "rule"))
     scripted, _ = _cached(ScriptedLLM(["1. The clips are loud."]))
     rows = compute_summaries(ext, CAPS, [(np.array([1]), scripted), (np.array([0, 2]), rule)])
     assert rows.groupby("neuron")["backend"].first().tolist() == ["rule", "scripted", "rule"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from and_engine.backends.llm_answers import clean_answer, strip_chatter
+from and_engine.text.answers import clean_answer, strip_chatter
 
 
 @pytest.mark.parametrize("raw, text, status", [

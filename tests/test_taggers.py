@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from and_engine.backends.taggers import TaggerError, adjective_scores, make_tagger, tokenize
+from and_engine.backends.registry import TaggerError, make
+from and_engine.text.words import adjective_scores, tokenize
 
 GOLD = Path(__file__).parent / "data" / "adjective_gold.tsv"
 
@@ -18,7 +19,7 @@ def gold_set() -> tuple[list[str], list[set[str]]]:
 
 @pytest.fixture(scope="module")
 def spacy_tagger():
-    return make_tagger("spacy")
+    return make("pos_tagger", "spacy")
 
 
 def test_tokenize_keeps_hyphenated_compounds_and_contractions():
@@ -36,7 +37,7 @@ def test_gold_set_is_large_enough():
 def test_spacy_tagger_adjective_accuracy_beats_textblob(spacy_tagger):
     sentences, gold = gold_set()
     spacy = adjective_scores(spacy_tagger, sentences, gold)
-    textblob = adjective_scores(make_tagger("textblob"), sentences, gold)
+    textblob = adjective_scores(make("pos_tagger", "textblob"), sentences, gold)
     assert spacy["f1"] >= 0.95 and spacy["accuracy"] >= 0.98
     assert spacy["f1"] > textblob["f1"]
     assert "audio" in textblob["spurious"]  # textblob's lexicon tags the noun "audio" as an adjective
@@ -44,7 +45,7 @@ def test_spacy_tagger_adjective_accuracy_beats_textblob(spacy_tagger):
 
 def test_taggers_return_penn_tags_one_per_token(spacy_tagger):
     toks = tokenize("The loud dog is barking at the clear, high-pitched siren.")
-    for tagger in (spacy_tagger, make_tagger("textblob")):
+    for tagger in (spacy_tagger, make("pos_tagger", "textblob")):
         tags = tagger.tag_batch([toks, []])
         assert len(tags[0]) == len(toks) and tags[1] == []
         assert tags[0][toks.index("dog")] == "NN" and tags[0][toks.index("high-pitched")] == "JJ"
@@ -52,6 +53,6 @@ def test_taggers_return_penn_tags_one_per_token(spacy_tagger):
 
 
 def test_auto_picks_an_installed_tagger_and_unknown_names_fail():
-    assert make_tagger("auto").describe()["backend"] in ("nltk", "spacy")
+    assert make("pos_tagger", "auto").describe()["backend"] in ("nltk", "spacy")
     with pytest.raises(TaggerError, match="unknown tagger"):
-        make_tagger("stanza")
+        make("pos_tagger", "stanza")

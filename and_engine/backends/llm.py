@@ -1,9 +1,9 @@
-"""LLM backends: one batched interface, a factory by name, and the shared answer cache.
+"""What every LLM backend shares: the sampling settings and the answer cache in front of any backend.
 
-``make_llm(cfg)`` -> an object with ``generate(prompts) -> answers`` and ``describe()``. Backends:
-``rule`` (embedded, deterministic), ``llama-cpp`` (local GGUF), ``transformers`` (local directory or GGUF),
-``vllm`` (GPU), ``openai`` (any OpenAI-compatible server). Heavy imports happen inside the backends.
-``CachedLLM`` puts the ``llm_cache`` table in front of any backend (SPEC section 5).
+``sampling_params(cfg)`` / ``check_sampling(cfg)``: the settings that change an answer, and their ranges.
+``CachedLLM`` puts the ``llm_cache`` table in front of any backend (SPEC section 5). Backends are made by
+``registry.make("llm", name, options)``: ``rule`` (embedded, deterministic), ``llama-cpp`` (local GGUF),
+``transformers`` (local directory or GGUF), ``vllm`` (GPU), ``openai`` (any OpenAI-compatible server).
 """
 
 from __future__ import annotations
@@ -11,30 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
+from and_engine.backends.registry import LLM, LLMConfigError, LLMError
 from and_engine.config import LLMConfig
-
-LLM_BACKENDS = ("rule", "llama-cpp", "transformers", "vllm", "openai")
-
-
-class LLMError(RuntimeError):
-    """An LLM backend failed (missing package / file, server error after retries); the message says how."""
-
-
-class LLMConfigError(ValueError):
-    """An LLM configuration is invalid (unknown backend, missing model path); the message names the field."""
-
-
-@runtime_checkable
-class LLM(Protocol):
-    def generate(self, prompts: list[str]) -> list[str]:
-        """Prompts -> answers, same length and order (one chat turn each)."""
-        ...
-
-    def describe(self) -> dict:
-        """Provenance: {"backend", "model", "params"} (params = the sampling settings)."""
-        ...
 
 
 def sampling_params(cfg: LLMConfig) -> dict[str, Any]:
@@ -43,25 +23,10 @@ def sampling_params(cfg: LLMConfig) -> dict[str, Any]:
             "max_new_tokens": int(cfg.max_new_tokens), "seed": int(cfg.seed)}
 
 
-def make_llm(cfg: LLMConfig) -> LLM:
-    """LLMConfig -> backend instance (nothing heavy is loaded until the first ``generate``)."""
-    if cfg.backend == "rule":
-        from and_engine.backends.llm_rule import RuleLLM
-
-        return RuleLLM()
+def check_sampling(cfg: LLMConfig) -> None:
+    """LLMConfigError unless temperature >= 0, 0 < top_p <= 1 and max_new_tokens >= 1."""
     if cfg.temperature < 0 or not 0 < cfg.top_p <= 1 or cfg.max_new_tokens < 1:
         raise LLMConfigError(f"llm sampling settings out of range: {sampling_params(cfg)}")
-    if cfg.backend in ("llama-cpp", "transformers", "vllm"):
-        from and_engine.backends import llm_local
-
-        cls = {"llama-cpp": llm_local.LlamaCppLLM, "transformers": llm_local.TransformersLLM,
-               "vllm": llm_local.VllmLLM}[cfg.backend]
-        return cls(cfg)
-    if cfg.backend == "openai":
-        from and_engine.backends.llm_openai import OpenAICompatLLM
-
-        return OpenAICompatLLM(cfg)
-    raise LLMConfigError(f"llm.backend: unknown backend {cfg.backend!r}; known: {', '.join(LLM_BACKENDS)}")
 
 
 def cache_key(content: str | Sequence[int], template: str, backend: str, model: str, params: dict) -> str:

@@ -1,7 +1,8 @@
 """Local LLM backends: ``llama-cpp`` (GGUF), ``transformers`` (directory or GGUF, CPU/GPU), ``vllm`` (GPU).
 
 Each takes an ``LLMConfig`` (``model`` = the file or directory), loads lazily on the first ``generate``
-and sends every prompt as one user chat turn. Temperature 0 means greedy decoding.
+and sends every prompt as one user chat turn. Temperature 0 means greedy decoding. Made by
+``registry.make("llm", "llama-cpp" | "transformers" | "vllm", options)`` through the ``create_*`` factories.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from and_engine.backends.llm import LLMConfigError, LLMError, sampling_params
+from and_engine.backends.llm import check_sampling, sampling_params
+from and_engine.backends.registry import LLMConfigError, LLMError
 from and_engine.config import LLMConfig
 from and_engine.model_identity import model_identity
 
@@ -39,6 +41,7 @@ class _LocalLLM:
     backend = ""
 
     def __init__(self, cfg: LLMConfig):
+        check_sampling(cfg)
         self.cfg = cfg
         self._engine = None
 
@@ -151,3 +154,15 @@ class VllmLLM(_LocalLLM):
         chats = [[{"role": "user", "content": p}] for p in prompts]
         results = engine.chat(chats, params, use_tqdm=False)
         return [r.outputs[0].text if r.outputs else "" for r in results]
+
+
+def create_llama_cpp(argument: str, cfg: LLMConfig) -> LlamaCppLLM:
+    return LlamaCppLLM(cfg)
+
+
+def create_transformers(argument: str, cfg: LLMConfig) -> TransformersLLM:
+    return TransformersLLM(cfg)
+
+
+def create_vllm(argument: str, cfg: LLMConfig) -> VllmLLM:
+    return VllmLLM(cfg)

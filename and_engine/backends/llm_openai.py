@@ -5,7 +5,7 @@ Standard library HTTP only. ``llm.base_url`` is the server root (``http://host:8
 ``batch_size`` requests run concurrently (servers batch them). Timeouts (``timeout_s``), retries with
 exponential backoff on connection errors / 408 / 429 / 5xx, and an ``LLMError`` naming the URL and
 the server's message otherwise. An API key, when the server needs one, is read from the environment
-variable ``OPENAI_API_KEY``.
+variable ``OPENAI_API_KEY``. Made by ``registry.make("llm", "openai", options)``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from and_engine.backends.llm import LLMConfigError, LLMError, sampling_params
+from and_engine.backends.llm import check_sampling, sampling_params
+from and_engine.backends.registry import LLMConfigError, LLMError
 from and_engine.config import LLMConfig
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -31,6 +32,7 @@ class OpenAICompatLLM:
     backoff_s = 0.5  # first wait; doubles each retry
 
     def __init__(self, cfg: LLMConfig):
+        check_sampling(cfg)
         if not cfg.base_url.startswith(("http://", "https://")):
             raise LLMConfigError(f"llm.base_url must be an http(s) URL for backend 'openai', got {cfg.base_url!r}")
         if not cfg.model:
@@ -80,3 +82,7 @@ class OpenAICompatLLM:
             return []
         with ThreadPoolExecutor(max_workers=max(1, min(self.cfg.batch_size, len(prompts)))) as pool:
             return list(pool.map(self._request, prompts))
+
+
+def create(argument: str, cfg: LLMConfig) -> OpenAICompatLLM:
+    return OpenAICompatLLM(cfg)

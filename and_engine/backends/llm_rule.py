@@ -2,11 +2,12 @@
 
 * summary   -> numbered points stating what a majority (more than half) of the K captions share,
   strongest first: sound sources, then acoustic properties (loudness, pitch, timbre, time structure,
-  quality, mood), each as a content-first sentence (``llm_rule_phrases``) saying how many clips share it.
+  quality, mood), each as a content-first sentence (``text.rule_phrases``) saying how many clips share it.
 * icl       -> the concept whose words the description mentions most, ending "Answer: <class>".
 * adjective -> "Yes"/"No" from the acoustic lexicon, with the reason.
 
-Prompts are recognised by their fixed templates (``and_engine.backends.prompts.parse_prompt``).
+Prompts are recognised by their fixed templates (``and_engine.text.prompts.parse_prompt``). Made by
+``registry.make("llm", "rule")`` (the sampling settings do not apply: it never samples).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import math
 import re
 from collections import Counter, defaultdict
 
-from and_engine.backends.llm_lexicon import (
+from and_engine.config import LLMConfig
+from and_engine.text.lexicon import (
     CATEGORY_ORDER,
     PHRASES,
     STOP_WORDS,
@@ -23,8 +25,8 @@ from and_engine.backends.llm_lexicon import (
     lexicon_form,
     non_acoustic_hint,
 )
-from and_engine.backends.llm_rule_phrases import IDEA_OF, acoustic_point, source_point
-from and_engine.backends.prompts import ParsedPrompt, parse_prompt
+from and_engine.text.prompts import ParsedPrompt, parse_prompt
+from and_engine.text.rule_phrases import IDEA_OF, acoustic_point, source_point
 
 RULE_MODEL = "rule-extractive-v3"  # bump when the algorithm changes: it is part of every cache key
 NO_COMMONALITY = ("1. No clear commonality: the descriptions do not share a sound source or an acoustic "
@@ -134,3 +136,7 @@ class RuleLLM:
         hint = non_acoustic_hint(adjective)
         about = f"describes {hint}" if hint else "is not an acoustic word in the lexicon"
         return f"No. '{adjective}' {about}; it does not describe the tone, emotion, or acoustic features of sound."
+
+
+def create(argument: str, cfg: LLMConfig) -> RuleLLM:
+    return RuleLLM()

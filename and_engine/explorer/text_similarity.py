@@ -1,6 +1,6 @@
 """Text similarity for Table 3: sentence cosine and a BERTScore-style token-matching F1.
 
-* ``cosine``: the cosine of sentence embeddings from ``make_text_encoder(name)`` (default ``minilm``).
+* ``cosine``: the cosine of sentence embeddings from ``make("text_encoder", name)`` (default ``minilm``).
 * ``bertscore_f1``: BERTScore's greedy matching (Zhang et al., 2020) computed with the *same* MiniLM
   model's contextual token embeddings instead of a BERT/RoBERTa layer: each token of one text is
   matched to its most similar token of the other (cosine); precision / recall are the means of those
@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from and_engine.backends.registry import make
+
 
 class TextSimilarity:
     """Sentence cosine + BERTScore-style F1 with one MiniLM model (loaded on first use)."""
 
     def __init__(self, encoder_name: str = "minilm"):
-        from and_engine.backends.text_encoders import make_text_encoder
-
         if encoder_name != "minilm":
             raise ValueError(f"TextSimilarity supports the 'minilm' encoder (token embeddings), got {encoder_name!r}")
-        self.encoder = make_text_encoder(encoder_name)
+        self.encoder = make("text_encoder", encoder_name)
         self._st = None
 
     def _sentence_transformer(self):

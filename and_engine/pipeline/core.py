@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from and_engine import __version__
+from and_engine.backends.registry import make
 from and_engine.config import PROJECT_ROOT, Config, stable_hash
 from and_engine.probing import ProbingSet, count_entries, open_probing_set
 from and_engine.store.results import ResultsStore, scope_key
@@ -108,9 +109,7 @@ def shared(ctx: BuildContext, key: object, make: Callable[[], Any]) -> Any:
 def text_encoder(ctx: BuildContext, name: str):
     """The sentence / text encoder ``name``, one per build, shared by Modules A-C and the analyses (so
     texts embedded by one stage are memoised for the next)."""
-    from and_engine.backends.text_encoders import make_text_encoder
-
-    return shared(ctx, ("text_encoder", name), lambda: make_text_encoder(name))
+    return shared(ctx, ("text_encoder", name), lambda: make("text_encoder", name))
 
 
 def step_fingerprint(ctx: BuildContext, stage: str, scope: Mapping[str, Any]) -> str | None:

@@ -11,19 +11,19 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from and_engine.backends.captioner import CAPTION_SAMPLE_RATE, make_captioner
-from and_engine.backends.llm import CachedLLM, make_llm
-from and_engine.backends.prompts import SUMMARY_TEMPLATE_ID
+from and_engine.backends.llm import CachedLLM
+from and_engine.backends.registry import CAPTION_SAMPLE_RATE, make
 from and_engine.config import LLMConfig
 from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
 from and_engine.stages.captions import compute_captions
 from and_engine.stages.summaries import assign_llms, compute_summaries
+from and_engine.text.prompts import SUMMARY_TEMPLATE_ID
 
 
 def _captioner(ctx: BuildContext):
     key = ("captioner", ctx.config.captions)
     if key not in ctx.objects:
-        ctx.objects[key] = make_captioner(ctx.config.captions)
+        ctx.objects[key] = make("captioner", ctx.config.captions.backend, ctx.config.captions)
     return ctx.objects[key]
 
 
@@ -34,7 +34,7 @@ def llm_backend(ctx: BuildContext, cfg: LLMConfig):
         local = cfg.backend in ("llama-cpp", "transformers") and cfg.model and not cfg.model.startswith("package:")
         if local and not Path(cfg.model).expanduser().is_absolute():  # config paths are relative to the project
             cfg = dataclasses.replace(cfg, model=str(ctx.config.resolve(cfg.model)))
-        ctx.objects[key] = make_llm(cfg)
+        ctx.objects[key] = make("llm", cfg.backend, cfg)
     return ctx.objects[key]
 
 

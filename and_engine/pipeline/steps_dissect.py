@@ -12,11 +12,12 @@ from __future__ import annotations
 import pandas as pd
 
 from and_engine.backends.llm import CachedLLM
-from and_engine.backends.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID
+from and_engine.backends.registry import make
 from and_engine.config import stable_hash
 from and_engine.pipeline.core import BuildContext, probing_set, run_step, shared, text_encoder, waveforms
 from and_engine.stages import module_a, module_b, module_c
 from and_engine.stages.concept_sets import load_concept_set
+from and_engine.text.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID
 
 TAB_RATE = 16000
 
@@ -47,10 +48,9 @@ def _db_matrix(ctx: BuildContext, concepts: list[str], captions_fp: str):
 
 
 def _tab(ctx: BuildContext):
-    from and_engine.backends.audio_text import make_audio_text_model
-
     name = ctx.config.module_a.audio_text_model
-    return shared(ctx, ("audio-text", name), lambda: make_audio_text_model(name, text_encoder(ctx, "minilm")))
+    return shared(ctx, ("audio-text", name),
+                  lambda: make("audio_text", name, {"text_encoder": text_encoder(ctx, "minilm")}))
 
 
 def _tab_matrix(ctx: BuildContext, concepts: list[str], clips_fp: str):
@@ -97,9 +97,7 @@ def _module_b_step(ctx: BuildContext, model: str, layer: str, upstream: list[str
 
 
 def _tagger(ctx: BuildContext):
-    from and_engine.backends.taggers import make_tagger
-
-    return shared(ctx, ("tagger", ctx.config.module_c.tagger), lambda: make_tagger(ctx.config.module_c.tagger))
+    return shared(ctx, ("tagger", ctx.config.module_c.tagger), lambda: make("pos_tagger", ctx.config.module_c.tagger))
 
 
 def _words(ctx: BuildContext, model: str, layer: str, b_fp: str):

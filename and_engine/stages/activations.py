@@ -3,6 +3,7 @@
 ``record_activations`` fills one preallocated float32 (n_clips, n_neurons) array per layer (or an
 ``np.memmap`` the caller passes), so no token output outlives its batch. ``record_maps`` is the second
 pass over only the union of the top-K clips that keeps each neuron's per-position (freq x time) map.
+Both run one batch loop (``_run``), eagerly with hooks or, with ``compiled=True``, through ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -86,30 +87,91 @@ def _check(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec
     return arr
 
 
+class PooledForward(torch.nn.Module):
+    """inputs (rows, ...) -> {layer name: (rows, n_neurons) float32 ``pool_rows`` of that layer's output}.
+
+    The hooks are registered inside ``forward``, so under ``torch.compile`` inductor fuses the pooling with
+    the convolutions (and, with frozen weights, prepacks them).
+    """
+
+    def __init__(self, model: TargetModel, layers: Sequence[LayerSpec], pool: str):
+        super().__init__()
+        self.net = model.module
+        self.taps = [(spec, model.submodule(spec)) for spec in layers]  # a plain list: not re-registered
+        self.pool = pool
+
+    def forward(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        rows: dict[str, torch.Tensor] = {}
+        hooks = [module.register_forward_hook(
+            lambda _m, _i, out, spec=spec: rows.__setitem__(spec.name, pool_rows(out, spec, self.pool)))
+            for spec, module in self.taps]
+        try:
+            self.net(inputs)
+        finally:
+            for h in hooks:
+                h.remove()
+        return rows
+
+
 @torch.inference_mode()
-def _run(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec], batch_size: int,
-         on_output: Callable[[LayerSpec, torch.Tensor, int, int], None], progress=None,
-         precision: str = "float32", rows: np.ndarray | None = None) -> None:
-    """Forward ``arr`` (or only its ``rows``) in batches; ``on_output(spec, output, start, n)`` is called
-    inside each hook with the batch's offset in that sequence."""
+def _run(model: TargetModel, arr: np.ndarray, batch_size: int, forward: Callable[[torch.Tensor, int, int], None],
+         progress=None, precision: str = "float32", rows: np.ndarray | None = None, static: bool = False) -> None:
+    """The batch loop: ``forward(inputs, start, n)`` for each batch of ``arr`` (or only its ``rows``), ``start``
+    = the batch's offset in that sequence, ``n`` its clips. ``static``: every batch has ``batch_size`` clips
+    (the last one padded with copies of its last clip; ``n`` counts the real ones)."""
     rows = np.arange(len(arr)) if rows is None else rows
-    state = {"start": 0, "n": 0}
-    hooks = [model.submodule(spec).register_forward_hook(
-        lambda _m, _i, out, spec=spec: on_output(spec, out, state["start"], state["n"])) for spec in layers]
+    step = max(1, batch_size)
     model.module.eval()
     # one autocast region for all batches: its cache casts each weight to bf16 once per call, not per batch
     autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+    with autocast:
+        for start in range(0, len(rows), step):
+            chunk = arr[rows[start : start + step]]
+            n = len(chunk)
+            if static and n < step:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - n, axis=0)])
+            forward(model.inputs(chunk), start, n)
+            if progress is not None:
+                progress.update(n)
+
+
+def _run_hooked(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec], batch_size: int,
+                on_output: Callable[[LayerSpec, torch.Tensor, int, int], None], progress=None,
+                precision: str = "float32", rows: np.ndarray | None = None) -> None:
+    """``_run`` eagerly with a hook per layer: ``on_output(spec, output, start, n)`` inside each hook."""
+    where = {"start": 0, "n": 0}
+    hooks = [model.submodule(spec).register_forward_hook(
+        lambda _m, _i, out, spec=spec: on_output(spec, out, where["start"], where["n"])) for spec in layers]
+
+    def forward(inputs: torch.Tensor, start: int, n: int) -> None:
+        where.update(start=start, n=n)
+        model.module(inputs)
+
     try:
-        with autocast:
-            for start in range(0, len(rows), max(1, batch_size)):
-                chunk = arr[rows[start : start + batch_size]]
-                state.update(start=start, n=len(chunk))
-                model.module(model.inputs(chunk))
-                if progress is not None:
-                    progress.update(len(chunk))
+        _run(model, arr, batch_size, forward, progress, precision, rows)
     finally:
         for h in hooks:
             h.remove()
+
+
+def _run_compiled(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec], pool: str, batch_size: int,
+                  arrays: dict[str, np.ndarray], progress=None, precision: str = "float32") -> None:
+    """``_run`` through ``torch.compile(PooledForward)`` (inductor, frozen weights), one static batch shape so
+    it compiles once per call; fills ``arrays[layer][clip]``."""
+    from torch._inductor import config as inductor_config
+
+    torch._dynamo.reset()  # frozen weights are baked into the graph: never reuse one compiled for other weights
+    size = max(1, min(batch_size, len(arr)))
+    fn = torch.compile(PooledForward(model, layers, pool), dynamic=False)
+
+    def forward(inputs: torch.Tensor, start: int, n: int) -> None:
+        out = fn(inputs)
+        for spec in layers:
+            per_clip = out[spec.name].reshape(size, -1, spec.n_neurons).mean(dim=1)
+            arrays[spec.name][start : start + n] = per_clip[:n].cpu().numpy()
+
+    with inductor_config.patch(freezing=True):
+        _run(model, arr, size, forward, progress, precision, static=True)
 
 
 def record_activations(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec], pool: str = "cls",
@@ -119,7 +181,7 @@ def record_activations(model: TargetModel, waveforms: np.ndarray, layers: Sequen
 
     ``out`` may hold preallocated arrays (e.g. np.memmap) to fill; ``progress`` gets ``.update(n)``;
     ``precision="bfloat16"`` runs the forward pass under autocast (faster on CPUs with AVX512-BF16);
-    ``compiled=True`` runs it through ``torch.compile`` (``activations_compiled``: a one-off compile of
+    ``compiled=True`` runs it through ``torch.compile`` (same batch loop and pooling; a one-off compile of
     10-60 s, then up to ~1.3x faster on YAMNet, no faster on AST-base on CPU; docs/models.md, Benchmark).
     """
     if pool not in POOLS:
@@ -135,11 +197,9 @@ def record_activations(model: TargetModel, waveforms: np.ndarray, layers: Sequen
         arrays[spec.name][start : start + n] = pool_output(output, spec, n, pool).cpu().numpy()
 
     if compiled:
-        from and_engine.stages.activations_compiled import run_compiled
-
-        run_compiled(model, arr, layers, pool, batch_size, arrays, progress, precision)
+        _run_compiled(model, arr, layers, pool, batch_size, arrays, progress, precision)
     else:
-        _run(model, arr, layers, batch_size, write, progress, precision)
+        _run_hooked(model, arr, layers, batch_size, write, progress, precision)
     for spec in layers:
         if not np.isfinite(arrays[spec.name]).all():
             raise ActivationsError(f"model {model.name!r} layer {spec.name!r}: non-finite activations")
@@ -175,7 +235,7 @@ def record_maps(model: TargetModel, waveforms: np.ndarray, layers: Sequence[Laye
             neurons, ranks = np.nonzero(ids == clip)
             maps[spec.name][neurons, ranks] = batch_maps[b, neurons]
 
-    _run(model, arr, layers, batch_size, keep, precision=precision, rows=union)
+    _run_hooked(model, arr, layers, batch_size, keep, precision=precision, rows=union)
     return maps
 
 

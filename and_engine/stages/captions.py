@@ -11,8 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from and_engine.backends.acoustic import check_waveforms, measure_acoustics, relative_loudness
-from and_engine.backends.captioner import CaptionContext, Captioner, CaptionerError
+from and_engine.acoustics.measurements import check_waveforms, measure_acoustics, relative_loudness
+from and_engine.backends.registry import CaptionContext, Captioner, CaptionerError
 from and_engine.store.schema import columns
 
 

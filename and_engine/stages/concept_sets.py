@@ -1,7 +1,7 @@
 """Concept sets D_c for Module A: the probing set's class names, ESC-50's 50 classes, or a word list.
 
 ``load_concept_set(spec, class_names)`` -> list of M concept strings, in a stable order. A concept keeps
-its original spelling (so it compares equal to a class label, e.g. ``crying_baby``); ``concept_text``
+its original spelling (so it compares equal to a class label, e.g. ``crying_baby``); ``text.words.concept_text``
 gives the words a text encoder or an LLM sees (``crying baby``).
 """
 
@@ -26,12 +26,6 @@ ESC50_CLASSES: tuple[str, ...] = (
 
 class ConceptSetError(ValueError):
     """The concept set spec or its contents are invalid; the message names the spec / line."""
-
-
-def concept_text(concept: str) -> str:
-    """A concept as words for an encoder / LLM: underscores (and commas: the ICL prompt lists concepts
-    comma-separated) -> spaces, whitespace collapsed."""
-    return " ".join(concept.replace("_", " ").replace(",", " ").split())
 
 
 def _validated(concepts: Sequence[str], where: str) -> list[str]:

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from and_engine.backends.llm_answers import clean_answer
-from and_engine.backends.prompts import build_icl_prompt, parse_icl_answer
-from and_engine.stages.concept_sets import concept_text
 from and_engine.stages.similarity import score_all
+from and_engine.text.answers import clean_answer
+from and_engine.text.prompts import build_icl_prompt, parse_icl_answer
+from and_engine.text.words import concept_text
 
 COLUMNS = ["model", "layer", "neuron", "method", "similarity", "rank", "concept", "score"]
 DB_TEMPERATURE = 100.0  # P = softmax(100 * cos(caption, concept)), as CLIP's logit scale

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from and_engine.backends.llm_answers import strip_chatter
+from and_engine.text.answers import strip_chatter
 
 MIN_POINT_WORDS = 6  # fragments of 5 words or fewer are dropped
 POINT_COLUMNS = ["model", "layer", "neuron", "point_index", "point", "best_match", "best_cosine"]

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from and_engine.backends.prompts import build_adjective_prompt, parse_yes_no
-from and_engine.backends.taggers import tokenize
+from and_engine.text.prompts import build_adjective_prompt, parse_yes_no
+from and_engine.text.words import tokenize
 
 ADJECTIVE_TAGS = frozenset({"JJ", "JJR", "JJS", "VBN"})  # VBN as the paper's code
 NOUN_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS"})

@@ -14,10 +14,10 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from and_engine.backends.llm_answers import clean_answer
-from and_engine.backends.prompts import build_summary_prompt
 from and_engine.config import LLMConfig, SummariesConfig, stable_hash
 from and_engine.store.schema import columns
+from and_engine.text.answers import clean_answer
+from and_engine.text.prompts import build_summary_prompt
 
 SIDES = {"top": "topk_clip_ids", "bottom": "bottomk_clip_ids"}  # S_h from top-K, S_l from bottom-K
 EMPTY_CAPTION = "(no description was produced for this clip)"

@@ -1,7 +1,7 @@
 """Per-neuron reference loops of the five similarity functions, in two shapes, both with the wpmi /
-soft_wpmi normaliser taken over all neurons of the layer (SPEC section 6). Used by
-tests/test_similarity.py to check the vectorised versions and by benchmarks/bench_similarity.py as the
-speed baselines.
+soft_wpmi normaliser taken over all neurons of the layer (SPEC section 6). The speed baselines of
+benchmarks/bench_similarity.py; tests/test_similarity.py checks the vectorised versions against them
+(benchmarks import nothing from tests/, so the shared reference lives here).
 
 * ``PER_CALL``: the paper's code -- every neuron scored by its own call of the similarity function on
   one activation column, so each call recomputes what the function derives from P (softmax(a P), the

@@ -128,7 +128,7 @@ def parse_prompt(prompt: str) -> ParsedPrompt:
         concepts = prompt[len(_ICL_HEAD) + 1 :].split("]", 1)[0]
         desc = prompt.rsplit("Now your turn:\nDescription: ", 1)[-1].rsplit("\nResponse:", 1)[0]
         return ParsedPrompt("icl", concepts=tuple(c.strip() for c in concepts.split(",")), description=desc)
-    raise PromptError(f"unrecognised prompt (not built by and_engine.backends.prompts): {prompt[:80]!r}")
+    raise PromptError(f"unrecognised prompt (not built by and_engine.text.prompts): {prompt[:80]!r}")
 
 
 def parse_icl_answer(text: str) -> str:

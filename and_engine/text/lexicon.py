@@ -12,7 +12,7 @@ DESCRIPTOR_CATEGORIES: dict[str, tuple[str, ...]] = {
         "loud", "quiet", "soft", "faint", "moderate", "deafening", "booming", "thunderous",
         "intense", "powerful", "gentle", "subtle", "muted", "hushed", "silent", "audible", "strong", "weak",
         "dynamic", "even-level", "relatively-loud", "relatively-quiet", "moderately-loud",
-        "forceful", "blaring", "subdued", "surging",  # words of the summary glosses (llm_rule_phrases)
+        "forceful", "blaring", "subdued", "surging",  # words of the summary glosses (text/rule_phrases)
     ),
     "pitch": (
         "high-pitched", "low-pitched", "mid-pitched", "mid-range", "high-frequency", "low-frequency", "high", "low", "deep", "shrill", "squeaky", "bassy",

@@ -1,0 +1,1 @@
+"""Text helpers: prompt templates, LLM answer cleaning, acoustic word lists, the rule LLM's sentences, words."""
