@@ -87,7 +87,7 @@ def _layer_tables(layer: str, n: int, n_clips: int, rng: np.random.Generator, ma
     out["calibrated_summaries"] = pd.DataFrame({"model": MODEL, "layer": layer, "neuron": ids, "threshold": 0.7,
                                                 "calibrated_summary": pts, "n_points": 3, "n_removed": 1})
     combos = [("DB", s) for s in ("cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi")] + [("TAB", "cos"),
-                                                                                         ("ICL", "icl")]
+                                                                                         ("ICL", "llm")]
     per = len(combos) * 5
     concepts = rng.integers(0, len(ESC50), size=n * per)
     out["closed_concepts"] = pd.DataFrame({**rep(per), "method": np.tile(np.repeat([m for m, _ in combos], 5), n),
@@ -96,14 +96,14 @@ def _layer_tables(layer: str, n: int, n_clips: int, rng: np.random.Generator, ma
                                            "concept": np.asarray(ESC50)[concepts], "score": rng.random(n * per)})
     words = np.concatenate([np.asarray(ADJECTIVES)[adj], np.asarray(ESC50)[cls]], axis=1)
     out["open_concepts"] = pd.DataFrame({**rep(6), "word": words.ravel(),
-                                         "pos": np.tile(["adjective"] * 4 + ["noun"] * 2, n), "count": 1})
+                                         "pos": np.tile(["ADJ"] * 4 + ["NOUN"] * 2, n), "count": 1})
     if maps:
         grid = rng.random((n * K, 12 * 101), dtype=np.float32)
         out["activation_maps"] = pa.table({"model": pa.array([MODEL] * (n * K)),
                                            "layer": pa.array([layer] * (n * K)),
                                            "neuron": pa.array(np.repeat(ids, K)),
                                            "clip_id": pa.array(top.ravel().astype(np.int32)),
-                                           "rank": pa.array(np.tile(np.arange(K, dtype=np.int32), n)),
+                                           "rank": pa.array(np.tile(np.arange(1, K + 1, dtype=np.int32), n)),
                                            "n_freq": pa.array(np.full(n * K, 12, np.int32)),
                                            "n_time": pa.array(np.full(n * K, 101, np.int32)),
                                            "map": _list_array(grid, pa.float32())})
@@ -130,7 +130,7 @@ def build_paper_scale_db(path: Path, n_clips: int = 2000, blocks: int = 12, seed
     now = datetime.now()
     with ResultsStore(path) as store:
         store.record_run("bench", "paper-scale", json.dumps(cfg.to_dict(), default=str), cfg.config_hash(), "bench",
-                         "finished")
+                         "done")
         commit = lambda stage, scope, tables: store.commit_step("bench", stage, scope, {"synthetic": True},  # noqa: E731
                                                                 f"{stage}{scope}", tables, now, "bench")
         commit("clips", {}, {"clips": clips, "captions": pd.DataFrame({

@@ -49,11 +49,11 @@ def expected_logits(x: np.ndarray, zero_hidden: list[int]) -> np.ndarray:
 def open_concepts() -> pd.DataFrame:
     """C_open rows for model 'tiny' over layer fc1 (and one classifier row, never a candidate)."""
     rows = [
-        ("fc1", 0, "dogs", "NN"), ("fc1", 0, "loud", "JJ"),
-        ("fc1", 1, "birds", "NNS"), ("fc1", 1, "high-pitched", "JJ"), ("fc1", 1, "chirping", "VBG"),
-        ("fc1", 2, "rainy", "JJ"), ("fc1", 2, "loud", "JJ"),
-        ("fc1", 3, "chirping", "JJ"), ("fc1", 3, "clear", "JJ"),
-        ("classifier", 0, "dog", "NN"),
+        ("fc1", 0, "dogs", "NOUN"), ("fc1", 0, "loud", "ADJ"),
+        ("fc1", 1, "birds", "NOUN"), ("fc1", 1, "high-pitched", "ADJ"),
+        ("fc1", 2, "rainy", "ADJ"), ("fc1", 2, "loud", "ADJ"),
+        ("fc1", 3, "chirping", "ADJ"), ("fc1", 3, "clear", "ADJ"),
+        ("classifier", 0, "dog", "NOUN"),
     ]
     df = pd.DataFrame(rows, columns=["layer", "neuron", "word", "pos"])
     return df.assign(model="tiny", count=1)

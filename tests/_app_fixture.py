@@ -78,7 +78,7 @@ def _neuron_rows(acts: dict[str, np.ndarray], clips: pd.DataFrame, rng: np.rando
                 for r, c in enumerate(ids[top]):
                     m = rng.random((mf, mt)) * 0.3
                     m[rng.integers(mf), rng.integers(mt)] += 2.0
-                    t["activation_maps"].append({**key, "clip_id": int(c), "rank": r, "n_freq": mf, "n_time": mt,
+                    t["activation_maps"].append({**key, "clip_id": int(c), "rank": r + 1, "n_freq": mf, "n_time": mt,
                                                  "map": m.ravel().tolist()})
             pref = CLASSES[j % len(CLASSES)]
             other = CLASSES[(j + 3) % len(CLASSES)]
@@ -101,13 +101,13 @@ def _neuron_rows(acts: dict[str, np.ndarray], clips: pd.DataFrame, rng: np.rando
             t["calibrated_summaries"].append({**key, "threshold": 0.7, "calibrated_summary": " ".join(kept),
                                               "n_points": 3, "n_removed": 3 - len(kept)})
             ranked = [pref] + [c for c in CLASSES if c != pref]
-            for method, sims in (("DB", ("cos", "cos3", "wpmi")), ("TAB", ("cos",)), ("ICL", ("icl",))):
+            for method, sims in (("DB", ("cos", "cos3", "wpmi")), ("TAB", ("cos",)), ("ICL", ("llm",))):
                 for sim in sims:
                     order = ranked if (j + len(sim)) % 5 else ranked[1:] + ranked[:1]
                     for r, concept in enumerate(order[:5]):
                         t["closed_concepts"].append({**key, "method": method, "similarity": sim, "rank": r + 1,
                                                      "concept": concept, "score": round(0.9 - 0.1 * r, 3)})
-            words = [(a, "adjective"), (b, "adjective"), ("clear", "adjective"), (noun, "noun")]
+            words = [(a, "ADJ"), (b, "ADJ"), ("clear", "ADJ"), (noun, "NOUN")]
             t["open_concepts"] += [{**key, "word": w, "pos": p, "count": 1} for w, p in words]
             t["pos_counts"].append({**key, "n_nouns": 3, "n_adjectives": 3, "n_verbs": 1, "n_prepositions": 2,
                                     "summary_words": 22, "n_basic_adjectives": 1, "n_open_adjectives": 3})
@@ -116,7 +116,7 @@ def _neuron_rows(acts: dict[str, np.ndarray], clips: pd.DataFrame, rng: np.rando
 
 def _analyses(clips: pd.DataFrame) -> dict[str, pd.DataFrame]:
     df = pd.DataFrame
-    sims = [("DB", "cos"), ("DB", "cos3"), ("DB", "wpmi"), ("TAB", "cos"), ("ICL", "icl")]
+    sims = [("DB", "cos"), ("DB", "cos3"), ("DB", "wpmi"), ("TAB", "cos"), ("ICL", "llm")]
     methods = ["OCP", "DB", "TAB", "random"]
     per_class = [{"model": MODEL, "method": m, "target_concept": t, "class_name": c,
                   "delta_logit": (-1.5 if c == t else -0.1) * (0.1 if m == "random" else 1.0), "n_pruned": 3}
@@ -188,7 +188,7 @@ def build_fixture_db(path: Path) -> Path:
                  lambda: {k: neuron[k] for k in ("calibration_points", "calibrated_summaries", "closed_concepts",
                                                  "open_concepts", "pos_counts")})
         run_step(ctx, "analyses", {"model": MODEL}, {"n_clusters": 5}, [fp], lambda: _analyses(clips))
-        store.record_run("fixture-run", "fixture", "", "", "fixture", "finished", finished=True)
+        store.record_run("fixture-run", "fixture", "", "", "fixture", "done", finished=True)
     return path
 
 

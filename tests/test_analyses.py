@@ -25,8 +25,8 @@ def _head_concepts() -> pd.DataFrame:
             rows.append((n, "DB", "cos3", r, c))
         cos_rank = [others[0], truth, others[1]] if n == 1 else [others[0], others[1]]
         rows += [(n, "DB", "cos", r, c) for r, c in enumerate(cos_rank, start=1)]
-    rows.append((0, "ICL", "icl", 1, "dog"))
-    rows += [(1, "ICL", "icl", 1, "rain"), (2, "ICL", "icl", 1, "rain")]
+    rows.append((0, "ICL", "llm", 1, "dog"))
+    rows += [(1, "ICL", "llm", 1, "rain"), (2, "ICL", "llm", 1, "rain")]
     return pd.DataFrame(rows, columns=["neuron", "method", "similarity", "rank", "concept"])
 
 
@@ -35,7 +35,7 @@ def test_lastlayer_accuracy_top1_top5_and_cosine():
         ["method", "similarity"])
     assert out.loc[("DB", "cos3"), "top1"] == 100 and out.loc[("DB", "cos3"), "concept_cosine"] == pytest.approx(1.0)
     assert out.loc[("DB", "cos"), "top1"] == 0 and out.loc[("DB", "cos"), "top5"] == pytest.approx(100 / 3)
-    assert out.loc[("ICL", "icl"), "top1"] == pytest.approx(200 / 3)
+    assert out.loc[("ICL", "llm"), "top1"] == pytest.approx(200 / 3)
     assert out.loc[("DB", "cos"), "concept_cosine"] < 1 and (out["n_neurons"] == 3).all()
     assert best_similarity(out.reset_index(), "DB") == "cos3" and best_similarity(out.reset_index(), "TAB") is None
 

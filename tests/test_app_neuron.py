@@ -35,7 +35,7 @@ def test_neuron_from_url_with_clips_players_and_maps(db):
     assert "crackling fire" in text and "label **crackling\\_fire**" in text  # neuron 3 prefers class 3
     concepts = at.dataframe[0].value
     assert {"DB", "TAB", "ICL"} <= set(concepts["method"])
-    assert "**adjective**: clear · crackling · noisy" in text
+    assert "**ADJ**: clear · crackling · noisy" in text
     summaries = [m for m in _markdown(at) if m.startswith("1\\.")]
     assert summaries and all("  \n2\\." in m for m in summaries)  # one numbered point per line
 

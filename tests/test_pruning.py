@@ -9,7 +9,14 @@ import torch
 from _analyses_fixtures import CLASSES, closed_concepts, expected_logits, open_concepts, tiny_inputs, tiny_model
 
 from and_engine.analyses.common import AnalysisInputError, content_stems
-from and_engine.analyses.pruning import PruningResult, evaluate_pruning, select_neurons, table4
+from and_engine.analyses.pruning import (
+    PruningResult,
+    evaluate_pruning,
+    matching_concepts,
+    matching_words,
+    select_neurons,
+    table4,
+)
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
 from and_engine.models.base import pruned
 
@@ -33,11 +40,19 @@ def test_ocp_matches_nouns_and_adjectives_by_content_word_stem():
     assert sel("OCP", "loud")["fc1"] == [0, 2]
 
 
-def test_ocp_ignores_verbs_and_other_layers():
-    oc = pd.DataFrame({"layer": ["fc1", "fc1", "fc1"], "neuron": [0, 1, 2], "word": ["chirping", "dog", "dog"],
-                       "pos": ["VBG", "NOUN", "NUM"]})
-    assert select_neurons("OCP", "chirping_birds", closed_concepts(), oc, SIZES) == {}
-    assert select_neurons("OCP", "dog", closed_concepts(), oc, {"fc1": 4, "other": 2}) == {"fc1": [1]}
+def test_ocp_ignores_other_layers_and_names_methods_exactly():
+    oc = pd.DataFrame({"layer": ["fc1", "fc2", "fc1"], "neuron": [0, 1, 2], "word": ["barking", "dog", "dogs"],
+                       "pos": ["ADJ", "NOUN", "NOUN"]})
+    assert select_neurons("OCP", "dog", closed_concepts(), oc, {"fc1": 4, "other": 2}) == {"fc1": [2]}
+    with pytest.raises(AnalysisInputError, match="unknown pruning method"):
+        select_neurons("ocp", "dog", closed_concepts(), oc, SIZES)  # the contract's spelling only
+
+
+def test_matching_rules_are_what_selection_uses():
+    words = ["Dogs", "dog", "doggy", "barking", "sound of rain"]
+    assert matching_words("dog", words) == ["Dogs", "dog"] and matching_words("sound", words) == []
+    names = ["church_bells", "church-bells ", "church\u00a0bells", "church_bells_", "bells", "church_bells"]
+    assert matching_concepts("Church Bells", names) == names[:4]  # non-ASCII spaces and a trailing "_" too
 
 
 def test_db_and_tab_use_top_n_of_the_chosen_similarity():
@@ -58,7 +73,7 @@ def test_closed_selection_errors_are_clear():
     with pytest.raises(AnalysisInputError, match="out of range"):
         select_neurons("DB", "rain", closed_concepts(), open_concepts(), {"fc1": 2}, similarity="cos3")
     with pytest.raises(AnalysisInputError, match="open_concepts lacks"):
-        select_neurons("OCP", "rain", closed_concepts(), open_concepts().drop(columns="pos"), SIZES)
+        select_neurons("OCP", "rain", closed_concepts(), open_concepts().drop(columns="word"), SIZES)
 
 
 def test_random_matches_ocp_count_and_is_seeded():

