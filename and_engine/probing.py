@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from and_engine.analyses.common import normalise_name
 from and_engine.audio import AudioIssue, inspect_audio, load_clip
 from and_engine.config import ProbingSetConfig
 
@@ -72,6 +73,16 @@ def safe_join(root: Path, rel: str) -> Path:
     if not candidate.is_relative_to(root):
         raise ValueError(f"path {rel!r} points outside the probing set root {root}")
     return candidate
+
+
+def heldout_clips(clips: pd.DataFrame, class_names: list[str], fold: int) -> pd.DataFrame:
+    """The held-out clips a model is evaluated on: rows of ``clips`` in ``fold`` whose label is one of
+    ``class_names`` (equal after ``normalise_name``), clip_id order, index kept, plus ``class_index`` (into
+    ``class_names``). Empty when there is none. Training, Table 4, feature importance and the app use it."""
+    index = {normalise_name(c): i for i, c in enumerate(class_names)}
+    held = clips[clips["fold"] == fold].sort_values("clip_id")
+    class_index = held["label"].map(lambda s: index.get(normalise_name(s), -1)).astype(np.int64)
+    return held[class_index >= 0].assign(class_index=class_index[class_index >= 0])
 
 
 def _entries_demo(root: Path) -> list[dict]:

@@ -82,6 +82,31 @@ def test_pruning_candidates_select_like_the_full_tables(store):
                 select_neurons(method, concept, full_closed, full_open, sizes, top_n=2, similarity=sim), (concept, method)
 
 
+def test_pruning_candidates_follow_the_engine_rules_on_odd_names(tmp_path):
+    """Concept names with a non-ASCII space or a trailing '_' are the concept for DB / TAB, in the app too."""
+    from datetime import datetime
+
+    from and_engine.analyses.pruning import select_neurons
+
+    names = ["church_bells", "church\u00a0bells", "church_bells_", "church", "bells"]
+    closed = pd.DataFrame({"model": "m", "layer": "l", "neuron": range(5), "method": "DB", "similarity": "cos",
+                           "rank": 1, "concept": names, "score": 1.0})
+    opened = pd.DataFrame({"model": "m", "layer": "l", "neuron": [0, 1], "word": ["bells", "chimes"],
+                           "pos": ["NOUN", "NOUN"], "count": 1})
+    with ResultsStore(tmp_path / "r.duckdb") as db:
+        db.commit_step("r", "x", {}, {}, "fp", {"closed_concepts": closed, "open_concepts": opened}, datetime.now(),
+                       "t")
+        got_closed, got_open = aggregates.pruning_candidates(db, "m", "Church Bells")
+    assert sorted(got_closed["neuron"]) == [0, 1, 2] and got_open["word"].tolist() == ["bells"]
+    for method in ("DB", "OCP"):
+        assert select_neurons(method, "Church Bells", got_closed, got_open, {"l": 5}) == \
+            select_neurons(method, "Church Bells", closed, opened, {"l": 5})
+
+
+def test_prunable_models_have_heldout_clips_of_their_classes(store):
+    assert aggregates.prunable_models(store) == ["tinynet"]
+
+
 def test_human_eval_helpers(store):
     first = humaneval.sample_neuron(store, "ann", set())
     assert first == humaneval.sample_neuron(store, "ann", set())

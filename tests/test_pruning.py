@@ -11,6 +11,7 @@ from _analyses_fixtures import CLASSES, closed_concepts, expected_logits, open_c
 from and_engine.analyses.common import AnalysisInputError, content_stems
 from and_engine.analyses.pruning import (
     PruningResult,
+    concept_deltas,
     evaluate_pruning,
     matching_concepts,
     matching_words,
@@ -19,6 +20,7 @@ from and_engine.analyses.pruning import (
 )
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
 from and_engine.models.base import pruned
+from and_engine.probing import heldout_clips
 
 SIZES = {"fc1": 4}
 
@@ -136,6 +138,13 @@ def _result(deltas, n):
     return PruningResult(z, z, np.array(deltas, dtype=float), 1.0, 0.5, n)
 
 
+def test_concept_deltas_ignore_classes_without_clips():
+    d = concept_deltas(np.array([-3.0, np.nan, -1.0, 0.0]), 0)
+    assert (d.delta_a, d.delta_r, d.delta_a_minus_r) == (-3.0, -0.5, 2.5)
+    alone = concept_deltas(np.array([np.nan, -2.0, np.nan]), 1)
+    assert alone.delta_a == -2.0 and np.isnan(alone.delta_r) and np.isnan(alone.delta_a_minus_r)
+
+
 def test_table4_arithmetic_and_paper_sign():
     results = {"dog": _result([-3, -1, -2], 2), "rain": _result([0, -1, -4], 4)}
     summary, per_class = table4(results, CLASSES, "tiny", "OCP")
@@ -170,12 +179,15 @@ def test_run_table4_end_to_end():
 
 
 def test_heldout_labels_and_candidate_layers():
-    clips = pd.DataFrame({"clip_id": [0, 1, 2, 3], "label": ["rain", "dog", "Chirping Birds", "dog"], "fold": [1, 1, 1, 2]})
+    clips = pd.DataFrame({"clip_id": [3, 0, 1, 2, 4], "label": ["dog", "rain", "dog", "Chirping Birds", "cat"],
+                          "fold": [2, 1, 1, 1, 1]})
     ids, labels = heldout_labels(clips, CLASSES, 1)
-    assert ids.tolist() == [0, 1, 2] and labels.tolist() == [2, 0, 1]
+    assert ids.tolist() == [0, 1, 2] and labels.tolist() == [2, 0, 1]  # "cat" is no class of the model
+    held = heldout_clips(clips, CLASSES, 1)
+    assert held["clip_id"].tolist() == [0, 1, 2] and held.index.tolist() == [1, 2, 3]  # rows of ``clips``
     with pytest.raises(AnalysisInputError, match="held-out fold 3"):
         heldout_labels(clips, CLASSES, 3)
-    with pytest.raises(AnalysisInputError, match="cat"):
+    with pytest.raises(AnalysisInputError, match="held-out fold 1"):
         heldout_labels(clips.assign(label="cat"), CLASSES, 1)
     layers = pd.DataFrame({"layer": ["fc1", "classifier"], "kind": ["linear", "classifier"], "n_neurons": [4, 3]})
     assert candidate_layers(layers) == {"fc1": 4}

@@ -2,9 +2,9 @@
 
 ``select_neurons`` picks the neurons tied to a target concept by OCP (open-set concepts), DB or TAB
 (closed-set top-N) or at random; ``evaluate_pruning`` runs a TargetModel before / after zeroing them;
-``table4`` turns one method's per-concept results into the Table 4 row and the Figure 10 rows. The app
-calls ``select_neurons`` (on rows found by the same matching rules, ``matching_words`` /
-``matching_concepts``) and ``evaluate_pruning`` live.
+``concept_deltas`` is ΔA / ΔR of one pruning; ``table4`` turns one method's per-concept results into the
+Table 4 row and the Figure 10 rows. The app calls ``select_neurons`` (on rows found by the same matching
+rules, ``matching_words`` / ``matching_concepts``), ``evaluate_pruning`` and ``concept_deltas`` live.
 """
 
 from __future__ import annotations
@@ -166,13 +166,34 @@ def evaluate_pruning(
     )
 
 
+@dataclass(frozen=True)
+class ConceptDeltas:
+    """ΔA / ΔR of one pruning for one target class (true-class logit changes, after - before)."""
+
+    delta_a: float  # mean change on the target class's clips
+    delta_r: float  # mean over the other classes with clips of their mean change (NaN when there is none)
+
+    @property
+    def delta_a_minus_r(self) -> float:
+        """The paper's printed "ΔA − ΔR" column: ΔR − ΔA (positive = the target drops more than the rest)."""
+        return self.delta_r - self.delta_a
+
+
+def concept_deltas(per_class_delta: np.ndarray, target: int) -> ConceptDeltas:
+    """(C,) mean logit change per class (NaN for a class without clips) + the target class index -> ΔA, ΔR."""
+    d = np.asarray(per_class_delta, dtype=np.float64)
+    others = np.delete(d, target)
+    others = others[~np.isnan(others)]
+    return ConceptDeltas(float(d[target]), float(others.mean()) if len(others) else float("nan"))
+
+
 def table4(results: Mapping[str, PruningResult], class_names: list[str], model: str, method: str,
            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One method's {target class name: PruningResult} -> (pruning_summary row, pruning_per_class rows).
 
-    Per target class t: ΔA = mean logit change on t's clips; ΔR = mean over the other classes (with
-    clips) of their mean change. ``delta_a_minus_r`` keeps the paper's printed sign: ΔR − ΔA, i.e. how
-    much more the target's logit drops than the rest's (positive = concept-specific; paper's OCP 3.90).
+    Per target class t: ΔA, ΔR as ``concept_deltas``; the row averages them over the targets.
+    ``delta_a_minus_r`` keeps the paper's printed sign: ΔR − ΔA, i.e. how much more the target's logit
+    drops than the rest's (positive = concept-specific; paper's OCP 3.90).
     """
     if not results:
         raise AnalysisInputError(f"table4: no pruning results for {model}/{method}")
@@ -185,17 +206,15 @@ def table4(results: Mapping[str, PruningResult], class_names: list[str], model: 
         d = res.per_class_delta
         if len(d) != len(class_names) or np.isnan(d[t]):
             raise AnalysisInputError(f"table4: no held-out clip of target class {concept!r} ({model})")
-        others = np.delete(d, t)
-        others = others[~np.isnan(others)]
-        delta_r = float(others.mean()) if len(others) else float("nan")
-        rows.append((res.n_pruned, float(d[t]), delta_r))
+        deltas = concept_deltas(d, t)
+        rows.append((res.n_pruned, deltas.delta_a, deltas.delta_r, deltas.delta_a_minus_r))
         per_class += [(model, method, concept, class_names[c], float(d[c]), res.n_pruned)
                       for c in range(len(class_names)) if not np.isnan(d[c])]
     arr = np.array(rows, dtype=np.float64)
     summary = pd.DataFrame([{
         "model": model, "method": method, "mean_pruned": float(arr[:, 0].mean()),
         "delta_a": float(arr[:, 1].mean()), "delta_r": float(np.nanmean(arr[:, 2])),
-        "delta_a_minus_r": float(np.nanmean(arr[:, 2] - arr[:, 1])), "n_concepts": len(rows),
+        "delta_a_minus_r": float(np.nanmean(arr[:, 3])), "n_concepts": len(rows),
     }])
     cols = ["model", "method", "target_concept", "class_name", "delta_logit", "n_pruned"]
     return summary, pd.DataFrame(per_class, columns=cols)

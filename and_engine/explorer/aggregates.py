@@ -112,10 +112,14 @@ def pruning_summary(store: ResultsStore, model: str | None = None) -> pd.DataFra
 
 
 def prunable_models(store: ResultsStore) -> list[str]:
-    """-> models with held-out clips whose label is one of the model's classes (pruning needs true classes)."""
-    return store.query_df('SELECT model FROM "models" m WHERE EXISTS (SELECT 1 FROM "clips" c WHERE '
-                          "c.fold = m.heldout_fold AND list_contains(m.class_names, c.label)) ORDER BY model"
-                          )["model"].tolist()
+    """-> models with at least one held-out clip of one of their classes (``probing.heldout_clips``: pruning
+    needs true classes)."""
+    from and_engine.probing import heldout_clips
+
+    clips = store.read("clips", ["clip_id", "label", "fold"])
+    rows = store.read("models", ["model", "class_names", "heldout_fold"], order_by=["model"])
+    return [str(r.model) for r in rows.itertuples() if len(r.class_names) and not pd.isna(r.heldout_fold)
+            and len(heldout_clips(clips, list(r.class_names), int(r.heldout_fold)))]
 
 
 def similarities(store: ResultsStore, model: str, method: str) -> list[str]:
