@@ -114,6 +114,7 @@ def build_paper_scale_db(path: Path, n_clips: int = 2000, blocks: int = 12, seed
     """Write the synthetic AST-shaped results database at ``path`` -> ``path``."""
     from _app_fixture import DEMO_ROOT
 
+    analyses = _analysis_tables()
     rng = np.random.default_rng(seed)
     cfg = Config(run=RunConfig(name="paper-scale", database=str(path)),
                  probing_set=ProbingSetConfig(kind="demo", path=str(DEMO_ROOT)),
@@ -145,14 +146,22 @@ def build_paper_scale_db(path: Path, n_clips: int = 2000, blocks: int = 12, seed
                                     for i, (name, kind, b, n) in enumerate(layers)])})
         for name, _kind, b, n in layers:
             commit("neurons", {"model": MODEL, "layer": name}, _layer_tables(name, n, n_clips, rng, maps=b == 0))
-        from _app_fixture import CLASSES, _analyses
-
-        analyses = _analyses(clips.head(60).assign(label=CLASSES * 10))
-        for t in analyses.values():
-            if "model" in t:
-                t["model"] = MODEL
         commit("analyses", {"model": MODEL}, analyses)
     return path
+
+
+def _analysis_tables() -> dict[str, pd.DataFrame]:
+    """The analysis tables of the app's fixture build (engine-made, demo scale), relabelled to ``MODEL``."""
+    import tempfile
+
+    from _app_fixture import build_fixture_db
+
+    names = ("lastlayer_accuracy", "pruning_summary", "pruning_per_class", "feature_importance", "adjective_stats",
+             "top_adjectives", "cluster_elbow", "caption_sentences", "cluster_words", "interpretability",
+             "acoustic_check", "adjective_checks")
+    with tempfile.TemporaryDirectory() as tmp, ResultsStore(build_fixture_db(Path(tmp) / "f.duckdb"), True) as store:
+        tables = {name: store.read(name).drop(columns="step_id") for name in names}
+    return {name: t.assign(model=MODEL) if "model" in t else t for name, t in tables.items()}
 
 
 def drop_indexes_copy(src: Path, dst: Path) -> Path:
@@ -176,7 +185,7 @@ def time_pages(db: Path, ratings: Path, params: dict[str, dict], repeats: int = 
     start-up (component discovery reads every installed package's metadata, ~0.6-0.8 s here), which a
     running server pays once, not per page view.
     """
-    from _app_fixture import run_page
+    from _app_pages import run_page
 
     os.environ["AND_EXPLORER_DB"], os.environ["AND_EXPLORER_RATINGS"] = str(db), str(ratings)
     out = {}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _app_fixture import CLASSES, build_fixture_db
-from _app_tiny_model import patch_model_loader
+from _app_tiny_model import CLASSES, patch_model_loader
 
 from and_engine.explorer import aggregates, live, queries
 from and_engine.store.results import ResultsStore
@@ -28,9 +27,8 @@ def test_recalibrate_removes_points_above_threshold():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    db = build_fixture_db(tmp_path_factory.mktemp("live") / "results.duckdb")
-    with ResultsStore(db, read_only=True) as s:
+def store(app_db):
+    with ResultsStore(app_db, read_only=True) as s:
         yield s
 
 
