@@ -82,21 +82,6 @@ def pos_counts() -> pd.DataFrame:
     })
 
 
-class FakeEncoder:
-    """Deterministic bag-of-letters encoder (L2-normalised) standing in for the sentence encoder."""
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 26))
-        for i, t in enumerate(texts):
-            for ch in str(t).lower():
-                if "a" <= ch <= "z":
-                    out[i, ord(ch) - 97] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-    def describe(self) -> dict:
-        return {"backend": "fake", "model": "letters", "params": {}}
-
-
 def head_concepts(model: str) -> pd.DataFrame:
     """Classifier closed-set rows: DB/cos3 always right, DB/cos right at rank 2, TAB/wpmi right."""
     rows = []

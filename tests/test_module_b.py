@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from _dissect_fixtures import WordVectorEncoder
+from fakes import WordVectorEncoder
 
 from and_engine.stages.module_b import (
     POINT_COLUMNS,

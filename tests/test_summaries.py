@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from _describe_fixtures import CAPTIONS, DictCache, ScriptedLLM
+from _describe_fixtures import CAPTIONS
+from fakes import DictCache, ScriptedLLM
 
 from and_engine.backends.llm import CachedLLM, make_llm
 from and_engine.backends.prompts import SUMMARY_TEMPLATE_ID, build_summary_prompt
