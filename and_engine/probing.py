@@ -75,6 +75,12 @@ def safe_join(root: Path, rel: str) -> Path:
     return candidate
 
 
+def classes_are_labels(class_names: list[str], labels: list[str]) -> bool:
+    """Whether a model's classes are the probing set's labels (equal sets after ``normalise_name``): only then
+    is it evaluated per class (last-layer accuracy, Table 4, Figure 4 in the build; live pruning in the app)."""
+    return bool(len(class_names)) and {normalise_name(c) for c in class_names} == {normalise_name(c) for c in labels}
+
+
 def heldout_clips(clips: pd.DataFrame, class_names: list[str], fold: int) -> pd.DataFrame:
     """The held-out clips a model is evaluated on: rows of ``clips`` in ``fold`` whose label is one of
     ``class_names`` (equal after ``normalise_name``), clip_id order, index kept, plus ``class_index`` (into

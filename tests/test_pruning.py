@@ -20,7 +20,7 @@ from and_engine.analyses.pruning import (
 )
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
 from and_engine.models.base import pruned
-from and_engine.probing import heldout_clips
+from and_engine.probing import classes_are_labels, heldout_clips
 
 SIZES = {"fc1": 4}
 
@@ -183,6 +183,8 @@ def test_heldout_labels_and_candidate_layers():
                           "fold": [2, 1, 1, 1, 1]})
     ids, labels = heldout_labels(clips, CLASSES, 1)
     assert ids.tolist() == [0, 1, 2] and labels.tolist() == [2, 0, 1]  # "cat" is no class of the model
+    assert classes_are_labels(["Dog", "rain", "Chirping Birds"], clips["label"].iloc[:4].tolist())
+    assert not classes_are_labels([*CLASSES, "cat"], CLASSES) and not classes_are_labels([], [])
     held = heldout_clips(clips, CLASSES, 1)
     assert held["clip_id"].tolist() == [0, 1, 2] and held.index.tolist() == [1, 2, 3]  # rows of ``clips``
     with pytest.raises(AnalysisInputError, match="held-out fold 3"):

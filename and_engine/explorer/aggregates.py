@@ -112,13 +112,14 @@ def pruning_summary(store: ResultsStore, model: str | None = None) -> pd.DataFra
 
 
 def prunable_models(store: ResultsStore) -> list[str]:
-    """-> models with at least one held-out clip of one of their classes (``probing.heldout_clips``: pruning
-    needs true classes)."""
-    from and_engine.probing import heldout_clips
+    """-> the models the build evaluates per class (``probing.classes_are_labels``) that have held-out clips
+    (``probing.heldout_clips``): pruning needs true classes, so pretrained models with other classes are out."""
+    from and_engine.probing import classes_are_labels, heldout_clips
 
     clips = store.read("clips", ["clip_id", "label", "fold"])
     rows = store.read("models", ["model", "class_names", "heldout_fold"], order_by=["model"])
-    return [str(r.model) for r in rows.itertuples() if len(r.class_names) and not pd.isna(r.heldout_fold)
+    return [str(r.model) for r in rows.itertuples()
+            if classes_are_labels(list(r.class_names), clips["label"].unique().tolist()) and not pd.isna(r.heldout_fold)
             and len(heldout_clips(clips, list(r.class_names), int(r.heldout_fold)))]
 
 
