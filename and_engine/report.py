@@ -81,7 +81,8 @@ def _model_section(store, model: str) -> list[str]:
         out += ["Figure 4 (held-out accuracy after pruning r % of described neurons):", _figure4(fi), ""]
     adj = store.read("adjective_stats", model=model)
     if len(adj):
-        vals = ", ".join(f"{r.block}: {r.mean_adjectives:.2f}" for r in per_block_means(adj, "mean_adjectives").itertuples())
+        blocks = per_block_means(adj, "mean_adjectives")
+        vals = ", ".join(f"{r.block}: {r.mean_adjectives:.2f}" for r in blocks.itertuples())
         out.append(f"Figure 5 (mean accepted adjectives per neuron, by block): {vals}")
     top = store.read("top_adjectives", model=model, order_by=["rank"])
     if len(top):

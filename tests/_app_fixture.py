@@ -50,6 +50,7 @@ from and_engine.store.schema import POS_ADJECTIVE
 __all__ = ["CLASSES", "DEMO_ROOT", "MODEL", "build_fixture_db", "fixture_config"]
 
 DEMO_ROOT = PROJECT_ROOT / "data" / "demo"
+Held = tuple[np.ndarray, np.ndarray]  # the held-out clips' waveforms (n, samples) and class indices (n,)
 ADJ = {"chirping_birds": ("high-pitched", "bright"), "church_bells": ("resonant", "loud"),
        "cow": ("low", "loud"), "crackling_fire": ("crackling", "noisy"), "door": ("sharp", "short"),
        "engine": ("rumbling", "continuous")}
@@ -105,7 +106,7 @@ def _fake_outputs(clips: pd.DataFrame, seed: int = 0) -> dict[str, tuple[np.ndar
     return out
 
 
-def _model_steps(ctx: BuildContext, clips_fp: str, outputs: dict, held: tuple[np.ndarray, np.ndarray]) -> dict[str, str]:
+def _model_steps(ctx: BuildContext, clips_fp: str, outputs: dict, held: Held) -> dict[str, str]:
     """models + layers, then activations, extremes and activation maps per layer -> fingerprints."""
     target, k = tiny_target_model(), ctx.config.activations.top_k
     models = pd.DataFrame([{"model": MODEL, "kind": target.kind, "sample_rate": SAMPLE_RATE, "class_names": CLASSES,
@@ -124,8 +125,8 @@ def _model_steps(ctx: BuildContext, clips_fp: str, outputs: dict, held: tuple[np
         fps[f"extremes:{name}"] = run_step(ctx, "extremes", scope, {"top_k": k}, [a],
                                            lambda u=u, name=name: {"extremes": extremes_frame(MODEL, name, u, k)})
         if maps is not None:
-            run_step(ctx, "activation_maps", scope, {"top_k": k}, [fps[f"extremes:{name}"]], lambda u=u, m=maps, n=name: {
-                "activation_maps": maps_table(MODEL, n, m, topk_bottomk(u, k)[0])})
+            run_step(ctx, "activation_maps", scope, {"top_k": k}, [fps[f"extremes:{name}"]],
+                     lambda u=u, m=maps, n=name: {"activation_maps": maps_table(MODEL, n, m, topk_bottomk(u, k)[0])})
     return fps
 
 
@@ -137,10 +138,12 @@ def _dissect_layer(ctx: BuildContext, name: str, u: np.ndarray, up: list[str], l
     summ = llms[SUMMARY_TEMPLATE_ID]
     s_fp = run_step(ctx, "summaries", scope, {"groups": [{"llm": summ.describe()}]}, up, lambda: {
         "summaries": compute_summaries(ext, caps, [(ext["neuron"].to_numpy(), summ)])})
-    common = {"model": MODEL, "layer": name, "similarities": cfg.module_a.similarities, "top_n": cfg.module_a.top_n}
-    run_step(ctx, "module_a", scope, {"encoder": objects["encoder"].describe()}, up, lambda: {"closed_concepts": pd.concat([
-        module_a.closed_concepts(u, objects["db"], CLASSES, method="DB", **common),
-        module_a.closed_concepts(u, objects["tab"], CLASSES, method="TAB", **{**common, "similarities": ("cos",)})])})
+    common = {"model": MODEL, "layer": name, "top_n": cfg.module_a.top_n}
+    db = module_a.closed_concepts(u, objects["db"], CLASSES, method="DB", similarities=cfg.module_a.similarities,
+                                  **common)
+    tab = module_a.closed_concepts(u, objects["tab"], CLASSES, method="TAB", similarities=("cos",), **common)
+    run_step(ctx, "module_a", scope, {"encoder": objects["encoder"].describe()}, up,
+             lambda: {"closed_concepts": pd.concat([db, tab])})
     top = store.read("summaries", ["neuron", "summary"], model=MODEL, layer=name, side="top", order_by=["neuron"])
     run_step(ctx, "module_a_icl", scope, {"llm": llms[ICL_TEMPLATE_ID].describe()}, [s_fp], lambda: {
         "closed_concepts": module_a.icl_closed_concepts(top.set_axis(["neuron", "description"], axis=1), CLASSES,
@@ -164,12 +167,14 @@ def _module_c(ctx: BuildContext, b_fps: dict[str, str], llm, tagger) -> None:
         "adjective_checks": module_c.check_adjectives(adjs, llm)})
     checks = ctx.store.read("adjective_checks", ["adjective", "accepted"])
     for name, (found, counts) in words.items():
-        run_step(ctx, "module_c", {"model": MODEL, "layer": name}, {"tagger": tagger.describe()}, [b_fps[name], checks_fp],
-                 lambda f=found, c=counts, n=name: {"open_concepts": module_c.open_concepts(f, checks, model=MODEL, layer=n),
-                                                    "pos_counts": module_c.pos_counts(c, f, checks, model=MODEL, layer=n)})
+        def tables(f=found, c=counts, n=name):
+            return {"open_concepts": module_c.open_concepts(f, checks, model=MODEL, layer=n),
+                    "pos_counts": module_c.pos_counts(c, f, checks, model=MODEL, layer=n)}
+        run_step(ctx, "module_c", {"model": MODEL, "layer": name}, {"tagger": tagger.describe()},
+                 [b_fps[name], checks_fp], tables)
 
 
-def _analyses(ctx: BuildContext, waves: np.ndarray, held: tuple[np.ndarray, np.ndarray], encoder, up: list[str]) -> None:
+def _analyses(ctx: BuildContext, n_clips: int, held: Held, encoder, up: list[str]) -> None:
     """Every analysis the pages show, with the analyses' own functions, from the rows written above."""
     cfg, read, scope = ctx.config.analyses, ctx.store.read, {"model": MODEL}
     sents = clusters.caption_sentences(read("captions", order_by=["clip_id"]))
@@ -178,8 +183,8 @@ def _analyses(ctx: BuildContext, waves: np.ndarray, held: tuple[np.ndarray, np.n
     sents = sents.assign(cluster=labels)
     run_step(ctx, "clusters", {}, {"n_clusters": cfg.n_clusters}, up, lambda: {
         "caption_sentences": sents, "cluster_elbow": elbow, "cluster_words": clusters.cluster_words(sents)})
-    membership = clusters.clip_cluster_matrix(sents, len(waves))
-    layers, opened, counts = read("layers", model=MODEL), read("open_concepts", model=MODEL), read("pos_counts", model=MODEL)
+    membership = clusters.clip_cluster_matrix(sents, n_clips)
+    layers, opened, counts = (read(t, model=MODEL) for t in ("layers", "open_concepts", "pos_counts"))
     top_k = read("extremes", ["layer", "neuron", "topk_clip_ids"], model=MODEL)
     closed = read("closed_concepts", model=MODEL)
     target, sizes, sims = tiny_target_model(), candidate_layers(layers), {"DB": "cos3", "TAB": "cos"}
@@ -218,8 +223,8 @@ def build_fixture_db(path: Path) -> Path:
         clips_fp = run_step(ctx, "clips", {}, {"kind": "demo"}, [], lambda: {"clips": clips,
                                                                            "clip_issues": probing.issues})
         captioner = LabelCaptioner(dict(zip(clips["clip_id"], clips["label"].map(_caption))))
-        caps_fp = run_step(ctx, "captions", {}, {"captioner": captioner.describe()}, [clips_fp], lambda: compute_captions(
-            waves, SAMPLE_RATE, captioner, clips["clip_id"].to_numpy()))
+        caps_fp = run_step(ctx, "captions", {}, {"captioner": captioner.describe()}, [clips_fp],
+                           lambda: compute_captions(waves, SAMPLE_RATE, captioner, clips["clip_id"].to_numpy()))
         captions = store.read("captions", ["caption"], order_by=["clip_id"])["caption"].tolist()
         objects = {"encoder": encoder, "db": module_a.db_concept_matrix(captions, CLASSES, encoder),
                    "tab": LabelAudioText(clips["label"]).similarity(waves, CLASSES)}
@@ -227,6 +232,6 @@ def build_fixture_db(path: Path) -> Path:
         b_fps = {name: _dissect_layer(ctx, name, u, [caps_fp, fps[f"extremes:{name}"]], llms, objects)
                  for name, (u, _maps) in outputs.items()}
         _module_c(ctx, b_fps, llms[ADJECTIVE_TEMPLATE_ID], LexiconTagger(TAGS))
-        _analyses(ctx, waves, held, encoder, [caps_fp, *b_fps.values()])
+        _analyses(ctx, len(clips), held, encoder, [caps_fp, *b_fps.values()])
         store.record_run("fixture-run", "fixture", "", "", "fixture", "done", finished=True)
     return path

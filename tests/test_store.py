@@ -81,20 +81,22 @@ def _closed(**change) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("table, rows, message", [
-    ("closed_concepts", _closed(similarity="icl"), r"closed_concepts.similarity: value\(s\) \['icl'\] not allowed; "
-                                                   r"allowed: \['cos', 'cos3', 'rank_reorder', 'wpmi', 'soft_wpmi', 'llm'\]"),
+    ("closed_concepts", _closed(similarity="icl"),
+     r"closed_concepts.similarity: value\(s\) \['icl'\] not allowed; "
+     r"allowed: \['cos', 'cos3', 'rank_reorder', 'wpmi', 'soft_wpmi', 'llm'\]"),
     ("closed_concepts", _closed(method="db"), r"closed_concepts.method: value\(s\) \['db'\]"),
     ("closed_concepts", _closed(rank=0), r"closed_concepts.rank: ranks start at 1, got 0"),
-    ("open_concepts", pd.DataFrame({"model": "m", "layer": "l", "neuron": [0, 1], "word": "loud", "pos": ["ADJ", "adjective"],
-                                    "count": 1}), r"open_concepts.pos: value\(s\) \['adjective'\] not allowed; "
-                                                  r"allowed: \['ADJ', 'NOUN'\]"),
+    ("open_concepts", pd.DataFrame({"model": "m", "layer": "l", "neuron": [0, 1], "word": "loud",
+                                    "pos": ["ADJ", "adjective"], "count": 1}),
+     r"open_concepts.pos: value\(s\) \['adjective'\] not allowed; allowed: \['ADJ', 'NOUN'\]"),
     ("summaries", pd.DataFrame({"model": "m", "layer": "l", "neuron": 0, "side": ["top", "high"], "summary": "",
                                 "cache_key": "", "backend": "", "llm_model": "", "status": "ok"}), r"summaries.side"),
     ("summaries", pd.DataFrame({"model": "m", "layer": "l", "neuron": 0, "side": ["top", "bottom"], "summary": "",
                                 "cache_key": "", "backend": "", "llm_model": "", "status": ["ok", None]}),
      r"summaries.status: value\(s\) \[None\]"),
     ("pruning_summary", pd.DataFrame({"model": "m", "method": ["OCP", "ocp"], "mean_pruned": 1.0, "delta_a": 0.0,
-                                      "delta_r": 0.0, "delta_a_minus_r": 0.0, "n_concepts": 1}), r"pruning_summary.method"),
+                                      "delta_r": 0.0, "delta_a_minus_r": 0.0, "n_concepts": 1}),
+     r"pruning_summary.method"),
 ])
 def test_commit_refuses_values_outside_the_contract(tmp_path, table, rows, message):
     with ResultsStore(tmp_path / "r.duckdb") as store:
