@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from and_engine.analyses.common import normalise_name
 from and_engine.audio import AudioIssue, inspect_audio, load_clip
 from and_engine.config import ProbingSetConfig
 
@@ -72,6 +73,22 @@ def safe_join(root: Path, rel: str) -> Path:
     if not candidate.is_relative_to(root):
         raise ValueError(f"path {rel!r} points outside the probing set root {root}")
     return candidate
+
+
+def classes_are_labels(class_names: list[str], labels: list[str]) -> bool:
+    """Whether a model's classes are the probing set's labels (equal sets after ``normalise_name``): only then
+    is it evaluated per class (last-layer accuracy, Table 4, Figure 4 in the build; live pruning in the app)."""
+    return bool(len(class_names)) and {normalise_name(c) for c in class_names} == {normalise_name(c) for c in labels}
+
+
+def heldout_clips(clips: pd.DataFrame, class_names: list[str], fold: int) -> pd.DataFrame:
+    """The held-out clips a model is evaluated on: rows of ``clips`` in ``fold`` whose label is one of
+    ``class_names`` (equal after ``normalise_name``), clip_id order, index kept, plus ``class_index`` (into
+    ``class_names``). Empty when there is none. Training, Table 4, feature importance and the app use it."""
+    index = {normalise_name(c): i for i, c in enumerate(class_names)}
+    held = clips[clips["fold"] == fold].sort_values("clip_id")
+    class_index = held["label"].map(lambda s: index.get(normalise_name(s), -1)).astype(np.int64)
+    return held[class_index >= 0].assign(class_index=class_index[class_index >= 0])
 
 
 def _entries_demo(root: Path) -> list[dict]:

@@ -11,8 +11,11 @@ import math
 
 import pandas as pd
 
+from and_engine.analyses.common import per_block_means
+from and_engine.store.schema import ICL_SIMILARITY, SIMILARITIES
+
 METHOD_ORDER = {"random": 0, "TAB": 1, "DB": 2, "OCP": 3, "ICL": 0}
-SIM_ORDER = ["cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi"]
+SIM_ORDER = [*SIMILARITIES, ICL_SIMILARITY]
 
 
 def _f(x, digits: int = 2) -> str:
@@ -78,16 +81,16 @@ def _model_section(store, model: str) -> list[str]:
         out += ["Figure 4 (held-out accuracy after pruning r % of described neurons):", _figure4(fi), ""]
     adj = store.read("adjective_stats", model=model)
     if len(adj):
-        per_block = adj.assign(tot=adj["mean_adjectives"] * adj["n_neurons"]).groupby("block")[["tot", "n_neurons"]].sum()
-        vals = ", ".join(f"{b}: {r.tot / r.n_neurons:.2f}" for b, r in per_block.iterrows() if r.n_neurons)
+        blocks = per_block_means(adj, "mean_adjectives")
+        vals = ", ".join(f"{r.block}: {r.mean_adjectives:.2f}" for r in blocks.itertuples())
         out.append(f"Figure 5 (mean accepted adjectives per neuron, by block): {vals}")
     top = store.read("top_adjectives", model=model, order_by=["rank"])
     if len(top):
         out.append("Top adjectives (neurons): " + ", ".join(f"{r.adjective} ({r.n_neurons})" for r in top.itertuples()))
     interp = store.read("interpretability", model=model)
     for tau, grp in interp.groupby("tau"):
-        g = grp.assign(u=grp["pct_uninterpretable"] * grp["n_neurons"]).groupby("block")[["u", "n_neurons"]].sum()
-        vals = ", ".join(f"{b}: {r.u / r.n_neurons:.0f}%" for b, r in g.iterrows() if r.n_neurons)
+        g = per_block_means(grp, "pct_uninterpretable")
+        vals = ", ".join(f"{r.block}: {r.pct_uninterpretable:.0f}%" for r in g.itertuples())
         out.append(f"Figure 6 (% uninterpretable by block, tau={tau}): {vals}")
     ac = store.read("acoustic_check", model=model)
     for r in ac.itertuples():

@@ -46,7 +46,7 @@ ADJECTIVES = ("loud soft high-pitched low clear noisy sharp continuous rhythmic 
 MODEL, K = "ast-synthetic", 5
 DEMO_ROOT = ROOT / "data" / "demo"  # the embedded demo's clips (their file names feed the clips table)
 DEMO_CLIPS, DEMO_BLOCKS = 251, 1  # demo scale: the embedded demo's clip count, one AST block
-COMBOS = [("DB", s) for s in ("cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi")] + [("TAB", "cos"), ("ICL", "icl")]
+COMBOS = [("DB", s) for s in ("cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi")] + [("TAB", "cos"), ("ICL", "llm")]
 # page -> an interaction timed together with the first render (None: just render)
 PAGES = {
     "pages/overview.py": lambda at: at.select_slider(key="tau").set_value(5).run(),
@@ -98,14 +98,14 @@ def _layer_tables(layer: str, n: int, n_clips: int, rng: np.random.Generator, ma
                                            "concept": np.asarray(ESC50)[concepts], "score": rng.random(n * per)})
     words = np.concatenate([np.asarray(ADJECTIVES)[adj], np.asarray(ESC50)[cls]], axis=1)
     out["open_concepts"] = pd.DataFrame({**rep(6), "word": words.ravel(),
-                                         "pos": np.tile(["adjective"] * 4 + ["noun"] * 2, n), "count": 1})
+                                         "pos": np.tile(["ADJ"] * 4 + ["NOUN"] * 2, n), "count": 1})
     if maps:
         grid = rng.random((n * K, 12 * 101), dtype=np.float32)
         out["activation_maps"] = pa.table({"model": pa.array([MODEL] * (n * K)),
                                            "layer": pa.array([layer] * (n * K)),
                                            "neuron": pa.array(np.repeat(ids, K)),
                                            "clip_id": pa.array(top.ravel().astype(np.int32)),
-                                           "rank": pa.array(np.tile(np.arange(K, dtype=np.int32), n)),
+                                           "rank": pa.array(np.tile(np.arange(1, K + 1, dtype=np.int32), n)),
                                            "n_freq": pa.array(np.full(n * K, 12, np.int32)),
                                            "n_time": pa.array(np.full(n * K, 101, np.int32)),
                                            "map": _list_array(grid, pa.float32())})
@@ -167,7 +167,7 @@ def build_paper_scale_db(path: Path, n_clips: int = 2000, blocks: int = 12, seed
     now = datetime.now()
     with ResultsStore(path) as store:
         store.record_run("bench", "paper-scale", json.dumps(cfg.to_dict(), default=str), cfg.config_hash(), "bench",
-                         "finished")
+                         "done")
         commit = lambda stage, scope, tables: store.commit_step("bench", stage, scope, {"synthetic": True},  # noqa: E731
                                                                 f"{stage}{scope}", tables, now, "bench")
         commit("clips", {}, {"clips": clips, "captions": pd.DataFrame({

@@ -8,7 +8,6 @@ from pages._shared import layers_or_stop, md, results_path, run_config, store
 st.title("Concept-specific pruning")
 db = store()
 cfg = run_config(db)
-models = queries.models(db).set_index("model")
 prunable = aggregates.prunable_models(db)
 if not prunable:
     st.warning("No model in this database has held-out clips labelled with its own classes (pretrained "
@@ -34,9 +33,7 @@ try:
 except (live.LiveError, ImportError, OSError, ValueError) as exc:
     st.warning(f"Live pruning is unavailable for {md(model)}: {md(exc)}")
     st.stop()
-held = set(target.clips["label"])  # ΔA needs held-out clips of the target class
-classes = [c for c in models.loc[model, "class_names"] if c in held]
-concept = c2.selectbox("target concept", classes, key=f"pr_concept_{model}",
+concept = c2.selectbox("target concept", target.concepts, key=f"pr_concept_{model}",
                        help="classes of the model with at least one held-out clip")
 method = c3.radio("method", ["OCP", "DB", "TAB", "random"], key="pr_method", horizontal=True)
 top_n = cfg.analyses.closed_top_n_for_pruning
@@ -65,7 +62,7 @@ m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("neurons pruned", sum(len(v) for v in res.neurons.values()))
 m2.metric("ΔA (target class)", f"{res.delta_a:+.3f}")
 m3.metric("ΔR (other classes)", f"{res.delta_r:+.3f}")
-m4.metric("ΔR − ΔA", f"{res.delta_r - res.delta_a:+.3f}",
+m4.metric("ΔR − ΔA", f"{res.delta_a_minus_r:+.3f}",
           help="the paper's 'ΔA − ΔR' column (Table 4): how much more the target class's logit drops than the "
                "other classes' (positive = concept-specific)")
 m5.metric("held-out accuracy", f"{res.accuracy_after:.1%}", f"{res.accuracy_after - res.accuracy_before:+.1%}",

@@ -49,11 +49,11 @@ def expected_logits(x: np.ndarray, zero_hidden: list[int]) -> np.ndarray:
 def open_concepts() -> pd.DataFrame:
     """C_open rows for model 'tiny' over layer fc1 (and one classifier row, never a candidate)."""
     rows = [
-        ("fc1", 0, "dogs", "NN"), ("fc1", 0, "loud", "JJ"),
-        ("fc1", 1, "birds", "NNS"), ("fc1", 1, "high-pitched", "JJ"), ("fc1", 1, "chirping", "VBG"),
-        ("fc1", 2, "rainy", "JJ"), ("fc1", 2, "loud", "JJ"),
-        ("fc1", 3, "chirping", "JJ"), ("fc1", 3, "clear", "JJ"),
-        ("classifier", 0, "dog", "NN"),
+        ("fc1", 0, "dogs", "NOUN"), ("fc1", 0, "loud", "ADJ"),
+        ("fc1", 1, "birds", "NOUN"), ("fc1", 1, "high-pitched", "ADJ"),
+        ("fc1", 2, "rainy", "ADJ"), ("fc1", 2, "loud", "ADJ"),
+        ("fc1", 3, "chirping", "ADJ"), ("fc1", 3, "clear", "ADJ"),
+        ("classifier", 0, "dog", "NOUN"),
     ]
     df = pd.DataFrame(rows, columns=["layer", "neuron", "word", "pos"])
     return df.assign(model="tiny", count=1)
@@ -80,21 +80,6 @@ def pos_counts() -> pd.DataFrame:
         "n_adjectives": [1, 3, 2, 2], "n_verbs": [0, 1, 0, 0], "n_prepositions": [1, 0, 0, 0],
         "summary_words": [10, 30, 20, 15], "n_basic_adjectives": [1, 1, 1, 1], "n_open_adjectives": [1, 1, 2, 2],
     })
-
-
-class FakeEncoder:
-    """Deterministic bag-of-letters encoder (L2-normalised) standing in for the sentence encoder."""
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 26))
-        for i, t in enumerate(texts):
-            for ch in str(t).lower():
-                if "a" <= ch <= "z":
-                    out[i, ord(ch) - 97] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-    def describe(self) -> dict:
-        return {"backend": "fake", "model": "letters", "params": {}}
 
 
 def head_concepts(model: str) -> pd.DataFrame:

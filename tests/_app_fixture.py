@@ -1,9 +1,13 @@
-"""A small, realistic results database for the app's tests, written through ``ResultsStore`` + ``run_step``.
+"""The app's test database, written by the engine's own stage and analysis functions (no hand-made rows).
 
-``build_fixture_db(path)`` fills every table the pages read for one model ``tinynet`` (a conv layer
-with time x frequency maps, a linear layer, a classifier) over the real demo clips of six classes.
-``tiny_target_model`` is a randomly initialised TargetModel with exactly those layers, so live pruning
-runs for real on CPU in well under a second; ``patch_model_loader`` makes the registry load it.
+``build_fixture_db(path)`` runs every stage the pages read for one model ``tinynet`` (``_app_tiny_model``:
+a conv layer with 4 x 10 maps, a linear layer, a classifier) over the real demo clips of six classes,
+through ``run_step`` into a ``ResultsStore``, so every value obeys the schema's contract. Fakes
+(``tests/fakes.py``) stand in where a model or a backend would be needed: the layer outputs are a fake
+model's (activations tuned to one class per neuron, random maps), captions come from a captioner that knows
+the labels, the text encoder is word vectors, the tagger a lexicon, TAB's audio-text model scores labels.
+Summaries, ICL answers and the adjective filter come from the embedded ``rule`` LLM; Table 4 and Figure 4
+prune the tiny random ``tinynet`` on the held-out clips. conftest's ``app_db`` builds it once per session.
 """
 
 from __future__ import annotations
@@ -13,30 +17,65 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _app_tiny_model import CLASSES, MODEL, SAMPLE_RATE, tiny_target_model
+from fakes import LabelAudioText, LabelCaptioner, LexiconTagger, WordVectorEncoder
 
-from and_engine.config import PROJECT_ROOT, Config, ModelConfig, ProbingSetConfig, RunConfig
+from and_engine.analyses import adjectives, clusters
+from and_engine.analyses.acoustic_check import acoustic_check
+from and_engine.analyses.feature_importance import feature_importance
+from and_engine.analyses.lastlayer import lastlayer_accuracy
+from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
+from and_engine.backends.llm import CachedLLM
+from and_engine.backends.registry import make
+from and_engine.config import (
+    PROJECT_ROOT,
+    AnalysesConfig,
+    Config,
+    ModelConfig,
+    ModuleAConfig,
+    ProbingSetConfig,
+    RunConfig,
+)
+from and_engine.models.training import heldout_accuracy
 from and_engine.pipeline.core import BuildContext, Progress, run_step
+from and_engine.probing import ProbingSet
+from and_engine.stages import module_a, module_b, module_c
+from and_engine.stages.activations import activations_table, maps_table
+from and_engine.stages.captions import compute_captions
+from and_engine.stages.extremes import extremes_frame, topk_bottomk
+from and_engine.stages.summaries import compute_summaries
 from and_engine.store.results import ResultsStore
-from benchmarks._apptest import run_page as run_page  # the page tests' driver, shared with bench_app
+from and_engine.store.schema import POS_ADJECTIVE
+from and_engine.text.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID, SUMMARY_TEMPLATE_ID
+
+__all__ = ["CLASSES", "DEMO_ROOT", "MODEL", "build_fixture_db", "fixture_config"]
 
 DEMO_ROOT = PROJECT_ROOT / "data" / "demo"
-CLASSES = ["chirping_birds", "church_bells", "cow", "crackling_fire", "door", "engine"]
+Held = tuple[np.ndarray, np.ndarray]  # the held-out clips' waveforms (n, samples) and class indices (n,)
 ADJ = {"chirping_birds": ("high-pitched", "bright"), "church_bells": ("resonant", "loud"),
        "cow": ("low", "loud"), "crackling_fire": ("crackling", "noisy"), "door": ("sharp", "short"),
        "engine": ("rumbling", "continuous")}
-MODEL = "tinynet"
-LAYERS = [("block1.conv", "conv", 0, 8, 4, 10), ("block2.fc", "linear", 1, 12, 0, 0),
-          ("classifier", "classifier", 2, len(CLASSES), 0, 0)]
-K = 5
+# the lexicon tagger's words beyond its defaults: the captions' adjectives, the rule LLM's wording
+TAGS = {**dict.fromkeys({w for pair in ADJ.values() for w in pair}, "JJ"),
+        **dict.fromkeys(("forceful", "brief", "grainy", "static-like", "steady", "deep", "recognisable", "present",
+                         "momentary", "single", "high", "shrill", "squeaky", "unbroken"), "JJ"),
+        **dict.fromkeys(("contain", "feature", "have", "pervades", "pierces"), "VBZ"),
+        **dict.fromkeys(("blaring", "hissing", "droning"), "VBG"),
+        **dict.fromkeys(("prominently", "instantly", "almost"), "RB"),
+        "can": "MD", "be": "VB", "heard": "VBN", "recorded": "VBN", "of": "IN", "at": "IN", "over": "IN"}
 
 
 def fixture_config(path: Path) -> Config:
+    """The fixture build's configuration (recorded in ``runs`` like a build's: the app reads it)."""
     return Config(run=RunConfig(name="fixture", database=str(path), ratings_database=str(path.parent / "r.duckdb")),
                   probing_set=ProbingSetConfig(kind="demo", path=str(DEMO_ROOT), heldout_fold=1),
-                  models=(ModelConfig(name=MODEL, kind="tiny-test"),))
+                  models=(ModelConfig(name=MODEL, kind="tiny-test"),),
+                  module_a=ModuleAConfig(similarities=("cos", "cos3", "wpmi")),
+                  analyses=AnalysesConfig(n_clusters=5, elbow_max_k=8, prune_percents=(10.0, 20.0), seeds=(0, 1)))
 
 
 def _clips() -> pd.DataFrame:
+    """The demo clips of ``CLASSES`` as the probing set lists them (clip_id = order of the relative path)."""
     meta = pd.read_csv(DEMO_ROOT / "meta.csv")
     meta = meta[meta["label"].isin(CLASSES)].sort_values("filename").reset_index(drop=True)
     return pd.DataFrame({"clip_id": np.arange(len(meta), dtype=np.int32), "rel_path": meta["filename"],
@@ -47,152 +86,153 @@ def _clips() -> pd.DataFrame:
 
 def _caption(label: str) -> str:
     a, b = ADJ[label]
-    return f"The sound of a {label.replace('_', ' ')} is heard. It is {a} and {b}. Recorded outdoors."
+    return f"The sound of a {label.replace('_', ' ')} is heard. It is {a} and {b}."
 
 
-def _activations(clips: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _fake_outputs(clips: pd.DataFrame, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """A fake model's outputs per layer: activations (n_clips, n), neuron j tuned to class j % 6, and for a
+    layer with a patch grid its (n, K, F, T) maps over each neuron's top-K clips (one hot cell each)."""
+    rng = np.random.default_rng(seed)
     lab = clips["label"].map(CLASSES.index).to_numpy()
     out = {}
-    for name, _kind, _block, n, _f, _t in LAYERS:
-        u = rng.normal(size=(len(clips), n)).astype(np.float32)
-        u += 3.0 * (lab[:, None] == (np.arange(n) % len(CLASSES))[None, :])
-        out[name] = u
+    for spec in tiny_target_model().layers():
+        u = rng.normal(size=(len(clips), spec.n_neurons)).astype(np.float32)
+        u += 3.0 * (lab[:, None] == (np.arange(spec.n_neurons) % len(CLASSES))[None, :])
+        maps = None
+        if spec.map_freq:
+            maps = rng.random((spec.n_neurons, 5, spec.map_freq, spec.map_time)).astype(np.float32) * 0.3
+            for j, r in np.ndindex(spec.n_neurons, 5):
+                maps[j, r, rng.integers(spec.map_freq), rng.integers(spec.map_time)] += 2.0
+        out[spec.name] = (u, maps)
     return out
 
 
-def _neuron_rows(acts: dict[str, np.ndarray], clips: pd.DataFrame, rng: np.random.Generator) -> dict[str, list]:
-    t: dict[str, list] = {k: [] for k in ("activations", "extremes", "activation_maps", "summaries",
-                                          "calibration_points", "calibrated_summaries", "closed_concepts",
-                                          "open_concepts", "pos_counts")}
-    ids = clips["clip_id"].to_numpy()
-    for layer, _kind, _block, n, mf, mt in LAYERS:
-        u = acts[layer]
-        for j in range(n):
-            key = {"model": MODEL, "layer": layer, "neuron": j}
-            col = u[:, j]
-            top = np.lexsort((ids, -col))[:K]
-            bot = np.lexsort((ids, col))[:K]
-            t["activations"].append({**key, "values": col.tolist()})
-            t["extremes"].append({**key, "topk_clip_ids": ids[top].tolist(), "topk_values": col[top].tolist(),
-                                  "bottomk_clip_ids": ids[bot].tolist(), "bottomk_values": col[bot].tolist()})
-            if mf:
-                for r, c in enumerate(ids[top]):
-                    m = rng.random((mf, mt)) * 0.3
-                    m[rng.integers(mf), rng.integers(mt)] += 2.0
-                    t["activation_maps"].append({**key, "clip_id": int(c), "rank": r, "n_freq": mf, "n_time": mt,
-                                                 "map": m.ravel().tolist()})
-            pref = CLASSES[j % len(CLASSES)]
-            other = CLASSES[(j + 3) % len(CLASSES)]
-            a, b = ADJ[pref]
-            noun = pref.split("_")[-1]
-            points = [f"The clips share the sound of {pref.replace('_', ' ')} in every recording.",
-                      f"The recordings are {a} and {b} with a clear character.",
-                      "Some of the clips were recorded outdoors in open spaces."]
-            low = ["Some of the clips were recorded outdoors in open spaces.",
-                   f"The clips are quiet recordings of {other.replace('_', ' ')} sounds."]
-            t["summaries"] += [{**key, "side": "top", "summary": _numbered(points), "cache_key": f"h{layer}{j}",
-                                "backend": "rule", "llm_model": "fixture-rule", "status": "ok"},
-                               {**key, "side": "bottom", "summary": _numbered(low), "cache_key": f"l{layer}{j}",
-                                "backend": "rule", "llm_model": "fixture-rule", "status": "ok"}]
-            cosines = [0.3 + 0.05 * (j % 4), 0.55 + 0.02 * (j % 5), 0.97]
-            for i, (p, c) in enumerate(zip(points, cosines)):
-                t["calibration_points"].append({**key, "point_index": i, "point": p, "best_match": low[0 if i == 2 else 1],
-                                                "best_cosine": c})
-            kept = [p for p, c in zip(points, cosines) if c <= 0.7]
-            t["calibrated_summaries"].append({**key, "threshold": 0.7, "calibrated_summary": " ".join(kept),
-                                              "n_points": 3, "n_removed": 3 - len(kept)})
-            ranked = [pref] + [c for c in CLASSES if c != pref]
-            for method, sims in (("DB", ("cos", "cos3", "wpmi")), ("TAB", ("cos",)), ("ICL", ("icl",))):
-                for sim in sims:
-                    order = ranked if (j + len(sim)) % 5 else ranked[1:] + ranked[:1]
-                    for r, concept in enumerate(order[:5]):
-                        t["closed_concepts"].append({**key, "method": method, "similarity": sim, "rank": r + 1,
-                                                     "concept": concept, "score": round(0.9 - 0.1 * r, 3)})
-            words = [(a, "adjective"), (b, "adjective"), ("clear", "adjective"), (noun, "noun")]
-            t["open_concepts"] += [{**key, "word": w, "pos": p, "count": 1} for w, p in words]
-            t["pos_counts"].append({**key, "n_nouns": 3, "n_adjectives": 3, "n_verbs": 1, "n_prepositions": 2,
-                                    "summary_words": 22, "n_basic_adjectives": 1, "n_open_adjectives": 3})
-    return t
+def _model_steps(ctx: BuildContext, clips_fp: str, outputs: dict, held: Held) -> dict[str, str]:
+    """models + layers, then activations, extremes and activation maps per layer -> fingerprints."""
+    target, k = tiny_target_model(), ctx.config.activations.top_k
+    models = pd.DataFrame([{"model": MODEL, "kind": target.kind, "sample_rate": SAMPLE_RATE, "class_names": CLASSES,
+                            "heldout_fold": ctx.config.probing_set.heldout_fold,
+                            "heldout_accuracy": heldout_accuracy(target, *held), "n_heldout": len(held[1]),
+                            "checkpoint": "", "description": target.description}])
+    layers = pd.DataFrame([{"model": MODEL, "layer": s.name, "module_path": s.module_path, "kind": s.kind,
+                            "block": s.block, "layer_index": i, "n_neurons": s.n_neurons, "map_freq": s.map_freq,
+                            "map_time": s.map_time} for i, s in enumerate(target.layers())])
+    fps = {"model": run_step(ctx, "model", {"model": MODEL}, {"kind": target.kind}, [clips_fp],
+                             lambda: {"models": models, "layers": layers})}
+    for name, (u, maps) in outputs.items():
+        scope = {"model": MODEL, "layer": name}
+        a = run_step(ctx, "activations", scope, {"pool": "mean"}, [fps["model"]],
+                     lambda u=u, name=name: {"activations": activations_table(MODEL, name, u)})
+        fps[f"extremes:{name}"] = run_step(ctx, "extremes", scope, {"top_k": k}, [a],
+                                           lambda u=u, name=name: {"extremes": extremes_frame(MODEL, name, u, k)})
+        if maps is not None:
+            run_step(ctx, "activation_maps", scope, {"top_k": k}, [fps[f"extremes:{name}"]],
+                     lambda u=u, m=maps, n=name: {"activation_maps": maps_table(MODEL, n, m, topk_bottomk(u, k)[0])})
+    return fps
 
 
-def _analyses(clips: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    df = pd.DataFrame
-    sims = [("DB", "cos"), ("DB", "cos3"), ("DB", "wpmi"), ("TAB", "cos"), ("ICL", "icl")]
-    methods = ["OCP", "DB", "TAB", "random"]
-    per_class = [{"model": MODEL, "method": m, "target_concept": t, "class_name": c,
-                  "delta_logit": (-1.5 if c == t else -0.1) * (0.1 if m == "random" else 1.0), "n_pruned": 3}
-                 for m in methods for t in CLASSES for c in CLASSES]
-    words = sorted({w for pair in ADJ.values() for w in pair} | {"clear"})
-    return {
-        "lastlayer_accuracy": df([{"model": MODEL, "method": m, "similarity": s, "top1": 80.0 + 3 * i,
-                                   "top5": 100.0, "concept_cosine": 0.9, "n_neurons": len(CLASSES)}
-                                  for i, (m, s) in enumerate(sims)]),
-        "pruning_summary": df([{"model": MODEL, "method": m, "mean_pruned": 3.0, "delta_a": -1.5, "delta_r": -0.1,
-                                "delta_a_minus_r": 1.4 if m != "random" else 0.05, "n_concepts": len(CLASSES)}
-                               for m in methods]),
-        "pruning_per_class": df(per_class),
-        "feature_importance": df([{"model": MODEL, "criterion": c, "percent": p, "seed": s, "accuracy": 0.9 - p / 50,
-                                   "n_pruned": int(p)} for c in ("nouns", "random") for p in (2.0, 4.0)
-                                  for s in (0, 1)]),
-        "adjective_stats": df([{"model": MODEL, "layer": name, "block": blk, "mean_adjectives": 2.5 + blk / 2,
-                                "n_neurons": n} for name, _k, blk, n, _f, _t in LAYERS]),
-        "top_adjectives": df([{"model": MODEL, "adjective": w, "n_neurons": 20 - i, "rank": i + 1}
-                              for i, w in enumerate(words)]),
-        "cluster_elbow": df([{"k": k, "inertia": 100.0 / k} for k in range(2, 9)]),
-        "caption_sentences": df([{"clip_id": int(r.clip_id), "sentence_index": i, "sentence": s,
-                                  "cluster": CLASSES.index(r.label) % 4 if i < 2 else 4}
-                                 for r in clips.itertuples() for i, s in enumerate(_caption(r.label).split(". "))]),
-        "cluster_words": df([{"cluster": c, "word": w, "weight": 1.0 / (i + 1), "n_sentences": 10 + c}
-                             for c in range(5) for i, w in enumerate(words[c:c + 5] + ["sound"])]),
-        "interpretability": df([{"model": MODEL, "layer": name, "block": blk, "tau": tau,
-                                 "pct_uninterpretable": 10.0 * tau - 5 * blk, "n_neurons": n}
-                                for name, _k, blk, n, _f, _t in LAYERS for tau in (3, 4, 5)]),
-        "acoustic_check": df([{"model": MODEL, "adjective": a, "has_adjective": h, "n_neurons": 5,
-                               "mean_amplitude": 0.2 + 0.1 * h, "mean_median_frequency_hz": 900.0 + 500 * h}
-                              for a in ("loud", "high-pitched") for h in (True, False)]),
-        "adjective_checks": df([{"adjective": w, "accepted": True, "answer": "Yes."} for w in words]),
-    }
+def _dissect_layer(ctx: BuildContext, name: str, u: np.ndarray, up: list[str], llms: dict, objects: dict) -> str:
+    """Summaries, Module A (DB, TAB, ICL) and Module B of one layer -> Module B's fingerprint."""
+    store, cfg, scope = ctx.store, ctx.config, {"model": MODEL, "layer": name}
+    caps = store.read("captions", ["clip_id", "caption"], order_by=["clip_id"])
+    ext = store.read("extremes", model=MODEL, layer=name, order_by=["neuron"])
+    summ = llms[SUMMARY_TEMPLATE_ID]
+    s_fp = run_step(ctx, "summaries", scope, {"groups": [{"llm": summ.describe()}]}, up, lambda: {
+        "summaries": compute_summaries(ext, caps, [(ext["neuron"].to_numpy(), summ)])})
+    common = {"model": MODEL, "layer": name, "top_n": cfg.module_a.top_n}
+    db = module_a.closed_concepts(u, objects["db"], CLASSES, method="DB", similarities=cfg.module_a.similarities,
+                                  **common)
+    tab = module_a.closed_concepts(u, objects["tab"], CLASSES, method="TAB", similarities=("cos",), **common)
+    run_step(ctx, "module_a", scope, {"encoder": objects["encoder"].describe()}, up,
+             lambda: {"closed_concepts": pd.concat([db, tab])})
+    top = store.read("summaries", ["neuron", "summary"], model=MODEL, layer=name, side="top", order_by=["neuron"])
+    run_step(ctx, "module_a_icl", scope, {"llm": llms[ICL_TEMPLATE_ID].describe()}, [s_fp], lambda: {
+        "closed_concepts": module_a.icl_closed_concepts(top.set_axis(["neuron", "description"], axis=1), CLASSES,
+                                                        llms[ICL_TEMPLATE_ID], objects["encoder"], model=MODEL,
+                                                        layer=name, top_n=cfg.module_a.top_n)[0]})
+    summaries = store.read("summaries", ["neuron", "side", "summary"], model=MODEL, layer=name)
+    points = module_b.calibration_points(summaries, objects["encoder"], model=MODEL, layer=name)
+    return run_step(ctx, "module_b", scope, {"threshold": cfg.module_b.threshold}, [s_fp], lambda: {
+        "calibration_points": points, "calibrated_summaries": module_b.calibrated_summaries(
+            points, range(u.shape[1]), cfg.module_b.threshold, model=MODEL, layer=name)})
 
 
-def _numbered(points: list[str]) -> str:
-    """Points -> an LLM-style numbered answer, one point per line."""
-    return "\n".join(f"{i}. {p}" for i, p in enumerate(points, start=1))
+def _module_c(ctx: BuildContext, b_fps: dict[str, str], llm, tagger) -> None:
+    """The adjective checks over every layer's adjectives, then C_open and POS counts per layer."""
+    basic = ctx.config.analyses.basic_adjectives
+    words = {name: module_c.tag_words(ctx.store.read("calibrated_summaries", ["neuron", "calibrated_summary"],
+                                                     model=MODEL, layer=name, order_by=["neuron"]), tagger, basic)
+             for name in b_fps}
+    adjs = sorted({w for found, _ in words.values() for w in found.loc[found["pos"] == POS_ADJECTIVE, "word"]})
+    checks_fp = run_step(ctx, "adjective_checks", {}, {"llm": llm.describe()}, list(b_fps.values()), lambda: {
+        "adjective_checks": module_c.check_adjectives(adjs, llm)})
+    checks = ctx.store.read("adjective_checks", ["adjective", "accepted"])
+    for name, (found, counts) in words.items():
+        def tables(f=found, c=counts, n=name):
+            return {"open_concepts": module_c.open_concepts(f, checks, model=MODEL, layer=n),
+                    "pos_counts": module_c.pos_counts(c, f, checks, model=MODEL, layer=n)}
+        run_step(ctx, "module_c", {"model": MODEL, "layer": name}, {"tagger": tagger.describe()},
+                 [b_fps[name], checks_fp], tables)
+
+
+def _analyses(ctx: BuildContext, n_clips: int, held: Held, encoder, up: list[str]) -> None:
+    """Every analysis the pages show, with the analyses' own functions, from the rows written above."""
+    cfg, read, scope = ctx.config.analyses, ctx.store.read, {"model": MODEL}
+    sents = clusters.caption_sentences(read("captions", order_by=["clip_id"]))
+    labels, elbow = clusters.kmeans_clusters(encoder.encode(sents["sentence"].tolist()), cfg.n_clusters,
+                                             ctx.config.run.seed, cfg.elbow_max_k)
+    sents = sents.assign(cluster=labels)
+    run_step(ctx, "clusters", {}, {"n_clusters": cfg.n_clusters}, up, lambda: {
+        "caption_sentences": sents, "cluster_elbow": elbow, "cluster_words": clusters.cluster_words(sents)})
+    membership = clusters.clip_cluster_matrix(sents, n_clips)
+    layers, opened, counts = (read(t, model=MODEL) for t in ("layers", "open_concepts", "pos_counts"))
+    top_k = read("extremes", ["layer", "neuron", "topk_clip_ids"], model=MODEL)
+    closed = read("closed_concepts", model=MODEL)
+    target, sizes, sims = tiny_target_model(), candidate_layers(layers), {"DB": "cos3", "TAB": "cos"}
+    summary, per_class = run_table4(target, *held, CLASSES, closed, opened, sizes, sims, MODEL,
+                                    top_n=cfg.closed_top_n_for_pruning, seed=ctx.config.run.seed)
+    run_step(ctx, "analyses", scope, {"taus": cfg.taus, "similarities": sims}, up, lambda: {
+        "adjective_stats": adjectives.adjective_stats(opened, counts, layers, MODEL),
+        "top_adjectives": adjectives.top_adjectives(opened, MODEL, cfg.top_adjectives_n),
+        "interpretability": clusters.interpretability(top_k, layers, membership, cfg.taus, MODEL),
+        "lastlayer_accuracy": lastlayer_accuracy(closed[closed["layer"] == "classifier"], CLASSES, CLASSES, encoder,
+                                                 MODEL),
+        "pruning_summary": summary, "pruning_per_class": per_class,
+        "feature_importance": feature_importance(target, *held, counts, opened, sizes, MODEL, cfg.prune_percents,
+                                                 cfg.seeds, cfg.basic_adjectives),
+        "acoustic_check": acoustic_check(opened, counts, top_k, read("acoustic_features"), MODEL,
+                                         cfg.acoustic_adjectives)})
 
 
 def build_fixture_db(path: Path) -> Path:
-    """Write the fixture results database at ``path`` (replacing nothing else) -> ``path``."""
+    """Write the fixture results database at ``path`` (a new file) -> ``path``."""
     path = Path(path)
     cfg = fixture_config(path)
-    rng = np.random.default_rng(0)
     clips = _clips()
-    acts = _activations(clips, rng)
-    neuron = {k: pd.DataFrame(v) for k, v in _neuron_rows(acts, clips, rng).items()}
+    probing = ProbingSet(DEMO_ROOT, clips, pd.DataFrame([{"rel_path": "audio/bad.ogg", "reason": "silent"}]))
+    waves = probing.load_waveforms(SAMPLE_RATE, cfg.probing_set.clip_seconds)
+    ids, labels = heldout_labels(clips, CLASSES, cfg.probing_set.heldout_fold)
+    held = (waves[ids], labels)
+    outputs, encoder = _fake_outputs(clips), WordVectorEncoder()
     with ResultsStore(path) as store:
         ctx = BuildContext(cfg, store, "fixture-run", Progress(quiet=True))
         store.record_run("fixture-run", "fixture", json.dumps(cfg.to_dict(), default=str), cfg.config_hash(),
                          "fixture", "running")
-        fp = run_step(ctx, "clips", {}, {"kind": "demo"}, [], lambda: {
-            "clips": clips, "clip_issues": pd.DataFrame([{"rel_path": "audio/bad.ogg", "reason": "silent"}]),
-            "captions": pd.DataFrame({"clip_id": clips["clip_id"], "caption": clips["label"].map(_caption)})})
-        models = pd.DataFrame([{"model": MODEL, "kind": "tiny-test", "sample_rate": 16000, "class_names": CLASSES,
-                                "heldout_fold": 1, "heldout_accuracy": 0.42, "n_heldout": int((clips.fold == 1).sum()),
-                                "checkpoint": "", "description": "tiny random test network"}])
-        layers = pd.DataFrame([{"model": MODEL, "layer": name, "module_path": name, "kind": kind, "block": blk,
-                                "layer_index": i, "n_neurons": n, "map_freq": f, "map_time": t}
-                               for i, (name, kind, blk, n, f, t) in enumerate(LAYERS)])
-        run_step(ctx, "activations", {"model": MODEL}, {"backend": "tiny-test", "pool": "mean"}, [fp], lambda: {
-            "models": models, "layers": layers, "activations": neuron["activations"],
-            "extremes": neuron["extremes"], "activation_maps": neuron["activation_maps"]})
-        run_step(ctx, "summaries", {"model": MODEL}, {"backend": "rule", "model": "fixture-rule"}, [fp],
-                 lambda: {k: neuron[k] for k in ("summaries",)})
-        run_step(ctx, "modules", {"model": MODEL}, {"text_encoder": "minilm", "threshold": 0.7}, [fp],
-                 lambda: {k: neuron[k] for k in ("calibration_points", "calibrated_summaries", "closed_concepts",
-                                                 "open_concepts", "pos_counts")})
-        run_step(ctx, "analyses", {"model": MODEL}, {"n_clusters": 5}, [fp], lambda: _analyses(clips))
-        store.record_run("fixture-run", "fixture", "", "", "fixture", "finished", finished=True)
+        rule = make("llm", cfg.summaries.llm.backend, cfg.summaries.llm)
+        llms = {t: CachedLLM(rule, store.cache_get, store.cache_put, template=t)
+                for t in (SUMMARY_TEMPLATE_ID, ICL_TEMPLATE_ID, ADJECTIVE_TEMPLATE_ID)}
+        clips_fp = run_step(ctx, "clips", {}, {"kind": "demo"}, [], lambda: {"clips": clips,
+                                                                           "clip_issues": probing.issues})
+        captioner = LabelCaptioner(dict(zip(clips["clip_id"], clips["label"].map(_caption))))
+        caps_fp = run_step(ctx, "captions", {}, {"captioner": captioner.describe()}, [clips_fp],
+                           lambda: compute_captions(waves, SAMPLE_RATE, captioner, clips["clip_id"].to_numpy()))
+        captions = store.read("captions", ["caption"], order_by=["clip_id"])["caption"].tolist()
+        objects = {"encoder": encoder, "db": module_a.db_concept_matrix(captions, CLASSES, encoder),
+                   "tab": LabelAudioText(clips["label"]).similarity(waves, CLASSES)}
+        fps = _model_steps(ctx, clips_fp, outputs, held)
+        b_fps = {name: _dissect_layer(ctx, name, u, [caps_fp, fps[f"extremes:{name}"]], llms, objects)
+                 for name, (u, _maps) in outputs.items()}
+        _module_c(ctx, b_fps, llms[ADJECTIVE_TEMPLATE_ID], LexiconTagger(TAGS))
+        _analyses(ctx, len(clips), held, encoder, [caps_fp, *b_fps.values()])
+        store.record_run("fixture-run", "fixture", "", "", "fixture", "done", finished=True)
     return path
-
-
-def chart_titles(at) -> list[str]:
-    """Titles of the plotly charts an AppTest run rendered, in order."""
-    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]

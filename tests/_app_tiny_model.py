@@ -1,18 +1,20 @@
-"""A tiny randomly initialised TargetModel with the fixture database's layers, for live-pruning tests.
+"""``tinynet``: the app fixture's target model, a tiny randomly initialised TargetModel over six demo classes.
 
-Layers match ``_app_fixture.LAYERS``: ``block1.conv`` (Conv2d, 8 channels), ``block2.fc`` (Linear, 12),
-``classifier`` (Linear, one per class). Input: 5 s at 16 kHz -> (n, 1, 16 bands, 50 frames) log energies.
-``patch_model_loader(monkeypatch)`` makes ``models.registry.load_target_model`` return it.
+Layers: ``block1.conv`` (Conv2d, 8 channels, 4 x 10 maps), ``block2.fc`` (Linear, 12), ``classifier``
+(Linear, one per class). Input: 5 s at 16 kHz -> (n, 1, 16 bands, 50 frames) log energies. The fixture
+database's Table 4 / Figure 4 prune it; ``patch_model_loader(monkeypatch)`` makes
+``models.registry.load_target_model`` return it, so live pruning runs for real in well under a second.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from _app_fixture import CLASSES, MODEL
 
 from and_engine.models.base import LayerSpec, TargetModel
 
+MODEL = "tinynet"
+CLASSES = ["chirping_birds", "church_bells", "cow", "crackling_fire", "door", "engine"]
 SAMPLE_RATE = 16000
 
 

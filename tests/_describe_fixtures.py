@@ -1,4 +1,4 @@
-"""Shared helpers for the describe tests (captions, LLMs, summaries): signals, scripted LLMs, caches."""
+"""Shared helpers for the describe tests (captions, LLMs, summaries): test signals, model files (fakes: fakes.py)."""
 
 from __future__ import annotations
 
@@ -33,41 +33,6 @@ def signals(seconds: float = 5.0) -> dict[str, np.ndarray]:
         "white": 0.1 * rng.standard_normal(len(t)),
         "silence": np.zeros(len(t)),
     }
-
-
-class DictCache:
-    """An in-memory stand-in for the store's llm_cache methods (cache_get / cache_put), counting puts."""
-
-    def __init__(self):
-        self.rows: dict[str, dict] = {}
-        self.puts = 0
-
-    def get(self, keys: list[str]) -> dict[str, str]:
-        return {k: self.rows[k]["response"] for k in keys if k in self.rows}
-
-    def put(self, rows: list[dict]) -> None:
-        self.puts += 1
-        for r in rows:
-            self.rows.setdefault(r["cache_key"], r)
-
-
-class ScriptedLLM:
-    """A backend that answers from a fixed list (cycling) and counts calls; for parsing / cache tests."""
-
-    def __init__(self, answers: list[str], fail_after: int | None = None):
-        self.answers, self.fail_after, self.calls = answers, fail_after, 0
-
-    def describe(self) -> dict:
-        return {"backend": "scripted", "model": "scripted-v1", "params": {"temperature": 0.0}}
-
-    def generate(self, prompts: list[str]) -> list[str]:
-        out = []
-        for _ in prompts:
-            if self.fail_after is not None and self.calls >= self.fail_after:
-                raise RuntimeError("scripted backend crashed")
-            out.append(self.answers[self.calls % len(self.answers)])
-            self.calls += 1
-        return out
 
 
 def smollm2_gguf() -> Path:

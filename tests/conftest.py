@@ -1,7 +1,8 @@
-"""Session fixtures: one tiny pipeline build shared by the pipeline, app and browser tests."""
+"""Session fixtures: the app's fixture database and one tiny pipeline build, each built once per session."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
@@ -24,3 +25,16 @@ def tiny_build(tmp_path_factory):
     config = load_config(path)
     result = build(config, Progress(quiet=True))
     return path, config, result
+
+
+@pytest.fixture(scope="session")
+def app_db(tmp_path_factory):
+    """The app's test database (``_app_fixture.build_fixture_db``: the engine's stage functions with fakes),
+    built once; every page / query / live test opens it read-only (a test that writes uses a copy of it)."""
+    from _app_fixture import build_fixture_db
+
+    path = build_fixture_db(tmp_path_factory.mktemp("app") / "results.duckdb")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    yield path
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, "a test wrote to the shared app database"
+

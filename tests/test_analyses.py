@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _analyses_fixtures import CLASSES, FakeEncoder, expected_logits, open_concepts, pos_counts, tiny_inputs, tiny_model
+from _analyses_fixtures import CLASSES, expected_logits, open_concepts, pos_counts, tiny_inputs, tiny_model
+from fakes import WordVectorEncoder
 
 from and_engine.analyses import adjectives, clusters
 from and_engine.analyses.acoustic_check import acoustic_check
@@ -25,31 +26,31 @@ def _head_concepts() -> pd.DataFrame:
             rows.append((n, "DB", "cos3", r, c))
         cos_rank = [others[0], truth, others[1]] if n == 1 else [others[0], others[1]]
         rows += [(n, "DB", "cos", r, c) for r, c in enumerate(cos_rank, start=1)]
-    rows.append((0, "ICL", "icl", 1, "dog"))
-    rows += [(1, "ICL", "icl", 1, "rain"), (2, "ICL", "icl", 1, "rain")]
+    rows.append((0, "ICL", "llm", 1, "dog"))
+    rows += [(1, "ICL", "llm", 1, "rain"), (2, "ICL", "llm", 1, "rain")]
     return pd.DataFrame(rows, columns=["neuron", "method", "similarity", "rank", "concept"])
 
 
 def test_lastlayer_accuracy_top1_top5_and_cosine():
-    out = lastlayer_accuracy(_head_concepts(), CLASSES, [*CLASSES, "cat"], FakeEncoder(), "tiny").set_index(
+    out = lastlayer_accuracy(_head_concepts(), CLASSES, [*CLASSES, "cat"], WordVectorEncoder(), "tiny").set_index(
         ["method", "similarity"])
     assert out.loc[("DB", "cos3"), "top1"] == 100 and out.loc[("DB", "cos3"), "concept_cosine"] == pytest.approx(1.0)
     assert out.loc[("DB", "cos"), "top1"] == 0 and out.loc[("DB", "cos"), "top5"] == pytest.approx(100 / 3)
-    assert out.loc[("ICL", "icl"), "top1"] == pytest.approx(200 / 3)
+    assert out.loc[("ICL", "llm"), "top1"] == pytest.approx(200 / 3)
     assert out.loc[("DB", "cos"), "concept_cosine"] < 1 and (out["n_neurons"] == 3).all()
     assert best_similarity(out.reset_index(), "DB") == "cos3" and best_similarity(out.reset_index(), "TAB") is None
 
 
 def test_lastlayer_accuracy_rejects_gaps():
     with pytest.raises(AnalysisInputError, match="not in the concept set"):
-        lastlayer_accuracy(_head_concepts(), CLASSES, ["dog"], FakeEncoder(), "tiny")
+        lastlayer_accuracy(_head_concepts(), CLASSES, ["dog"], WordVectorEncoder(), "tiny")
     with pytest.raises(AnalysisInputError, match="not one of 3 classes"):
-        lastlayer_accuracy(_head_concepts().assign(neuron=5), CLASSES, CLASSES, FakeEncoder(), "tiny")
+        lastlayer_accuracy(_head_concepts().assign(neuron=5), CLASSES, CLASSES, WordVectorEncoder(), "tiny")
 
 
 def test_lastlayer_neuron_without_a_concept_is_a_miss():
     partial = _head_concepts()[lambda d: ~((d["method"] == "DB") & (d["similarity"] == "cos3") & (d["neuron"] == 2))]
-    out = lastlayer_accuracy(partial, CLASSES, CLASSES, FakeEncoder(), "tiny").set_index(["method", "similarity"])
+    out = lastlayer_accuracy(partial, CLASSES, CLASSES, WordVectorEncoder(), "tiny").set_index(["method", "similarity"])
     row = out.loc[("DB", "cos3")]
     assert row["top1"] == pytest.approx(200 / 3) and row["top5"] == pytest.approx(200 / 3)
     assert row["concept_cosine"] == pytest.approx(2 / 3) and row["n_neurons"] == 3

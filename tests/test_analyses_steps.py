@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _analyses_fixtures import CLASSES, FakeEncoder, seed_store, tiny_inputs, tiny_model
+from _analyses_fixtures import CLASSES, seed_store, tiny_inputs, tiny_model
+from fakes import WordVectorEncoder
 
 from and_engine.config import AnalysesConfig, Config, ModelConfig, RunConfig
 from and_engine.pipeline.core import BuildContext, Progress
@@ -28,7 +29,7 @@ def make_ctx(store: ResultsStore, monkeypatch, names=("tiny",)) -> BuildContext:
     clips = store.read("clips", order_by=["clip_id"])
     x, _ = tiny_inputs()
     objects = {"probing_set": ProbingSet(Path("/nonexistent"), clips, pd.DataFrame(columns=["rel_path", "reason"])),
-               ("waveforms", 100): x, "analyses_text_encoder:minilm": FakeEncoder()}
+               ("waveforms", 100): x, ("text_encoder", config.analyses.sentence_encoder): WordVectorEncoder()}
     fake = types.ModuleType("and_engine.pipeline.steps_models")
     fake.get_target_model = lambda ctx, name: tiny_model()
     monkeypatch.setitem(__import__("sys").modules, "and_engine.pipeline.steps_models", fake)
@@ -56,6 +57,9 @@ def test_run_analyses_steps_writes_every_table_and_resumes(store, monkeypatch):
     assert '"DB": "cos3"' in steps["params_json"].iloc[0]  # best Table 2 similarity chose the DB selection
     assert store.count("interpretability", model="audioset") > 0 and store.count("pruning_summary", model="audioset") == 0
     assert any("audioset" in m and "skipped" in m for m in ctx.progress.messages)
+    for stage in ("clusters", "lastlayer"):  # the injected encoder did the work: no MiniLM was loaded
+        params = store.read("steps", ["params_json"], stage=stage)["params_json"].iloc[0]
+        assert '"backend": "word-vectors"' in params, stage
 
     again = make_ctx(store, monkeypatch, names=("tiny", "audioset"))
     assert run_analyses_steps(again, {"clips": "c0"}) == out

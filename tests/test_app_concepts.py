@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from _app_fixture import build_fixture_db, chart_titles, run_page
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return build_fixture_db(tmp_path_factory.mktemp("concepts") / "results.duckdb")
+from _app_pages import chart_titles, run_page
 
 
 @pytest.fixture(autouse=True)
-def _env(db, monkeypatch):
-    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+def db(app_db, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(app_db))
+    return app_db
 
 
 def test_histograms_clouds_and_elbow(db):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from _app_fixture import build_fixture_db, run_page
+from _app_pages import run_page
 
 from and_engine.store.ratings import RatingsStore
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    db = build_fixture_db(tmp_path / "results.duckdb")
-    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+def env(app_db, tmp_path, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(app_db))
     monkeypatch.setenv("AND_EXPLORER_RATINGS", str(tmp_path / "ratings.duckdb"))
     return tmp_path / "ratings.duckdb"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _app_fixture import CLASSES, build_fixture_db
-from _app_tiny_model import patch_model_loader
+from _app_tiny_model import CLASSES, patch_model_loader
 
 from and_engine.explorer import aggregates, live, queries
 from and_engine.store.results import ResultsStore
@@ -28,9 +27,8 @@ def test_recalibrate_removes_points_above_threshold():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    db = build_fixture_db(tmp_path_factory.mktemp("live") / "results.duckdb")
-    with ResultsStore(db, read_only=True) as s:
+def store(app_db):
+    with ResultsStore(app_db, read_only=True) as s:
         yield s
 
 
@@ -47,6 +45,15 @@ def test_load_pruning_target_uses_the_heldout_fold(store, target):
     assert target.baseline_logits.shape == (len(target.clips), len(CLASSES))
     with pytest.raises(live.LiveError, match="not in this build"):
         live.load_pruning_target(queries.run_config(store), "nope", queries.clips(store).reset_index())
+
+
+def test_heldout_clips_match_class_names_as_the_build_does(store, target, monkeypatch):
+    patch_model_loader(monkeypatch)
+    clips = queries.clips(store).reset_index()
+    spelled = clips.assign(label=clips["label"].str.replace("_", " ").str.title())  # "Chirping Birds"
+    other = live.load_pruning_target(queries.run_config(store), "tinynet", spelled)
+    assert other.clips["clip_id"].tolist() == target.clips["clip_id"].tolist()
+    assert other.labels.tolist() == target.labels.tolist() and other.concepts == target.concepts == CLASSES
 
 
 def test_app_never_trains_a_model(store, monkeypatch):
@@ -68,7 +75,7 @@ def test_live_prune_zeroes_selected_neurons(store, target):
     assert res.per_layer["n_pruned"].tolist() == [1, 2, 1]
     target_row = res.per_class.set_index("class_name").loc["cow"]
     assert bool(target_row["is_target"]) and np.isclose(target_row["delta_logit"], res.delta_a)
-    assert res.delta_a != 0.0
+    assert res.delta_a != 0.0 and res.delta_a_minus_r == pytest.approx(res.delta_r - res.delta_a)
     assert np.isclose(res.clip_probs[["before", "after"]].sum().to_numpy(), 1.0).all()
     off = live.live_prune(target, "OCP", "cow", closed, opened, sizes, enabled=False)
     assert off.neurons == {} and off.delta_a == 0.0 and off.accuracy_after == off.accuracy_before

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import pytest
-from _app_fixture import build_fixture_db, chart_titles, run_page
+from _app_pages import chart_titles, run_page
 
 NEURON = {"model": "tinynet", "layer": "block1.conv", "neuron": "3"}
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return build_fixture_db(tmp_path_factory.mktemp("neuron") / "results.duckdb")
-
-
 @pytest.fixture(autouse=True)
-def _env(db, monkeypatch):
-    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+def db(app_db, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(app_db))
+    return app_db
 
 
 def _markdown(at) -> list[str]:
     return [m.value for m in at.markdown]
 
 
+def _stored(db, table: str, neuron: dict = NEURON):
+    """The rows of ``table`` for ``neuron``, as the engine wrote them."""
+    from and_engine.store.results import ResultsStore
+
+    with ResultsStore(db, read_only=True) as store:
+        return store.read(table, model=neuron["model"], layer=neuron["layer"], neuron=int(neuron["neuron"]))
+
+
 def test_neuron_from_url_with_clips_players_and_maps(db):
+    from pages._shared import md
+
     at = run_page("pages/neuron.py", NEURON)
     assert not at.exception and not at.warning
     assert at.number_input(key="nr_neuron_tinynet_block1.conv").value == 3
@@ -32,21 +38,27 @@ def test_neuron_from_url_with_clips_players_and_maps(db):
     assert titles.count("spectrogram + neuron map") == 5  # conv layer keeps maps for its top-K clips
     assert titles.count("spectrogram") == 5
     text = "\n".join(_markdown(at))
-    assert "crackling fire" in text and "label **crackling\\_fire**" in text  # neuron 3 prefers class 3
+    assert "label **crackling\\_fire**" in text  # neuron 3 prefers class 3, and S_h says so:
+    assert "Fire is present in four of the five clips" in text and "crackling timbre" in text
     concepts = at.dataframe[0].value
     assert {"DB", "TAB", "ICL"} <= set(concepts["method"])
-    assert "**adjective**: clear · crackling · noisy" in text
+    adjectives = sorted(_stored(db, "open_concepts").query("pos == 'ADJ'")["word"])
+    assert "crackling" in adjectives and "noisy" in adjectives  # the crackling fire's captions, via S_h^c
+    assert "**ADJ**: " + " · ".join(md(w) for w in adjectives) in text
     summaries = [m for m in _markdown(at) if m.startswith("1\\.")]
-    assert summaries and all("  \n2\\." in m for m in summaries)  # one numbered point per line
+    assert len(summaries) == 2 and "  \n2\\." in summaries[0] and "  \n3\\." in summaries[0]  # a point per line
 
 
 def test_threshold_slider_recalibrates_live(db):
-    at = run_page("pages/neuron.py", NEURON)
+    bells = {**NEURON, "neuron": "7"}  # the church bells neuron: its S_l is loud too
+    cosines = _stored(db, "calibration_points", bells)["best_cosine"]
+    at = run_page("pages/neuron.py", bells)
     struck = [m for m in _markdown(at) if m.startswith("- ~~")]
-    assert len(struck) == 1 and "(cos 0.97)" in struck[0]
-    at.slider(key="nr_threshold").set_value(0.4).run()
-    struck = [m for m in _markdown(at) if m.startswith("- ~~")]
-    assert len(struck) == 3  # cosines 0.45, 0.61 and 0.97 now exceed t
+    assert len(struck) == (cosines > 0.7).sum() == 1 and "loud and forceful" in struck[0] and "(cos 0.83)" in struck[0]
+    at.slider(key="nr_threshold").set_value(0.3).run()
+    assert len([m for m in _markdown(at) if m.startswith("- ~~")]) == (cosines > 0.3).sum() == 2
+    at.slider(key="nr_threshold").set_value(0.2).run()
+    assert len([m for m in _markdown(at) if m.startswith("- ~~")]) == len(cosines) == 3  # 0.24, 0.35, 0.83 > t
     assert at.success[0].value == "(every point was removed)"
     at.slider(key="nr_threshold").set_value(1.0).run()
     assert not [m for m in _markdown(at) if m.startswith("- ~~")]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
-from _app_fixture import build_fixture_db, chart_titles, run_page
+from _app_pages import chart_titles, run_page
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return build_fixture_db(tmp_path_factory.mktemp("overview") / "results.duckdb")
+@pytest.fixture
+def db(app_db):
+    return app_db
 
 
 def test_overview_renders_everything(db, monkeypatch):
@@ -32,8 +34,8 @@ def test_tau_selector_and_provenance(db, monkeypatch):
     assert not at.exception
     assert "τ = 5" in chart_titles(at)[1]
     step = at.selectbox(key="prov_step")
-    assert "summaries model=tinynet" in step.options
-    step.set_value("summaries model=tinynet").run()
+    assert "summaries layer=block2.fc/model=tinynet" in step.options  # one step per (model, layer), as a build
+    step.set_value("summaries layer=block2.fc/model=tinynet").run()
     assert '"backend":"rule"' in at.json[0].proto.body.replace(" ", "")
 
 
@@ -44,14 +46,14 @@ def test_missing_database_gives_a_message_not_a_traceback(tmp_path, monkeypatch)
     assert "Cannot open the results database" in at.error[0].value
 
 
-def test_no_database_lock_is_held_between_page_views(db, monkeypatch):
+def test_no_database_lock_is_held_between_page_views(db, tmp_path, monkeypatch):
     import duckdb
 
     from and_engine.store.results import ResultsStore, StoreError
 
+    db = shutil.copyfile(db, tmp_path / "results.duckdb")  # a writer opens it below: not the shared database
     monkeypatch.setenv("AND_EXPLORER_DB", str(db))
     reader = ResultsStore(db, read_only=True)
-    print("READER", id(reader))
     with pytest.raises((StoreError, duckdb.Error)):  # what a build would meet while the app kept the file open
         ResultsStore(db)
     reader.close()

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-from _app_fixture import build_fixture_db, chart_titles, run_page
+import shutil
+
+from _app_pages import chart_titles, run_page
 from _app_tiny_model import patch_model_loader
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return build_fixture_db(tmp_path_factory.mktemp("pruning") / "results.duckdb")
 
 
 def _metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def test_live_pruning_toggle_and_methods(db, monkeypatch):
-    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+def test_live_pruning_toggle_and_methods(app_db, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(app_db))
     calls = patch_model_loader(monkeypatch)
     at = run_page("pages/pruning.py")
     assert not at.exception and not at.warning
@@ -39,8 +35,9 @@ def test_live_pruning_toggle_and_methods(db, monkeypatch):
     assert calls == ["tinynet"]  # the model and held-out clips stay cached across reruns
 
 
-def test_untrained_model_gives_a_warning(tmp_path, monkeypatch):
-    monkeypatch.setenv("AND_EXPLORER_DB", str(build_fixture_db(tmp_path / "other.duckdb")))
+def test_untrained_model_gives_a_warning(app_db, tmp_path, monkeypatch):
+    # another path: the page caches the loaded model per database file, and the test above patched the loader
+    monkeypatch.setenv("AND_EXPLORER_DB", str(shutil.copyfile(app_db, tmp_path / "other.duckdb")))
     at = run_page("pages/pruning.py")  # real registry: 'tiny-test' is no model kind it knows
     assert not at.exception
     assert "Live pruning is unavailable for tinynet" in at.warning[0].value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _app_fixture import CLASSES, build_fixture_db
+from _app_tiny_model import CLASSES
 
 from and_engine.explorer import aggregates, humaneval, queries
 from and_engine.explorer.text_similarity import TextSimilarity, greedy_match_f1
@@ -13,9 +13,8 @@ from and_engine.store.results import ResultsStore
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    db = build_fixture_db(tmp_path_factory.mktemp("queries") / "results.duckdb")
-    with ResultsStore(db, read_only=True) as s:
+def store(app_db):
+    with ResultsStore(app_db, read_only=True) as s:
         yield s
 
 
@@ -49,8 +48,11 @@ def test_aggregates(store):
     assert aggregates.taus(store) == [3, 4, 5]
     assert len(aggregates.interpretability(store, 4)) == 3
     hist = aggregates.adjective_histogram(store, "tinynet", "classifier")
-    assert hist["n_neurons"].is_monotonic_decreasing and "clear" == hist["adjective"].iloc[0]
-    assert hist.loc[hist["adjective"] == "clear", "n_neurons"].item() == 6
+    rows = store.read("open_concepts", ["neuron", "word"], model="tinynet", layer="classifier", pos="ADJ")
+    expected = rows.drop_duplicates().groupby("word").size().rename("n_neurons").reset_index()
+    expected = expected.sort_values(["n_neurons", "word"], ascending=[False, True], ignore_index=True)
+    assert hist.rename(columns={"adjective": "word"}).equals(expected)  # adjectives only, neurons counted once
+    assert hist.iloc[0].tolist() == ["forceful", 2]  # the cow and the church bells units: "loud and forceful"
     hits = aggregates.search_neurons(store, "COW")
     assert {"open:noun", "closed:DB/cos"} <= set(hits["matched_by"])
     assert len(aggregates.search_neurons(store, "100%_")) == 0  # wildcards are escaped, not injected
@@ -80,6 +82,31 @@ def test_pruning_candidates_select_like_the_full_tables(store):
         for method, sim in (("OCP", None), ("DB", "cos3"), ("TAB", "cos"), ("random", None)):
             assert select_neurons(method, concept, closed, opened, sizes, top_n=2, similarity=sim) == \
                 select_neurons(method, concept, full_closed, full_open, sizes, top_n=2, similarity=sim), (concept, method)
+
+
+def test_pruning_candidates_follow_the_engine_rules_on_odd_names(tmp_path):
+    """Concept names with a non-ASCII space or a trailing '_' are the concept for DB / TAB, in the app too."""
+    from datetime import datetime
+
+    from and_engine.analyses.pruning import select_neurons
+
+    names = ["church_bells", "church\u00a0bells", "church_bells_", "church", "bells"]
+    closed = pd.DataFrame({"model": "m", "layer": "l", "neuron": range(5), "method": "DB", "similarity": "cos",
+                           "rank": 1, "concept": names, "score": 1.0})
+    opened = pd.DataFrame({"model": "m", "layer": "l", "neuron": [0, 1], "word": ["bells", "chimes"],
+                           "pos": ["NOUN", "NOUN"], "count": 1})
+    with ResultsStore(tmp_path / "r.duckdb") as db:
+        db.commit_step("r", "x", {}, {}, "fp", {"closed_concepts": closed, "open_concepts": opened}, datetime.now(),
+                       "t")
+        got_closed, got_open = aggregates.pruning_candidates(db, "m", "Church Bells")
+    assert sorted(got_closed["neuron"]) == [0, 1, 2] and got_open["word"].tolist() == ["bells"]
+    for method in ("DB", "OCP"):
+        assert select_neurons(method, "Church Bells", got_closed, got_open, {"l": 5}) == \
+            select_neurons(method, "Church Bells", closed, opened, {"l": 5})
+
+
+def test_prunable_models_have_heldout_clips_of_their_classes(store):
+    assert aggregates.prunable_models(store) == ["tinynet"]
 
 
 def test_human_eval_helpers(store):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _app_fixture import run_page
+from _app_pages import run_page
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _app_fixture import build_fixture_db
 
 from and_engine.store.ratings import RatingsStore
 from and_engine.store.results import ResultsStore
@@ -51,14 +50,14 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_browser_flows(tmp_path):
+def test_browser_flows(app_db, tmp_path):
     missing = [what for what, ok in (("/usr/bin/chromium", Path("/usr/bin/chromium").exists()),
                                      ("node", shutil.which("node") is not None),
                                      ("tests/browser/node_modules/playwright-core",
                                       (BROWSER / "node_modules" / "playwright-core").is_dir())) if not ok]
     if missing:
         pytest.fail(f"browser test prerequisites missing: {', '.join(missing)}; {SETUP}")
-    db = build_fixture_db(tmp_path / "results.duckdb")
+    db = shutil.copyfile(app_db, tmp_path / "results.duckdb")  # the end of the test opens it as a writer
     ratings = tmp_path / "ratings.duckdb"
     port = _free_port()
     env = {**os.environ, "AND_EXPLORER_DB": str(db), "AND_EXPLORER_RATINGS": str(ratings),

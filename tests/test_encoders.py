@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _dissect_fixtures import WordVectorEncoder, save_tiny_clap, save_tiny_clip
+from _dissect_fixtures import save_tiny_clap, save_tiny_clip
+from fakes import WordVectorEncoder
 
 from and_engine.backends.audio_text import YamnetLabelsModel
 from and_engine.backends.registry import AudioTextError, TextEncoderError, make

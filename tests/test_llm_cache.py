@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _describe_fixtures import DictCache, ScriptedLLM
+from fakes import DictCache, ScriptedLLM
 
 from and_engine.backends.llm import CachedLLM, cache_key
 from and_engine.backends.registry import LLMError

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from _describe_fixtures import DictCache, smollm2_gguf
+from _describe_fixtures import smollm2_gguf
+from fakes import DictCache
 
 from and_engine.backends.llm import CachedLLM
 from and_engine.backends.llm_local import _model_path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _dissect_fixtures import ScriptedLLM, WordVectorEncoder
+from fakes import ScriptedLLM, WordVectorEncoder
 
 from and_engine.stages.concept_sets import ESC50_CLASSES, ConceptSetError, load_concept_set
 from and_engine.stages.module_a import (

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from _dissect_fixtures import WordVectorEncoder
+from fakes import WordVectorEncoder
 
 from and_engine.stages.module_b import (
     POINT_COLUMNS,
@@ -48,8 +48,11 @@ def _points(cosines):
 ])
 def test_calibrate_boundary_thresholds(t, expected):
     points = _points([1.0, 0.7, 0.5 - 1e-12, math.nan])
-    assert calibrate(points, t) == expected
-    assert calibrate(points.iloc[::-1], t) == expected  # point order follows point_index, not row order
+    marked, text = calibrate(points, t)
+    assert text == expected
+    assert calibrate(points.iloc[::-1], t)[1] == expected  # point order follows point_index, not row order
+    assert marked["point_index"].tolist() == [0, 1, 2, 3]
+    assert [f"p{i}." for i in marked.index[~marked["removed"]]] == expected.split()
 
 
 def test_calibrate_rejects_a_nan_threshold():

@@ -4,28 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from _dissect_fixtures import ScriptedLLM
+from fakes import LexiconTagger, ScriptedLLM
 
 from and_engine.stages.module_c import check_adjectives, is_negated, open_concepts, pos_counts, tag_words
 from and_engine.text.prompts import parse_prompt
 from and_engine.text.words import tokenize
 
 BASIC = ("high-pitched", "high-quality", "clear", "loud")
-
-
-class LexiconTagger:
-    """A test tagger with a fixed word -> Penn tag table (NN for anything else, '.' for punctuation)."""
-
-    TAGS = {"the": "DT", "a": "DT", "is": "VBZ", "are": "VBP", "barking": "VBG", "not": "RB", "no": "DT",
-            "loud": "JJ", "clear": "JJ", "high-pitched": "JJ", "muffled": "VBN", "other": "JJ", "sharp": "JJ",
-            "running": "JJ", "in": "IN", "with": "IN", "and": "CC", "very": "RB", "louder": "JJR"}
-
-    def tag_batch(self, token_lists):
-        return [[self.TAGS.get(t.lower(), "." if not t.isalnum() and "-" not in t else "NN") for t in toks]
-                for toks in token_lists]
-
-    def describe(self):
-        return {"backend": "lexicon", "model": "test", "params": {}}
 
 
 def test_negation_window_is_four_tokens():

@@ -9,9 +9,18 @@ import torch
 from _analyses_fixtures import CLASSES, closed_concepts, expected_logits, open_concepts, tiny_inputs, tiny_model
 
 from and_engine.analyses.common import AnalysisInputError, content_stems
-from and_engine.analyses.pruning import PruningResult, evaluate_pruning, select_neurons, table4
+from and_engine.analyses.pruning import (
+    PruningResult,
+    concept_deltas,
+    evaluate_pruning,
+    matching_concepts,
+    matching_words,
+    select_neurons,
+    table4,
+)
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
 from and_engine.models.base import pruned
+from and_engine.probing import classes_are_labels, heldout_clips
 
 SIZES = {"fc1": 4}
 
@@ -33,11 +42,19 @@ def test_ocp_matches_nouns_and_adjectives_by_content_word_stem():
     assert sel("OCP", "loud")["fc1"] == [0, 2]
 
 
-def test_ocp_ignores_verbs_and_other_layers():
-    oc = pd.DataFrame({"layer": ["fc1", "fc1", "fc1"], "neuron": [0, 1, 2], "word": ["chirping", "dog", "dog"],
-                       "pos": ["VBG", "NOUN", "NUM"]})
-    assert select_neurons("OCP", "chirping_birds", closed_concepts(), oc, SIZES) == {}
-    assert select_neurons("OCP", "dog", closed_concepts(), oc, {"fc1": 4, "other": 2}) == {"fc1": [1]}
+def test_ocp_ignores_other_layers_and_names_methods_exactly():
+    oc = pd.DataFrame({"layer": ["fc1", "fc2", "fc1"], "neuron": [0, 1, 2], "word": ["barking", "dog", "dogs"],
+                       "pos": ["ADJ", "NOUN", "NOUN"]})
+    assert select_neurons("OCP", "dog", closed_concepts(), oc, {"fc1": 4, "other": 2}) == {"fc1": [2]}
+    with pytest.raises(AnalysisInputError, match="unknown pruning method"):
+        select_neurons("ocp", "dog", closed_concepts(), oc, SIZES)  # the contract's spelling only
+
+
+def test_matching_rules_are_what_selection_uses():
+    words = ["Dogs", "dog", "doggy", "barking", "sound of rain"]
+    assert matching_words("dog", words) == ["Dogs", "dog"] and matching_words("sound", words) == []
+    names = ["church_bells", "church-bells ", "church\u00a0bells", "church_bells_", "bells", "church_bells"]
+    assert matching_concepts("Church Bells", names) == names[:4]  # non-ASCII spaces and a trailing "_" too
 
 
 def test_db_and_tab_use_top_n_of_the_chosen_similarity():
@@ -58,7 +75,7 @@ def test_closed_selection_errors_are_clear():
     with pytest.raises(AnalysisInputError, match="out of range"):
         select_neurons("DB", "rain", closed_concepts(), open_concepts(), {"fc1": 2}, similarity="cos3")
     with pytest.raises(AnalysisInputError, match="open_concepts lacks"):
-        select_neurons("OCP", "rain", closed_concepts(), open_concepts().drop(columns="pos"), SIZES)
+        select_neurons("OCP", "rain", closed_concepts(), open_concepts().drop(columns="word"), SIZES)
 
 
 def test_random_matches_ocp_count_and_is_seeded():
@@ -121,6 +138,13 @@ def _result(deltas, n):
     return PruningResult(z, z, np.array(deltas, dtype=float), 1.0, 0.5, n)
 
 
+def test_concept_deltas_ignore_classes_without_clips():
+    d = concept_deltas(np.array([-3.0, np.nan, -1.0, 0.0]), 0)
+    assert (d.delta_a, d.delta_r, d.delta_a_minus_r) == (-3.0, -0.5, 2.5)
+    alone = concept_deltas(np.array([np.nan, -2.0, np.nan]), 1)
+    assert alone.delta_a == -2.0 and np.isnan(alone.delta_r) and np.isnan(alone.delta_a_minus_r)
+
+
 def test_table4_arithmetic_and_paper_sign():
     results = {"dog": _result([-3, -1, -2], 2), "rain": _result([0, -1, -4], 4)}
     summary, per_class = table4(results, CLASSES, "tiny", "OCP")
@@ -155,12 +179,17 @@ def test_run_table4_end_to_end():
 
 
 def test_heldout_labels_and_candidate_layers():
-    clips = pd.DataFrame({"clip_id": [0, 1, 2, 3], "label": ["rain", "dog", "Chirping Birds", "dog"], "fold": [1, 1, 1, 2]})
+    clips = pd.DataFrame({"clip_id": [3, 0, 1, 2, 4], "label": ["dog", "rain", "dog", "Chirping Birds", "cat"],
+                          "fold": [2, 1, 1, 1, 1]})
     ids, labels = heldout_labels(clips, CLASSES, 1)
-    assert ids.tolist() == [0, 1, 2] and labels.tolist() == [2, 0, 1]
+    assert ids.tolist() == [0, 1, 2] and labels.tolist() == [2, 0, 1]  # "cat" is no class of the model
+    assert classes_are_labels(["Dog", "rain", "Chirping Birds"], clips["label"].iloc[:4].tolist())
+    assert not classes_are_labels([*CLASSES, "cat"], CLASSES) and not classes_are_labels([], [])
+    held = heldout_clips(clips, CLASSES, 1)
+    assert held["clip_id"].tolist() == [0, 1, 2] and held.index.tolist() == [1, 2, 3]  # rows of ``clips``
     with pytest.raises(AnalysisInputError, match="held-out fold 3"):
         heldout_labels(clips, CLASSES, 3)
-    with pytest.raises(AnalysisInputError, match="cat"):
+    with pytest.raises(AnalysisInputError, match="held-out fold 1"):
         heldout_labels(clips.assign(label="cat"), CLASSES, 1)
     layers = pd.DataFrame({"layer": ["fc1", "classifier"], "kind": ["linear", "classifier"], "n_neurons": [4, 3]})
     assert candidate_layers(layers) == {"fc1": 4}

@@ -13,11 +13,11 @@ from and_engine.store.results import ResultsStore
 
 
 def test_table2_grid_orders_methods_and_similarities():
-    df = pd.DataFrame({"model": "m", "method": ["DB", "TAB", "DB", "ICL"], "similarity": ["cos3", "wpmi", "cos", "icl"],
+    df = pd.DataFrame({"model": "m", "method": ["DB", "TAB", "DB", "ICL"], "similarity": ["cos3", "wpmi", "cos", "llm"],
                        "top1": [100.0, 96.0, 80.0, 72.0], "top5": [100.0, 100.0, 82.0, 60.0],
                        "concept_cosine": [1.0, 0.98, 0.85, 0.83], "n_neurons": 50})
     lines = table2(df).splitlines()
-    assert lines[0].split()[-4:] == ["cos", "cos3", "wpmi", "icl"]
+    assert lines[0].split()[-4:] == ["cos", "cos3", "wpmi", "llm"]
     assert [ln.split()[0] for ln in lines[2:]] == ["ICL", "TAB", "DB"]
     db = lines[-1]
     assert "80 / 82 / 0.85" in db and "100 / 100 / 1.00" in db and db.index("80 / 82") < db.index("100 / 100")
@@ -65,3 +65,21 @@ def test_format_report_reads_the_store(tmp_path):
     assert "unpruned accuracy 90.0 %" in only and "75.0" in only  # mean of the two seeds
     assert "0: 1.50" in only and "loud (2)" in only
     assert "(not computed" in text.split("=== model tiny")[0]  # the audioset model has no Table 2 / 4
+
+
+def test_report_and_app_chart_print_the_same_per_block_means(tmp_path):
+    """Figure 5 / 6 per block: neuron-count weighted over the block's layers, in the report and the app alike."""
+    from and_engine.explorer.charts import per_block_lines
+
+    layers = pd.DataFrame({"model": "ast", "layer": ["b0.attn", "b0.fc1", "b1.fc1"], "block": [0, 0, 1],
+                           "mean_adjectives": [1.0, 4.0, 2.0], "n_neurons": [10, 30, 5]})
+    model = pd.DataFrame([{"model": "ast", "kind": "ast-scratch", "sample_rate": 16000, "class_names": ["a"],
+                           "heldout_fold": 1, "heldout_accuracy": 1.0, "n_heldout": 1, "checkpoint": "",
+                           "description": ""}])
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        _commit(store, "model", {"model": "ast"}, {"models": model})
+        _commit(store, "adjectives", {"model": "ast"}, {"adjective_stats": layers})
+        text = format_report(store, ["ast"])
+    assert "by block): 0: 3.25, 1: 2.00" in text  # (10 * 1 + 30 * 4) / 40, not the layers' plain mean 2.5
+    trace = per_block_lines(layers, "mean_adjectives", "t", "y").data[0]
+    assert list(trace.x) == [0, 1] and list(trace.y) == pytest.approx([3.25, 2.0])

@@ -74,6 +74,53 @@ def test_failed_commit_leaves_previous_rows(tmp_path):
         assert store.fingerprint("activations", {"model": "m"}) == "fp"
 
 
+def _closed(**change) -> pd.DataFrame:
+    row = {"model": "m", "layer": "l", "neuron": 0, "method": "DB", "similarity": "cos", "rank": 1, "concept": "dog",
+           "score": 0.5}
+    return pd.DataFrame([row, {**row, **change}])
+
+
+@pytest.mark.parametrize("table, rows, message", [
+    ("closed_concepts", _closed(similarity="icl"),
+     r"closed_concepts.similarity: value\(s\) \['icl'\] not allowed; "
+     r"allowed: \['cos', 'cos3', 'rank_reorder', 'wpmi', 'soft_wpmi', 'llm'\]"),
+    ("closed_concepts", _closed(method="db"), r"closed_concepts.method: value\(s\) \['db'\]"),
+    ("closed_concepts", _closed(rank=0), r"closed_concepts.rank: ranks start at 1, got 0"),
+    ("open_concepts", pd.DataFrame({"model": "m", "layer": "l", "neuron": [0, 1], "word": "loud",
+                                    "pos": ["ADJ", "adjective"], "count": 1}),
+     r"open_concepts.pos: value\(s\) \['adjective'\] not allowed; allowed: \['ADJ', 'NOUN'\]"),
+    ("summaries", pd.DataFrame({"model": "m", "layer": "l", "neuron": 0, "side": ["top", "high"], "summary": "",
+                                "cache_key": "", "backend": "", "llm_model": "", "status": "ok"}), r"summaries.side"),
+    ("summaries", pd.DataFrame({"model": "m", "layer": "l", "neuron": 0, "side": ["top", "bottom"], "summary": "",
+                                "cache_key": "", "backend": "", "llm_model": "", "status": ["ok", None]}),
+     r"summaries.status: value\(s\) \[None\]"),
+    ("pruning_summary", pd.DataFrame({"model": "m", "method": ["OCP", "ocp"], "mean_pruned": 1.0, "delta_a": 0.0,
+                                      "delta_r": 0.0, "delta_a_minus_r": 0.0, "n_concepts": 1}),
+     r"pruning_summary.method"),
+])
+def test_commit_refuses_values_outside_the_contract(tmp_path, table, rows, message):
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        with pytest.raises(StoreError, match=message):
+            _commit(store, {"model": "m"}, {table: rows}, stage="x")
+        assert store.count(table) == 0 and store.count("steps") == 0
+        _commit(store, {"model": "m"}, {table: rows.iloc[:1]}, stage="x")  # the allowed row alone commits
+        assert store.count(table) == 1
+        with pytest.raises(StoreError, match=r"runs.status: value\(s\) \['finished'\]"):
+            store.record_run("r", "c", "{}", "h", "v", "finished")
+
+
+def test_schema_values_match_the_engine():
+    from and_engine.stages.similarity import SIMILARITIES
+    from and_engine.text.answers import ANSWER_STATUSES
+
+    assert tuple(SIMILARITIES) == schema.SIMILARITIES and ANSWER_STATUSES == schema.SUMMARY_STATUSES
+    assert set(schema.PENN_POS.values()) == set(schema.VALUES["open_concepts"]["pos"])
+    for table, cols in schema.VALUES.items():
+        assert set(cols) <= set(schema.columns(table)), table
+    for table, col in schema.RANKED.items():
+        assert col in schema.columns(table)
+
+
 def test_identifiers_are_whitelisted_and_values_bound(tmp_path):
     with ResultsStore(tmp_path / "r.duckdb") as store:
         _commit(store, {"model": "m"}, {"activations": _acts("m", "a", 1, 2)})

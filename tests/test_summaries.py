@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from _describe_fixtures import CAPTIONS, DictCache, ScriptedLLM
+from _describe_fixtures import CAPTIONS
+from fakes import DictCache, ScriptedLLM
 
 from and_engine.backends.llm import CachedLLM
 from and_engine.backends.registry import make

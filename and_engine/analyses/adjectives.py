@@ -1,7 +1,7 @@
 """Adjectives per neuron per block (paper Figure 5) and the top-20 adjectives (Figure 3 / 9).
 
-An adjective of a neuron is a distinct word of its C_open tagged as an adjective (JJ*, VBN or ADJ)
-that passed Module C's filters (``open_concepts`` only holds accepted words). The denominator is the
+An adjective of a neuron is a distinct word of its C_open with pos ``schema.POS_ADJECTIVE`` (Module C
+maps Penn tags with ``schema.PENN_POS``) that passed Module C's filters (``open_concepts`` only holds accepted words). The denominator is the
 number of described neurons of the layer (``pos_counts`` rows), so a neuron with no accepted adjective
 counts as 0.
 """
@@ -11,18 +11,13 @@ from __future__ import annotations
 import pandas as pd
 
 from and_engine.analyses.common import AnalysisInputError, require_columns
-
-
-def is_adjective_pos(pos: str) -> bool:
-    """True for adjective tags: Penn JJ / JJR / JJS, VBN (as the paper's code), universal ADJ."""
-    p = str(pos).strip().upper()
-    return p.startswith("JJ") or p in ("VBN", "ADJ", "ADJECTIVE", "A")
+from and_engine.store.schema import POS_ADJECTIVE
 
 
 def adjective_rows(open_concepts: pd.DataFrame) -> pd.DataFrame:
     """Distinct (layer, neuron, word) adjective rows of ``open_concepts`` (word lower-cased)."""
     require_columns(open_concepts, ("layer", "neuron", "word", "pos"), "open_concepts")
-    adj = open_concepts[open_concepts["pos"].map(is_adjective_pos).astype(bool)]
+    adj = open_concepts[open_concepts["pos"] == POS_ADJECTIVE]
     adj = adj.assign(word=adj["word"].astype(str).str.strip().str.lower())
     return adj[["layer", "neuron", "word"]].drop_duplicates()
 

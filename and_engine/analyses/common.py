@@ -1,4 +1,4 @@
-"""Shared helpers of the analyses: the input error, concept-word normalisation, neuron pools.
+"""Shared helpers of the analyses: the input error, concept-word normalisation, neuron pools, per-block means.
 
 Concept matching (used by open-concept pruning and the acoustic checks) works on *content words*:
 a concept such as ``chirping_birds`` or ``crackling fire`` is split on ``_``, ``-`` and spaces,
@@ -99,3 +99,14 @@ def to_selection(pairs: pd.DataFrame) -> dict[str, list[int]]:
 def selection_size(selection: dict[str, list[int]]) -> int:
     """Number of neurons in a {layer: [neuron, ...]} selection."""
     return sum(len(v) for v in selection.values())
+
+
+def per_block_means(per_layer: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Per-layer rows (model, block, ``value``, n_neurons) -> one row per (model, block) with the mean of
+    ``value`` over the block's neurons (layers weighted by their neuron counts), as Figures 5 / 6 plot it;
+    blocks without neurons are left out. The report and the app's charts both use it."""
+    require_columns(per_layer, ("model", "block", value, "n_neurons"), "per-layer rows")
+    out = (per_layer.assign(_sum=per_layer[value] * per_layer["n_neurons"])
+           .groupby(["model", "block"], as_index=False)[["_sum", "n_neurons"]].sum())
+    out = out[out["n_neurons"] > 0]
+    return out.assign(**{value: out["_sum"] / out["n_neurons"]})[["model", "block", value, "n_neurons"]]

@@ -2,13 +2,14 @@
 
 ``select_neurons`` picks the neurons tied to a target concept by OCP (open-set concepts), DB or TAB
 (closed-set top-N) or at random; ``evaluate_pruning`` runs a TargetModel before / after zeroing them;
-``table4`` turns one method's per-concept results into the Table 4 row and the Figure 10 rows.
-The app calls ``select_neurons`` + ``evaluate_pruning`` live.
+``concept_deltas`` is ΔA / ΔR of one pruning; ``table4`` turns one method's per-concept results into the
+Table 4 row and the Figure 10 rows. The app calls ``select_neurons`` (on rows found by the same matching
+rules, ``matching_words`` / ``matching_concepts``), ``evaluate_pruning`` and ``concept_deltas`` live.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,49 +25,40 @@ from and_engine.analyses.common import (
     selection_size,
     to_selection,
 )
+from and_engine.store.schema import FIRST_RANK, PRUNING_METHODS
 
-METHODS = ("OCP", "DB", "TAB", "random")
+METHODS = PRUNING_METHODS
 
 
-def _open_pos_kind(pos: str) -> str | None:
-    """Map a POS label of ``open_concepts`` to 'noun' / 'adjective' (VBN counts as adjective), else None."""
-    p = str(pos).strip().lower()
-    if p.startswith("nn") or p in ("noun", "propn", "n"):
-        return "noun"
-    if p.startswith("jj") or p in ("adj", "adjective", "a", "vbn"):
-        return "adjective"
-    return None
+def matching_words(concept: str, words: Iterable[str]) -> list[str]:
+    """OCP's rule: the distinct open-set ``words`` sharing a content-word stem with ``concept`` (each stemmed once)."""
+    target = content_stems(concept)
+    return [w for w in dict.fromkeys(map(str, words)) if content_stems(w) & target]
+
+
+def matching_concepts(concept: str, names: Iterable[str]) -> list[str]:
+    """DB / TAB's rule: the distinct closed-set concept ``names`` equal to ``concept`` after ``normalise_name``."""
+    target = normalise_name(concept)
+    return [c for c in dict.fromkeys(map(str, names)) if normalise_name(c) == target]
 
 
 def ocp_neurons(concept: str, open_concepts: pd.DataFrame, layer_sizes: dict[str, int]) -> pd.DataFrame:
-    """(layer, neuron) rows whose C_open holds a noun / adjective sharing a content-word stem with ``concept``."""
-    require_columns(open_concepts, ("layer", "neuron", "word", "pos"), "open_concepts")
-    target = content_stems(concept)
-    if not target:
+    """(layer, neuron) rows whose C_open (its nouns and adjectives) holds a word matching ``concept``."""
+    require_columns(open_concepts, ("layer", "neuron", "word"), "open_concepts")
+    if not content_stems(concept):
         raise AnalysisInputError(f"concept {concept!r} has no content word to match")
     oc = check_neurons_in_layers(open_concepts, layer_sizes, "open_concepts")
-    pos_ok = {p for p in oc["pos"].unique() if _open_pos_kind(p)}
-    oc = oc[oc["pos"].isin(pos_ok)]
-    matching = [w for w in oc["word"].astype(str).unique() if content_stems(w) & target]  # each word stemmed once
-    return oc.loc[oc["word"].isin(matching), ["layer", "neuron"]].drop_duplicates()
-
-
-def _matching(values: pd.Series, test) -> pd.Series:
-    """Boolean mask of ``values`` whose distinct value passes ``test`` (each distinct value tested once)."""
-    return values.isin([v for v in values.unique() if test(v)])
+    return oc.loc[oc["word"].isin(matching_words(concept, oc["word"].unique())), ["layer", "neuron"]].drop_duplicates()
 
 
 def closed_neurons(
     method: str, concept: str, closed_concepts: pd.DataFrame, layer_sizes: dict[str, int],
     top_n: int, similarity: str | None,
 ) -> pd.DataFrame:
-    """(layer, neuron) rows with ``concept`` among their top-``top_n`` closed-set concepts of ``method``.
-
-    Ranks are contiguous per neuron from the smallest stored rank (0- or 1-based, whichever the writer
-    used), so "top-N" is ``rank < min rank + N``.
-    """
+    """(layer, neuron) rows with ``concept`` among their top-``top_n`` closed-set concepts of ``method``
+    (ranks start at ``schema.FIRST_RANK``, so top-N is ``rank < FIRST_RANK + N``)."""
     require_columns(closed_concepts, ("layer", "neuron", "method", "similarity", "rank", "concept"), "closed_concepts")
-    cc = closed_concepts[_matching(closed_concepts["method"], lambda m: str(m).upper() == method)]
+    cc = closed_concepts[closed_concepts["method"] == method]
     sims = sorted(cc["similarity"].astype(str).unique())
     if not sims:
         raise AnalysisInputError(f"closed_concepts holds no {method} rows")
@@ -77,8 +69,7 @@ def closed_neurons(
         raise AnalysisInputError(f"similarity {similarity!r} not in closed_concepts for {method}; has {sims}")
     else:
         cc = cc[cc["similarity"] == similarity]
-    target = normalise_name(concept)
-    cc = cc[(cc["rank"] < cc["rank"].min() + top_n) & _matching(cc["concept"], lambda c: normalise_name(c) == target)]
+    cc = cc[(cc["rank"] < FIRST_RANK + top_n) & cc["concept"].isin(matching_concepts(concept, cc["concept"].unique()))]
     return check_neurons_in_layers(cc, layer_sizes, "closed_concepts")[["layer", "neuron"]].drop_duplicates()
 
 
@@ -93,15 +84,14 @@ def select_neurons(
     ``top_n`` for ``similarity`` (required when several are stored). random: ``n_random`` neurons (default:
     OCP's count for the concept) drawn uniformly, seeded, from all neurons of the same layers.
     """
-    m = "random" if str(method).lower() == "random" else str(method).upper()
-    if m not in METHODS:
+    if method not in METHODS:
         raise AnalysisInputError(f"unknown pruning method {method!r}; use one of {METHODS}")
     if top_n < 1:
         raise AnalysisInputError(f"top_n must be >= 1, got {top_n}")
-    if m == "OCP":
+    if method == "OCP":
         return to_selection(ocp_neurons(concept, open_concepts, layer_sizes))
-    if m in ("DB", "TAB"):
-        return to_selection(closed_neurons(m, concept, closed_concepts, layer_sizes, top_n, similarity))
+    if method in ("DB", "TAB"):
+        return to_selection(closed_neurons(method, concept, closed_concepts, layer_sizes, top_n, similarity))
     pool = neuron_pool(layer_sizes)
     n = len(ocp_neurons(concept, open_concepts, layer_sizes)) if n_random is None else int(n_random)
     if not 0 <= n <= len(pool):
@@ -176,13 +166,34 @@ def evaluate_pruning(
     )
 
 
+@dataclass(frozen=True)
+class ConceptDeltas:
+    """ΔA / ΔR of one pruning for one target class (true-class logit changes, after - before)."""
+
+    delta_a: float  # mean change on the target class's clips
+    delta_r: float  # mean over the other classes with clips of their mean change (NaN when there is none)
+
+    @property
+    def delta_a_minus_r(self) -> float:
+        """The paper's printed "ΔA − ΔR" column: ΔR − ΔA (positive = the target drops more than the rest)."""
+        return self.delta_r - self.delta_a
+
+
+def concept_deltas(per_class_delta: np.ndarray, target: int) -> ConceptDeltas:
+    """(C,) mean logit change per class (NaN for a class without clips) + the target class index -> ΔA, ΔR."""
+    d = np.asarray(per_class_delta, dtype=np.float64)
+    others = np.delete(d, target)
+    others = others[~np.isnan(others)]
+    return ConceptDeltas(float(d[target]), float(others.mean()) if len(others) else float("nan"))
+
+
 def table4(results: Mapping[str, PruningResult], class_names: list[str], model: str, method: str,
            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One method's {target class name: PruningResult} -> (pruning_summary row, pruning_per_class rows).
 
-    Per target class t: ΔA = mean logit change on t's clips; ΔR = mean over the other classes (with
-    clips) of their mean change. ``delta_a_minus_r`` keeps the paper's printed sign: ΔR − ΔA, i.e. how
-    much more the target's logit drops than the rest's (positive = concept-specific; paper's OCP 3.90).
+    Per target class t: ΔA, ΔR as ``concept_deltas``; the row averages them over the targets.
+    ``delta_a_minus_r`` keeps the paper's printed sign: ΔR − ΔA, i.e. how much more the target's logit
+    drops than the rest's (positive = concept-specific; paper's OCP 3.90).
     """
     if not results:
         raise AnalysisInputError(f"table4: no pruning results for {model}/{method}")
@@ -195,17 +206,15 @@ def table4(results: Mapping[str, PruningResult], class_names: list[str], model: 
         d = res.per_class_delta
         if len(d) != len(class_names) or np.isnan(d[t]):
             raise AnalysisInputError(f"table4: no held-out clip of target class {concept!r} ({model})")
-        others = np.delete(d, t)
-        others = others[~np.isnan(others)]
-        delta_r = float(others.mean()) if len(others) else float("nan")
-        rows.append((res.n_pruned, float(d[t]), delta_r))
+        deltas = concept_deltas(d, t)
+        rows.append((res.n_pruned, deltas.delta_a, deltas.delta_r, deltas.delta_a_minus_r))
         per_class += [(model, method, concept, class_names[c], float(d[c]), res.n_pruned)
                       for c in range(len(class_names)) if not np.isnan(d[c])]
     arr = np.array(rows, dtype=np.float64)
     summary = pd.DataFrame([{
         "model": model, "method": method, "mean_pruned": float(arr[:, 0].mean()),
         "delta_a": float(arr[:, 1].mean()), "delta_r": float(np.nanmean(arr[:, 2])),
-        "delta_a_minus_r": float(np.nanmean(arr[:, 2] - arr[:, 1])), "n_concepts": len(rows),
+        "delta_a_minus_r": float(np.nanmean(arr[:, 3])), "n_concepts": len(rows),
     }])
     cols = ["model", "method", "target_concept", "class_name", "delta_logit", "n_pruned"]
     return summary, pd.DataFrame(per_class, columns=cols)

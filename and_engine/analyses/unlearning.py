@@ -12,25 +12,21 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from and_engine.analyses.common import AnalysisInputError, normalise_name, require_columns
+from and_engine.analyses.common import AnalysisInputError, require_columns
 from and_engine.analyses.pruning import batched_logits, evaluate_pruning, select_neurons, table4
+from and_engine.probing import heldout_clips
 
 
 def heldout_labels(clips: pd.DataFrame, class_names: Sequence[str], fold: int) -> tuple[np.ndarray, np.ndarray]:
-    """Clips of ``fold`` -> ((n,) clip ids, (n,) class indices into ``class_names``).
+    """``probing.heldout_clips`` as arrays -> ((n,) clip ids, (n,) class indices into ``class_names``).
 
-    Raises AnalysisInputError when the fold is empty or a held-out label is not one of the classes.
+    Raises AnalysisInputError when no clip of ``fold`` has one of the classes as its label.
     """
     require_columns(clips, ("clip_id", "label", "fold"), "clips")
-    held = clips[clips["fold"] == fold].sort_values("clip_id")
+    held = heldout_clips(clips, list(class_names), fold)
     if held.empty:
-        raise AnalysisInputError(f"no clip in held-out fold {fold}")
-    index = {normalise_name(c): i for i, c in enumerate(class_names)}
-    labels = held["label"].map(lambda s: index.get(normalise_name(s), -1)).to_numpy(np.int64)
-    if (labels < 0).any():
-        unknown = sorted(set(held["label"][labels < 0].astype(str)))
-        raise AnalysisInputError(f"held-out labels {unknown[:5]} are not among the model's classes")
-    return held["clip_id"].to_numpy(np.int64), labels
+        raise AnalysisInputError(f"no clip in held-out fold {fold} with a label among the model's classes")
+    return held["clip_id"].to_numpy(np.int64), held["class_index"].to_numpy(np.int64)
 
 
 def candidate_layers(layers: pd.DataFrame, include_classifier: bool = False) -> dict[str, int]:
@@ -52,7 +48,7 @@ def closed_top_n(closed_concepts: pd.DataFrame, similarities: Mapping[str, str |
     Selection over every class then scans a frame ~25x smaller (paper scale: 4 M -> 0.17 M rows).
     """
     require_columns(closed_concepts, ("layer", "neuron", "method", "similarity", "rank"), "closed_concepts")
-    method = closed_concepts["method"].astype(str).str.upper()
+    method = closed_concepts["method"]
     keep = pd.Series(False, index=closed_concepts.index)
     for m, sim in similarities.items():
         keep |= (method == m) & ((closed_concepts["similarity"] == sim) if sim is not None else True)

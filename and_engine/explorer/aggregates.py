@@ -12,10 +12,7 @@ import pandas as pd
 
 from and_engine.explorer import queries
 from and_engine.store.results import ResultsStore
-
-# open_concepts.pos holds tagger labels (JJ / ADJ / adjective, VBN counts as adjective as in the paper's code)
-ADJECTIVE_SQL = "(lower(pos) LIKE 'j%' OR lower(pos) LIKE 'adj%' OR lower(pos) = 'vbn')"
-NOUN_SQL = "(lower(pos) LIKE 'n%' OR lower(pos) = 'propn')"
+from and_engine.store.schema import FIRST_RANK, POS_ADJECTIVE, POS_NOUN
 
 
 def _where(**filters: object) -> tuple[str, list]:
@@ -67,8 +64,7 @@ def top_adjectives(store: ResultsStore, model: str | None = None, n: int = 20) -
 def adjective_histogram(store: ResultsStore, model: str | None = None, layer: str | None = None,
                         n: int = 30) -> pd.DataFrame:
     """-> the ``n`` most frequent open-set adjectives (number of neurons) for all / one model / one layer."""
-    where, params = _where(model=model, layer=layer)
-    where = (where + " AND " if where else "WHERE ") + ADJECTIVE_SQL
+    where, params = _where(pos=POS_ADJECTIVE, model=model, layer=layer)
     return store.query_df(f'SELECT word AS adjective, count(DISTINCT (model, layer, neuron)) AS n_neurons '
                           f'FROM "open_concepts" {where} GROUP BY word ORDER BY n_neurons DESC, word LIMIT ?',
                           [*params, int(n)])
@@ -87,13 +83,13 @@ def search_neurons(store: ResultsStore, term: str, model: str | None = None, lim
     m_where, m_params = ("AND model = ?", [model]) if model else ("", [])
     sql = (
         "SELECT model, layer, neuron, 'closed:' || method || '/' || similarity AS matched_by, concept AS match, "
-        'score FROM "closed_concepts" WHERE rank = (SELECT min(rank) FROM "closed_concepts") '
+        'score FROM "closed_concepts" WHERE rank = ? '
         f"AND lower(concept) LIKE ? ESCAPE '\\' {m_where} "
-        "UNION ALL SELECT model, layer, neuron, 'open:' || CASE WHEN " + ADJECTIVE_SQL + " THEN 'adjective' "
-        "ELSE lower(pos) END, word, CAST(count AS DOUBLE) FROM \"open_concepts\" "
+        "UNION ALL SELECT model, layer, neuron, 'open:' || CASE pos WHEN ? THEN 'adjective' WHEN ? THEN 'noun' END, "
+        'word, CAST(count AS DOUBLE) FROM "open_concepts" '
         f"WHERE lower(word) LIKE ? ESCAPE '\\' {m_where} ORDER BY model, layer, neuron LIMIT ?"
     )
-    return store.query_df(sql, [like, *m_params, like, *m_params, int(limit)])
+    return store.query_df(sql, [FIRST_RANK, like, *m_params, POS_ADJECTIVE, POS_NOUN, like, *m_params, int(limit)])
 
 
 def cluster_words(store: ResultsStore, top: int = 60) -> pd.DataFrame:
@@ -116,10 +112,15 @@ def pruning_summary(store: ResultsStore, model: str | None = None) -> pd.DataFra
 
 
 def prunable_models(store: ResultsStore) -> list[str]:
-    """-> models with held-out clips whose label is one of the model's classes (pruning needs true classes)."""
-    return store.query_df('SELECT model FROM "models" m WHERE EXISTS (SELECT 1 FROM "clips" c WHERE '
-                          "c.fold = m.heldout_fold AND list_contains(m.class_names, c.label)) ORDER BY model"
-                          )["model"].tolist()
+    """-> the models the build evaluates per class (``probing.classes_are_labels``) that have held-out clips
+    (``probing.heldout_clips``): pruning needs true classes, so pretrained models with other classes are out."""
+    from and_engine.probing import classes_are_labels, heldout_clips
+
+    clips = store.read("clips", ["clip_id", "label", "fold"])
+    rows = store.read("models", ["model", "class_names", "heldout_fold"], order_by=["model"])
+    return [str(r.model) for r in rows.itertuples()
+            if classes_are_labels(list(r.class_names), clips["label"].unique().tolist()) and not pd.isna(r.heldout_fold)
+            and len(heldout_clips(clips, list(r.class_names), int(r.heldout_fold)))]
 
 
 def similarities(store: ResultsStore, model: str, method: str) -> list[str]:
@@ -132,21 +133,21 @@ def pruning_candidates(store: ResultsStore, model: str, concept: str, top_n: int
                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The only rows ``analyses.pruning.select_neurons`` can select for ``concept`` -> (closed, open_concepts).
 
-    closed: rows naming the concept within each neuron's top ``top_n`` ranks (every method and similarity);
-    open: rows whose word shares a content-word stem with the concept (OCP's rule, ``content_stems``).
-    Selecting on these gives the same neurons as on the full tables, without reading 55k neurons' rows.
+    closed: rows within each neuron's top ``top_n`` ranks (every method and similarity) whose concept
+    matches by DB / TAB's rule (``pruning.matching_concepts``); open: rows whose word matches by OCP's rule
+    (``pruning.matching_words``). The rules run on the distinct names only, so selecting on these rows gives
+    the same neurons as on the full tables without reading 55k neurons' rows.
     """
-    from and_engine.analyses.common import content_stems, normalise_name
+    from and_engine.analyses.pruning import matching_concepts, matching_words
 
+    names = store.query_df('SELECT DISTINCT concept FROM "closed_concepts" WHERE model = ?', [model])["concept"]
+    hits = matching_concepts(concept, names)
     closed = store.query_df(
-        'SELECT layer, neuron, method, similarity, rank, concept FROM "closed_concepts" WHERE model = ? '
-        "AND rank < (SELECT min(rank) FROM \"closed_concepts\") + ? "
-        "AND lower(regexp_replace(trim(concept), '[\\s_\\-/]+', ' ', 'g')) = ?",
-        [model, int(top_n), normalise_name(concept)])
-    target = content_stems(concept)
+        'SELECT layer, neuron, method, similarity, rank, concept FROM "closed_concepts" WHERE model = ? AND rank < ? '
+        f'AND concept IN ({", ".join("?" for _ in hits) or "NULL"})', [model, FIRST_RANK + int(top_n), *hits])
     words = store.query_df('SELECT DISTINCT word FROM "open_concepts" WHERE model = ?', [model])["word"]
-    hits = [w for w in words if content_stems(w) & target]
-    opened = store.read("open_concepts", ["layer", "neuron", "word", "pos"], model=model, word=hits)
+    opened = store.read("open_concepts", ["layer", "neuron", "word", "pos"], model=model,
+                        word=matching_words(concept, words))
     return closed, opened
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from and_engine.analyses.common import per_block_means
+
 _LAYOUT = {"margin": {"l": 40, "r": 10, "t": 40, "b": 40}, "height": 320}
 
 
@@ -16,11 +18,12 @@ def _fig(title: str, **layout: object) -> go.Figure:
 
 
 def per_block_lines(df: pd.DataFrame, value: str, title: str, y_title: str) -> go.Figure:
-    """Figure 5 / 6: ``value`` per block, one line per model (mean over the block's layers)."""
+    """Figure 5 / 6: per-layer ``value`` rows -> one line per model over blocks (``per_block_means``: the mean
+    over the block's neurons, as the report prints it)."""
     fig = _fig(title, xaxis_title="block", yaxis_title=y_title)
     if df.empty:
         return fig
-    grouped = df.groupby(["model", "block"], as_index=False)[value].mean()
+    grouped = per_block_means(df, value)
     for model, g in grouped.groupby("model"):
         fig.add_trace(go.Scatter(x=g["block"], y=g[value], mode="lines+markers", name=str(model)))
     return fig

@@ -48,7 +48,7 @@ def sample_neuron(store: ResultsStore, rater: str, rated: set[tuple[str, str, in
 
 
 def _top_concept(closed: pd.DataFrame, method: str) -> tuple[str, str] | None:
-    sub = closed[closed["method"].str.upper() == method]
+    sub = closed[closed["method"] == method]
     for sim in (*SIMILARITY_PREFERENCE, *sorted(sub["similarity"].unique())):
         best = sub[sub["similarity"] == sim].sort_values("rank")
         if len(best):

@@ -1,6 +1,6 @@
 """Engine functions the app runs live (no streamlit here): calibration at any threshold, and pruning.
 
-* ``recalibrate``: re-apply Module B at a new threshold from the stored points (no re-embedding).
+* ``recalibrate``: Module B's rule (``module_b.calibrate``) at a new threshold on the stored points.
 * ``load_pruning_target``: the model of a results database + its held-out waveforms and labels, built
   from the run's stored config (``runs.config_json``) and the ``clips`` table; audio read safely.
 * ``live_prune``: select neurons for a concept (``analyses.pruning.select_neurons``), zero them and
@@ -23,17 +23,16 @@ class LiveError(ValueError):
 
 
 def recalibrate(points: pd.DataFrame, threshold: float) -> tuple[pd.DataFrame, str]:
-    """Module B at ``threshold``: points (point_index, point, best_match, best_cosine) -> (points + ``removed``,
-    calibrated summary S_h^c = the kept points joined in order). A point is removed when cosine > threshold."""
+    """Module B's rule (``module_b.calibrate``) at the slider's ``threshold`` in [0, 1]: points (point_index,
+    point, best_match, best_cosine) -> (points + ``removed``, calibrated summary S_h^c)."""
+    from and_engine.stages.module_b import ModuleBError, calibrate
+
     if not 0.0 <= float(threshold) <= 1.0:
         raise LiveError(f"calibration threshold must be in [0, 1], got {threshold}")
-    missing = {"point_index", "point", "best_cosine"} - set(points.columns)
-    if missing:
-        raise LiveError(f"calibration points lack column(s) {sorted(missing)}")
-    out = points.sort_values("point_index").reset_index(drop=True)
-    out["removed"] = out["best_cosine"].astype(float).fillna(-1.0) > float(threshold)
-    kept = out.loc[~out["removed"], "point"].astype(str).str.strip()
-    return out, " ".join(p if p.endswith((".", "!", "?")) else p + "." for p in kept if p)
+    try:
+        return calibrate(points, threshold)
+    except ModuleBError as exc:
+        raise LiveError(str(exc)) from exc
 
 
 def audio_root(config: Config) -> Path:
@@ -52,14 +51,19 @@ class PruningTarget:
     clips: pd.DataFrame  # the held-out clips' rows (clip_id, rel_path, label, ...)
     baseline_logits: np.ndarray  # (n_heldout, n_classes) unpruned logits, computed once
 
+    @property
+    def concepts(self) -> list[str]:
+        """The model's classes with at least one held-out clip (the target concepts ΔA is defined for)."""
+        return [self.model.class_names[i] for i in sorted(set(self.labels.tolist()))]
+
 
 def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame) -> PruningTarget:
     """Load ``model_name`` of a build (trained variants from the checkpoint cache) and decode its held-out fold.
 
-    ``clips``: the database's ``clips`` table. Labels not among the model's classes are left out.
+    ``clips``: the database's ``clips`` table; the held-out ones are ``probing.heldout_clips`` (as the build's).
     """
     from and_engine.models.registry import load_target_model  # lazy: torch and model code
-    from and_engine.probing import ProbingSet
+    from and_engine.probing import ProbingSet, heldout_clips
 
     cfgs = {m.name: m for m in config.models}
     if model_name not in cfgs:
@@ -74,13 +78,11 @@ def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame) ->
                         "first (the app never trains a model)")
 
     model, _info = load_target_model(cfgs[model_name], config, ps, no_training)
-    index = {c: i for i, c in enumerate(model.class_names)}
-    held = clips[(clips["fold"] == config.probing_set.heldout_fold) & clips["label"].isin(index)]
+    held = heldout_clips(clips, list(model.class_names), config.probing_set.heldout_fold).reset_index(drop=True)
     if held.empty:
         raise LiveError(f"no held-out clips (fold {config.probing_set.heldout_fold}) with a class of {model_name!r}")
-    held = held.sort_values("clip_id").reset_index(drop=True)
     waves = ps.load_waveforms(model.sample_rate, seconds, clip_ids=held["clip_id"].tolist())
-    return PruningTarget(model, waves, held["label"].map(index).to_numpy(np.int64), held,
+    return PruningTarget(model, waves, held["class_index"].to_numpy(np.int64), held.drop(columns="class_index"),
                          np.asarray(model.logits(waves), dtype=np.float64))
 
 
@@ -93,6 +95,7 @@ class LivePruning:
     per_class: pd.DataFrame  # class_name, delta_logit (mean change of the true-class logit), is_target
     delta_a: float  # change on the target class's clips
     delta_r: float  # mean change on the other classes
+    delta_a_minus_r: float  # the paper's printed "ΔA − ΔR" (= ΔR − ΔA, positive = concept-specific)
     accuracy_before: float
     accuracy_after: float
     clip_probs: pd.DataFrame  # class_name, before, after: softmax of the chosen clip, sorted by ``before``
@@ -106,7 +109,7 @@ def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.Data
     ``closed`` / ``opened``: closed- and open-set concept rows (the full tables or
     ``aggregates.pruning_candidates``); ``similarity`` is required for DB / TAB.
     """
-    from and_engine.analyses.pruning import evaluate_pruning, select_neurons
+    from and_engine.analyses.pruning import concept_deltas, evaluate_pruning, select_neurons
     from and_engine.models.base import pruned
 
     names = list(target.model.class_names)
@@ -131,8 +134,7 @@ def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.Data
     else:  # nothing pruned: the model is the unpruned one, no forward pass needed
         d = np.where(np.bincount(target.labels, minlength=len(names)) > 0, 0.0, np.nan)
         acc_before = acc_after = float(np.mean(target.baseline_logits.argmax(1) == target.labels))
-    others = np.delete(d, t)
-    others = others[~np.isnan(others)]
+    deltas = concept_deltas(d, t)
     per_class = pd.DataFrame({"class_name": names, "delta_logit": d, "is_target": np.arange(len(names)) == t})
     after = target.baseline_logits[clip_row]
     if neurons:
@@ -141,9 +143,8 @@ def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.Data
     probs = pd.DataFrame({"class_name": names, "before": _softmax(target.baseline_logits[clip_row]),
                           "after": _softmax(after)}).sort_values("before", ascending=False, ignore_index=True)
     return LivePruning(neurons, pd.DataFrame({"layer": list(neurons), "n_pruned": [len(v) for v in neurons.values()]}),
-                       per_class.dropna(subset=["delta_logit"]), float(d[t]),
-                       float(others.mean()) if len(others) else float("nan"),
-                       acc_before, acc_after, probs)
+                       per_class.dropna(subset=["delta_logit"]), deltas.delta_a, deltas.delta_r,
+                       deltas.delta_a_minus_r, acc_before, acc_after, probs)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from and_engine.models import training
 from and_engine.models.ast import build_ast_scratch, load_ast_checkpoint, make_ast_target
 from and_engine.models.base import ModelError, TargetModel
 from and_engine.models.yamnet import YamnetNet, load_pretrained_yamnet, load_yamnet_weights, make_yamnet_target
+from and_engine.probing import heldout_clips
 
 KINDS = ("yamnet", "yamnet-frozen", "yamnet-finetuned", "ast-scratch", "ast-checkpoint")
 TRAINED = ("yamnet-frozen", "yamnet-finetuned", "ast-scratch")
@@ -38,12 +39,13 @@ def training_params(model_cfg: ModelConfig, config: Config) -> dict:
 
 
 def _split(probing_set, heldout_fold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(train rows, held-out rows, label index per row, class names) over probing_set.clips rows."""
+    """(train rows: folds != held-out, held-out rows: ``probing.heldout_clips``, label index per row,
+    class names) over probing_set.clips rows."""
     clips = probing_set.clips.reset_index(drop=True)
     classes = probing_set.class_names
     labels = clips["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64)
-    held = clips["fold"].to_numpy() == heldout_fold
-    return np.flatnonzero(~held), np.flatnonzero(held), labels, classes
+    held = heldout_clips(clips, classes, heldout_fold).index.to_numpy()
+    return np.flatnonzero(clips["fold"].to_numpy() != heldout_fold), held, labels, classes
 
 
 def _train(model_cfg: ModelConfig, params: dict, waves: np.ndarray, labels: np.ndarray, classes: list[str],

@@ -14,11 +14,12 @@ import pandas as pd
 
 from and_engine.analyses import adjectives, clusters
 from and_engine.analyses.acoustic_check import acoustic_check
-from and_engine.analyses.common import AnalysisInputError, normalise_name
+from and_engine.analyses.common import AnalysisInputError
 from and_engine.analyses.feature_importance import criteria, feature_importance
 from and_engine.analyses.lastlayer import best_similarity, lastlayer_accuracy, missing_classes
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
 from and_engine.pipeline.core import BuildContext, probing_set, run_step, text_encoder, waveforms
+from and_engine.probing import classes_are_labels
 
 
 def _encoder(ctx: BuildContext):
@@ -53,8 +54,7 @@ def _model_info(ctx: BuildContext, model: str) -> tuple[list[str], int, pd.DataF
 
 
 def _classes_are_labels(ctx: BuildContext, classes: list[str]) -> bool:
-    labels = {normalise_name(c) for c in probing_set(ctx).class_names}
-    return bool(classes) and {normalise_name(c) for c in classes} == labels
+    return classes_are_labels(classes, probing_set(ctx).class_names)
 
 
 def _cluster_step(ctx: BuildContext, up: list[str]) -> tuple[str, pd.DataFrame]:

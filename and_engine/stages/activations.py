@@ -266,7 +266,7 @@ def maps_table(model_name: str, layer: str, maps: np.ndarray, topk_ids: np.ndarr
         "layer": pa.array([layer] * n, pa.string()),
         "neuron": pa.array(np.repeat(np.arange(n_neurons, dtype=np.int32), k)),
         "clip_id": pa.array(np.asarray(topk_ids, dtype=np.int32).ravel()),
-        "rank": pa.array(np.tile(np.arange(k, dtype=np.int32), n_neurons)),
+        "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), n_neurons)),  # schema.FIRST_RANK
         "n_freq": pa.array(np.full(n, f, dtype=np.int32)),
         "n_time": pa.array(np.full(n, t, dtype=np.int32)),
         "map": lists,

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.special import softmax
 
 from and_engine.stages.similarity import score_all
+from and_engine.store.schema import FIRST_RANK, ICL_SIMILARITY
 from and_engine.text.answers import clean_answer
 from and_engine.text.prompts import build_icl_prompt, parse_icl_answer
 from and_engine.text.words import concept_text
@@ -49,7 +50,7 @@ def top_n_rows(scores: np.ndarray, concepts: Sequence[str], top_n: int, **fixed)
     idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     frame = pd.DataFrame({
         "neuron": np.repeat(np.arange(n, dtype=np.int32), k),
-        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
+        "rank": np.tile(np.arange(FIRST_RANK, FIRST_RANK + k, dtype=np.int32), n),
         "concept": np.asarray(concepts, dtype=object)[idx.ravel()],
         "score": np.take_along_axis(scores, idx, axis=1).ravel().astype(np.float64),
     })
@@ -116,6 +117,6 @@ def icl_closed_concepts(descriptions: pd.DataFrame, concepts: Sequence[str], llm
     n_missing = len(descriptions) - len(keep)
     cos = (encoder.encode([answers[i] for i in keep]).astype(np.float64) @ encoder.encode(names).astype(np.float64).T
            if keep else np.zeros((0, len(names))))  # no answer: typed, empty rows
-    out = top_n_rows(cos, concepts, top_n, model=model, layer=layer, method="ICL", similarity="llm")
+    out = top_n_rows(cos, concepts, top_n, model=model, layer=layer, method="ICL", similarity=ICL_SIMILARITY)
     out["neuron"] = rows["neuron"].to_numpy(dtype=np.int32)[keep][out["neuron"].to_numpy()]
     return out[COLUMNS], n_missing

@@ -3,7 +3,8 @@
 ``calibration_points(summaries, encoder)`` splits S_h / S_l into points, embeds them, and gives every
 S_h point its best match in S_l with the cosine (``calibration_points`` rows). ``calibrate(points, t)``
 re-applies any threshold without re-embedding: a point is removed when its best cosine *exceeds* t
-(strictly greater). ``calibrated_summaries(points, neurons, t)`` -> ``calibrated_summaries`` rows.
+(strictly greater); the build and the app's live threshold slider both call it.
+``calibrated_summaries(points, neurons, t)`` -> ``calibrated_summaries`` rows.
 """
 
 from __future__ import annotations
@@ -86,14 +87,19 @@ def _check_threshold(threshold: float) -> float:
     return t
 
 
-def calibrate(points: pd.DataFrame, threshold: float) -> str:
-    """One neuron's calibration points -> S_h^c: the points (in order) whose best cosine is not > threshold,
-    joined with spaces (a full stop added where a point has no terminal punctuation)."""
+def calibrate(points: pd.DataFrame, threshold: float) -> tuple[pd.DataFrame, str]:
+    """One neuron's calibration points (point_index, point, best_cosine, ...) -> (the points in point_index
+    order with ``removed`` = best cosine > threshold (a NaN cosine, no S_l point, is never removed), S_h^c =
+    the kept points joined with spaces, a full stop added where a point has no terminal punctuation)."""
     t = _check_threshold(threshold)
-    pts = points.sort_values("point_index")
-    kept = pts[~(pts["best_cosine"].to_numpy(dtype=np.float64) > t)]
+    missing = {"point_index", "point", "best_cosine"} - set(points.columns)
+    if missing:
+        raise ModuleBError(f"calibration points lack column(s) {sorted(missing)}")
+    marked = points.sort_values("point_index").reset_index(drop=True)
+    marked["removed"] = marked["best_cosine"].to_numpy(dtype=np.float64) > t
+    kept = marked.loc[~marked["removed"], "point"].astype(str)
     # a point without terminal punctuation gets a full stop, so sentences stay apart for Module C
-    return " ".join(p if p.endswith((".", "!", "?")) else p + "." for p in kept["point"].astype(str))
+    return marked, " ".join(p if p.endswith((".", "!", "?")) else p + "." for p in kept)
 
 
 def calibrated_summaries(points: pd.DataFrame, neurons: Sequence[int], threshold: float, *, model: str,
@@ -107,7 +113,7 @@ def calibrated_summaries(points: pd.DataFrame, neurons: Sequence[int], threshold
         if pts is None:
             rows.append((model, layer, neuron, t, "", 0, 0))
             continue
-        removed = int((pts["best_cosine"].to_numpy(dtype=np.float64) > t).sum())
-        rows.append((model, layer, neuron, t, calibrate(pts, t), len(pts), removed))
+        marked, text = calibrate(pts, t)
+        rows.append((model, layer, neuron, t, text, len(pts), int(marked["removed"].sum())))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).astype(
         {"neuron": "int32", "n_points": "int32", "n_removed": "int32"})

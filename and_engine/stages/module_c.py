@@ -1,7 +1,8 @@
 """Module C -- open-set concepts from calibrated summaries S_h^c (SPEC section 8).
 
-1. ``tag_words(calibrated, tagger)``: POS-tag every S_h^c -> candidate words per neuron (adjectives =
-   JJ/JJR/JJS/VBN not negated, nouns = NN*) after the rule filter, and the POS counts of section 9.
+1. ``tag_words(calibrated, tagger)``: POS-tag every S_h^c -> candidate words per neuron (adjectives and
+   nouns by ``schema.PENN_POS``: JJ/JJR/JJS/VBN not negated, NN*) after the rule filter, and the POS counts
+   of section 9.
 2. ``check_adjectives(adjectives, llm)``: the LLM filter, one question per unique adjective across all
    neurons -> ``adjective_checks`` rows (adjective, accepted, answer).
 3. ``open_concepts(words, checks)`` / ``pos_counts(counts, words, checks)`` -> the two result tables.
@@ -14,11 +15,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from and_engine.store.schema import PENN_POS, POS_ADJECTIVE, POS_NOUN
 from and_engine.text.prompts import build_adjective_prompt, parse_yes_no
 from and_engine.text.words import tokenize
 
-ADJECTIVE_TAGS = frozenset({"JJ", "JJR", "JJS", "VBN"})  # VBN as the paper's code
-NOUN_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS"})
 VERB_TAGS = frozenset({"VB", "VBD", "VBG", "VBP", "VBZ"})  # VBN is counted as an adjective, not twice
 PREPOSITION_TAGS = frozenset({"IN"})
 NEGATION_WINDOW = 4
@@ -73,16 +73,16 @@ def tag_words(calibrated: pd.DataFrame, tagger, basic_adjectives: Sequence[str])
         n_adj = n_basic = 0
         for i, (tok, tag) in enumerate(zip(toks, tags)):
             low = tok.lower()
-            kind = "ADJ" if tag in ADJECTIVE_TAGS else "NOUN" if tag in NOUN_TAGS else None
+            kind = PENN_POS.get(tag)
             if kind is None or is_negated(toks, i):
                 continue
-            if kind == "ADJ":
+            if kind == POS_ADJECTIVE:
                 n_adj += 1
                 n_basic += low in basic
             if low not in stop and any(ch.isalpha() for ch in low) and len(low) > 1:
                 found[(low, kind)] += 1
         words += [(neuron, w, k, c) for (w, k), c in sorted(found.items())]
-        counts.append((neuron, sum(t in NOUN_TAGS for t in tags), n_adj, sum(t in VERB_TAGS for t in tags),
+        counts.append((neuron, sum(PENN_POS.get(t) == POS_NOUN for t in tags), n_adj, sum(t in VERB_TAGS for t in tags),
                        sum(t in PREPOSITION_TAGS for t in tags), sum(any(ch.isalnum() for ch in t) for t in toks),
                        n_basic))
     return pd.DataFrame(words, columns=WORD_COLUMNS), pd.DataFrame(counts, columns=COUNT_COLUMNS)
@@ -103,7 +103,7 @@ def _accepted(checks: pd.DataFrame | None) -> set[str] | None:
 def open_concepts(words: pd.DataFrame, checks: pd.DataFrame | None, *, model: str, layer: str) -> pd.DataFrame:
     """C_open rows: adjectives accepted by the LLM filter (all, when ``checks`` is None = filter off) + nouns."""
     ok = _accepted(checks)
-    keep = (words["pos"] == "NOUN") | (words["word"].isin(ok) if ok is not None else True)
+    keep = (words["pos"] == POS_NOUN) | (words["word"].isin(ok) if ok is not None else True)
     out = words[keep].copy()
     out.insert(0, "layer", layer)
     out.insert(0, "model", model)
@@ -114,7 +114,7 @@ def pos_counts(counts: pd.DataFrame, words: pd.DataFrame, checks: pd.DataFrame |
                layer: str) -> pd.DataFrame:
     """POS counts + n_open_adjectives (occurrences of the accepted adjectives) -> ``pos_counts`` rows."""
     ok = _accepted(checks)
-    adj = words[(words["pos"] == "ADJ") & (words["word"].isin(ok) if ok is not None else True)]
+    adj = words[(words["pos"] == POS_ADJECTIVE) & (words["word"].isin(ok) if ok is not None else True)]
     n_open = adj.groupby("neuron")["count"].sum()
     out = counts.copy()
     out["n_open_adjectives"] = out["neuron"].map(n_open).fillna(0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from and_engine.store import schema
 
@@ -202,7 +202,8 @@ class ResultsStore:
 
     def record_run(self, run_id: str, config_name: str, config_json: str, config_hash: str, code_version: str,
                    status: str, finished: bool = False) -> None:
-        """Insert or update the ``runs`` row of this build."""
+        """Insert or update the ``runs`` row of this build (``status`` one of ``schema.RUN_STATUSES``)."""
+        check_values("runs", pa.table({"status": [status]}))
         with self._lock:
             exists = self.con.execute('SELECT 1 FROM "runs" WHERE "run_id" = ?', [run_id]).fetchall()
             if exists:
@@ -277,17 +278,22 @@ def _prepare(table: str, rows: pd.DataFrame | pa.Table, step_id: str) -> pa.Tabl
     if missing or extra:
         raise StoreError(f"rows for {table!r}: missing columns {missing}, unexpected columns {extra}")
     tbl = tbl.select(expected)
+    check_values(table, tbl)
     return tbl.append_column("step_id", pa.array([step_id] * tbl.num_rows, pa.string()))
 
 
-def wait_for_unlock(path: Path, timeout_s: float = 10.0) -> None:
-    """Block until a writer releases ``path`` (used by read-only openers racing a build)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            duckdb.connect(str(path), read_only=True).close()
-            return
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+def check_values(table: str, rows: pa.Table) -> None:
+    """Refuse values outside the contract: ``schema.VALUES`` for enumerated columns (nulls included),
+    ranks below ``schema.FIRST_RANK``. StoreError names the table, the column, the bad and the allowed values."""
+    for col, allowed in schema.VALUES.get(table, {}).items():
+        seen = pc.unique(rows.column(col)).to_pylist()
+        bad = sorted((v for v in seen if v not in allowed), key=str)
+        if bad:
+            raise StoreError(f"{table}.{col}: value(s) {bad} not allowed; allowed: {list(allowed)}")
+    rank = schema.RANKED.get(table)
+    if rank and rows.num_rows:
+        low = pc.min(rows.column(rank)).as_py()
+        if low is None or low < schema.FIRST_RANK or rows.column(rank).null_count:
+            raise StoreError(f"{table}.{rank}: ranks start at {schema.FIRST_RANK}, got {low} "
+                             f"({rows.column(rank).null_count} null)")
+

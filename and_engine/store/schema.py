@@ -1,11 +1,40 @@
-"""The results database schema: one table per pipeline output (SPEC section 2).
+"""The results database schema: one table per pipeline output (SPEC section 2), and the contract's values.
 
 Every result table has a ``step_id`` column pointing to ``steps`` (provenance: stage, scope,
 parameters with backend and model, fingerprint, code version). ``TABLES`` maps table name -> ordered
-columns; the store only ever interpolates identifiers taken from this mapping.
+columns; the store only ever interpolates identifiers taken from this mapping. ``VALUES`` lists the
+allowed values of the enumerated columns and ``RANKED`` the rank columns (ranks start at ``FIRST_RANK``);
+``ResultsStore.commit_step`` refuses rows with other values, so the engine writes and the app reads
+exactly these spellings.
 """
 
 from __future__ import annotations
+
+# ---------- the values of enumerated columns ----------
+POS_ADJECTIVE, POS_NOUN = "ADJ", "NOUN"  # open_concepts.pos
+# Penn Treebank tag -> open_concepts.pos: the one definition of "is an adjective / a noun" (VBN counts as an
+# adjective, as in the paper's code); any other tag is neither.
+PENN_POS = {**dict.fromkeys(("JJ", "JJR", "JJS", "VBN"), POS_ADJECTIVE),
+            **dict.fromkeys(("NN", "NNS", "NNP", "NNPS"), POS_NOUN)}
+SIDES = ("top", "bottom")  # summaries.side: S_h from the top-K captions, S_l from the bottom-K
+SIMILARITIES = ("cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi")  # Module A's similarity functions
+ICL_SIMILARITY = "llm"  # the similarity of ICL rows: the LLM's answer, mapped to concepts by sentence cosine
+CLOSED_METHODS = ("DB", "TAB", "ICL")  # closed_concepts.method, lastlayer_accuracy.method
+PRUNING_METHODS = ("OCP", "DB", "TAB", "random")  # pruning_summary / pruning_per_class.method
+SUMMARY_STATUSES = ("ok", "truncated", "empty", "garbage")  # summaries.status ("" summary unless ok / truncated)
+RUN_STATUSES = ("running", "done")  # runs.status
+FIRST_RANK = 1  # every rank column starts at 1 (the best concept, the most-activating clip, ...)
+
+VALUES: dict[str, dict[str, tuple[str, ...]]] = {
+    "summaries": {"side": SIDES, "status": SUMMARY_STATUSES},
+    "closed_concepts": {"method": CLOSED_METHODS, "similarity": (*SIMILARITIES, ICL_SIMILARITY)},
+    "open_concepts": {"pos": (POS_ADJECTIVE, POS_NOUN)},
+    "lastlayer_accuracy": {"method": CLOSED_METHODS, "similarity": (*SIMILARITIES, ICL_SIMILARITY)},
+    "pruning_summary": {"method": PRUNING_METHODS},
+    "pruning_per_class": {"method": PRUNING_METHODS},
+    "runs": {"status": RUN_STATUSES},
+}
+RANKED = {"closed_concepts": "rank", "activation_maps": "rank", "top_adjectives": "rank"}
 
 # name -> [(column, duckdb type)]; "step_id" is added to every table except the bookkeeping ones.
 RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
@@ -53,7 +82,7 @@ RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
     "summaries": [
         ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("side", "VARCHAR"),
         ("summary", "VARCHAR"), ("cache_key", "VARCHAR"), ("backend", "VARCHAR"), ("llm_model", "VARCHAR"),
-        ("status", "VARCHAR"),  # ok | truncated | empty | garbage (backends/llm_answers.py); "" summary if unusable
+        ("status", "VARCHAR"),  # ok | truncated | empty | garbage (text/answers.py); "" summary if unusable
     ],
     # 6. Module A: top-5 closed-set concepts per neuron, method (DB/TAB/ICL) and similarity function
     "closed_concepts": [

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 
 from and_engine.backends.registry import POSTagger
+from and_engine.store.schema import PENN_POS, POS_ADJECTIVE
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-'\u2019][A-Za-z0-9]+)*|[^\w\s]")
-ADJECTIVE_TAGS = ("JJ", "JJR", "JJS")
 
 
 def tokenize(text: str) -> list[str]:
@@ -27,14 +27,14 @@ def concept_text(concept: str) -> str:
 
 
 def adjective_scores(tagger: POSTagger, sentences: list[str], gold: list[set[str]]) -> dict:
-    """Token-level adjective detection (Penn JJ/JJR/JJS) against hand labels -> precision, recall, F1,
-    token accuracy of the adjective / not-adjective decision, and the missed / spurious words."""
+    """Token-level adjective detection (Module C's: ``schema.PENN_POS``, JJ/JJR/JJS/VBN) against hand labels
+    -> precision, recall, F1, token accuracy of the adjective / not-adjective decision, missed / spurious words."""
     tokens = [tokenize(s) for s in sentences]
     tp = fp = fn = correct = total = 0
     missed, spurious = [], []
     for toks, tags, adjs in zip(tokens, tagger.tag_batch(tokens), gold):
         for tok, tag in zip(toks, tags):
-            predicted, actual = tag in ADJECTIVE_TAGS, tok.lower() in adjs
+            predicted, actual = PENN_POS.get(tag) == POS_ADJECTIVE, tok.lower() in adjs
             tp, fp, fn = tp + (predicted and actual), fp + (predicted and not actual), fn + (actual and not predicted)
             correct, total = correct + (predicted == actual), total + 1
             (missed if actual and not predicted else spurious if predicted and not actual else []).append(tok)
