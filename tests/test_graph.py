@@ -18,7 +18,10 @@ PRE, TUNED = {"model": "pre"}, {"model": "tuned"}
 
 
 def test_declarations_are_consistent_and_cover_every_key():
+    from and_engine.models.registry import TRAINED
+
     assert graph.check_graph() == []
+    assert graph.TRAINED_KINDS == TRAINED  # the graph's copy (it loads no torch) of the trained kinds
     assert set(RUNNERS) == set(graph.GROUPS)
     assert all(s.group in graph.GROUPS for s in graph.STAGES)
     filled = {t for s in graph.STAGES for t in s.tables}
