@@ -282,7 +282,6 @@ def test_every_config_key_has_a_change():
     assert set(CHANGES) | EXPLICIT == set(config_keys())
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("key", sorted(CHANGES))
 def test_status_says_what_a_build_recomputes(env, key, tmp_path):
     change = CHANGES[key]
