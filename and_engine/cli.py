@@ -1,7 +1,7 @@
 """Command line: ``python -m and_engine {build,status,report,probe}``.
 
 build   run the pipeline for a TOML config (skips what is done, resumes after a crash)
-status  what is built, when, how many rows, and which stages the current config makes stale
+status  what is built, when, how many rows, and what a build of the config would recompute
 report  the paper's tables (Table 2, Table 4, ...) from a built database
 probe   load a probing set and list the files that would be skipped, with reasons
 """
@@ -12,46 +12,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from and_engine.config import ConfigError, ProbingSetConfig, load_config
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 DEFAULT_CONFIG = "configs/demo.toml"
-# stage -> (config sections it reads, stages it reads): a stage is stale when one of its sections changed
-# or one of its inputs is stale
-STAGE_INPUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "clips": (("probing_set",), ()),
-    "model": (("models", "run"), ("clips",)),
-    "activations": (("activations",), ("model",)),
-    "extremes": (("activations",), ("activations",)),
-    "activation_maps": (("activations",), ("extremes",)),
-    "captions": (("captions",), ("clips",)),
-    "summaries": (("summaries",), ("extremes", "captions")),
-    "module_a": (("module_a",), ("activations", "extremes", "captions")),
-    "module_a_icl": (("module_a", "summaries"), ("summaries",)),
-    "module_b": (("module_b",), ("summaries",)),
-    "adjective_checks": (("module_c", "summaries"), ("module_b",)),
-    "module_c": (("module_c",), ("module_b", "adjective_checks")),
-    "clusters": (("analyses",), ("captions",)),
-    "lastlayer": (("analyses",), ("module_a", "module_a_icl")),
-    "pruning": (("analyses",), ("module_a", "module_c", "model")),
-    "feature_importance": (("analyses",), ("module_c", "model")),
-    "adjectives": (("analyses",), ("module_c",)),
-    "interpretability": (("analyses",), ("clusters", "extremes")),
-    "acoustic_check": (("analyses",), ("module_c", "captions")),
-}
-
-
-def stale_stages(changed: list[str]) -> set[str]:
-    """Stages whose configuration or inputs changed, given the changed config sections (unknown = stale)."""
-    stale: set[str] = set()
-    grew = True
-    while grew:
-        grew = False
-        for stage, (sections, inputs) in STAGE_INPUTS.items():
-            if stage not in stale and (set(sections) & set(changed) or set(inputs) & stale):
-                stale.add(stage)
-                grew = True
-    return stale
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -63,13 +31,27 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def changed_sections(old: dict, new: dict) -> list[str]:
-    """Top-level config sections whose values differ between two ``Config.to_dict()`` dicts."""
-    old, new = (json.loads(json.dumps(d, sort_keys=True, default=str)) for d in (old, new))  # tuples -> lists
-    return sorted(k for k in new if old.get(k) != new.get(k))
+def _short(scope: str) -> str:
+    """A scope key for display: 'layer=b1/model=yamnet' -> 'yamnet/b1'."""
+    parts = dict(p.partition("=")[::2] for p in scope.split("/") if "=" in p)
+    return "/".join(parts[k] for k in ("model", "layer") if k in parts) or scope
+
+
+def _state_text(states: pd.DataFrame) -> str:
+    """One stage's step states -> "up to date" / "recompute 2 of 4 (m/l, m/l), +1 new (m/l), -2 removed"."""
+    existing = int(states["state"].isin(["up to date", "stale", "removed"]).sum())
+    parts = []
+    for state, text in (("stale", "recompute {n} of " + str(existing)), ("new", "+{n} new"),
+                        ("maybe new", "+{n} new if the data allow"), ("removed", "-{n} removed")):
+        scopes = states.loc[states["state"] == state, "scope"].tolist()
+        if scopes:
+            few = scopes != ["-"] and len(scopes) <= 3 and len(scopes) != existing
+            parts.append(text.format(n=len(scopes)) + (f" ({', '.join(map(_short, scopes))})" if few else ""))
+    return ", ".join(parts) or "up to date"
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from and_engine.pipeline.status import changed_keys, step_states
     from and_engine.store.results import ResultsStore, StoreError
 
     config = load_config(args.config)
@@ -80,23 +62,28 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"nothing built yet: {exc}")
         return 0
     with store:
-        steps = store.query_df(
-            "SELECT stage, count(*) AS steps, sum(n_rows) AS rows, max(finished_at) AS last_built "
-            "FROM steps GROUP BY stage ORDER BY min(started_at)")
-        runs = store.query_df("SELECT config_json, status FROM runs WHERE status = 'done' AND config_json <> '' "
-                              "ORDER BY started_at DESC LIMIT 1")
-        if runs.empty:
-            runs = store.query_df("SELECT config_json, status FROM runs WHERE config_json <> '' "
-                                  "ORDER BY started_at DESC LIMIT 1")
-    changed = changed_sections(json.loads(runs.config_json[0]), config.to_dict()) if len(runs) else list(config.to_dict())
-    stale = stale_stages(changed)
+        steps = store.read("steps", ["stage", "scope", "params_json", "fingerprint", "n_rows", "finished_at"])
+        layers = store.read("layers", ["model", "layer"])
+        runs = store.read("runs", ["config_json", "status", "started_at"], order_by=["started_at"])
     print(f"database: {db}")
-    print(f"config sections changed since the last build: {', '.join(changed) or 'none'}")
-    print(f"{'stage':<22}{'steps':>7}{'rows':>12}  {'last built':<20} state")
-    for r in steps.itertuples():
-        known = r.stage in STAGE_INPUTS
-        state = "stale" if r.stage in stale or (changed and not known) else "up to date"
-        print(f"{r.stage:<22}{r.steps:>7}{int(r.rows or 0):>12}  {str(r.last_built)[:19]:<20} {state}")
+    if steps.empty:
+        print("nothing built yet: the database holds no finished step")
+        return 0
+    done = runs[(runs["status"] == "done") & (runs["config_json"] != "")]
+    if len(done):
+        changed = changed_keys(json.loads(done["config_json"].iloc[-1]), config.to_dict())
+        print(f"config keys changed since the last finished build: {', '.join(changed) or 'none'}")
+    else:
+        print("no build has finished yet")
+    states, notes = step_states(config, steps, layers)
+    built = steps.groupby("stage").agg(steps=("scope", "size"), rows=("n_rows", "sum"), last=("finished_at", "max"))
+    print(f"{'stage':<20}{'steps':>6}{'rows':>11}  {'last built':<20} what a build would do")
+    for stage, group in states.groupby("stage", sort=False):
+        b = built.loc[stage] if stage in built.index else None
+        n, rows, last = (int(b["steps"]), int(b["rows"] or 0), str(b["last"])[:19]) if b is not None else (0, 0, "")
+        print(f"{stage:<20}{n:>6}{rows:>11}  {last:<20} {_state_text(group)}")
+    for note in notes:
+        print(f"note: {note}")
     return 0
 
 

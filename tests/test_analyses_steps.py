@@ -29,11 +29,19 @@ def make_ctx(store: ResultsStore, monkeypatch, names=("tiny",)) -> BuildContext:
     clips = store.read("clips", order_by=["clip_id"])
     x, _ = tiny_inputs()
     objects = {"probing_set": ProbingSet(Path("/nonexistent"), clips, pd.DataFrame(columns=["rel_path", "reason"])),
-               ("waveforms", 100): x, ("text_encoder", config.analyses.sentence_encoder): WordVectorEncoder()}
+               ("waveforms", 100): x}
     fake = types.ModuleType("and_engine.pipeline.steps_models")
     fake.get_target_model = lambda ctx, name: tiny_model()
     monkeypatch.setitem(__import__("sys").modules, "and_engine.pipeline.steps_models", fake)
-    return BuildContext(config=config, store=store, run_id="r1", progress=Progress(quiet=True), objects=objects)
+    return BuildContext(config=config, store=store, run_id="r1", progress=Progress(quiet=True), objects=objects,
+                        fingerprints=upstream(names),
+                        backends={("text_encoder", config.analyses.sentence_encoder): WordVectorEncoder()})
+
+
+def upstream(names, **changed) -> dict:
+    """Fingerprints of the earlier groups' steps the analyses need (what ``seed_store`` stands for)."""
+    fps = {("captions", ()): "k0", **{("model", (("model", n),)): f"m-{n}" for n in names}}
+    return {**fps, **{("extremes", (("layer", "fc1"), ("model", n))): fp for n, fp in changed.items()}}
 
 
 @pytest.fixture()
@@ -45,8 +53,9 @@ def store(tmp_path):
 
 def test_run_analyses_steps_writes_every_table_and_resumes(store, monkeypatch):
     ctx = make_ctx(store, monkeypatch, names=("tiny", "audioset"))
-    out = run_analyses_steps(ctx, {"clips": "c0"})
-    assert out["clips"] == "c0" and "analyses:pruning:tiny" in out and "analyses:pruning:audioset" not in out
+    run_analyses_steps(ctx)
+    out = ctx.fingerprints
+    assert ("pruning", (("model", "tiny"),)) in out and ("pruning", (("model", "audioset"),)) not in out
     for table in ANALYSIS_TABLES:
         assert store.count(table) > 0, table
     t2 = store.read("lastlayer_accuracy", model="tiny").set_index(["method", "similarity"])
@@ -62,13 +71,18 @@ def test_run_analyses_steps_writes_every_table_and_resumes(store, monkeypatch):
         assert '"backend": "word-vectors"' in params, stage
 
     again = make_ctx(store, monkeypatch, names=("tiny", "audioset"))
-    assert run_analyses_steps(again, {"clips": "c0"}) == out
+    run_analyses_steps(again)
+    assert again.fingerprints == out
     assert again.executed == [] and len(again.skipped) == len(ctx.executed)
 
 
 def test_changed_upstream_of_one_model_leaves_the_other(store, monkeypatch):
     ctx = make_ctx(store, monkeypatch, names=("tiny", "audioset"))
-    run_analyses_steps(ctx, {"clips": "c0", "extremes:tiny": "e1", "extremes:audioset": "e2"})
+    ctx.fingerprints.update(upstream((), tiny="e1", audioset="e2"))
+    run_analyses_steps(ctx)
     again = make_ctx(store, monkeypatch, names=("tiny", "audioset"))
-    run_analyses_steps(again, {"clips": "c0", "extremes:tiny": "e1-changed", "extremes:audioset": "e2"})
+    again.fingerprints.update(upstream((), tiny="e1-changed", audioset="e2"))
+    run_analyses_steps(again)
     assert again.executed and all("model=tiny" in label for label in again.executed)
+    # the stages that read the extremes, and only those
+    assert {label.split()[0] for label in again.executed} == {"interpretability", "acoustic_check"}

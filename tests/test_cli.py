@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from test_probing import make_messy_folder
 
-from and_engine.cli import changed_sections, main
+from and_engine.cli import main
 from and_engine.config import Config
+from and_engine.pipeline.status import changed_keys
 
 
 def test_probe_lists_skipped_files_by_name(tmp_path, capsys):
@@ -32,27 +33,33 @@ def test_status_before_and_after_a_build(tiny_build, tmp_path, capsys):
     assert "nothing built yet" in capsys.readouterr().out
     assert main(["status", "--config", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "config sections changed since the last build: none" in out
-    assert "activations" in out and "stale" not in out
+    assert "config keys changed since the last finished build: none" in out
+    rows = [line for line in out.splitlines() if line.startswith(("activations ", "module_c "))]
+    assert len(rows) == 2 and all(r.endswith("up to date") for r in rows)
     changed = tmp_path / "changed.toml"
     changed.write_text(path.read_text().replace("[analyses]", "[module_b]\nthreshold = 0.5\n[analyses]"))
     assert main(["status", "--config", str(changed)]) == 0
-    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert lines["activations"].endswith("up to date") and lines["clips"].endswith("up to date")
-    assert "module_b" in lines["config"]
+    assert lines["module_b"].endswith("recompute 4 of 4") and lines["adjective_checks"].endswith("recompute 1 of 1")
+    assert "module_b.threshold" in lines["config"]
 
 
-def test_changed_sections():
+def test_status_sees_that_module_c_reads_basic_adjectives(tiny_build, tmp_path, capsys):
+    """[analyses].basic_adjectives feeds Module C and the adjective checks (the section-level status missed it)."""
+    path, _, _ = tiny_build
+    changed = tmp_path / "changed.toml"
+    changed.write_text(path.read_text().replace("[analyses]", '[analyses]\nbasic_adjectives = ["loud"]'))
+    assert main(["status", "--config", str(changed)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert "recompute 4 of 4" in lines["module_c"] and "recompute 1 of 1" in lines["adjective_checks"]
+    assert lines["module_b"].endswith("up to date") and lines["clusters"].endswith("up to date")
+
+
+def test_changed_keys_name_leaf_keys_and_models_by_name():
     a = Config().to_dict()
-    b = {**a, "module_b": {**a["module_b"], "threshold": 0.5}}
-    assert changed_sections(a, b) == ["module_b"]
-
-
-def test_stale_stages_follow_inputs():
-    from and_engine.cli import STAGE_INPUTS, stale_stages
-
-    assert stale_stages([]) == set()
-    module_b = stale_stages(["module_b"])
-    assert {"module_b", "adjective_checks", "module_c", "pruning", "adjectives"} <= module_b
-    assert not {"activations", "captions", "summaries", "module_a", "clusters"} & module_b
-    assert stale_stages(["probing_set"]) == set(STAGE_INPUTS)
+    b = {**a, "module_b": {**a["module_b"], "threshold": 0.5},
+         "models": [{**a["models"][0], "train_epochs": 3}]}
+    assert changed_keys(a, b) == ["models[yamnet].train_epochs", "module_b.threshold"]
+    assert changed_keys(a, a) == []

@@ -56,7 +56,7 @@ def test_output_neurons_topk_are_mostly_their_class(built):
     assert layers["layer"].tolist() == ["block13.pointwise", "classifier"]  # only the dissected layers
     assert layers["n_neurons"].tolist() == [1024, len(classes)] and layers["layer_index"].is_monotonic_increasing
     assert set(maps["layer"]) == {"block13.pointwise"} and (maps["n_freq"] == 2).all() and (maps["n_time"] == 9).all()
-    assert "extremes:yamnet-frozen:classifier" in first.fingerprints
+    assert ("extremes", (("layer", "classifier"), ("model", "yamnet-frozen"))) in first.fingerprints
 
 
 def test_second_build_skips_and_loads_the_checkpoint(built, tmp_path):

@@ -31,17 +31,20 @@ similarities = ["cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi"]
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """The tiny config built up to the describe group -> (config, upstream fingerprints)."""
+    """The tiny config built up to the describe group -> (config, upstream fingerprints, shared objects)."""
     folder = tmp_path_factory.mktemp("dissect")
     config = load_config(write_config(folder, BODY, name="dissect-tiny", db_name="t.duckdb", max_clips=24))
-    return config, build(config, Progress(quiet=True), until="describe").fingerprints, {}
+    return config, build(config, Progress(quiet=True), until="describe").fingerprints, ({}, {})
 
 
-def _run(config, upstream, objects):
-    """Run the dissect steps in a fresh context; ``objects`` (loaded encoders, tagger, ...) is shared."""
+def _run(config, upstream, shared):
+    """Run the dissect steps in a fresh context; ``shared`` (matrices; loaded encoders, tagger) is reused."""
+    objects, backends = shared
     with ResultsStore(config.resolve(config.run.database)) as store:
-        ctx = BuildContext(config=config, store=store, run_id="test", progress=Progress(quiet=True), objects=objects)
-        out = run_dissect_steps(ctx, upstream)
+        ctx = BuildContext(config=config, store=store, run_id="test", progress=Progress(quiet=True), objects=objects,
+                           fingerprints=dict(upstream), backends=backends)
+        run_dissect_steps(ctx)
+        out = ctx.fingerprints
         tables = {t: store.read(t) for t in ("closed_concepts", "calibration_points", "calibrated_summaries",
                                              "open_concepts", "pos_counts", "adjective_checks", "layers")}
     return ctx, out, tables
@@ -52,8 +55,8 @@ def test_dissect_steps_fill_every_table_and_skip_when_unchanged(built):
     ctx, out, t = _run(config, upstream, objects)
     for layer in ("block1.conv", "block2.pointwise"):
         for stage in ("module_a", "module_b", "module_c", "module_a_icl"):
-            assert f"{stage}:yamnet:{layer}" in out
-    assert "adjective_checks" in out
+            assert (stage, (("layer", layer), ("model", "yamnet"))) in out
+    assert ("adjective_checks", ()) in out
     cc = t["closed_concepts"]
     assert list(cc.columns) == columns("closed_concepts")
     assert set(cc["method"]) == {"DB", "TAB", "ICL"}

@@ -54,14 +54,12 @@ def test_tiny_build_fills_every_table(tiny_build):
                                  "WHERE t.step_id IS NULL")
         assert orphans["n"][0] == 0
     assert result.executed and not result.skipped
-    # every stage belongs to a group (stale-scope removal) and to the status command's dependency graph
-    from and_engine.cli import STAGE_INPUTS
-    from and_engine.pipeline.build import GROUP_STAGES
+    # the tiny build runs every stage the graph declares, and no other
+    from and_engine.pipeline.graph import STAGE
 
     with ResultsStore(config.resolve(config.run.database), read_only=True) as store:
-        built = set(store.query_df("SELECT DISTINCT stage FROM steps")["stage"])
-    grouped = {s for stages in GROUP_STAGES.values() for s in stages}
-    assert built <= grouped and grouped == set(STAGE_INPUTS)
+        built = set(store.read("steps", ["stage"])["stage"])
+    assert built == set(STAGE)
 
 
 def test_rebuild_skips_everything(tiny_build):

@@ -111,7 +111,7 @@ def test_describe_steps_end_to_end(tmp_path):
                                  captions=dataclasses.replace(config.captions, tagger="none"))
     with ResultsStore(tmp_path / "d.duckdb") as store:
         ctx = BuildContext(config=config, store=store, run_id="t", progress=Progress(quiet=True))
-        up = run_probe_steps(ctx, {})
+        run_probe_steps(ctx)
         n = store.count("clips")
         rng = np.random.default_rng(0)
         order = [rng.permutation(n) for _ in range(6)]
@@ -120,10 +120,11 @@ def test_describe_steps_end_to_end(tmp_path):
                             "topk_values": [[1.0, 0.9, 0.8]] * 6, "bottomk_clip_ids": [o[-3:].tolist() for o in order],
                             "bottomk_values": [[0.0, 0.1, 0.2]] * 6})
         ext.loc[5, "topk_clip_ids"] = list(ext.loc[4, "topk_clip_ids"])  # neurons 4 and 5 share a top-K set
-        up["extremes:m:l"] = run_step(ctx, "extremes", {"model": "m", "layer": "l"}, {"test": 1}, [up["clips"]],
-                                      lambda: {"extremes": ext})
-        out = run_describe_steps(ctx, up)
-        assert {"clips", "captions", "summaries:m:l"} <= set(out)
+        run_step(ctx, "extremes", {"model": "m", "layer": "l"}, {"test": 1}, [ctx.fingerprints[("clips", ())]],
+                 lambda: {"extremes": ext})
+        run_describe_steps(ctx)
+        out, summaries = dict(ctx.fingerprints), ("summaries", (("layer", "l"), ("model", "m")))
+        assert {("clips", ()), ("captions", ()), summaries} <= set(out)
         caps = store.read("captions", order_by=["clip_id"])
         assert caps["clip_id"].tolist() == list(range(n)) and caps["caption"].str.len().min() > 20
         assert store.count("acoustic_features") == n
@@ -131,12 +132,16 @@ def test_describe_steps_end_to_end(tmp_path):
         assert len(summ) == 12 and set(summ["backend"]) == {"rule"}
         llm = next(v for k, v in ctx.objects.items() if isinstance(k, tuple) and k[0] == "cached-llm")
         assert llm.stats["calls"] == store.count("llm_cache") <= 11
-        assert run_describe_steps(ctx, up) == out  # unchanged -> both steps skipped
+        run_describe_steps(ctx)
+        assert ctx.fingerprints == out  # unchanged -> both steps skipped
         assert any(s.startswith("summaries") for s in ctx.skipped)
-        # the step is invalidated (batch size is not part of the cache key): recomputed with zero LLM calls
-        ctx2 = BuildContext(config=dataclasses.replace(config, summaries=SummariesConfig(
-            llm=LLMConfig(batch_size=3))), store=store, run_id="t2", progress=Progress(quiet=True))
-        out2 = run_describe_steps(ctx2, up)
-        assert out2["summaries:m:l"] != out["summaries:m:l"] and out2["captions"] == out["captions"]
+        # run.seed invalidates the step (it seeds the neuron samples of overrides) but is not part of the
+        # LLM cache key: recomputed with zero LLM calls
+        ctx2 = BuildContext(config=dataclasses.replace(config, run=dataclasses.replace(config.run, seed=1)),
+                            store=store, run_id="t2", progress=Progress(quiet=True),
+                            fingerprints={k: v for k, v in out.items() if k[0] in ("clips", "extremes")})
+        run_describe_steps(ctx2)
+        assert ctx2.fingerprints[summaries] != out[summaries]
+        assert ctx2.fingerprints[("captions", ())] == out[("captions", ())]
         llm2 = next(v for k, v in ctx2.objects.items() if isinstance(k, tuple) and k[0] == "cached-llm")
         assert llm2.stats["calls"] == 0 and llm2.stats["hits"] > 0

@@ -1,37 +1,40 @@
 """The orchestrator: run every step group in order for a Config, skipping what is done.
 
-Groups (each a ``run_<group>_steps(ctx, upstream) -> upstream`` function in ``steps_<group>.py``):
-probe (clips) -> models (models, layers, activations, extremes, maps) -> describe (captions,
-summaries) -> dissect (Module A, B, C) -> analyses. ``until`` stops after a group (tests, partial builds).
-After each group, the steps (and rows) of its stages that the configuration no longer produces — a
-model, layer or option that was removed — are deleted, so no stale result survives a config change.
+Groups run in ``graph.GROUPS`` order: probe (clips) -> models (model, activations, extremes, maps) ->
+describe (captions, summaries) -> dissect (Module A, B, C) -> analyses; ``RUNNERS`` holds each group's
+step function ``(ctx) -> None``. ``until`` stops after a group (tests, partial builds). After each group,
+the steps (and rows) of its stages that the configuration no longer produces — a model, layer or option
+that was removed — are deleted, so no stale result survives a config change.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from and_engine.config import Config
+from and_engine.pipeline import graph
 from and_engine.pipeline.core import BuildContext, Progress, code_version
+from and_engine.pipeline.steps_analyses import run_analyses_steps
+from and_engine.pipeline.steps_describe import run_describe_steps
+from and_engine.pipeline.steps_dissect import run_dissect_steps
+from and_engine.pipeline.steps_models import run_model_steps
+from and_engine.pipeline.steps_probe import run_probe_steps
 from and_engine.store.results import ResultsStore
 
-GROUPS = ("probe", "models", "describe", "dissect", "analyses")
-GROUP_STAGES = {
-    "probe": ("clips",),
-    "models": ("model", "activations", "extremes", "activation_maps"),
-    "describe": ("captions", "summaries"),
-    "dissect": ("module_a", "module_a_icl", "module_b", "adjective_checks", "module_c"),
-    "analyses": ("clusters", "lastlayer", "pruning", "feature_importance", "adjectives", "interpretability",
-                 "acoustic_check"),
+GROUPS = graph.GROUPS
+RUNNERS: dict[str, Callable[[BuildContext], None]] = {
+    "probe": run_probe_steps, "models": run_model_steps, "describe": run_describe_steps,
+    "dissect": run_dissect_steps, "analyses": run_analyses_steps,
 }
 
 
-def _remove(store: ResultsStore, progress: Progress, removed: list[tuple[str, str]]) -> None:
+def _remove(progress: Progress, removed: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for stage, scope in removed:
         progress.log(f"removed {stage} {scope}: no longer in the configuration")
+    return removed
 
 
 @dataclass
@@ -39,16 +42,17 @@ class BuildResult:
     run_id: str
     executed: list[str]
     skipped: list[str]
-    fingerprints: dict[str, str]
+    fingerprints: dict[graph.StepKey, str]  # (stage, scope) -> fingerprint of every step run or kept
+    removed: list[tuple[str, str]]  # (stage, scope key) of the steps deleted
 
 
-def _group_runner(group: str):
-    module = importlib.import_module(f"and_engine.pipeline.steps_{group}")
-    return getattr(module, f"run_{group}_steps")
+def build(config: Config, progress: Progress | None = None, until: str = "analyses",
+          backends: dict | None = None) -> BuildResult:
+    """Run the pipeline for ``config`` into its results database -> what ran, was skipped, was removed.
 
-
-def build(config: Config, progress: Progress | None = None, until: str = "analyses") -> BuildResult:
-    """Run the pipeline for ``config`` into its results database -> what ran and what was skipped."""
+    ``backends``: encoders, taggers and captioners loaded by an earlier build of this process, to reuse
+    (the dict is filled with what this build loads).
+    """
     if until not in GROUPS:
         raise ValueError(f"until must be one of {GROUPS}, got {until!r}")
     progress = progress or Progress()
@@ -57,15 +61,16 @@ def build(config: Config, progress: Progress | None = None, until: str = "analys
     with ResultsStore(db_path) as store:
         store.record_run(run_id, config.run.name, json.dumps(config.to_dict(), sort_keys=True, default=str),
                          config.config_hash(), code_version(), "running")
-        ctx = BuildContext(config=config, store=store, run_id=run_id, progress=progress)
+        ctx = BuildContext(config=config, store=store, run_id=run_id, progress=progress,
+                           backends=backends if backends is not None else {})
         progress.log(f"building {config.run.name!r} into {db_path}")
-        upstream: dict[str, str] = {}
+        removed: list[tuple[str, str]] = []
         for group in GROUPS[: GROUPS.index(until) + 1]:
-            upstream = _group_runner(group)(ctx, upstream)
+            RUNNERS[group](ctx)
             # the group ran every step the config implies for its stages: drop the rows of the others
-            _remove(store, progress, store.delete_steps_except(ctx.produced, GROUP_STAGES[group]))
+            removed += _remove(progress, store.delete_steps_except(ctx.produced, graph.stages_of(group)))
         if until == GROUPS[-1]:  # a full build also drops stages no group produces any more
-            _remove(store, progress, store.delete_steps_except(ctx.produced))
+            removed += _remove(progress, store.delete_steps_except(ctx.produced))
         store.record_run(run_id, config.run.name, "", "", "", "done", finished=True)
         progress.log(f"done: {len(ctx.executed)} step(s) computed, {len(ctx.skipped)} unchanged")
-        return BuildResult(run_id, ctx.executed, ctx.skipped, upstream)
+        return BuildResult(run_id, ctx.executed, ctx.skipped, dict(ctx.fingerprints), removed)

@@ -1,6 +1,9 @@
 """Running one pipeline step: skip when unchanged, otherwise compute and commit atomically.
 
-``run_step(ctx, stage, scope, params, upstream, compute)``: fingerprint = hash(stage, scope, params,
+``run_stage(ctx, stage, scope, extra, compute)``: the step's params are the config keys the graph
+declares for ``stage`` (``graph.config_part``) plus ``extra`` (content hashes, backend ``describe()``);
+its upstream fingerprints are those of the graph's upstream steps already run in this build.
+``run_step`` (the same with params and upstream given): fingerprint = hash(stage, scope, params,
 upstream fingerprints). Same fingerprint as the committed step -> skipped. Otherwise ``compute()``
 returns {table: rows}; the store replaces the rows of (stage, scope) in one transaction. A crash before
 COMMIT leaves the previous rows in place, so a rerun redoes only unfinished steps.
@@ -24,6 +27,7 @@ import pyarrow as pa
 from and_engine import __version__
 from and_engine.backends.registry import make
 from and_engine.config import PROJECT_ROOT, Config, stable_hash
+from and_engine.pipeline import graph
 from and_engine.probing import ProbingSet, count_entries, open_probing_set
 from and_engine.store.results import ResultsStore, scope_key
 
@@ -52,7 +56,9 @@ class Progress:
 
 @dataclass
 class BuildContext:
-    """Everything a step needs: configuration, store, run id, progress, and per-build loaded objects."""
+    """Everything a step needs: configuration, store, run id, progress, per-build loaded objects, the
+    fingerprints of the steps run so far, and ``backends`` (encoders, taggers, captioners loaded by name,
+    which a caller may share between builds)."""
 
     config: Config
     store: ResultsStore
@@ -62,6 +68,8 @@ class BuildContext:
     executed: list[str] = field(default_factory=list)  # "stage scope" of steps computed in this build
     skipped: list[str] = field(default_factory=list)
     produced: set[tuple[str, str]] = field(default_factory=set)  # (stage, scope key) this build ran or kept
+    fingerprints: dict[graph.StepKey, str] = field(default_factory=dict)  # (stage, scope) -> fingerprint
+    backends: dict = field(default_factory=dict)
 
 
 def code_version() -> str:
@@ -85,6 +93,7 @@ def run_step(ctx: BuildContext, stage: str, scope: Mapping[str, Any], params: Ma
     """Compute and commit a step unless its fingerprint is unchanged -> the step's fingerprint."""
     fp = fingerprint_of(stage, scope, params, upstream)
     ctx.produced.add((stage, scope_key(scope)))
+    ctx.fingerprints[(stage, graph.scope_of(scope))] = fp
     label = f"{stage} {' '.join(f'{k}={v}' for k, v in sorted(scope.items()))}".strip()
     if ctx.store.fingerprint(stage, scope) == fp:
         ctx.skipped.append(label)
@@ -92,28 +101,45 @@ def run_step(ctx: BuildContext, stage: str, scope: Mapping[str, Any], params: Ma
     started = datetime.now(UTC).replace(tzinfo=None)
     t0 = time.perf_counter()
     tables = compute()
-    ctx.store.commit_step(ctx.run_id, stage, scope, params, fp, tables, started, ctx.objects.setdefault(
-        "_code_version", code_version()))
+    ctx.store.commit_step(ctx.run_id, stage, scope, params, fp, tables, started,
+                          shared(ctx, "_code_version", code_version))
     ctx.executed.append(label)
     ctx.progress.log(f"{label}: {sum(len(t) for t in tables.values())} rows in {time.perf_counter() - t0:.1f} s")
     return fp
 
 
-def shared(ctx: BuildContext, key: object, make: Callable[[], Any]) -> Any:
-    """``make()`` once per build under ``key`` (models, encoders, backends are loaded once and reused)."""
+def run_stage(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Mapping[str, Any],
+              compute: Callable[[], Tables]) -> str:
+    """``run_step`` with the params and upstream the graph declares for ``stage`` -> the fingerprint."""
+    st = graph.STAGE[stage]
+    missing = graph.missing_upstream(st, ctx.config, scope, ctx.fingerprints)
+    if missing:
+        raise KeyError(f"step {stage} {scope_key(scope)} needs the {', '.join(missing)} step(s) first "
+                       f"(run the {', '.join(sorted({graph.STAGE[m].group for m in missing}))} steps)")
+    params = {"config": graph.config_part(st, ctx.config, scope), **extra}
+    upstream = [ctx.fingerprints[k] for k in graph.upstream_keys(st, ctx.config, scope, ctx.fingerprints)]
+    return run_step(ctx, stage, scope, params, upstream, compute)
+
+
+def shared(ctx: BuildContext, key: object, create: Callable[[], Any]) -> Any:
+    """``create()`` once per build under ``key`` (models, encoders, backends are loaded once and reused)."""
     if key not in ctx.objects:
-        ctx.objects[key] = make()
+        ctx.objects[key] = create()
     return ctx.objects[key]
+
+
+def backend(ctx: BuildContext, key: object, create: Callable[[], Any]) -> Any:
+    """``create()`` once under ``key`` in ``ctx.backends``: for objects that depend on nothing but ``key``
+    (an encoder, tagger or captioner by name), so that a caller may share them between builds."""
+    if key not in ctx.backends:
+        ctx.backends[key] = create()
+    return ctx.backends[key]
 
 
 def text_encoder(ctx: BuildContext, name: str):
     """The sentence / text encoder ``name``, one per build, shared by Modules A-C and the analyses (so
     texts embedded by one stage are memoised for the next)."""
-    return shared(ctx, ("text_encoder", name), lambda: make("text_encoder", name))
-
-
-def step_fingerprint(ctx: BuildContext, stage: str, scope: Mapping[str, Any]) -> str | None:
-    return ctx.store.fingerprint(stage, scope)
+    return backend(ctx, ("text_encoder", name), lambda: make("text_encoder", name))
 
 
 def probing_set(ctx: BuildContext) -> ProbingSet:

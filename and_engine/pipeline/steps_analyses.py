@@ -18,18 +18,12 @@ from and_engine.analyses.common import AnalysisInputError
 from and_engine.analyses.feature_importance import criteria, feature_importance
 from and_engine.analyses.lastlayer import best_similarity, lastlayer_accuracy, missing_classes
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
-from and_engine.pipeline.core import BuildContext, probing_set, run_step, text_encoder, waveforms
+from and_engine.pipeline.core import BuildContext, probing_set, run_stage, text_encoder, waveforms
 from and_engine.probing import classes_are_labels
 
 
 def _encoder(ctx: BuildContext):
     return text_encoder(ctx, ctx.config.analyses.sentence_encoder)
-
-
-def _upstream_for(ctx: BuildContext, upstream: dict[str, str], model: str | None) -> list[str]:
-    """Upstream fingerprints a step depends on: all, minus those keyed by another configured model."""
-    others = [m.name for m in ctx.config.models if m.name != model]
-    return [fp for key, fp in sorted(upstream.items()) if not any(o in key.split(":") for o in others)]
 
 
 def _concept_set(ctx: BuildContext) -> list[str]:
@@ -57,10 +51,8 @@ def _classes_are_labels(ctx: BuildContext, classes: list[str]) -> bool:
     return classes_are_labels(classes, probing_set(ctx).class_names)
 
 
-def _cluster_step(ctx: BuildContext, up: list[str]) -> tuple[str, pd.DataFrame]:
+def _cluster_step(ctx: BuildContext) -> pd.DataFrame:
     cfg = ctx.config.analyses
-    params = {"n_clusters": cfg.n_clusters, "elbow_max_k": cfg.elbow_max_k, "seed": ctx.config.run.seed,
-              "cluster_words_n": cfg.cluster_words_n, "encoder": _encoder(ctx).describe()}
     state: dict = {}
 
     def compute():
@@ -75,11 +67,11 @@ def _cluster_step(ctx: BuildContext, up: list[str]) -> tuple[str, pd.DataFrame]:
         return {"caption_sentences": sents, "cluster_elbow": elbow,
                 "cluster_words": clusters.cluster_words(sents, cfg.cluster_words_n)}
 
-    fp = run_step(ctx, "clusters", {}, params, up, compute)
+    run_stage(ctx, "clusters", {}, {"encoder": _encoder(ctx).describe()}, compute)
     sents = state.get("sentences")
     if sents is None:
         sents = ctx.store.read("caption_sentences", ["clip_id", "cluster"])
-    return fp, sents
+    return sents
 
 
 def _eval_inputs(ctx: BuildContext, model: str, classes: list[str], fold: int):
@@ -107,8 +99,7 @@ def _similarities(ctx: BuildContext, lastlayer: pd.DataFrame | None, stored: pd.
     return out
 
 
-def _lastlayer_step(ctx: BuildContext, model: str, classes: list[str], layers: pd.DataFrame, up: list[str],
-                    out: dict[str, str]) -> pd.DataFrame | None:
+def _lastlayer_step(ctx: BuildContext, model: str, classes: list[str], layers: pd.DataFrame) -> pd.DataFrame | None:
     """Table 2 for the classifier layer -> its rows (None when it does not apply, with a log line)."""
     head = layers.loc[layers["kind"] == "classifier", "layer"].tolist()
     head_rows = ctx.store.read("closed_concepts", model=model, layer=head) if head else pd.DataFrame()
@@ -117,27 +108,26 @@ def _lastlayer_step(ctx: BuildContext, model: str, classes: list[str], layers: p
         ctx.progress.log(f"analyses: {model}: no closed-set concepts of the classifier, or classes outside the "
                          "concept set -> last-layer accuracy skipped")
         return None
-    params = {"encoder": _encoder(ctx).describe(), "concept_set": concept_set, "classes": classes}
-    out["lastlayer"] = run_step(ctx, "lastlayer", {"model": model}, params, up, lambda: {
+    extra = {"encoder": _encoder(ctx).describe(), "concept_set": concept_set, "classes": classes}
+    run_stage(ctx, "lastlayer", {"model": model}, extra, lambda: {
         "lastlayer_accuracy": lastlayer_accuracy(head_rows, classes, concept_set, _encoder(ctx), model)})
     return ctx.store.read("lastlayer_accuracy", model=model)
 
 
-def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, layers: pd.DataFrame,
-                up: list[str]) -> dict[str, str]:
+def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, layers: pd.DataFrame) -> None:
     """Last-layer accuracy, Table 4 pruning and Figure 4 feature importance of a trained variant."""
-    cfg, scope, out, read = ctx.config.analyses, {"model": model}, {}, ctx.store.read
-    lastlayer = _lastlayer_step(ctx, model, classes, layers, up, out)
+    cfg, scope, read = ctx.config.analyses, {"model": model}, ctx.store.read
+    lastlayer = _lastlayer_step(ctx, model, classes, layers)
     try:
         sizes = candidate_layers(layers, cfg.prune_classifier)
     except AnalysisInputError as exc:
         ctx.progress.log(f"analyses: {model}: {exc} -> pruning and feature importance skipped")
-        return out
+        return
     stored = read("closed_concepts", ["method", "similarity"], model=model, layer=next(iter(sizes)))
     sims = _similarities(ctx, lastlayer, stored)
     methods = ["OCP", *sims, "random"]
     bs = ctx.config.activations.batch_size
-    common = {"fold": fold, "classes": classes, "candidate_layers": sizes, "seed": ctx.config.run.seed}
+    common = {"fold": fold, "classes": classes, "candidate_layers": sizes}
 
     def pruning():
         target, wav, labels = _eval_inputs(ctx, model, classes, fold)
@@ -147,8 +137,7 @@ def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, la
                                             methods, cfg.closed_top_n_for_pruning, ctx.config.run.seed, bs, bar.update)
         return {"pruning_summary": summary, "pruning_per_class": per_class}
 
-    params = {**common, "similarities": sims, "methods": methods, "top_n": cfg.closed_top_n_for_pruning}
-    out["pruning"] = run_step(ctx, "pruning", scope, params, up, pruning)
+    run_stage(ctx, "pruning", scope, {**common, "similarities": sims, "methods": methods}, pruning)
 
     def importance():
         target, wav, labels = _eval_inputs(ctx, model, classes, fold)
@@ -158,47 +147,39 @@ def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, la
                 target, wav, labels, read("pos_counts", model=model), read("open_concepts", model=model), sizes,
                 model, cfg.prune_percents, cfg.seeds, cfg.basic_adjectives, bs, bar.update)}
 
-    params = {**common, "percents": cfg.prune_percents, "seeds": cfg.seeds, "basic": cfg.basic_adjectives}
-    out["feature_importance"] = run_step(ctx, "feature_importance", scope, params, up, importance)
-    return out
+    run_stage(ctx, "feature_importance", scope, common, importance)
 
 
-def _model_steps(ctx: BuildContext, model: str, up: list[str], membership: np.ndarray) -> dict[str, str]:
-    """Every analysis of one model -> {analysis name: step fingerprint}."""
+def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
+    """Every analysis of one model."""
     cfg, read = ctx.config.analyses, ctx.store.read
     classes, fold, layers = _model_info(ctx, model)
-    scope, out = {"model": model}, {}
+    scope = {"model": model}
 
     def adjective_tables():
         opened = read("open_concepts", model=model)
         return {"adjective_stats": adjectives.adjective_stats(opened, read("pos_counts", model=model), layers, model),
                 "top_adjectives": adjectives.top_adjectives(opened, model, cfg.top_adjectives_n)}
 
-    out["adjectives"] = run_step(ctx, "adjectives", scope, {"top_n": cfg.top_adjectives_n}, up, adjective_tables)
+    run_stage(ctx, "adjectives", scope, {}, adjective_tables)
     top_k = ["layer", "neuron", "topk_clip_ids"]
-    out["interpretability"] = run_step(ctx, "interpretability", scope, {"taus": cfg.taus}, up, lambda: {
+    run_stage(ctx, "interpretability", scope, {}, lambda: {
         "interpretability": clusters.interpretability(read("extremes", top_k, model=model), layers, membership,
                                                       cfg.taus, model)})
-    out["acoustic_check"] = run_step(ctx, "acoustic_check", scope, {"adjectives": cfg.acoustic_adjectives}, up, lambda: {
+    run_stage(ctx, "acoustic_check", scope, {}, lambda: {
         "acoustic_check": acoustic_check(read("open_concepts", model=model), read("pos_counts", model=model),
                                          read("extremes", top_k, model=model), read("acoustic_features"), model,
                                          cfg.acoustic_adjectives)})
     if not _classes_are_labels(ctx, classes):
         ctx.progress.log(f"analyses: {model}: its {len(classes)} classes are not the probing labels -> "
                          "last-layer accuracy, pruning and feature importance skipped")
-        return out
-    out.update(_eval_steps(ctx, model, classes, fold, layers, up))
-    return out
+        return
+    _eval_steps(ctx, model, classes, fold, layers)
 
 
-def run_analyses_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, str]:
-    """Write every analysis table -> upstream plus {"analyses:clusters", "analyses:<name>:<model>", ...}."""
-    out = dict(upstream)
-    fp, sents = _cluster_step(ctx, [upstream[k] for k in ("clips", "captions") if k in upstream])
-    out["analyses:clusters"] = fp
+def run_analyses_steps(ctx: BuildContext) -> None:
+    """Write every analysis table: the clusters, then every analysis of every configured model."""
+    sents = _cluster_step(ctx)
     membership = clusters.clip_cluster_matrix(sents, len(probing_set(ctx).clips))
     for m in ctx.config.models:
-        up = [*_upstream_for(ctx, upstream, m.name), fp]
-        for name, step_fp in _model_steps(ctx, m.name, up, membership).items():
-            out[f"analyses:{name}:{m.name}"] = step_fp
-    return out
+        _model_steps(ctx, m.name, membership)

@@ -1,8 +1,7 @@
 """Steps 2 and 5 (captions, summaries): wiring between the store and the describe stages.
 
-``run_describe_steps(ctx, upstream)`` -> upstream + {"captions": fp, "summaries:<model>:<layer>": fp}.
-Captions (scope {}) depend only on the probing set. Summaries run per (model, layer) for every
-``extremes:<model>:<layer>`` fingerprint in ``upstream``, through the ``llm_cache`` (a rerun with the
+``run_describe_steps(ctx)``: captions (scope {}) depend only on the probing set. Summaries run per
+(model, layer) for every ``extremes`` step of this build, through the ``llm_cache`` (a rerun with the
 same prompts makes zero LLM calls, even after the step itself is invalidated).
 """
 
@@ -14,17 +13,15 @@ from pathlib import Path
 from and_engine.backends.llm import CachedLLM
 from and_engine.backends.registry import CAPTION_SAMPLE_RATE, make
 from and_engine.config import LLMConfig
-from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
+from and_engine.pipeline.core import BuildContext, backend, probing_set, run_stage, waveforms
 from and_engine.stages.captions import compute_captions
 from and_engine.stages.summaries import assign_llms, compute_summaries
 from and_engine.text.prompts import SUMMARY_TEMPLATE_ID
 
 
 def _captioner(ctx: BuildContext):
-    key = ("captioner", ctx.config.captions)
-    if key not in ctx.objects:
-        ctx.objects[key] = make("captioner", ctx.config.captions.backend, ctx.config.captions)
-    return ctx.objects[key]
+    return backend(ctx, ("captioner", ctx.config.captions),
+                   lambda: make("captioner", ctx.config.captions.backend, ctx.config.captions))
 
 
 def llm_backend(ctx: BuildContext, cfg: LLMConfig):
@@ -49,9 +46,8 @@ def cached_llm(ctx: BuildContext, cfg: LLMConfig, template: str) -> CachedLLM:
     return ctx.objects[key]
 
 
-def run_captions_step(ctx: BuildContext, upstream: dict[str, str]) -> str:
+def run_captions_step(ctx: BuildContext) -> str:
     captioner = _captioner(ctx)
-    params = {"captioner": captioner.describe(), "config": dataclasses.asdict(ctx.config.captions)}
 
     def compute():
         audio = waveforms(ctx, CAPTION_SAMPLE_RATE)
@@ -60,16 +56,16 @@ def run_captions_step(ctx: BuildContext, upstream: dict[str, str]) -> str:
             return compute_captions(audio, CAPTION_SAMPLE_RATE, captioner, ids,
                                     batch_size=64, progress=bar.update)
 
-    return run_step(ctx, "captions", {}, params, [upstream["clips"]], compute)
+    return run_stage(ctx, "captions", {}, {"captioner": captioner.describe()}, compute)
 
 
-def run_summaries_step(ctx: BuildContext, model: str, layer: str, extremes_fp: str, captions_fp: str) -> str:
+def run_summaries_step(ctx: BuildContext, model: str, layer: str) -> str:
     cfg = ctx.config.summaries
     neurons = ctx.store.read("extremes", ["neuron"], model=model, layer=layer)["neuron"].to_numpy()
     plan = assign_llms(model, layer, neurons, cfg, ctx.config.run.seed)
     llms = [cached_llm(ctx, llm_cfg, SUMMARY_TEMPLATE_ID) for llm_cfg, _ in plan]
-    params = {"groups": [{"llm": llm.describe(), "n_neurons": int(len(ns))} for llm, (_, ns) in zip(llms, plan)],
-              "template": SUMMARY_TEMPLATE_ID, "config": dataclasses.asdict(cfg), "seed": ctx.config.run.seed}
+    extra = {"groups": [{"llm": llm.describe(), "n_neurons": int(len(ns))} for llm, (_, ns) in zip(llms, plan)],
+             "template": SUMMARY_TEMPLATE_ID}
 
     def compute():
         extremes = ctx.store.read("extremes", model=model, layer=layer, order_by=["neuron"])
@@ -83,17 +79,12 @@ def run_summaries_step(ctx: BuildContext, model: str, layer: str, extremes_fp: s
                          f"{bad} answer(s) not ok (empty/garbage/truncated)")
         return {"summaries": rows}
 
-    return run_step(ctx, "summaries", {"model": model, "layer": layer}, params, [extremes_fp, captions_fp], compute)
+    return run_stage(ctx, "summaries", {"model": model, "layer": layer}, extra, compute)
 
 
-def run_describe_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, str]:
-    """Captions once, then summaries for every (model, layer) with extremes -> named fingerprints."""
-    if "clips" not in upstream:
-        raise KeyError("run_describe_steps needs the 'clips' fingerprint (run the probe steps first)")
-    out = dict(upstream)
-    out["captions"] = run_captions_step(ctx, upstream)
-    for name, fp in upstream.items():
-        if name.startswith("extremes:"):
-            _, model, layer = name.split(":", 2)
-            out[f"summaries:{model}:{layer}"] = run_summaries_step(ctx, model, layer, fp, out["captions"])
-    return out
+def run_describe_steps(ctx: BuildContext) -> None:
+    """Captions once, then summaries for every (model, layer) whose extremes this build has."""
+    run_captions_step(ctx)
+    for stage, scope in list(ctx.fingerprints):
+        if stage == "extremes":
+            run_summaries_step(ctx, **dict(scope))

@@ -1,10 +1,10 @@
 """Steps 6-8 (Module A, B, C) for every (model, layer) that has summaries.
 
-``run_dissect_steps(ctx, upstream)`` -> upstream + fingerprints ``module_a:<m>:<l>`` (DB + TAB),
-``module_b:<m>:<l>``, ``adjective_checks`` (one step over the universal adjective set),
-``module_c:<m>:<l>`` and ``module_a_icl:<m>:<l>`` (ICL runs last: with ``icl_summary = "calibrated"`` it
-reads S_h^c from Module B; by default it reads S_h).
-Encoders, the TAB matrix and the tagger are built once per build and kept in ``ctx.objects``.
+``run_dissect_steps(ctx)``: per (model, layer) with summaries ``module_a`` (DB + TAB) and ``module_b``,
+then ``adjective_checks`` (one step over the universal adjective set), then per layer ``module_c`` and
+``module_a_icl`` (ICL runs last: with ``icl_summary = "calibrated"`` it reads S_h^c from Module B; by
+default it reads S_h). Encoders, the TAB model and the tagger are loaded once (``core.backend``); the
+DB and TAB matrices are built once per build and kept in ``ctx.objects``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pandas as pd
 from and_engine.backends.llm import CachedLLM
 from and_engine.backends.registry import make
 from and_engine.config import stable_hash
-from and_engine.pipeline.core import BuildContext, probing_set, run_step, shared, text_encoder, waveforms
+from and_engine.pipeline import graph
+from and_engine.pipeline.core import BuildContext, backend, probing_set, run_stage, shared, text_encoder, waveforms
 from and_engine.stages import module_a, module_b, module_c
 from and_engine.stages.concept_sets import load_concept_set
 from and_engine.text.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID
@@ -35,34 +36,33 @@ def _concepts(ctx: BuildContext) -> list[str]:
         spec, probing_set(ctx).class_names if spec == "probing-labels" else None, ctx.config.resolve(".")))
 
 
-def _db_matrix(ctx: BuildContext, concepts: list[str], captions_fp: str):
+def _db_matrix(ctx: BuildContext, concepts: list[str]):
     cfg = ctx.config.module_a
 
-    def make():
+    def embed():
         caps = ctx.store.read("captions", columns=["clip_id", "caption"], order_by=["clip_id"])
         n = len(probing_set(ctx).clips)
         if caps["clip_id"].tolist() != list(range(n)):
             raise module_a.ModuleAError(f"captions must cover clip ids 0..{n - 1} once each (run the describe steps)")
         return module_a.db_concept_matrix(caps["caption"].tolist(), concepts, text_encoder(ctx, cfg.text_encoder))
-    return shared(ctx, ("db-matrix", cfg.text_encoder, tuple(concepts), captions_fp), make)
+    return shared(ctx, ("db-matrix", cfg.text_encoder, tuple(concepts), ctx.fingerprints[("captions", ())]), embed)
 
 
 def _tab(ctx: BuildContext):
     name = ctx.config.module_a.audio_text_model
-    return shared(ctx, ("audio-text", name),
-                  lambda: make("audio_text", name, {"text_encoder": text_encoder(ctx, "minilm")}))
+    return backend(ctx, ("audio-text", name),
+                   lambda: make("audio_text", name, {"text_encoder": text_encoder(ctx, "minilm")}))
 
 
-def _tab_matrix(ctx: BuildContext, concepts: list[str], clips_fp: str):
-    return shared(ctx, ("tab-matrix", ctx.config.module_a.audio_text_model, tuple(concepts), clips_fp),
-                   lambda: _tab(ctx).similarity(waveforms(ctx, TAB_RATE), concepts))
+def _tab_matrix(ctx: BuildContext, concepts: list[str]):
+    key = ("tab-matrix", ctx.config.module_a.audio_text_model, tuple(concepts), ctx.fingerprints[("clips", ())])
+    return shared(ctx, key, lambda: _tab(ctx).similarity(waveforms(ctx, TAB_RATE), concepts))
 
 
-def _module_a_step(ctx: BuildContext, model: str, layer: str, upstream: dict[str, str]) -> str:
+def _module_a_step(ctx: BuildContext, model: str, layer: str) -> str:
     cfg, concepts = ctx.config.module_a, _concepts(ctx)
-    params = {"concepts": concepts, "concept_set": cfg.concept_set, "similarities": list(cfg.similarities),
-              "db_scope": cfg.db_scope, "top_n": cfg.top_n, "top_k": ctx.config.activations.top_k,
-              "text_encoder": text_encoder(ctx, cfg.text_encoder).describe(), "audio_text": _tab(ctx).describe()}
+    extra = {"concepts": concepts, "text_encoder": text_encoder(ctx, cfg.text_encoder).describe(),
+             "audio_text": _tab(ctx).describe()}
 
     def compute():
         u = ctx.store.read_activations(model, layer)
@@ -72,20 +72,17 @@ def _module_a_step(ctx: BuildContext, model: str, layer: str, upstream: dict[str
                                  model=model, layer=layer)
             topk = pd.DataFrame(ext["topk_clip_ids"].tolist()).to_numpy()
         common = dict(model=model, layer=layer, similarities=cfg.similarities, top_n=cfg.top_n)
-        db = module_a.closed_concepts(u, _db_matrix(ctx, concepts, upstream["captions"]), concepts, method="DB",
+        db = module_a.closed_concepts(u, _db_matrix(ctx, concepts), concepts, method="DB",
                                       scope=cfg.db_scope, topk_ids=topk, **common)
-        tab = module_a.closed_concepts(u, _tab_matrix(ctx, concepts, upstream["clips"]), concepts, method="TAB",
-                                       **common)
+        tab = module_a.closed_concepts(u, _tab_matrix(ctx, concepts), concepts, method="TAB", **common)
         return {"closed_concepts": pd.concat([db, tab], ignore_index=True)}
-    key = f"{model}:{layer}"
-    up = [upstream[k] for k in ("clips", "captions", f"activations:{key}", f"extremes:{key}")]
-    return run_step(ctx, "module_a", {"model": model, "layer": layer}, params, up, compute)
+    return run_stage(ctx, "module_a", {"model": model, "layer": layer}, extra, compute)
 
 
-def _module_b_step(ctx: BuildContext, model: str, layer: str, upstream: list[str]) -> str:
+def _module_b_step(ctx: BuildContext, model: str, layer: str) -> str:
     cfg = ctx.config.module_b
     encoder = text_encoder(ctx, cfg.sentence_encoder)
-    params = {"threshold": cfg.threshold, "encoder": encoder.describe(), "min_point_words": module_b.MIN_POINT_WORDS}
+    extra = {"encoder": encoder.describe(), "min_point_words": module_b.MIN_POINT_WORDS}
 
     def compute():
         summ = ctx.store.read("summaries", columns=["neuron", "side", "summary"], model=model, layer=layer)
@@ -93,60 +90,60 @@ def _module_b_step(ctx: BuildContext, model: str, layer: str, upstream: list[str
         neurons = sorted(set(summ["neuron"].astype(int)))
         return {"calibration_points": points, "calibrated_summaries": module_b.calibrated_summaries(
             points, neurons, cfg.threshold, model=model, layer=layer)}
-    return run_step(ctx, "module_b", {"model": model, "layer": layer}, params, upstream, compute)
+    return run_stage(ctx, "module_b", {"model": model, "layer": layer}, extra, compute)
 
 
 def _tagger(ctx: BuildContext):
-    return shared(ctx, ("tagger", ctx.config.module_c.tagger), lambda: make("pos_tagger", ctx.config.module_c.tagger))
+    return backend(ctx, ("tagger", ctx.config.module_c.tagger),
+                   lambda: make("pos_tagger", ctx.config.module_c.tagger))
 
 
-def _words(ctx: BuildContext, model: str, layer: str, b_fp: str):
+def _words(ctx: BuildContext, model: str, layer: str):
     """(words, counts) of a layer's calibrated summaries, tagged once per build."""
-    def make():
+    def tag():
         cal = ctx.store.read("calibrated_summaries", columns=["neuron", "calibrated_summary"],
                              order_by=["neuron"], model=model, layer=layer)
         return module_c.tag_words(cal, _tagger(ctx), ctx.config.analyses.basic_adjectives)
-    return shared(ctx, ("module_c_words", model, layer, b_fp), make)
+    b_fp = ctx.fingerprints[("module_b", graph.scope_of({"model": model, "layer": layer}))]
+    return shared(ctx, ("module_c_words", model, layer, b_fp), tag)
 
 
-def _module_c_params(ctx: BuildContext) -> dict:
+def _module_c_extra(ctx: BuildContext) -> dict:
     return {"tagger": _tagger(ctx).describe(), "rule_filter": stable_hash(sorted(module_c.GENERIC_WORDS)),
-            "negation_window": module_c.NEGATION_WINDOW, "basic": list(ctx.config.analyses.basic_adjectives)}
+            "negation_window": module_c.NEGATION_WINDOW}
 
 
-def _adjective_step(ctx: BuildContext, layers: list[tuple[str, str, str]]) -> str:
+def _adjective_step(ctx: BuildContext, layers: list[tuple[str, str]]) -> str:
     on = ctx.config.module_c.adjective_filter
     llm = _llm(ctx, ADJECTIVE_TEMPLATE_ID) if on else None
-    params = {**_module_c_params(ctx), "filter": on, "llm": llm.describe() if llm else None}
 
     def compute():
         if not on:
             return {"adjective_checks": module_c.check_adjectives([], None)}
         adjectives = set()
-        for model, layer, b_fp in layers:
-            words, _ = _words(ctx, model, layer, b_fp)
+        for model, layer in layers:
+            words, _ = _words(ctx, model, layer)
             adjectives |= set(words.loc[words["pos"] == "ADJ", "word"])
         return {"adjective_checks": module_c.check_adjectives(sorted(adjectives), llm)}
-    return run_step(ctx, "adjective_checks", {}, params, [fp for *_, fp in layers], compute)
+    return run_stage(ctx, "adjective_checks", {}, {**_module_c_extra(ctx), "llm": llm.describe() if llm else None},
+                     compute)
 
 
-def _module_c_step(ctx: BuildContext, model: str, layer: str, b_fp: str, checks_fp: str) -> str:
+def _module_c_step(ctx: BuildContext, model: str, layer: str) -> str:
     on = ctx.config.module_c.adjective_filter
 
     def compute():
-        words, counts = _words(ctx, model, layer, b_fp)
+        words, counts = _words(ctx, model, layer)
         checks = ctx.store.read("adjective_checks", columns=["adjective", "accepted"]) if on else None
         return {"open_concepts": module_c.open_concepts(words, checks, model=model, layer=layer),
                 "pos_counts": module_c.pos_counts(counts, words, checks, model=model, layer=layer)}
-    return run_step(ctx, "module_c", {"model": model, "layer": layer}, {**_module_c_params(ctx), "filter": on},
-                    [b_fp, checks_fp], compute)
+    return run_stage(ctx, "module_c", {"model": model, "layer": layer}, _module_c_extra(ctx), compute)
 
 
-def _icl_step(ctx: BuildContext, model: str, layer: str, upstream: list[str]) -> str:
+def _icl_step(ctx: BuildContext, model: str, layer: str) -> str:
     cfg, concepts = ctx.config.module_a, _concepts(ctx)
     llm, encoder = _llm(ctx, ICL_TEMPLATE_ID), text_encoder(ctx, cfg.text_encoder)
-    params = {"concepts": concepts, "top_n": cfg.top_n, "llm": llm.describe(), "encoder": encoder.describe(),
-              "icl_summary": cfg.icl_summary}
+    extra = {"concepts": concepts, "llm": llm.describe(), "encoder": encoder.describe()}
 
     def compute():
         if cfg.icl_summary == "calibrated":
@@ -161,29 +158,22 @@ def _icl_step(ctx: BuildContext, model: str, layer: str, upstream: list[str]) ->
         if missing:
             ctx.progress.log(f"ICL {model}/{layer}: {missing} neuron(s) without a usable description or answer")
         return {"closed_concepts": rows}
-    return run_step(ctx, "module_a_icl", {"model": model, "layer": layer}, params, upstream, compute)
+    return run_stage(ctx, "module_a_icl", {"model": model, "layer": layer}, extra, compute)
 
 
-def run_dissect_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, str]:
-    """Module A, B, C for every (model, layer) with summaries -> upstream + the fingerprints above."""
+def run_dissect_steps(ctx: BuildContext) -> None:
+    """Module A, B, C (and ICL when configured) for every (model, layer) whose summaries this build has."""
     if ctx.config.module_a.icl_summary not in ("calibrated", "top"):
         raise module_a.ModuleAError(f"module_a.icl_summary must be calibrated or top, got "
                                     f"{ctx.config.module_a.icl_summary!r}")
-    missing = [k for k in ("clips", "captions") if k not in upstream]
-    if missing:
-        raise KeyError(f"run_dissect_steps needs the {missing} fingerprint(s) (run the probe and describe steps first)")
-    out = dict(upstream)
-    layers = [tuple(k.split(":", 2)[1:]) for k in upstream if k.startswith("summaries:")]
+    layers = [(dict(scope)["model"], dict(scope)["layer"]) for stage, scope in list(ctx.fingerprints)
+              if stage == "summaries"]
     for model, layer in layers:
-        key = f"{model}:{layer}"
-        out[f"module_a:{key}"] = _module_a_step(ctx, model, layer, upstream)
-        out[f"module_b:{key}"] = _module_b_step(ctx, model, layer, [upstream[f"summaries:{key}"]])
-    b_layers = [(m, layer, out[f"module_b:{m}:{layer}"]) for m, layer in layers]
-    out["adjective_checks"] = _adjective_step(ctx, b_layers)
-    for model, layer, b_fp in b_layers:
-        out[f"module_c:{model}:{layer}"] = _module_c_step(ctx, model, layer, b_fp, out["adjective_checks"])
-        if ctx.config.module_a.icl:  # reads S_h^c only when icl_summary = "calibrated"
-            up = [upstream[f"summaries:{model}:{layer}"]]
-            up += [b_fp] if ctx.config.module_a.icl_summary == "calibrated" else []
-            out[f"module_a_icl:{model}:{layer}"] = _icl_step(ctx, model, layer, up)
-    return out
+        _module_a_step(ctx, model, layer)
+        _module_b_step(ctx, model, layer)
+    _adjective_step(ctx, layers)
+    icl = graph.STAGE["module_a_icl"]
+    for model, layer in layers:
+        _module_c_step(ctx, model, layer)
+        if graph.exists(icl, ctx.config, {"model": model, "layer": layer}):
+            _icl_step(ctx, model, layer)

@@ -20,7 +20,7 @@ from and_engine.config import ModelConfig
 from and_engine.model_identity import model_identity
 from and_engine.models.base import LayerSpec, ModelError, TargetModel
 from and_engine.models.registry import TRAINED, load_target_model, training_params
-from and_engine.pipeline.core import BuildContext, probing_set, run_step, waveforms
+from and_engine.pipeline.core import BuildContext, probing_set, run_stage, waveforms
 from and_engine.stages.activations import activations_table, maps_table, record_activations, record_maps
 from and_engine.stages.extremes import extremes_frame, topk_bottomk
 
@@ -72,19 +72,16 @@ def _model_tables(target: TargetModel, info: dict, dissected: list[LayerSpec]) -
     return {"models": models, "layers": layers}
 
 
-def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig, clips_fp: str) -> dict[str, str]:
+def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig) -> None:
     acfg = ctx.config.activations
     target, info = _loaded(ctx, model_cfg.name)
     target.to(acfg.device)
     name = target.name
-    params = {**dataclasses.asdict(model_cfg), "clip_seconds": ctx.config.probing_set.clip_seconds,
-              "heldout_fold": ctx.config.probing_set.heldout_fold,
-              "training": training_params(model_cfg, ctx.config) if model_cfg.kind in TRAINED else {}}
-    if model_cfg.checkpoint:  # weights replaced in the same directory must invalidate everything downstream
-        params["checkpoint_identity"] = model_identity(model_cfg.checkpoint)  # same path the loader opens
+    extra = {"training": training_params(model_cfg, ctx.config) if model_cfg.kind in TRAINED else {}}
+    if model_cfg.kind == "ast-checkpoint" and model_cfg.checkpoint:  # weights replaced in the same directory
+        extra["checkpoint_identity"] = model_identity(model_cfg.checkpoint)  # must invalidate everything downstream
     layers = selected_layers(target, model_cfg.layers)
-    out = {f"model:{name}": run_step(ctx, "model", {"model": name}, params, [clips_fp],
-                                     lambda: _model_tables(target, info, layers))}
+    run_stage(ctx, "model", {"model": name}, extra, lambda: _model_tables(target, info, layers))
     values: dict[str, np.ndarray] = {}
 
     def acts(spec: LayerSpec, fresh: bool = False) -> np.ndarray:
@@ -98,15 +95,12 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig, clips_fp: str) -> 
                                                  precision=acfg.precision, compiled=acfg.compile))
         return values[spec.name]
 
-    act_params = {"pool": acfg.pool, "precision": acfg.precision}
     for spec in layers:
         scope = {"model": name, "layer": spec.name}
-        fp_a = run_step(ctx, "activations", scope, {**act_params, "layer": dataclasses.asdict(spec)},
-                        [out[f"model:{name}"]],
-                        lambda spec=spec: {"activations": activations_table(name, spec.name, acts(spec, fresh=True))})
-        fp_e = run_step(ctx, "extremes", scope, {"top_k": acfg.top_k}, [fp_a],
-                        lambda spec=spec: {"extremes": extremes_frame(name, spec.name, acts(spec), acfg.top_k)})
-        out[f"activations:{name}:{spec.name}"], out[f"extremes:{name}:{spec.name}"] = fp_a, fp_e
+        run_stage(ctx, "activations", scope, {"layer": dataclasses.asdict(spec)},
+                  lambda spec=spec: {"activations": activations_table(name, spec.name, acts(spec, fresh=True))})
+        run_stage(ctx, "extremes", scope, {},
+                  lambda spec=spec: {"extremes": extremes_frame(name, spec.name, acts(spec), acfg.top_k)})
 
     grid = [s for s in layers if s.map_freq and s.map_time]
     kept: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -123,23 +117,12 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig, clips_fp: str) -> 
         return {"activation_maps": maps_table(name, spec.name, layer_maps, top_ids)}
 
     for spec in grid:
-        out[f"activation_maps:{name}:{spec.name}"] = run_step(
-            ctx, "activation_maps", {"model": name, "layer": spec.name}, {"top_k": acfg.top_k, "keep_maps": acfg.keep_maps, "precision": acfg.precision},
-            [out[f"extremes:{name}:{spec.name}"]], lambda spec=spec: maps(spec))
-    return out
+        run_stage(ctx, "activation_maps", {"model": name, "layer": spec.name}, {}, lambda spec=spec: maps(spec))
 
 
-def run_model_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, str]:
-    """Write models, layers, activations, extremes, activation_maps -> fingerprints
-    ``model:<m>``, ``activations:<m>:<layer>``, ``extremes:<m>:<layer>``, ``activation_maps:<m>:<layer>``."""
-    if "clips" not in upstream:
-        raise ModelError("run_model_steps needs the 'clips' fingerprint from the probe steps")
+def run_model_steps(ctx: BuildContext) -> None:
+    """Write models, layers, activations, extremes, activation_maps for every configured model."""
     if ctx.config.activations.num_threads > 0:
         torch.set_num_threads(ctx.config.activations.num_threads)
-    out = dict(upstream)
     for model_cfg in ctx.config.models:
-        out.update(_run_one_model(ctx, model_cfg, upstream["clips"]))
-    return out
-
-
-run_models_steps = run_model_steps  # the orchestrator's name for this group ("models")
+        _run_one_model(ctx, model_cfg)

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from and_engine.config import stable_hash
-from and_engine.pipeline.core import BuildContext, probing_set, run_step
+from and_engine.pipeline.core import BuildContext, probing_set, run_stage
 
 
-def run_probe_steps(ctx: BuildContext, upstream: dict[str, str]) -> dict[str, str]:
-    """Write ``clips`` and ``clip_issues`` -> {"clips": fingerprint}.
+def run_probe_steps(ctx: BuildContext) -> None:
+    """Write ``clips`` and ``clip_issues``.
 
-    The fingerprint covers the probing-set config and the files' paths, labels, folds, sizes and
-    modification times, so editing or adding a clip invalidates everything downstream.
+    The fingerprint covers the probing-set keys the graph declares and the files' paths, labels, folds,
+    sizes and modification times, so editing or adding a clip invalidates everything downstream.
     """
     ps = probing_set(ctx)
-    cfg = ctx.config.probing_set
-    params = {**dataclasses.asdict(cfg), "content": stable_hash(ps.fingerprint_rows()),
-              "issues": stable_hash(ps.issues.to_dict("records"))}
+    extra = {"content": stable_hash(ps.fingerprint_rows()), "issues": stable_hash(ps.issues.to_dict("records"))}
     if len(ps.issues):
         ctx.progress.log(f"probing set: {len(ps.issues)} file(s) skipped:")
         for r in ps.issues.itertuples():
             ctx.progress.log(f"  {r.rel_path}: {r.reason}")
-    fp = run_step(ctx, "clips", {}, params, [], lambda: {"clips": ps.clips, "clip_issues": ps.issues})
-    return {**upstream, "clips": fp}
+    run_stage(ctx, "clips", {}, extra, lambda: {"clips": ps.clips, "clip_issues": ps.issues})

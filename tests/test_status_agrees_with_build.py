@@ -1,0 +1,322 @@
+"""``status`` and ``build`` agree on every configuration key.
+
+For each leaf key of ``Config`` (a key added to ``config.py`` without an entry in ``CHANGES`` fails
+``test_every_config_key_has_a_change``), a tiny configuration is built once, its database copied, the
+key changed to another valid value, and the (stage, scope) steps that ``status`` calls stale, new or
+removed are compared with what a real build of the changed configuration then computes and removes.
+To stay affordable the configuration is the tiny one cut down (26 one-second clips, smaller layers, two
+training epochs), and the builds share loaded encoders and taggers (``build(backends=...)``) and the
+trained-variant cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from _tiny import write_config
+
+from and_engine.config import PROJECT_ROOT, Config, LLMConfig, SummaryOverride, load_config
+from and_engine.pipeline.build import build
+from and_engine.pipeline.core import Progress
+from and_engine.pipeline.graph import STAGE, config_keys
+from and_engine.pipeline.status import step_states
+from and_engine.store.results import ResultsStore
+
+
+@dataclass(frozen=True)
+class Change:
+    """``key`` set to ``value`` (a callable gets the environment; ``models[].x``: of ``model`` only), plus
+    the companion keys ``also`` that make the new value valid, applied to the database of ``base``."""
+
+    value: Any
+    model: str = ""
+    also: dict = field(default_factory=dict)
+    base: str = "tiny"
+
+
+LLM_VALUES = {"model": "unused-model", "base_url": "http://127.0.0.1:9", "temperature": 0.5, "top_p": 0.9,
+              "max_new_tokens": 512, "seed": 1, "timeout_s": 60.0, "batch_size": 4}
+
+
+def served(prefix: str) -> dict:
+    """The companion keys of ``backend = "openai"``: a model name and the test's server."""
+    return {f"{prefix}.model": "rule-served", f"{prefix}.base_url": lambda env: env.openai_url}
+
+
+CHANGES: dict[str, Change] = {
+    "run.name": Change("renamed"),
+    "run.ratings_database": Change(lambda env: str(env.folder / "other-ratings.duckdb")),
+    "run.cache_dir": Change(lambda env: env.copied_cache()),
+    "run.seed": Change(1),
+    "probing_set.kind": Change("csv", also={"probing_set.path": lambda env: env.demo_csv()}),
+    "probing_set.path": Change(lambda env: env.demo_link()),
+    "probing_set.clip_seconds": Change(1.5),
+    "probing_set.min_seconds": Change(0.3),
+    "probing_set.silence_dbfs": Change(-80.0),
+    "probing_set.heldout_fold": Change(2),
+    "probing_set.max_clips": Change(25),
+    "models[].name": Change("yamnet-renamed", model="yamnet"),
+    "models[].kind": Change("yamnet-finetuned", model="yamnet-frozen"),
+    "models[].checkpoint": Change("unused/checkpoint", model="yamnet-frozen"),
+    "models[].layers": Change(("block2.pointwise",), model="yamnet"),
+    "models[].train_epochs": Change(3, model="yamnet-frozen"),
+    "models[].train_lr": Change(0.002, model="yamnet-frozen"),
+    "models[].options": Change({"include_depthwise": True}, model="yamnet"),
+    "activations.pool": Change("mean"),
+    "activations.batch_size": Change(8),
+    "activations.top_k": Change(4),
+    "activations.keep_maps": Change(False),
+    "activations.device": Change("cpu:0"),
+    "activations.num_threads": Change(2),
+    "activations.precision": Change("bfloat16"),
+    "activations.compile": Change(True),
+    "captions.backend": Change("audio-llm", also={"captions.model_path": lambda env: env.tiny_model("qwen2-audio"),
+                                                  "captions.max_new_tokens": 4}),
+    "captions.model_path": Change("unused/model"),
+    "captions.prompt": Change("Describe the sound."),
+    "captions.batch_size": Change(4),
+    "captions.device": Change("cpu:0"),
+    "captions.max_new_tokens": Change(128),
+    "captions.tagger": Change("none"),
+    "captions.tag_threshold": Change(0.2),
+    "captions.max_tags": Change(2),
+    "summaries.llm.backend": Change("openai", also=served("summaries.llm")),
+    **{f"summaries.llm.{k}": Change(v) for k, v in LLM_VALUES.items()},
+    # the override keys change the one override of a database built with one (all defaults)
+    "summaries.overrides[].llm.backend": Change("openai", also=served("summaries.overrides[].llm"), base="override"),
+    **{f"summaries.overrides[].llm.{k}": Change(v, base="override") for k, v in LLM_VALUES.items()},
+    "summaries.overrides[].models": Change(("yamnet",), base="override"),
+    "summaries.overrides[].layers": Change(("classifier",), base="override"),
+    "summaries.overrides[].sample_neurons": Change(8, base="override"),
+    "module_a.concept_set": Change("esc50"),
+    "module_a.text_encoder": Change(lambda env: "clip:" + env.tiny_model("clip")),
+    "module_a.audio_text_model": Change(lambda env: "clap:" + env.tiny_model("clap")),
+    "module_a.similarities": Change(("cos", "wpmi")),
+    "module_a.db_scope": Change("topk"),
+    "module_a.icl": Change(False),
+    "module_a.icl_summary": Change("calibrated"),
+    "module_a.top_n": Change(3),
+    "module_b.threshold": Change(0.5),
+    "module_b.sentence_encoder": Change(lambda env: "clip:" + env.tiny_model("clip")),
+    "module_c.tagger": Change("textblob"),
+    "module_c.adjective_filter": Change(False),
+    "analyses.n_clusters": Change(3),
+    "analyses.elbow_max_k": Change(5),
+    "analyses.taus": Change((3, 4)),
+    "analyses.prune_percents": Change((10.0,)),
+    "analyses.seeds": Change((1,)),
+    "analyses.closed_top_n_for_pruning": Change(2),
+    "analyses.basic_adjectives": Change(("loud", "clear")),
+    "analyses.sentence_encoder": Change(lambda env: "clip:" + env.tiny_model("clip")),
+    "analyses.pruning_similarity": Change("cos"),
+    "analyses.prune_classifier": Change(True),
+    "analyses.acoustic_adjectives": Change(("loud",)),
+    "analyses.top_adjectives_n": Change(10),
+    "analyses.cluster_words_n": Change(20),
+}
+EXPLICIT = {"run.database"}  # a new database: test_a_new_database_is_reported_and_never_read
+
+
+def set_key(obj: Any, key: str, value: Any, model: str = "") -> Any:
+    """``obj`` (a Config or one of its tables) with dotted ``key`` set; ``name[]`` applies to every item
+    (``models[]``: to the model named ``model``)."""
+    head, _, rest = key.partition(".")
+    if head.endswith("[]"):
+        items = tuple(set_key(item, rest, value) if not model or getattr(item, "name", "") == model else item
+                      for item in getattr(obj, head[:-2]))
+        return dataclasses.replace(obj, **{head[:-2]: items})
+    return dataclasses.replace(obj, **{head: set_key(getattr(obj, head), rest, value) if rest else value})
+
+
+class _RuleServer(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat endpoint answering with the embedded rule summariser."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        answer = self.server.llm.generate([body["messages"][0]["content"]])[0]
+        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class Env:
+    """The built base databases and what the changed values need (made on first use)."""
+
+    def __init__(self, folder: Path, base: Config, openai_url: str):
+        self.folder, self.base, self.openai_url = folder, base, openai_url
+        self.backends: dict = {}
+        self.databases: dict[str, Path] = {}
+        self._made: dict[str, str] = {}
+
+    def config(self, name: str) -> Config:
+        if name == "override":
+            return dataclasses.replace(self.base, summaries=dataclasses.replace(
+                self.base.summaries, overrides=(SummaryOverride(llm=LLMConfig()),)))
+        return self.base
+
+    def database(self, name: str) -> Path:
+        """The database of base ``name``, built once (the override base from a copy of the tiny one)."""
+        if name not in self.databases:
+            path = self.folder / f"base-{name}.duckdb"
+            if name != "tiny":
+                shutil.copy(self.database("tiny"), path)
+            build(with_database(self.config(name), path), Progress(quiet=True), backends=self.backends)
+            self.databases[name] = path
+        return self.databases[name]
+
+    def _once(self, name: str, make) -> str:
+        if name not in self._made:
+            self._made[name] = str(make())
+        return self._made[name]
+
+    def copied_cache(self) -> str:
+        cache = Path(self.base.resolve(self.base.run.cache_dir))
+        return self._once("cache", lambda: shutil.copytree(cache, self.folder / "cache-copy"))
+
+    def demo_link(self) -> str:
+        def make():
+            (self.folder / "demo-link").symlink_to(PROJECT_ROOT / "data" / "demo")
+            return self.folder / "demo-link"
+        return self._once("link", make)
+
+    def demo_csv(self) -> str:
+        """The base's 26 demo clips (first of each label) copied beside a ``path,label,fold`` CSV."""
+        def make():
+            import pandas as pd
+
+            meta = pd.read_csv(PROJECT_ROOT / "data" / "demo" / "meta.csv").sort_values("filename")
+            meta = meta.groupby("label").head(1)
+            for name in meta["filename"]:
+                (self.folder / "csv" / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(PROJECT_ROOT / "data" / "demo" / name, self.folder / "csv" / name)
+            meta[["filename", "label", "fold"]].set_axis(["path", "label", "fold"], axis=1).to_csv(
+                self.folder / "csv" / "clips.csv", index=False)
+            return self.folder / "csv" / "clips.csv"
+        return self._once("csv", make)
+
+    def tiny_model(self, kind: str) -> str:
+        from _describe_fixtures import save_tiny_qwen2_audio
+        from _dissect_fixtures import save_tiny_clap, save_tiny_clip
+
+        save = {"clip": save_tiny_clip, "clap": save_tiny_clap, "qwen2-audio": save_tiny_qwen2_audio}[kind]
+        return self._once(kind, lambda: save(self.folder / kind))
+
+
+BODY = """
+[[models]]
+name = "yamnet"
+kind = "yamnet"
+layers = ["block1.conv"]
+
+[[models]]
+name = "yamnet-frozen"
+kind = "yamnet-frozen"
+layers = ["block1.conv", "classifier"]
+train_epochs = 2
+
+[summaries.llm]
+backend = "rule"
+
+[analyses]
+n_clusters = 4
+elbow_max_k = 6
+prune_percents = [5.0]
+seeds = [0]
+"""
+
+
+def with_database(config: Config, path: Path) -> Config:
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, database=str(path)))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("agree")
+    config = set_key(load_config(write_config(folder, BODY, max_clips=26)), "probing_set.clip_seconds", 1.0)
+    from and_engine.backends.llm_rule import RuleLLM
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RuleServer)
+    server.llm = RuleLLM()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    threads = torch.get_num_threads()
+    yield Env(folder, config, f"http://127.0.0.1:{server.server_port}")
+    torch.set_num_threads(threads)
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def _resolve(value: Any, env: Env) -> Any:
+    return value(env) if callable(value) else value
+
+
+def changed_config(env: Env, key: str, change: Change, database: Path) -> Config:
+    config = env.config(change.base)
+    for k, v in {key: change.value, **change.also}.items():
+        config = set_key(config, k, _resolve(v, env), model=change.model)
+    return with_database(config, database)
+
+
+def _steps(db: Path) -> tuple:
+    with ResultsStore(db, read_only=True) as store:
+        return store.read("steps", ["stage", "scope", "params_json", "fingerprint", "run_id"]), store.read("layers")
+
+
+def test_every_config_key_has_a_change():
+    assert set(CHANGES) | EXPLICIT == set(config_keys())
+
+
+@pytest.mark.parametrize("key", sorted(CHANGES))
+def test_status_says_what_a_build_recomputes(env, key, tmp_path):
+    change = CHANGES[key]
+    db = tmp_path / "changed.duckdb"
+    shutil.copy(env.database(change.base), db)
+    config = changed_config(env, key, change, db)
+    assert config != with_database(env.config(change.base), db), f"{key}: the change changes nothing"
+    steps, layers = _steps(db)
+    states, _ = step_states(config, steps, layers)
+    said = {s: set(zip(states.loc[states["state"] == s, "stage"], states.loc[states["state"] == s, "scope"]))
+            for s in ("stale", "new", "maybe new", "removed")}
+    result = build(config, Progress(quiet=True), backends=env.backends)
+    after, _ = _steps(db)
+    before_keys = set(zip(steps["stage"], steps["scope"]))
+    ran = after[after["run_id"] == result.run_id]
+    computed = set(zip(ran["stage"], ran["scope"]))
+    gone = before_keys - set(zip(after["stage"], after["scope"]))
+    dropped = {k for k in gone & said["stale"] if STAGE[k[0]].optional}  # stale optional steps may go instead
+    assert said["stale"] == (computed & before_keys) | dropped, f"{key}: status stale vs build recomputed"
+    assert said["removed"] == gone - dropped, f"{key}: removed"
+    assert said["new"] <= computed - before_keys <= said["new"] | said["maybe new"], f"{key}: new steps"
+    db.unlink()
+
+
+def test_a_new_database_is_reported_and_never_read(env, tmp_path, capsys):
+    from and_engine.cli import main
+
+    elsewhere = tmp_path / "elsewhere.duckdb"
+    config = with_database(env.base, elsewhere)
+    toml = tmp_path / "elsewhere.toml"
+    toml.write_text((env.folder / "tiny.toml").read_text().replace(str(env.folder / "tiny.duckdb"), str(elsewhere)))
+    assert main(["status", "--config", str(toml)]) == 0
+    assert "nothing built yet" in capsys.readouterr().out
+    shutil.copy(env.database("tiny"), elsewhere)  # the same results under another path: nothing to redo
+    steps, layers = _steps(elsewhere)
+    states, _ = step_states(config, steps, layers)
+    assert set(states["state"]) == {"up to date"}
+    assert build(config, Progress(quiet=True), backends=env.backends).executed == []
