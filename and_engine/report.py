@@ -34,7 +34,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 def table2(df: pd.DataFrame) -> str:
     """``lastlayer_accuracy`` rows of one model -> method x similarity grid of 'top1 / top5 / cos'."""
-    sims = sorted(df["similarity"].astype(str).unique(), key=lambda s: (SIM_ORDER.index(s) if s in SIM_ORDER else 99, s))
+    sims = sorted(df["similarity"].astype(str).unique(),
+                  key=lambda s: (SIM_ORDER.index(s) if s in SIM_ORDER else 99, s))
     methods = sorted(df["method"].astype(str).unique(), key=lambda m: (METHOD_ORDER.get(m, 9), m))
     cell = {(r.method, r.similarity): f"{r.top1:.0f} / {r.top5:.0f} / {r.concept_cosine:.2f}" for r in df.itertuples()}
     rows = [[m, *(cell.get((m, s), "") for s in sims)] for m in methods]
@@ -94,8 +95,9 @@ def _model_section(store, model: str) -> list[str]:
         out.append(f"Figure 6 (% uninterpretable by block, tau={tau}): {vals}")
     ac = store.read("acoustic_check", model=model)
     for r in ac.itertuples():
-        out.append(f"Appendix C: '{r.adjective}' {'in' if r.has_adjective else 'not in'} C_open: {r.n_neurons} neurons, "
-                   f"top-K mean amplitude {_f(r.mean_amplitude, 4)}, median frequency {_f(r.mean_median_frequency_hz, 0)} Hz")
+        out.append(f"Appendix C: '{r.adjective}' {'in' if r.has_adjective else 'not in'} C_open: "
+                   f"{r.n_neurons} neurons, top-K mean amplitude {_f(r.mean_amplitude, 4)}, "
+                   f"median frequency {_f(r.mean_median_frequency_hz, 0)} Hz")
     return [*out, ""]
 
 

@@ -125,14 +125,15 @@ def measure(kind: str, mode: str, n_clips: int, threads: int, batch_size: int, r
     return {"kind": kind, "mode": mode, "n_clips": n_clips, "seconds": round(seconds, 2),
             "clips_per_s": round(n_clips / seconds, 3), "clips_per_cpu_s": round(n_clips / cpu_s, 3),
             "steady_clips_per_s": round(steady, 3),
-            "first_batch_s": round((clock.first or t0) - t0, 2), "peak_mb": round(_rss_mb()), "growth_mb": round(_rss_mb() - rss0),
+            "first_batch_s": round((clock.first or t0) - t0, 2), "peak_mb": round(_rss_mb()),
+            "growth_mb": round(_rss_mb() - rss0),
             "neurons": sum(s.n_neurons for s in layers), "corr": _compare(flat, ref_path, mode),
             "checksum": float(np.abs(flat).sum())}
 
 
 def _run(kind: str, mode: str, n: int, threads: int, batch_size: int, ref_path: str = "") -> dict:
-    cmd = [sys.executable, __file__, "--one", kind, mode, str(n), "--threads", str(threads), "--batch-size", str(batch_size),
-           "--ref", ref_path]
+    cmd = [sys.executable, __file__, "--one", kind, mode, str(n), "--threads", str(threads),
+           "--batch-size", str(batch_size), "--ref", ref_path]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if res.returncode:
         raise RuntimeError(f"{kind} {mode} {n}: {res.stderr[-2000:]}")

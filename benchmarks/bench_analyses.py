@@ -87,7 +87,8 @@ def bench_closed(rng, n_neurons: int, n_concepts: int) -> None:
     sims, sizes, empty = {"DB": "cos3", "TAB": "wpmi"}, {"fc": n_neurons}, pd.DataFrame()
 
     def run(frame):
-        return [select_neurons(m, c, frame, empty, sizes, similarity=sims[m]) for m in sims for c in concepts[:n_concepts]]
+        return [select_neurons(m, c, frame, empty, sizes, similarity=sims[m])
+                for m in sims for c in concepts[:n_concepts]]
 
     fast, a = timed(lambda: run(closed_top_n(cc, sims, 3)))
     slow, b = timed(lambda: run(cc))

@@ -14,8 +14,8 @@ time = fixed cost + per-neuron cost x neurons, fitted on the two runs and extrap
 Before timing, each loop's scores on the sample are checked against the vectorised ones (wpmi /
 soft_wpmi: the sample scored as its own layer, and the fair loop on the whole layer) to 1e-9, cos / cos3
 (float32 products) to 1e-6; their float32 scores are compared with ``exact=True`` (float64) on the whole
-layer: max |difference| and how many neurons' top-5 concepts change (the "exact" rows time float64 products). Everything runs
-on --threads BLAS threads (default 1, as a per-neuron loop uses); each time is the best of
+layer: max |difference| and how many neurons' top-5 concepts change (the "exact" rows time float64 products).
+Everything runs on --threads BLAS threads (default 1, as a per-neuron loop uses); each time is the best of
 --repeats, as process CPU time (steady on a shared machine) and as wall clock (shown with the load
 average: other processes on the machine inflate it).
 
@@ -66,7 +66,8 @@ def _extrapolated(loop, u, P, sample: np.ndarray, repeats: int) -> np.ndarray:
 
 def _table(title: str, rows: dict[str, np.ndarray], col: int) -> None:
     """rows: name -> (vectorised, per-call loop, fair loop) x [CPU, wall]; print column ``col``."""
-    print(f"\n{title}\n{'':<13} {'vectorised s':>12} {'per-call loop s':>16} {'ratio':>7} {'fair loop s':>12} {'ratio':>7}")
+    print(f"\n{title}\n{'':<13} {'vectorised s':>12} {'per-call loop s':>16} {'ratio':>7} "
+          f"{'fair loop s':>12} {'ratio':>7}")
     for name, (tv, tc, tf) in rows.items():
         tv, tc, tf = tv[col], tc[col], tf[col]
         print(f"{name:<13} {tv:>12.3f} {tc:>16.2f} {tc / tv:>6.1f}x {tf:>12.2f} {tf / tv:>6.1f}x")

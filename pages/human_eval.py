@@ -43,7 +43,8 @@ with rate_tab:
             _, stored = queries.calibration(db, model, layer, neuron)
             descs = humaneval.descriptions(closed, stored["calibrated_summary"] if stored else None)
             order = humaneval.blind_order(rater, model, layer, neuron, sorted(descs))
-            st.caption(f"neuron {md(model)} / {md(layer)} / {neuron} · listen to its top-K clips, then rate each description")
+            st.caption(f"neuron {md(model)} / {md(layer)} / {neuron} · "
+                       "listen to its top-K clips, then rate each description")
             sr = int(queries.models(db).set_index("model").loc[model, "sample_rate"])
             top = queries.extremes(db, model, layer, neuron).query("side == 'top'")
             for r in top.itertuples():

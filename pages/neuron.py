@@ -155,6 +155,6 @@ for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lo
             st.audio(wave, sample_rate=sr)
             amap = maps.get(int(r.clip_id)) if r.side == "top" else None
             overlay = media.upsample_map(amap, spec.shape) if amap is not None else None
-            st.plotly_chart(charts.spectrogram_overlay(spec, overlay, cfg.probing_set.clip_seconds,
-                                                       "spectrogram" + (" + neuron map" if overlay is not None else "")),
+            title = "spectrogram" + (" + neuron map" if overlay is not None else "")
+            st.plotly_chart(charts.spectrogram_overlay(spec, overlay, cfg.probing_set.clip_seconds, title),
                             key=f"spec_{r.side}_{r.rank}")

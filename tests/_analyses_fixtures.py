@@ -108,8 +108,9 @@ def seed_store(store, models: dict[str, list[str]] | None = None) -> None:
                           "label": [CLASSES[c] for c in y], "fold": 1, "duration_s": 5.0, "orig_sample_rate": 100,
                           "orig_channels": 1, "source": "test", "license": "CC0"})
     captions = pd.DataFrame({"clip_id": range(n), "caption": [
-        "A dog barks loudly. The sound is sharp.", "A dog growls. It is loud.", "Birds chirp in a forest. High-pitched tweets.",
-        "Birds sing. The sound is high-pitched.", "Rain falls steadily. A soft hiss.", "Rain patters on a roof. It is calm."]})
+        "A dog barks loudly. The sound is sharp.", "A dog growls. It is loud.",
+        "Birds chirp in a forest. High-pitched tweets.", "Birds sing. The sound is high-pitched.",
+        "Rain falls steadily. A soft hiss.", "Rain patters on a roof. It is calm."]})
     feats = pd.DataFrame({"clip_id": range(n), "mean_abs_amplitude": x.mean(1).astype(float),
                           "median_frequency_hz": 100.0 * np.arange(1, n + 1), "tags": ""})
 
@@ -137,6 +138,7 @@ def seed_store(store, models: dict[str, list[str]] | None = None) -> None:
         extremes = pd.DataFrame(ext, columns=["model", "layer", "neuron", "topk_clip_ids", "topk_values",
                                               "bottomk_clip_ids", "bottomk_values"])
         commit("models", {"model": m}, {"models": info, "layers": layers, "extremes": extremes})
-        commit("dissect", {"model": m}, {"closed_concepts": pd.concat([closed_concepts(), head_concepts(m)]).assign(model=m),
+        closed = pd.concat([closed_concepts(), head_concepts(m)]).assign(model=m)
+        commit("dissect", {"model": m}, {"closed_concepts": closed,
                                          "open_concepts": open_concepts().assign(model=m),
                                          "pos_counts": pos_counts().assign(model=m)})

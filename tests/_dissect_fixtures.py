@@ -46,5 +46,6 @@ def save_tiny_clap(path: Path, seed: int = 0) -> Path:
     model = ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=8))
     model.save_pretrained(str(path))
     tok = RobertaTokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
-    ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"), tokenizer=tok).save_pretrained(str(path))
+    processor = ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"), tokenizer=tok)
+    processor.save_pretrained(str(path))
     return path

@@ -90,7 +90,8 @@ def test_feature_importance_end_to_end_accuracy():
     nouns = df[(df["criterion"] == "nouns")]
     want = 100 * np.mean(expected_logits(x, [0, 1]).argmax(1) == y)
     assert nouns["accuracy"].tolist() == pytest.approx([want, want]) and (nouns["n_pruned"] == 2).all()
-    assert df[df["criterion"] == "none"]["accuracy"].iloc[0] == pytest.approx(100 * np.mean(expected_logits(x, []).argmax(1) == y))
+    assert df[df["criterion"] == "none"]["accuracy"].iloc[0] == pytest.approx(
+        100 * np.mean(expected_logits(x, []).argmax(1) == y))
 
 
 # ---------- Figure 5 / top adjectives ----------
@@ -100,7 +101,8 @@ def test_adjective_stats_and_top_adjectives():
     layers = pd.DataFrame({"layer": ["fc1", "classifier"], "block": [0, 1]})
     stats = adjectives.adjective_stats(open_concepts(), pos_counts(), layers, "tiny")
     # fc1 adjectives (JJ): unit0 loud, unit1 high-pitched, unit2 rainy+loud, unit3 chirping+clear -> 6 / 4
-    assert stats.to_dict("records") == [{"model": "tiny", "layer": "fc1", "block": 0, "mean_adjectives": 1.5, "n_neurons": 4}]
+    assert stats.to_dict("records") == [
+        {"model": "tiny", "layer": "fc1", "block": 0, "mean_adjectives": 1.5, "n_neurons": 4}]
     top = adjectives.top_adjectives(open_concepts(), "tiny", top_n=2)
     assert top["adjective"].tolist() == ["loud", "chirping"] and top["n_neurons"].tolist() == [2, 1]
     assert top["rank"].tolist() == [1, 2]
@@ -112,7 +114,8 @@ def test_adjective_stats_and_top_adjectives():
 
 
 def test_split_sentences_and_caption_rows():
-    assert clusters.split_sentences("A dog barks. It is loud!\nBirds sing") == ["A dog barks.", "It is loud!", "Birds sing"]
+    assert clusters.split_sentences("A dog barks. It is loud!\nBirds sing") == [
+        "A dog barks.", "It is loud!", "Birds sing"]
     rows = clusters.caption_sentences(pd.DataFrame({"clip_id": [0, 1], "caption": ["One. Two.", "Three."]}))
     assert rows[["clip_id", "sentence_index"]].values.tolist() == [[0, 0], [0, 1], [1, 0]]
 
@@ -142,7 +145,8 @@ def test_kmeans_elbow_and_cluster_words_are_seeded():
     assert (again == labels).all()
     capped, _ = clusters.kmeans_clusters(np.ones((5, 3)), 4, seed=0, elbow_max_k=4)  # one distinct point
     assert set(capped) == {0}
-    words = clusters.cluster_words(pd.DataFrame({"sentence": ["The dog barks loudly.", "A dog howls."], "cluster": [0, 0]}))
+    words = clusters.cluster_words(
+        pd.DataFrame({"sentence": ["The dog barks loudly.", "A dog howls."], "cluster": [0, 0]}))
     assert words.iloc[0][["word", "weight", "n_sentences"]].tolist() == ["dog", 1.0, 2]
     assert "the" not in set(words["word"])
 

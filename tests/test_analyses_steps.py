@@ -16,9 +16,9 @@ from and_engine.pipeline.steps_analyses import run_analyses_steps
 from and_engine.probing import ProbingSet
 from and_engine.store.results import ResultsStore
 
-ANALYSIS_TABLES = ["lastlayer_accuracy", "pruning_summary", "pruning_per_class", "feature_importance", "adjective_stats",
-                   "top_adjectives", "cluster_elbow", "caption_sentences", "cluster_words", "interpretability",
-                   "acoustic_check"]
+ANALYSIS_TABLES = ["lastlayer_accuracy", "pruning_summary", "pruning_per_class", "feature_importance",
+                   "adjective_stats", "top_adjectives", "cluster_elbow", "caption_sentences", "cluster_words",
+                   "interpretability", "acoustic_check"]
 
 
 def make_ctx(store: ResultsStore, monkeypatch, names=("tiny",)) -> BuildContext:
@@ -64,7 +64,8 @@ def test_run_analyses_steps_writes_every_table_and_resumes(store, monkeypatch):
     assert sorted(t4["method"]) == ["DB", "OCP", "TAB", "random"] and (t4["n_concepts"] == 3).all()
     steps = store.read("steps", ["stage", "params_json"], stage="pruning")
     assert '"DB": "cos3"' in steps["params_json"].iloc[0]  # best Table 2 similarity chose the DB selection
-    assert store.count("interpretability", model="audioset") > 0 and store.count("pruning_summary", model="audioset") == 0
+    assert (store.count("interpretability", model="audioset") > 0
+            and store.count("pruning_summary", model="audioset") == 0)
     assert any("audioset" in m and "skipped" in m for m in ctx.progress.messages)
     for stage in ("clusters", "lastlayer"):  # the injected encoder did the work: no MiniLM was loaded
         params = store.read("steps", ["params_json"], stage=stage)["params_json"].iloc[0]

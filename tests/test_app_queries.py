@@ -59,13 +59,15 @@ def test_aggregates(store):
     exact = aggregates.search_neurons(store, "church_bells")  # stored concept names contain "_"
     assert len(exact) and set(exact["match"].str.lower()) == {"church_bells"}
     assert len(aggregates.search_neurons(store, "church_bell")) == len(exact)
-    assert len(aggregates.search_neurons(store, "church%bells")) == 0 and len(aggregates.search_neurons(store, "ch_rch")) == 0
+    assert (len(aggregates.search_neurons(store, "church%bells")) == 0
+            and len(aggregates.search_neurons(store, "ch_rch")) == 0)
     with pytest.raises(ValueError, match="empty"):
         aggregates.search_neurons(store, "  ")
     words = aggregates.cluster_words(store, top=3)
     assert words.groupby("cluster").size().max() == 3
     draws = {aggregates.random_neuron(store, "tinynet", seed=s) for s in range(30)}
-    assert len(draws) > 10 and all(0 <= n < {"block1.conv": 8, "block2.fc": 12, "classifier": 6}[layer] for layer, n in draws)
+    sizes = {"block1.conv": 8, "block2.fc": 12, "classifier": 6}
+    assert len(draws) > 10 and all(0 <= n < sizes[layer] for layer, n in draws)
     assert aggregates.similarities(store, "tinynet", "DB") == ["cos", "cos3", "wpmi"]
 
 
@@ -81,7 +83,8 @@ def test_pruning_candidates_select_like_the_full_tables(store):
         assert len(closed) < len(full_closed) and len(opened) < len(full_open)
         for method, sim in (("OCP", None), ("DB", "cos3"), ("TAB", "cos"), ("random", None)):
             assert select_neurons(method, concept, closed, opened, sizes, top_n=2, similarity=sim) == \
-                select_neurons(method, concept, full_closed, full_open, sizes, top_n=2, similarity=sim), (concept, method)
+                select_neurons(method, concept, full_closed, full_open, sizes, top_n=2, similarity=sim), \
+                (concept, method)
 
 
 def test_pruning_candidates_follow_the_engine_rules_on_odd_names(tmp_path):

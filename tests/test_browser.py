@@ -63,8 +63,8 @@ def test_browser_flows(app_db, tmp_path):
     env = {**os.environ, "AND_EXPLORER_DB": str(db), "AND_EXPLORER_RATINGS": str(ratings),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, str(BROWSER / "serve_app.py"), str(port), "--tiny-model"], cwd=ROOT, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen([sys.executable, str(BROWSER / "serve_app.py"), str(port), "--tiny-model"],
+                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(base, server)

@@ -1,4 +1,5 @@
-"""Lint is part of the tests: ruff over the whole project must report nothing; its import rules reach where they should."""
+"""Lint is part of the tests: ruff over the whole project must report nothing; its import rules reach where they
+should."""
 
 from __future__ import annotations
 

@@ -49,7 +49,8 @@ def test_summary_skips_properties_of_a_minority_and_orders_by_strength(rule):
     assert "bird" not in answer and "tonal" not in answer and "hushed" not in answer  # 2 of 5 and 1 of 5
     lines = answer.splitlines()
     assert "rain" in lines[0].lower() and "three of the five" in lines[0]
-    assert lines.index(next(ln for ln in lines if " loud " in ln)) < lines.index(next(ln for ln in lines if "noisy" in ln))
+    assert (lines.index(next(ln for ln in lines if " loud " in ln))
+            < lines.index(next(ln for ln in lines if "noisy" in ln)))
 
 
 def test_summary_majority_rule_and_count_words():
@@ -69,7 +70,8 @@ def test_each_property_point_names_its_property_for_module_c(idea):
     word = {"relatively-loud": "louder", "relatively-quiet": "softer", "moderately-loud": "moderate",
             "even-level": "even", "repetitive": "repetitive"}.get(idea, idea)
     assert word in point and len(point.split()) >= 6
-    assert not {"voice", "whistle", "siren", "thunder", "clock", "shout", "explosion"} & set(re.findall(r"[a-z]+", point))
+    assert not ({"voice", "whistle", "siren", "thunder", "clock", "shout", "explosion"}
+                & set(re.findall(r"[a-z]+", point)))
 
 
 def test_summary_without_commonality_says_so(rule):

@@ -48,10 +48,12 @@ def _layer_4x(h: int, i: int) -> nn.Module:
 
 def test_transformers_4x_layout_resolved_by_structure():
     h, i = 8, 16
-    model = _Mod(audio_spectrogram_transformer=_Mod(encoder=_Mod(layer=nn.ModuleList([_layer_4x(h, i) for _ in range(2)]))),
+    layers = nn.ModuleList([_layer_4x(h, i) for _ in range(2)])
+    model = _Mod(audio_spectrogram_transformer=_Mod(encoder=_Mod(layer=layers)),
                  classifier=_Mod(layernorm=nn.LayerNorm(h), dense=nn.Linear(h, 5)))
     model.config = SimpleNamespace(hidden_size=h, intermediate_size=i, num_hidden_layers=2, num_labels=5,
-                                   num_mel_bins=128, max_length=1024, patch_size=16, frequency_stride=10, time_stride=10)
+                                   num_mel_bins=128, max_length=1024, patch_size=16, frequency_stride=10,
+                                   time_stride=10)
     paths = {s.name: s.module_path for s in ast_layer_specs(model)}
     base = "hf.audio_spectrogram_transformer.encoder.layer.1"
     assert paths["block1.attn.out"] == f"{base}.attention.output.dense"
@@ -76,7 +78,8 @@ def test_checkpoint_loads_offline_and_matches(tmp_path, monkeypatch):
     fe.save_pretrained(tmp_path / "ckpt")
     target = load_ast_checkpoint(str(tmp_path / "ckpt"), "tiny-ast")
     assert target.class_names == ["dog", "rain", "bell"] and target.token_prefix == 2
-    assert [s.name for s in target.layers()] == [f"block{b}.{n}" for b in range(2) for n in ("attn.out", "mlp.fc1", "mlp.fc2")] + ["classifier"]
+    assert [s.name for s in target.layers()] == [
+        f"block{b}.{n}" for b in range(2) for n in ("attn.out", "mlp.fc1", "mlp.fc2")] + ["classifier"]
     waves = np.random.default_rng(0).normal(0, 0.1, (3, 8000)).astype(np.float32)
     direct = make_ast_target(model, fe, "x", "ast").logits(waves)
     np.testing.assert_allclose(target.logits(waves, batch_size=2), direct, atol=1e-5)

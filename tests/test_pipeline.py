@@ -81,7 +81,8 @@ def test_dropping_a_layer_from_the_config_leaves_no_stale_rows(tiny_build, tmp_p
     shutil.copy(config.resolve(config.run.database), tmp_path / "copy.duckdb")
     text = path.read_text().replace(str(config.resolve(config.run.database)), str(tmp_path / "copy.duckdb"))
     changed = tmp_path / "dropped.toml"
-    changed.write_text(text.replace('layers = ["block2.pointwise", "block3.pointwise"]', 'layers = ["block2.pointwise"]'))
+    changed.write_text(text.replace('layers = ["block2.pointwise", "block3.pointwise"]',
+                                    'layers = ["block2.pointwise"]'))
     progress = Progress(quiet=True)
     build(load_config(changed), progress)
     assert any("block3.pointwise" in m for m in progress.messages if m.startswith("removed"))

@@ -83,7 +83,8 @@ def test_random_matches_ocp_count_and_is_seeded():
     assert sum(map(len, a.values())) == 2 and a == sel("random", "chirping_birds", seed=3)
     big = select_neurons("random", "x", closed_concepts(), open_concepts(), {"a": 50, "b": 50}, n_random=30, seed=1)
     assert sum(map(len, big.values())) == 30 and set(big) <= {"a", "b"}
-    assert big != select_neurons("random", "x", closed_concepts(), open_concepts(), {"a": 50, "b": 50}, n_random=30, seed=2)
+    assert big != select_neurons("random", "x", closed_concepts(), open_concepts(), {"a": 50, "b": 50},
+                                 n_random=30, seed=2)
     with pytest.raises(AnalysisInputError, match="n_random"):
         sel("random", "dog", n_random=5)
 

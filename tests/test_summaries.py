@@ -61,7 +61,8 @@ def test_garbage_empty_and_chatty_answers_never_crash():
 
 def test_empty_caption_gets_an_explicit_marker():
     caps = CAPS.assign(caption=["", *CAPTIONS[1:]])
-    assert "(no description was produced for this clip)" in summary_prompts(_extremes([[0, 1]], [[2, 3]]), caps)["prompt"][0]
+    prompts = summary_prompts(_extremes([[0, 1]], [[2, 3]]), caps)
+    assert "(no description was produced for this clip)" in prompts["prompt"][0]
 
 
 def test_input_errors_name_the_problem():

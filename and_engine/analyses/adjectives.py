@@ -1,9 +1,9 @@
 """Adjectives per neuron per block (paper Figure 5) and the top-20 adjectives (Figure 3 / 9).
 
 An adjective of a neuron is a distinct word of its C_open with pos ``schema.POS_ADJECTIVE`` (Module C
-maps Penn tags with ``schema.PENN_POS``) that passed Module C's filters (``open_concepts`` only holds accepted words). The denominator is the
-number of described neurons of the layer (``pos_counts`` rows), so a neuron with no accepted adjective
-counts as 0.
+maps Penn tags with ``schema.PENN_POS``) that passed Module C's filters (``open_concepts`` only holds
+accepted words). The denominator is the number of described neurons of the layer (``pos_counts`` rows),
+so a neuron with no accepted adjective counts as 0.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def adjective_rows(open_concepts: pd.DataFrame) -> pd.DataFrame:
     return adj[["layer", "neuron", "word"]].drop_duplicates()
 
 
-def adjective_stats(open_concepts: pd.DataFrame, pos_counts: pd.DataFrame, layers: pd.DataFrame, model: str) -> pd.DataFrame:
+def adjective_stats(open_concepts: pd.DataFrame, pos_counts: pd.DataFrame, layers: pd.DataFrame,
+                    model: str) -> pd.DataFrame:
     """-> ``adjective_stats`` rows: per layer, mean accepted adjectives per described neuron, with its block."""
     require_columns(pos_counts, ("layer", "neuron"), "pos_counts")
     require_columns(layers, ("layer", "block"), "layers")
@@ -36,7 +37,8 @@ def adjective_stats(open_concepts: pd.DataFrame, pos_counts: pd.DataFrame, layer
     stats = stats.merge(layers[["layer", "block"]].drop_duplicates("layer"), on="layer")
     stats.insert(0, "model", model)
     stats["mean_adjectives"] = stats["mean_adjectives"].astype(float)
-    return stats[["model", "layer", "block", "mean_adjectives", "n_neurons"]].sort_values(["block", "layer"], ignore_index=True)
+    cols = ["model", "layer", "block", "mean_adjectives", "n_neurons"]
+    return stats[cols].sort_values(["block", "layer"], ignore_index=True)
 
 
 def top_adjectives(open_concepts: pd.DataFrame, model: str, top_n: int = 20) -> pd.DataFrame:

@@ -66,7 +66,8 @@ def kmeans_clusters(embeddings: np.ndarray, n_clusters: int, seed: int, elbow_ma
     k = min(n_clusters, len(uniq))
     with threadpool_limits(limits=threads):
         fit = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(uniq, sample_weight=counts)
-        elbow = [(kk, float(KMeans(n_clusters=kk, n_init=4, random_state=seed).fit(uniq, sample_weight=counts).inertia_))
+        elbow = [(kk, float(KMeans(n_clusters=kk, n_init=4, random_state=seed)
+                            .fit(uniq, sample_weight=counts).inertia_))
                  for kk in range(2, min(elbow_max_k, len(uniq)) + 1)]
     return fit.labels_[inverse].astype(np.int64), pd.DataFrame(elbow, columns=["k", "inertia"])
 

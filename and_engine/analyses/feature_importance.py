@@ -34,7 +34,8 @@ def _scores(criterion: str, pool: pd.DataFrame, open_concepts: pd.DataFrame) -> 
     if criterion in COUNT_CRITERIA:
         return pool[COUNT_CRITERIA[criterion]].to_numpy(np.float64)
     if criterion == "high_level_adjectives":
-        return np.clip(pool["n_adjectives"].to_numpy(np.float64) - pool["n_basic_adjectives"].to_numpy(np.float64), 0, None)
+        high_level = pool["n_adjectives"].to_numpy(np.float64) - pool["n_basic_adjectives"].to_numpy(np.float64)
+        return np.clip(high_level, 0, None)
     if criterion == "random":
         return np.zeros(len(pool))
     if criterion.startswith("adjective:"):
@@ -47,7 +48,8 @@ def _scores(criterion: str, pool: pd.DataFrame, open_concepts: pd.DataFrame) -> 
 
 def rank_pool(pos_counts: pd.DataFrame, layer_sizes: dict[str, int]) -> pd.DataFrame:
     """The described neurons of the candidate layers (pos_counts rows), sorted by (layer, neuron)."""
-    need = ("layer", "neuron", "n_nouns", "n_adjectives", "n_verbs", "n_prepositions", "summary_words", "n_basic_adjectives")
+    need = ("layer", "neuron", "n_nouns", "n_adjectives", "n_verbs", "n_prepositions", "summary_words",
+            "n_basic_adjectives")
     require_columns(pos_counts, need, "pos_counts")
     pool = pos_counts[pos_counts["layer"].isin(list(layer_sizes))]
     if pool.duplicated(["layer", "neuron"]).any():

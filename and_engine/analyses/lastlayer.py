@@ -43,7 +43,8 @@ def lastlayer_accuracy(
         raise AnalysisInputError(f"{model}: no classes or no closed-set concepts for the classifier layer")
     bad = closed_concepts[(closed_concepts["neuron"] < 0) | (closed_concepts["neuron"] >= n)]
     if len(bad):
-        raise AnalysisInputError(f"{model}: closed_concepts neuron {int(bad['neuron'].iloc[0])} is not one of {n} classes")
+        raise AnalysisInputError(f"{model}: closed_concepts neuron {int(bad['neuron'].iloc[0])} "
+                                 f"is not one of {n} classes")
     truth = [normalise_name(c) for c in class_names]
     names = sorted({*truth, *(normalise_name(c) for c in closed_concepts["concept"].unique())})
     emb = np.asarray(encoder.encode(names), dtype=np.float64)

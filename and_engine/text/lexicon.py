@@ -15,7 +15,8 @@ DESCRIPTOR_CATEGORIES: dict[str, tuple[str, ...]] = {
         "forceful", "blaring", "subdued", "surging",  # words of the summary glosses (text/rule_phrases)
     ),
     "pitch": (
-        "high-pitched", "low-pitched", "mid-pitched", "mid-range", "high-frequency", "low-frequency", "high", "low", "deep", "shrill", "squeaky", "bassy",
+        "high-pitched", "low-pitched", "mid-pitched", "mid-range", "high-frequency", "low-frequency",
+        "high", "low", "deep", "shrill", "squeaky", "bassy",
         "treble", "piercing", "sharp", "bright", "dark", "screeching", "whistling", "falsetto",
         "middle-register", "hissy", "dull",
     ),

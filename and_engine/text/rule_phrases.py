@@ -18,16 +18,19 @@ from collections.abc import Sequence
 
 IDEAS: dict[str, tuple[tuple[str, ...], str]] = {
     # loudness
-    "loud": (("loud", "deafening", "booming", "thunderous"), "{Count} [are/is] loud and forceful, blaring at high volume."),
+    "loud": (("loud", "deafening", "booming", "thunderous"),
+             "{Count} [are/is] loud and forceful, blaring at high volume."),
     "moderately-loud": (("moderately-loud", "moderate"),
                         "{Count} [sit/sits] at a medium, moderate volume, comfortable to listen to."),
-    "quiet": (("quiet", "soft", "faint", "hushed", "silent"), "{Count} [are/is] quiet, faint and hushed, barely audible."),
+    "quiet": (("quiet", "soft", "faint", "hushed", "silent"),
+              "{Count} [are/is] quiet, faint and hushed, barely audible."),
     "relatively-loud": (("relatively-loud",), "Compared with the rest, {count} [are/is] turned up higher and louder."),
     "relatively-quiet": (("relatively-quiet",), "{Count} [are/is] softer and more subdued than most other clips."),
     "dynamic": (("dynamic",), "Big dynamic swings in level, surging up and dropping away, run through {count}."),
     "even-level": (("even-level",), "{Count} [hold/holds] an even, stable level without swells or drops."),
     # pitch
-    "high-pitched": (("high-pitched", "shrill", "squeaky"), "A shrill, squeaky, high-pitched whine pierces through {count}."),
+    "high-pitched": (("high-pitched", "shrill", "squeaky"),
+                     "A shrill, squeaky, high-pitched whine pierces through {count}."),
     "low-pitched": (("low-pitched", "deep", "bassy"), "Deep, bassy, low-pitched rumbling underlies {count}."),
     "mid-pitched": (("mid-pitched",), "{Count} [are/is] mid-pitched, hovering in a middle register."),
     "high-frequency": (("high-frequency",), "Bright, hissy high-frequency energy fills {count}."),
