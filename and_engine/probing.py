@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from and_engine.analyses.common import normalise_name
 from and_engine.audio import AudioIssue, inspect_audio, load_clip
 from and_engine.config import ProbingSetConfig
+from and_engine.text.concepts import normalise_name
 
 CLIP_COLUMNS = ["clip_id", "rel_path", "label", "fold", "duration_s", "orig_sample_rate", "orig_channels",
                 "source", "license"]

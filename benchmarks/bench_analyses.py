@@ -22,9 +22,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 from and_engine.analyses import clusters  # noqa: E402
-from and_engine.analyses.common import content_stems  # noqa: E402
 from and_engine.analyses.pruning import select_neurons  # noqa: E402
 from and_engine.analyses.unlearning import closed_top_n  # noqa: E402
+from and_engine.text.concepts import content_stems  # noqa: E402
 
 
 def timed(fn, repeat: int = 1) -> tuple[float, object]:

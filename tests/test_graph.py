@@ -93,3 +93,12 @@ def test_run_stage_needs_its_upstream_steps(tmp_path):
         ctx = BuildContext(config=CONFIG, store=store, run_id="r", progress=Progress(quiet=True))
         with pytest.raises(KeyError, match="needs the clips step"):
             run_stage(ctx, "captions", {}, {}, dict)
+
+
+def test_architecture_doc_shows_the_current_graph():
+    """docs/ARCHITECTURE.md's diagram is the one generated from the declarations (it cannot drift)."""
+    from and_engine.config import PROJECT_ROOT
+    from and_engine.pipeline.diagram import mermaid
+
+    doc = (PROJECT_ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    assert "```mermaid\n" + mermaid() + "```" in doc

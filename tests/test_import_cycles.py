@@ -113,3 +113,15 @@ def test_checker_sees_function_level_relative_and_package_imports(tmp_path):
     (pkg / "sub" / "b.py").write_text("import os\n")
     (pkg / "sub" / "__init__.py").write_text("")
     assert cycles(import_graph(tmp_path, "pkg")) == []
+
+
+def test_and_engine_packages_import_in_one_direction():
+    """Collapsed to its sub-packages (text, store, backends, stages, ...), the engine's import graph has no
+    cycle either: each layer imports only layers below it (docs/ARCHITECTURE.md)."""
+    graph = import_graph(PROJECT_ROOT, "and_engine")
+    top = {m: ".".join(m.split(".")[:2]) for m in graph}
+    packages: dict[str, set[str]] = {}
+    for m, deps in graph.items():
+        packages.setdefault(top[m], set()).update(top[d] for d in deps if top[d] != top[m] and d != "and_engine")
+    found = cycles(packages)
+    assert found == [], f"package-level import cycles: {found}"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from _analyses_fixtures import CLASSES, closed_concepts, expected_logits, open_concepts, tiny_inputs, tiny_model
 
-from and_engine.analyses.common import AnalysisInputError, content_stems
+from and_engine.analyses.common import AnalysisInputError
 from and_engine.analyses.pruning import (
     PruningResult,
     concept_deltas,
@@ -21,6 +21,7 @@ from and_engine.analyses.pruning import (
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
 from and_engine.models.base import pruned
 from and_engine.probing import classes_are_labels, heldout_clips
+from and_engine.text.concepts import content_stems
 
 SIZES = {"fc1": 4}
 

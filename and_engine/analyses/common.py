@@ -1,26 +1,14 @@
-"""Shared helpers of the analyses: the input error, concept-word normalisation, neuron pools, per-block means.
+"""Shared helpers of the analyses: the input error, neuron pools, per-block means.
 
-Concept matching (used by open-concept pruning and the acoustic checks) works on *content words*:
-a concept such as ``chirping_birds`` or ``crackling fire`` is split on ``_``, ``-`` and spaces,
-lower-cased, stop-words dropped, and each word reduced to its Porter stem (``birds`` -> ``bird``,
-``crackling`` / ``crackle`` -> ``crackl``). The stemmer needs no NLTK data, so it runs offline.
+Concept-word matching (``normalise_name``, ``content_stems``) lives in ``and_engine.text.concepts``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-
-_SPLIT = re.compile(r"[\s_\-/]+")
-_NON_WORD = re.compile(r"[^a-z0-9']+")
-# Function words that never carry a concept (ESC-50 names such as "sound of rain" stay matchable).
-CONCEPT_STOP_WORDS = frozenset(
-    "a an and the of on in at to with by for from into over under or sound sounds noise".split()
-)
 
 
 class AnalysisInputError(ValueError):
@@ -34,31 +22,6 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise AnalysisInputError(f"{what} lacks column(s) {missing}; has {list(df.columns)}")
-
-
-def normalise_name(name: str) -> str:
-    """``'Chirping_Birds '`` -> ``'chirping birds'`` (lower case, ``_``/``-`` as spaces, squeezed)."""
-    return " ".join(_SPLIT.split(str(name).strip().lower())).strip()
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    from nltk.stem import PorterStemmer  # lazy: nltk is only needed for word matching
-
-    return PorterStemmer()
-
-
-@lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    """Porter stem of one lower-case word (``'drops'`` -> ``'drop'``)."""
-    return _stemmer().stem(word)
-
-
-@lru_cache(maxsize=65536)
-def content_stems(text: str) -> frozenset[str]:
-    """Stems of the content words of a concept or open-concept word (``'water_drops'`` -> {water, drop})."""
-    words = (_NON_WORD.sub("", w) for w in _SPLIT.split(str(text).lower()))
-    return frozenset(stem(w) for w in words if w and w not in CONCEPT_STOP_WORDS)
 
 
 def neuron_pool(layer_sizes: dict[str, int]) -> pd.DataFrame:

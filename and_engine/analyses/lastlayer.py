@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from and_engine.analyses.common import AnalysisInputError, normalise_name, require_columns
+from and_engine.analyses.common import AnalysisInputError, require_columns
+from and_engine.text.concepts import normalise_name
 
 COLUMNS = ["model", "method", "similarity", "top1", "top5", "concept_cosine", "n_neurons"]
 

@@ -18,14 +18,13 @@ import pandas as pd
 from and_engine.analyses.common import (
     AnalysisInputError,
     check_neurons_in_layers,
-    content_stems,
     neuron_pool,
-    normalise_name,
     require_columns,
     selection_size,
     to_selection,
 )
 from and_engine.store.schema import FIRST_RANK, PRUNING_METHODS
+from and_engine.text.concepts import content_stems, normalise_name
 
 METHODS = PRUNING_METHODS
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-from and_engine.backends.registry import POSTagger
 from and_engine.store.schema import PENN_POS, POS_ADJECTIVE
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-'\u2019][A-Za-z0-9]+)*|[^\w\s]")
@@ -26,9 +25,10 @@ def concept_text(concept: str) -> str:
     return " ".join(concept.replace("_", " ").replace(",", " ").split())
 
 
-def adjective_scores(tagger: POSTagger, sentences: list[str], gold: list[set[str]]) -> dict:
-    """Token-level adjective detection (Module C's: ``schema.PENN_POS``, JJ/JJR/JJS/VBN) against hand labels
-    -> precision, recall, F1, token accuracy of the adjective / not-adjective decision, missed / spurious words."""
+def adjective_scores(tagger, sentences: list[str], gold: list[set[str]]) -> dict:
+    """A POS tagger (``backends.registry.POSTagger``: ``tag_batch``) -> its token-level adjective detection
+    (Module C's: ``schema.PENN_POS``, JJ/JJR/JJS/VBN) against hand labels: precision, recall, F1, token
+    accuracy of the adjective / not-adjective decision, missed / spurious words."""
     tokens = [tokenize(s) for s in sentences]
     tp = fp = fn = correct = total = 0
     missed, spurious = [], []
