@@ -86,7 +86,8 @@ def _module_b_step(ctx: BuildContext, model: str, layer: str) -> str:
 
     def compute():
         summ = ctx.store.read("summaries", columns=["neuron", "side", "summary"], model=model, layer=layer)
-        points = module_b.calibration_points(summ, encoder, model=model, layer=layer)
+        points = module_b.calibration_points(summ, encoder, model=model, layer=layer,
+                                             keep_opposites=cfg.keep_opposites)
         neurons = sorted(set(summ["neuron"].astype(int)))
         return {"calibration_points": points, "calibrated_summaries": module_b.calibrated_summaries(
             points, neurons, cfg.threshold, model=model, layer=layer)}
