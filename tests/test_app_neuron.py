@@ -134,5 +134,5 @@ def test_a_neuron_without_an_icl_answer_says_no_answer(db, tmp_path, monkeypatch
     assert not at.exception
     table = at.dataframe[0].value.set_index(["method", "similarity"])["concepts"]
     assert table["ICL", "llm"].startswith("no answer") and "named no class" in table["ICL", "llm"]
-    assert table["DB", "wpmi"].startswith("no concept") and "scores the same" in table["DB", "wpmi"]
+    assert table["DB", "wpmi"].startswith("no concept") and "best score is shared" in table["DB", "wpmi"]
     assert table["DB", "cos"].startswith("crackling_fire (")  # the other pairs still show concepts and scores

@@ -124,6 +124,17 @@ def test_similarities_tying_across_all_concepts_give_no_concept():
     assert closed_concepts(u, P, CONCEPTS, model="m", layer="l", method="DB", similarities=SIMS).empty
 
 
+def test_more_concepts_sharing_the_best_score_than_top_n_give_no_concept():
+    from and_engine.stages.module_a import top_n_rows
+
+    scores = np.array([[-0.0, -0.0, -0.0, -1.0],  # three share the best: a top-2 would be the first two listed
+                       [-0.0, -0.0, -2.0, -1.0],  # two share it: both are the best, stored
+                       [0.3, 0.1, 0.2, 0.0]])
+    rows = top_n_rows(scores, CONCEPTS, 2)
+    assert set(rows["neuron"]) == {1, 2} and rows[rows["neuron"] == 1]["concept"].tolist() == ["dog", "rain"]
+    assert set(top_n_rows(scores, CONCEPTS, 3)["neuron"]) == {0, 1, 2}  # a top-3 holds all three
+
+
 def test_concept_sets(tmp_path):
     assert load_concept_set("probing-labels", ["rain", "dog", "rain"]) == ["dog", "rain"]
     assert load_concept_set("esc50") == list(ESC50_CLASSES) and len(set(ESC50_CLASSES)) == 50

@@ -135,12 +135,13 @@ def closed_concepts(store: ResultsStore, model: str, layer: str, neuron: int) ->
 
 
 NO_ANSWER = "no answer: the LLM named no class for this description, so no concept is stored"
-NO_CONCEPT = "no concept: every concept scores the same (or the neuron's activation does not vary)"
+NO_CONCEPT = ("no concept: the best score is shared by every concept or by more than the top-n (e.g. "
+              "rank_reorder -0), or the neuron's activation does not vary")
 
 
 def closed_concepts_table(store: ResultsStore, model: str, layer: str, neuron: int) -> pd.DataFrame:
     """-> one row per (method, similarity) the layer has: the neuron's concepts as "concept (score)" joined
-    by " · ", or why it has none (ICL: no answer; a similarity: every concept ties). Columns: method,
+    by " · ", or why it has none (ICL: no answer; a similarity: too many concepts tie). Columns: method,
     similarity, concepts."""
     pairs = store.query_df('SELECT DISTINCT method, similarity FROM "closed_concepts" WHERE model = ? AND layer = ? '
                            "ORDER BY method, similarity", [model, layer])

@@ -62,7 +62,7 @@ def _tab_matrix(ctx: BuildContext, concepts: list[str]):
 def _module_a_step(ctx: BuildContext, model: str, layer: str) -> str:
     cfg, concepts = ctx.config.module_a, _concepts(ctx)
     extra = {"concepts": concepts, "text_encoder": text_encoder(ctx, cfg.text_encoder).describe(),
-             "audio_text": _tab(ctx).describe()}
+             "audio_text": _tab(ctx).describe(), "no_concept": module_a.NO_CONCEPT_RULE}
 
     def compute():
         u = ctx.store.read_activations(model, layer)
@@ -144,7 +144,8 @@ def _module_c_step(ctx: BuildContext, model: str, layer: str) -> str:
 def _icl_step(ctx: BuildContext, model: str, layer: str) -> str:
     cfg, concepts = ctx.config.module_a, _concepts(ctx)
     llm, encoder = _llm(ctx, ICL_TEMPLATE_ID), text_encoder(ctx, cfg.text_encoder)
-    extra = {"concepts": concepts, "llm": llm.describe(), "encoder": encoder.describe()}
+    extra = {"concepts": concepts, "llm": llm.describe(), "encoder": encoder.describe(),
+             "no_concept": module_a.NO_CONCEPT_RULE}
 
     def compute():
         if cfg.icl_summary == "calibrated":

@@ -6,8 +6,9 @@
 * ICL: ``icl_closed_concepts(descriptions, ...)`` asks the LLM (paper Table 5 prompt), parses the text
   after "Answer:" and maps it to the nearest concepts by sentence-embedding cosine (similarity "llm").
 Rows: model, layer, neuron, method, similarity, rank (1 = best), concept, score.
-**No concept** is a neuron without rows for a (method, similarity): where every concept scores the same
-(e.g. ``rank_reorder`` scoring every concept -0), where the neuron's activation does not vary over the clips
+**No concept** is a neuron without rows for a (method, similarity): where every concept, or more than
+top-n of them, share the best score (e.g. ``rank_reorder`` scoring them all -0: the first concepts in list
+order would win), where the neuron's activation does not vary over the clips
 it is scored on (a dead neuron: any ranking would only reflect the clip order), or where ICL got no usable
 answer (empty, garbage, or one naming no class: "none", "unknown"; never a guess).
 """
@@ -28,6 +29,7 @@ from and_engine.text.prompts import build_icl_prompt, parse_icl_answer
 from and_engine.text.words import concept_text
 
 COLUMNS = ["model", "layer", "neuron", "method", "similarity", "rank", "concept", "score"]
+NO_CONCEPT_RULE = "ties-over-top-n+flat+no-answer-v1"  # when a neuron gets no rows (provenance: part of the steps)
 DB_TEMPERATURE = 100.0  # P = softmax(100 * cos(caption, concept)), as CLIP's logit scale
 SCOPES = ("all", "topk")
 _QUOTED = re.compile(r"^['\"\u2018\u201c]([^'\"\u2019\u201d\n]+)['\"\u2019\u201d]")
@@ -47,19 +49,24 @@ def db_concept_matrix(captions: Sequence[str], concepts: Sequence[str], encoder)
     return softmax(DB_TEMPERATURE * (d @ c.T), axis=1)
 
 
-def tied_rows(scores: np.ndarray) -> np.ndarray:
-    """scores (n, M) -> (n,) bool: every concept scores the same (or not a number), so none can be named."""
-    if scores.shape[1] < 2:
-        return np.zeros(len(scores), dtype=bool)
+def tied_rows(scores: np.ndarray, top_n: int) -> np.ndarray:
+    """scores (n, M) -> (n,) bool: no concept can be named because the best score is shared by every concept,
+    or by more than ``top_n`` of them (the stored top-n would be the first ones in list order), or no
+    score is a number."""
+    n, m = scores.shape
+    if m < 2 or n == 0:
+        return np.zeros(n, dtype=bool)
     with np.errstate(invalid="ignore"):
-        return ~(np.nanmax(scores, axis=1) > np.nanmin(scores, axis=1)) if len(scores) else np.zeros(0, bool)
+        best = np.nanmax(np.where(np.isnan(scores), -np.inf, scores), axis=1)
+        n_best = (scores == best[:, None]).sum(axis=1)
+    return ~np.isfinite(best) | (n_best == m) | (n_best > top_n)
 
 
 def top_n_rows(scores: np.ndarray, concepts: Sequence[str], top_n: int, skip: np.ndarray | None = None,
                **fixed) -> pd.DataFrame:
     """scores (n, M) -> long rows (neuron, rank 1..top_n, concept, score) + constant ``fixed`` columns; a neuron
-    whose concepts all tie (``tied_rows``) or that ``skip`` (n,) bool marks gets no rows."""
-    drop = tied_rows(scores) if skip is None else tied_rows(scores) | skip
+    whose best score too many concepts share (``tied_rows``) or that ``skip`` (n,) bool marks gets no rows."""
+    drop = tied_rows(scores, top_n) if skip is None else tied_rows(scores, top_n) | skip
     keep = np.flatnonzero(~drop)
     scores = scores[keep]
     n, m = scores.shape
