@@ -346,14 +346,19 @@ def main() -> None:
     print(f"   of the {c['n_top3']} clips whose tagger top 3 names it, captions name it: {100 * c['of_top3']:.1f} %")
 
     keys = pd.DataFrame(_trained_hidden(store, clips), columns=["model", "layer"])
+    which = "trained variants, hidden layers"
+    if keys.empty:  # no trained variant (e.g. pretrained YAMNet on a folder): every model's hidden layers
+        layers = store.read("layers", ["model", "layer", "kind"])
+        keys, which = layers.loc[layers["kind"] != "classifier", ["model", "layer"]], "every model, hidden layers"
     ext_th = extremes.merge(keys, on=["model", "layer"])
     s = summary_naming(ext_th, summaries, clips, captions, words)
-    print("\n2. S_h naming the source (trained variants, hidden layers)")
-    print(f"   >= {len(ext_th.iloc[0]['topk_clip_ids']) - 1} of K top clips one label and >= 3 captions naming it: "
+    k = len(extremes.iloc[0]["topk_clip_ids"])
+    print(f"\n2. S_h naming the source ({which})")
+    print(f"   >= {k - 1} of K top clips one label and >= 3 captions naming it: "
           f"S_h names it {_pct(s['strict_hit'], s['strict'])}")
     print(f"   >= 3 of K captions naming one label (any purity): S_h names it {_pct(s['loose_hit'], s['loose'])}")
 
-    for title, ext in (("every neuron", extremes), ("trained variants, hidden layers", ext_th)):
+    for title, ext in (("every neuron", extremes), (which, ext_th)):
         a = claim_support(ext, summaries, feats)
         print(f"\n3. acoustic claims of S_h ({title}; {a['summaries']:,} non-empty S_h)")
         print(f"   unsupported by a majority of the top-K clips' measurements: {_pct(a['unsupported'], a['claims'])}")
