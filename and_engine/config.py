@@ -89,6 +89,7 @@ class LLMConfig:
     seed: int = 0
     timeout_s: float = 120.0
     batch_size: int = 8
+    commit_every: int = 0  # prompts between two llm_cache commits (a crash loses at most these); 0 = backend default
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +40,17 @@ def app_db(tmp_path_factory):
     yield path
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, "a test wrote to the shared app database"
 
+
+
+@pytest.fixture()
+def fake_vllm(monkeypatch):
+    """The recording fake of the ``vllm`` package (``tests/fake_vllm``) importable as ``vllm``, reset; the
+    real one (if any) is restored afterwards."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fake_vllm"))
+    monkeypatch.delitem(sys.modules, "vllm", raising=False)
+    import vllm
+
+    vllm.reset()
+    yield vllm
+    vllm.reset()
+    sys.modules.pop("vllm", None)

@@ -46,6 +46,7 @@ def _cases(tmp_path) -> dict[tuple[str, str], tuple[str, dict]]:
         ("pos_tagger", "spacy"): ("spacy", {}),
         ("pos_tagger", "textblob"): ("textblob", {}),
         ("audio_tagger", "yamnet"): ("yamnet", {}),
+        ("llm_executor", "local"): ("local", {}),
     }
 
 

@@ -44,7 +44,8 @@ class Change:
 
 
 LLM_VALUES = {"model": "unused-model", "base_url": "http://127.0.0.1:9", "temperature": 0.5, "top_p": 0.9,
-              "max_new_tokens": 512, "seed": 1, "timeout_s": 60.0, "batch_size": 4}
+              "max_new_tokens": 512, "seed": 1, "timeout_s": 60.0, "batch_size": 4,
+              "commit_every": 2}
 
 
 def served(prefix: str) -> dict:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -71,6 +71,19 @@ class LLM(Protocol):
 
     def describe(self) -> dict:
         """Provenance: {"backend", "model", "params"} (params = the sampling settings)."""
+        ...
+
+
+@runtime_checkable
+class LLMExecutor(Protocol):
+    """The execute part of plan -> execute -> ingest (``backends.llm.run_round``): one backend's whole
+    request list in, chunks of answers out as they finish (the caller commits each to ``llm_cache``)."""
+
+    def run(self, llm: LLM, prompts: list[str], chunk: int) -> Iterator[list[tuple[int, str]]]:
+        """Prompts -> chunks of at most ``chunk`` (index into ``prompts``, answer), every index once."""
+        ...
+
+    def describe(self) -> dict:
         ...
 
 
@@ -164,6 +177,11 @@ class TaggerOptions:
 
 
 @dataclass(frozen=True)
+class ExecutorOptions:
+    """Settings of an LLM executor (none yet; a cluster executor adds its address and resources here)."""
+
+
+@dataclass(frozen=True)
 class Backend:
     factory: str  # "module:function", called as function(argument, options); "" = no backend (make -> None)
     argument: str = ""  # what follows "<name>:" (e.g. "local checkpoint directory"); "" = the name takes none
@@ -208,6 +226,9 @@ KINDS: dict[str, Kind] = {
     "audio_tagger": Kind("tagger", "captions.tagger", CaptionerConfigError, TaggerOptions, {
         "yamnet": Backend(_B + "audio_taggers:create_yamnet"),
         "none": Backend(""),  # descriptors only: make returns None
+    }),
+    "llm_executor": Kind("executor", "", LLMConfigError, ExecutorOptions, {
+        "local": Backend(_B + "llm_exec:create_local"),
     }),
 }
 

@@ -135,6 +135,8 @@ NOT_READ = {
     "captions.batch_size": "batching", "captions.device": "where the captioner runs",
     "summaries.llm.timeout_s": "how long to wait", "summaries.llm.batch_size": "batching",
     "summaries.overrides[].llm.timeout_s": "how long to wait", "summaries.overrides[].llm.batch_size": "batching",
+    "summaries.llm.commit_every": "how often answers are committed to llm_cache",
+    "summaries.overrides[].llm.commit_every": "how often answers are committed to llm_cache",
 }
 IDENTITY = {"models[].name": "names the model a scope belongs to (a new name is a new model)"}
 

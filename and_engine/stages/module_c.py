@@ -88,10 +88,16 @@ def tag_words(calibrated: pd.DataFrame, tagger, basic_adjectives: Sequence[str])
     return pd.DataFrame(words, columns=WORD_COLUMNS), pd.DataFrame(counts, columns=COUNT_COLUMNS)
 
 
+def adjective_prompts(adjectives: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Adjectives -> (the unique ones, sorted; their filter questions)."""
+    unique = sorted(set(adjectives))
+    return unique, [build_adjective_prompt(a) for a in unique]
+
+
 def check_adjectives(adjectives: Sequence[str], llm) -> pd.DataFrame:
     """Unique adjectives -> adjective_checks rows: asked once each; accepted when the answer says yes."""
-    unique = sorted(set(adjectives))
-    answers = llm.generate([build_adjective_prompt(a) for a in unique]) if unique else []
+    unique, prompts = adjective_prompts(adjectives)
+    answers = llm.generate(prompts) if unique else []
     return pd.DataFrame({"adjective": unique, "accepted": [parse_yes_no(a) is True for a in answers],
                          "answer": answers}).astype({"adjective": object, "accepted": bool, "answer": object})
 
