@@ -1,6 +1,7 @@
-"""Command line: ``python -m and_engine {build,status,report,probe}``.
+"""Command line: ``python -m and_engine {build,plan,status,report,probe}``.
 
 build   run the pipeline for a TOML config (skips what is done, resumes after a crash)
+plan    before a build: clips, models, neurons, stale steps, LLM prompts and tokens per round, what is cached
 status  what is built, when, how many rows, and what a build of the config would recompute
 report  the paper's tables (Table 2, Table 4, ...) from a built database
 probe   load a probing set and list the files that would be skipped, with reasons
@@ -87,6 +88,21 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from and_engine.pipeline.plan import format_plan, make_plan
+    from and_engine.store.results import ResultsStore
+
+    config = load_config(args.config)
+    db = config.resolve(config.run.database)
+    if not db.exists():
+        plan = make_plan(config, None)
+    else:
+        with ResultsStore(db, read_only=True) as store:
+            plan = make_plan(config, store)
+    print("\n".join(format_plan(plan)))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from and_engine.report import format_report
     from and_engine.store.results import ResultsStore
@@ -117,6 +133,7 @@ def make_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, fn, help_ in [("build", _cmd_build, "build a results database from a config"),
+                            ("plan", _cmd_plan, "before a build: what it will compute, LLM prompts and tokens"),
                             ("status", _cmd_status, "show what is built and what is stale"),
                             ("report", _cmd_report, "print the paper's tables from a built database")]:
         p = sub.add_parser(name, help=help_)

@@ -212,3 +212,8 @@ def open_probing_set(cfg: ProbingSetConfig, path: Path, progress=None) -> Probin
 def count_entries(cfg: ProbingSetConfig, path: Path) -> int:
     """How many files the probing set lists (for a progress bar before decoding)."""
     return len(_subset(_entries(cfg, Path(path))[1], cfg.max_clips))
+
+
+def listed_labels(cfg: ProbingSetConfig, path: Path) -> list[str]:
+    """The label of every file the probing set lists, from its metadata alone (``plan``: nothing decoded)."""
+    return [e["label"] for e in _subset(_entries(cfg, Path(path))[1], cfg.max_clips)]

@@ -17,9 +17,21 @@ import torch
 
 from and_engine.config import Config, ModelConfig, stable_hash
 from and_engine.models import training
-from and_engine.models.ast import build_ast_scratch, load_ast_checkpoint, make_ast_target
-from and_engine.models.base import ModelError, TargetModel
-from and_engine.models.yamnet import YamnetNet, load_pretrained_yamnet, load_yamnet_weights, make_yamnet_target
+from and_engine.models.ast import (
+    SCRATCH_DEFAULTS,
+    ast_layer_specs,
+    build_ast_scratch,
+    load_ast_checkpoint,
+    make_ast_target,
+)
+from and_engine.models.base import LayerSpec, ModelError, TargetModel
+from and_engine.models.yamnet import (
+    YamnetNet,
+    load_pretrained_yamnet,
+    load_yamnet_weights,
+    make_yamnet_target,
+    yamnet_layer_specs,
+)
 from and_engine.probing import heldout_clips
 
 KINDS = ("yamnet", "yamnet-frozen", "yamnet-finetuned", "ast-scratch", "ast-checkpoint")
@@ -130,3 +142,27 @@ def load_target_model(model_cfg: ModelConfig, config: Config, probing_set, wavef
     tmp.rename(path)  # the checkpoint appears complete or not at all
     return target, {**info, **{k: meta[k] for k in ("heldout_accuracy", "n_heldout", "description")},
                     "checkpoint": str(path)}
+
+
+def layer_specs_without_weights(model_cfg: ModelConfig, config: Config, n_classes: int) -> list[LayerSpec]:
+    """The dissectable layers (names, widths) of a configured model from its architecture alone: no weights
+    loaded, nothing trained (``plan``). ``n_classes``: the probing set's classes (trained variants' heads).
+    ast-checkpoint reads the checkpoint's config.json and builds the network on the meta device."""
+    kind, seconds = model_cfg.kind, config.probing_set.clip_seconds
+    if kind in ("yamnet", "yamnet-frozen", "yamnet-finetuned"):
+        net = YamnetNet(521 if kind == "yamnet" else n_classes)
+        return yamnet_layer_specs(net, seconds, bool(model_cfg.options.get("include_depthwise")))
+    if kind not in ("ast-scratch", "ast-checkpoint"):
+        raise ModelError(f"model {model_cfg.name!r}: unknown kind {kind!r}; kinds: {KINDS}")
+    import transformers
+
+    if kind == "ast-scratch":
+        arch = {k: v for k, v in model_cfg.options.items() if k not in MODEL_OPTIONS}
+        hf_config = transformers.ASTConfig(num_labels=n_classes, **{**SCRATCH_DEFAULTS, **arch})
+    else:
+        try:
+            hf_config = transformers.ASTConfig.from_pretrained(model_cfg.checkpoint, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model {model_cfg.name!r}: no AST config at {model_cfg.checkpoint!r}: {exc}") from exc
+    with torch.device("meta"):
+        return ast_layer_specs(transformers.ASTForAudioClassification(hf_config))

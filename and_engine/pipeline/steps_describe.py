@@ -15,7 +15,7 @@ from pathlib import Path
 from and_engine.backends.llm import CachedLLM, Request, run_round
 from and_engine.backends.llm_exec import commit_size
 from and_engine.backends.registry import CAPTION_SAMPLE_RATE, make
-from and_engine.config import LLMConfig
+from and_engine.config import Config, LLMConfig
 from and_engine.pipeline.core import BuildContext, backend, is_current, probing_set, run_stage, waveforms
 from and_engine.stages.captions import compute_captions
 from and_engine.stages.summaries import assign_llms, compute_summaries, summary_prompts
@@ -27,14 +27,20 @@ def _captioner(ctx: BuildContext):
                    lambda: make("captioner", ctx.config.captions.backend, ctx.config.captions))
 
 
+def resolved_llm_config(config: Config, cfg: LLMConfig) -> LLMConfig:
+    """``cfg`` with a relative local model path (llama-cpp, transformers) resolved against the project."""
+    local = cfg.backend in ("llama-cpp", "transformers") and cfg.model and not cfg.model.startswith("package:")
+    if local and not Path(cfg.model).expanduser().is_absolute():  # config paths are relative to the project
+        return dataclasses.replace(cfg, model=str(config.resolve(cfg.model)))
+    return cfg
+
+
 def llm_backend(ctx: BuildContext, cfg: LLMConfig):
     """The LLM backend for ``cfg``, made once per build and shared by every step (one model load)."""
     key = ("llm-backend", cfg)
     if key not in ctx.objects:
-        local = cfg.backend in ("llama-cpp", "transformers") and cfg.model and not cfg.model.startswith("package:")
-        if local and not Path(cfg.model).expanduser().is_absolute():  # config paths are relative to the project
-            cfg = dataclasses.replace(cfg, model=str(ctx.config.resolve(cfg.model)))
-        ctx.objects[key] = make("llm", cfg.backend, cfg)
+        resolved = resolved_llm_config(ctx.config, cfg)
+        ctx.objects[key] = make("llm", resolved.backend, resolved)
     return ctx.objects[key]
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from and_engine.backends.llm import CachedLLM, Request
 from and_engine.backends.registry import make
-from and_engine.config import stable_hash
+from and_engine.config import Config, stable_hash
 from and_engine.pipeline import graph
 from and_engine.pipeline.core import (
     BuildContext,
@@ -30,6 +30,7 @@ from and_engine.pipeline.core import (
 from and_engine.pipeline.steps_describe import cached_llm, llm_round
 from and_engine.stages import module_a, module_b, module_c
 from and_engine.stages.concept_sets import load_concept_set
+from and_engine.store.results import ResultsStore
 from and_engine.text.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID
 
 TAB_RATE = 16000
@@ -165,14 +166,14 @@ def _icl_inputs(ctx: BuildContext) -> tuple[list[str], CachedLLM, object, dict]:
     return concepts, llm, encoder, {"concepts": concepts, "llm": llm.describe(), "encoder": encoder.describe()}
 
 
-def _icl_descriptions(ctx: BuildContext, model: str, layer: str) -> pd.DataFrame:
-    """(neuron, description): S_h^c with ``icl_summary = "calibrated"``, else S_h."""
-    if ctx.config.module_a.icl_summary == "calibrated":
-        desc = ctx.store.read("calibrated_summaries", columns=["neuron", "calibrated_summary"],
-                              order_by=["neuron"], model=model, layer=layer)
+def icl_descriptions(store: ResultsStore, config: Config, model: str, layer: str) -> pd.DataFrame:
+    """(neuron, description) ICL reads: S_h^c with ``icl_summary = "calibrated"``, else S_h (also ``plan``)."""
+    if config.module_a.icl_summary == "calibrated":
+        desc = store.read("calibrated_summaries", columns=["neuron", "calibrated_summary"],
+                          order_by=["neuron"], model=model, layer=layer)
     else:
-        desc = ctx.store.read("summaries", columns=["neuron", "summary"], order_by=["neuron"],
-                              model=model, layer=layer, side="top")
+        desc = store.read("summaries", columns=["neuron", "summary"], order_by=["neuron"],
+                          model=model, layer=layer, side="top")
     desc.columns = ["neuron", "description"]
     return desc
 
@@ -181,8 +182,9 @@ def _icl_step(ctx: BuildContext, model: str, layer: str) -> str:
     concepts, llm, encoder, extra = _icl_inputs(ctx)
 
     def compute():
-        rows, missing = module_a.icl_closed_concepts(_icl_descriptions(ctx, model, layer), concepts, llm, encoder,
-                                                     model=model, layer=layer, top_n=ctx.config.module_a.top_n)
+        desc = icl_descriptions(ctx.store, ctx.config, model, layer)
+        rows, missing = module_a.icl_closed_concepts(desc, concepts, llm, encoder, model=model, layer=layer,
+                                                     top_n=ctx.config.module_a.top_n)
         if missing:
             ctx.progress.log(f"ICL {model}/{layer}: {missing} neuron(s) without a usable description or answer")
         return {"closed_concepts": rows}
@@ -201,7 +203,8 @@ def _round2_requests(ctx: BuildContext, layers: list[tuple[str, str]]) -> list[R
         if graph.exists(icl, ctx.config, scope):
             concepts, llm, _, extra = _icl_inputs(ctx)
             if not is_current(ctx, "module_a_icl", scope, extra):
-                requests.append((llm, module_a.icl_prompts(_icl_descriptions(ctx, model, layer), concepts)[1]))
+                desc = icl_descriptions(ctx.store, ctx.config, model, layer)
+                requests.append((llm, module_a.icl_prompts(desc, concepts)[1]))
     return requests
 
 
