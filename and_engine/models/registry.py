@@ -15,16 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from and_engine.config import Config, ModelConfig, stable_hash
+from and_engine.config import MODEL_KINDS, MODEL_OPTIONS, Config, ModelConfig, stable_hash
 from and_engine.models import training
 from and_engine.models.ast import build_ast_scratch, load_ast_checkpoint, make_ast_target
 from and_engine.models.base import ModelError, TargetModel
 from and_engine.models.yamnet import YamnetNet, load_pretrained_yamnet, load_yamnet_weights, make_yamnet_target
 from and_engine.probing import heldout_clips
 
-KINDS = ("yamnet", "yamnet-frozen", "yamnet-finetuned", "ast-scratch", "ast-checkpoint")
+KINDS = MODEL_KINDS  # the configuration's vocabulary (config.MODEL_KINDS, checked when a config is loaded)
 TRAINED = ("yamnet-frozen", "yamnet-finetuned", "ast-scratch")
-MODEL_OPTIONS = ("include_depthwise", "batch_size")  # other options of ast-scratch go to ASTConfig
 
 
 def training_params(model_cfg: ModelConfig, config: Config) -> dict:
