@@ -131,3 +131,4 @@ def test_a_possessive_is_promptable_and_never_an_adjective():
     assert counts["n_adjectives"].tolist() == [1]
     checks = module_c.check_adjectives(["man's", "deep"], ScriptedLLM(["Yes."]))
     assert checks["accepted"].all() and len(checks) == 2
+
