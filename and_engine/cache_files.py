@@ -26,9 +26,15 @@ def temporary_sibling(path: Path) -> Path:
 @contextmanager
 def file_lock(path: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """An exclusive lock on ``path`` across processes (``fcntl.flock``), released when the block ends or the
-    process dies. Blocks while another process holds it, calling ``on_wait`` once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
+    process dies. Blocks while another process holds it, calling ``on_wait`` once. Where the lock file cannot
+    be created (a read-only cache), nothing can be written there either: the block runs unlocked."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")  # noqa: SIM115 (closed below)
+    except OSError:
+        yield
+        return
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

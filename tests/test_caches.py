@@ -129,3 +129,16 @@ def test_the_text_encoder_memo_stays_bounded_on_a_long_input():
     np.testing.assert_allclose(again, enc.vectors.encode(["t39_0", "t38_249"]), atol=1e-6)
     enc.encode(["t0_0"])  # dropped long ago: embedded again
     assert enc.n_embedded == 10_001 and enc.last == ["t0_0"]
+
+
+
+def test_a_lock_that_cannot_be_created_does_not_stop_a_reader(tmp_path):
+    """The app's live pruning looks checkpoints up in a cache it may not write: where the lock file cannot be
+    created, the block runs unlocked (nothing could be written there either)."""
+    from and_engine.cache_files import file_lock
+
+    (tmp_path / "not-a-folder").write_text("")
+    ran = []
+    with file_lock(tmp_path / "not-a-folder" / "x.lock"):
+        ran.append(True)
+    assert ran == [True]
