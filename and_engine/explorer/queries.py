@@ -50,13 +50,15 @@ def clip_id_problem(store: ResultsStore) -> str | None:
     """-> None when every stored result refers to the clips of the ``clips`` table, else why not.
 
     ``clip_id`` is a position in the probing set's sorted file list. When the probing set changes, a build
-    recommits the ``clips`` step and then recomputes every later step (each depends on it); steps that started
-    before the current ``clips`` step was committed were computed on the earlier list (an interrupted
-    rebuild), so their clip ids may name other files.
+    recommits the ``clips`` step first and then recomputes every later step (each depends on it), so a step
+    left by a build that started before the one that committed the current ``clips`` step was computed on
+    the earlier list (an interrupted rebuild): its clip ids may name other files. (Builds are compared by
+    their ``runs.started_at``, which the store writes; a step whose run is not recorded is not judged.)
     """
-    df = store.query_df('SELECT s.stage, count(*) AS n FROM "steps" s, (SELECT finished_at FROM "steps" '
-                        "WHERE stage = 'clips') c WHERE s.stage <> 'clips' AND s.started_at < c.finished_at "
-                        "GROUP BY s.stage ORDER BY min(s.started_at)")
+    df = store.query_df(
+        'SELECT s.stage, count(*) AS n FROM "steps" s JOIN "runs" r USING (run_id), "steps" c JOIN "runs" rc '
+        "USING (run_id) WHERE c.stage = 'clips' AND s.stage <> 'clips' AND s.run_id <> c.run_id "
+        "AND r.started_at < rc.started_at GROUP BY s.stage ORDER BY min(s.started_at)")
     if df.empty:
         return None
     stages = ", ".join(f"{r.stage} ({r.n})" for r in df.itertuples())
