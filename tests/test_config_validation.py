@@ -137,3 +137,10 @@ def test_a_build_with_a_bad_name_runs_nothing(tmp_path):
     with pytest.raises(ConfigError):
         check_config(bad_kind)
     assert not (tmp_path / "r.duckdb").exists()
+
+
+def test_the_shipped_configurations_validate():
+    from and_engine.config import PROJECT_ROOT, load_config
+
+    for path in sorted((PROJECT_ROOT / "configs").glob("*.toml")):
+        assert validate(load_config(path))
