@@ -32,53 +32,102 @@ class AudioInfo:
     channels: int
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
-    """-> (frames, channels) float64 samples and the file's sample rate."""
+BLOCK_FRAMES = 1 << 16  # frames decoded at a time when a whole file is scanned
+RESAMPLE_MARGIN_S = 0.5  # decoded beyond a clip's end so the resampler sees the same input near the cut
+
+
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise AudioIssue(path, "file not found")
     if path.stat().st_size == 0:
         raise AudioIssue(path, "empty file (0 bytes)")
+
+
+def _unreadable(path: Path, exc: Exception) -> AudioIssue:
+    return AudioIssue(path, f"unreadable or unsupported audio ({str(exc).splitlines()[0][:120]})")
+
+
+def _decode_fallback(path: Path, seconds: float | None, sf_exc: Exception) -> tuple[np.ndarray, int]:
+    """librosa/audioread for what libsndfile cannot read (mp3 on old builds) -> (frames, channels) float64."""
     try:
-        data, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    except Exception as sf_exc:  # libsndfile could not read it: try librosa/audioread (mp3 on old builds)
-        try:
-            import warnings
+        import warnings
 
-            import librosa
+        import librosa
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                mono, rate = librosa.load(str(path), sr=None, mono=False)
-            data = np.atleast_2d(mono).T.astype(np.float64)
-        except Exception:
-            raise AudioIssue(path, f"unreadable or unsupported audio ({str(sf_exc).splitlines()[0][:120]})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mono, rate = librosa.load(str(path), sr=None, mono=False, duration=seconds)
+        return np.atleast_2d(mono).T.astype(np.float64), int(rate)
+    except Exception:
+        raise _unreadable(path, sf_exc) from None
+
+
+def _decode(path: Path, seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """-> (frames, channels) float64 samples of the first ``seconds`` (all when None) and the file's rate;
+    only those frames are decoded."""
+    _check_file(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            frames = -1 if seconds is None else int(np.ceil(seconds * f.samplerate))
+            data, rate = f.read(frames, dtype="float64", always_2d=True), f.samplerate
+    except Exception as sf_exc:  # libsndfile could not read it: try librosa/audioread
+        return _decode_fallback(path, seconds, sf_exc)
     return data, int(rate)
 
 
-def _validate(path: Path, data: np.ndarray, rate: int, min_seconds: float, silence_dbfs: float) -> None:
-    if rate <= 0:
-        raise AudioIssue(path, f"invalid sample rate {rate}")
-    if data.size == 0 or data.shape[0] == 0:
+@dataclass(frozen=True)
+class _Scan:
+    frames: int
+    rate: int
+    channels: int
+    finite: bool
+    peak: float
+
+
+def _scan(path: Path) -> _Scan:
+    """Read a whole file block by block (memory bounded by BLOCK_FRAMES) -> frames, rate, channels, whether
+    every sample is finite, and the peak absolute sample."""
+    _check_file(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            n, finite, peak = 0, True, 0.0
+            for block in f.blocks(BLOCK_FRAMES, dtype="float64", always_2d=True):
+                n += block.shape[0]
+                if block.size:
+                    finite = finite and bool(np.isfinite(block).all())
+                    peak = max(peak, float(np.max(np.abs(block)))) if finite else peak
+            return _Scan(n, int(f.samplerate), int(f.channels), finite, peak)
+    except Exception as sf_exc:
+        data, rate = _decode_fallback(path, None, sf_exc)
+        finite = bool(np.isfinite(data).all())
+        return _Scan(data.shape[0], rate, data.shape[1], finite,
+                     float(np.max(np.abs(data))) if finite and data.size else 0.0)
+
+
+def _validate(path: Path, scan: _Scan, min_seconds: float, silence_dbfs: float) -> None:
+    if scan.rate <= 0:
+        raise AudioIssue(path, f"invalid sample rate {scan.rate}")
+    if scan.frames == 0:
         raise AudioIssue(path, "no audio frames")
-    if not np.isfinite(data).all():
+    if not scan.finite:
         raise AudioIssue(path, "contains NaN or infinite samples")
-    duration = data.shape[0] / rate
+    duration = scan.frames / scan.rate
     if duration < min_seconds:
         raise AudioIssue(path, f"too short: {duration:.3f} s < {min_seconds} s")
-    peak = float(np.max(np.abs(data)))
-    peak_db = 20 * np.log10(peak) if peak > 0 else -np.inf
+    peak_db = 20 * np.log10(scan.peak) if scan.peak > 0 else -np.inf
     if peak_db < silence_dbfs:
         raise AudioIssue(path, f"silent: peak {peak_db:.1f} dBFS < {silence_dbfs} dBFS")
 
 
 def inspect_audio(path: Path, min_seconds: float = 0.25, silence_dbfs: float = -70.0) -> AudioInfo:
-    """Decode and validate ``path`` -> AudioInfo; raises AudioIssue naming the reason."""
+    """Decode and validate ``path`` block by block (memory flat in the file's length) -> AudioInfo; raises
+    AudioIssue naming the reason."""
     path = Path(path)
     if path.suffix.lower() not in AUDIO_EXTENSIONS:
         raise AudioIssue(path, f"unsupported extension {path.suffix!r} (expected one of {AUDIO_EXTENSIONS})")
-    data, rate = _decode(path)
-    _validate(path, data, rate, min_seconds, silence_dbfs)
-    return AudioInfo(duration_s=data.shape[0] / rate, sample_rate=rate, channels=data.shape[1])
+    scan = _scan(path)
+    _validate(path, scan, min_seconds, silence_dbfs)
+    return AudioInfo(duration_s=scan.frames / scan.rate, sample_rate=scan.rate, channels=scan.channels)
 
 
 def to_mono_resampled(data: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
@@ -100,6 +149,7 @@ def fix_length(wave: np.ndarray, n_samples: int) -> np.ndarray:
 
 
 def load_clip(path: Path, sample_rate: int, clip_seconds: float) -> np.ndarray:
-    """Decode ``path`` -> (round(sample_rate * clip_seconds),) float32 mono at ``sample_rate``."""
-    data, rate = _decode(Path(path))
+    """Decode ``path`` -> (round(sample_rate * clip_seconds),) float32 mono at ``sample_rate``. Only the first
+    ``clip_seconds`` (+ RESAMPLE_MARGIN_S) are decoded and resampled, whatever the file's length."""
+    data, rate = _decode(Path(path), clip_seconds + RESAMPLE_MARGIN_S)
     return fix_length(to_mono_resampled(data, rate, sample_rate), int(round(sample_rate * clip_seconds)))

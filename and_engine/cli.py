@@ -52,10 +52,12 @@ def _state_text(states: pd.DataFrame) -> str:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from and_engine.explorer.queries import last_finished_run
     from and_engine.pipeline.status import changed_keys, step_states
+    from and_engine.pipeline.validate import validate
     from and_engine.store.results import ResultsStore, StoreError
 
-    config = load_config(args.config)
+    config = validate(load_config(args.config))
     db = config.resolve(config.run.database)
     try:
         store = ResultsStore(db, read_only=True)
@@ -65,14 +67,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     with store:
         steps = store.read("steps", ["stage", "scope", "params_json", "fingerprint", "n_rows", "finished_at"])
         layers = store.read("layers", ["model", "layer"])
-        runs = store.read("runs", ["config_json", "status", "started_at"], order_by=["started_at"])
+        last = last_finished_run(store)  # never a failed, interrupted or running build
     print(f"database: {db}")
     if steps.empty:
         print("nothing built yet: the database holds no finished step")
         return 0
-    done = runs[(runs["status"] == "done") & (runs["config_json"] != "")]
-    if len(done):
-        changed = changed_keys(json.loads(done["config_json"].iloc[-1]), config.to_dict())
+    if last:
+        changed = changed_keys(json.loads(last["config_json"]), config.to_dict())
         print(f"config keys changed since the last finished build: {', '.join(changed) or 'none'}")
     else:
         print("no build has finished yet")

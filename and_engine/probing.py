@@ -8,6 +8,7 @@ and are skipped; nothing else is dropped. ``clip_id`` = position in the list sor
 from __future__ import annotations
 
 import csv
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def _assign_folds(entries: list[dict]) -> list[dict]:
     """Entries without a fold get folds 1..5 round-robin within their label (sorted by path): deterministic."""
     by_label: dict[str, int] = {}
     for e in sorted(entries, key=lambda e: e["rel_path"]):
-        if e.get("fold") is None:
+        if e.get("fold") is None and not e.get("issue"):
             i = by_label.get(e["label"], 0)
             e["fold"] = i % N_FOLDS + 1
             by_label[e["label"]] = i + 1
@@ -140,6 +141,8 @@ def _entries_folder(root: Path) -> list[dict]:
 
 
 def _entries_csv(csv_path: Path) -> list[dict]:
+    """Rows of a ``path,label[,fold]`` CSV -> entries; a row without a path or a label becomes an entry with
+    an ``issue`` (reported and skipped), and so does every row of a path listed with different labels/folds."""
     if not csv_path.is_file():
         raise ProbingSetError(f"CSV probing set: {csv_path} not found")
     entries = []
@@ -151,9 +154,31 @@ def _entries_csv(csv_path: Path) -> list[dict]:
             fold = (row.get("fold") or "").strip()
             if fold and not fold.isdigit():
                 raise ProbingSetError(f"{csv_path}:{n}: fold must be an integer, got {fold!r}")
-            entries.append({"rel_path": row["path"].strip(), "label": row["label"].strip(),
-                            "fold": int(fold) if fold else None, "source": "", "license": ""})
-    return _assign_folds(entries)
+            path, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+            entry = {"rel_path": path or f"{csv_path.name} line {n}", "label": label,
+                     "fold": int(fold) if fold else None, "source": "", "license": "", "line": n}
+            missing = [name for name, value in (("path", path), ("label", label)) if not value]
+            entries.append({**entry, "issue": f"{csv_path.name} line {n}: no {' and no '.join(missing)}"}
+                           if missing else entry)
+    return _assign_folds(_one_row_per_path(entries, csv_path.name))
+
+
+def _one_row_per_path(entries: list[dict], where: str) -> list[dict]:
+    """A path listed more than once: once if every listing agrees (label, fold), else every listing becomes
+    an ``issue`` (which label is right cannot be told)."""
+    rows: dict[str, list[dict]] = {}
+    for e in entries:
+        rows.setdefault("" if e.get("issue") else posixpath.normpath(e["rel_path"]), []).append(e)
+    out = rows.pop("", [])
+    for listed in rows.values():
+        if len({(e["label"], e["fold"]) for e in listed}) == 1:
+            out.append(listed[0])
+            continue
+        lines = ", ".join(f"line {e['line']}: {e['label']!r}" + (f" fold {e['fold']}" if e["fold"] else "")
+                          for e in listed)
+        out += [{**e, "issue": f"listed {len(listed)} times in {where} with different labels or folds ({lines})"}
+                for e in listed]
+    return out
 
 
 def _entries(cfg: ProbingSetConfig, path: Path) -> tuple[Path, list[dict]]:
@@ -186,17 +211,22 @@ def _subset(entries: list[dict], max_clips: int) -> list[dict]:
 def open_probing_set(cfg: ProbingSetConfig, path: Path, progress=None) -> ProbingSet:
     """Read the metadata of ``cfg.kind`` at ``path``, decode + validate every file -> ProbingSet."""
     root, entries = _entries(cfg, Path(path))
-    entries = _subset(entries, cfg.max_clips)
+    listed = [e for e in entries if e.get("issue")] + _subset([e for e in entries if not e.get("issue")],
+                                                               cfg.max_clips)
     rows, issues = [], []
-    for e in sorted(entries, key=lambda e: e["rel_path"]):
+    for e in sorted(listed, key=lambda e: printable(e["rel_path"])):
         try:
+            if e.get("issue"):
+                raise ValueError(e["issue"])
+            if not (_is_utf8(e["rel_path"]) and _is_utf8(e["label"])):
+                raise ValueError("the file or folder name is not valid UTF-8 (rename it)")
             full = safe_join(root, e["rel_path"])
             info = inspect_audio(full, cfg.min_seconds, cfg.silence_dbfs)
         except (AudioIssue, ValueError) as exc:
-            issues.append({"rel_path": e["rel_path"], "reason": getattr(exc, "reason", str(exc))})
+            issues.append({"rel_path": printable(e["rel_path"]), "reason": getattr(exc, "reason", str(exc))})
         else:
-            rows.append({**e, "duration_s": info.duration_s, "orig_sample_rate": info.sample_rate,
-                         "orig_channels": info.channels})
+            rows.append({**{k: v for k, v in e.items() if k in CLIP_COLUMNS}, "duration_s": info.duration_s,
+                         "orig_sample_rate": info.sample_rate, "orig_channels": info.channels})
         if progress is not None:
             progress.update(1)
     if not rows:
@@ -211,9 +241,22 @@ def open_probing_set(cfg: ProbingSetConfig, path: Path, progress=None) -> Probin
 
 def count_entries(cfg: ProbingSetConfig, path: Path) -> int:
     """How many files the probing set lists (for a progress bar before decoding)."""
-    return len(_subset(_entries(cfg, Path(path))[1], cfg.max_clips))
+    entries = _entries(cfg, Path(path))[1]
+    return len(_subset([e for e in entries if not e.get("issue")], cfg.max_clips)) + sum(
+        bool(e.get("issue")) for e in entries)
+
+
+def _is_utf8(value: object) -> bool:
+    """False for a name holding bytes that are not UTF-8 (a database or a web page cannot hold it as text)."""
+    return not isinstance(value, str) or value == printable(value)
+
+
+def printable(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (``os.fsdecode``'s surrogates) as ``\\xNN`` escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def listed_labels(cfg: ProbingSetConfig, path: Path) -> list[str]:
     """The label of every file the probing set lists, from its metadata alone (``plan``: nothing decoded)."""
-    return [e["label"] for e in _subset(_entries(cfg, Path(path))[1], cfg.max_clips)]
+    entries = [e for e in _entries(cfg, Path(path))[1] if not e.get("issue")]
+    return [e["label"] for e in _subset(entries, cfg.max_clips)]

@@ -70,6 +70,10 @@ def store() -> ResultsStore:
     if not hasattr(_RUN, "stores"):
         _RUN.stores = []
     _RUN.stores.append(db)
+    problem = queries.clip_id_problem(db)
+    if problem:  # results from two probing sets side by side: the pages would play the wrong files
+        st.error(f"This results database is inconsistent: {md(problem)}")
+        st.stop()
     return db
 
 
@@ -86,7 +90,7 @@ def _run_config(path: str, mtime: float, _db: ResultsStore) -> Config | None:
 
 
 def run_config(db: ResultsStore) -> Config:
-    """The stored Config of the newest build (the default Config for a database without runs)."""
+    """The stored Config of the last finished build (the default Config for a database without one)."""
     path = results_path()
     return _run_config(str(path), path.stat().st_mtime, db) or Config()
 

@@ -13,6 +13,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _model_identity_cache(tmp_path_factory):
+    """File digests of model identities (and_engine.model_identity) are kept in a session folder, not ~/.cache."""
+    os.environ.setdefault("AND_ENGINE_CACHE", str(tmp_path_factory.mktemp("identity-cache")))
+
+
 @pytest.fixture(scope="session")
 def tiny_build(tmp_path_factory):
     """Build the tiny configuration once -> (config path, Config, BuildResult)."""

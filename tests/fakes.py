@@ -120,3 +120,23 @@ class LabelAudioText:
     def describe(self) -> dict:
         return {"backend": "label-audio-text", "model": "test", "params": {"seed": self.seed}}
 
+
+
+def memo_word_vectors(dim: int = 384):
+    """The real text encoders' memo (``text_encoders._MemoEncoder``) in front of ``WordVectorEncoder``
+    embeddings; ``n_embedded`` counts the texts it had to embed, ``last`` lists the latest call's."""
+    from and_engine.backends.text_encoders import _MemoEncoder
+
+    class MemoWordVectors(_MemoEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vectors, self.n_embedded, self.last = WordVectorEncoder(dim), 0, []
+
+        def _embed(self, texts: list[str]) -> np.ndarray:
+            self.n_embedded, self.last = self.n_embedded + len(texts), texts
+            return self.vectors.encode(texts)
+
+        def describe(self) -> dict:
+            return self.vectors.describe()
+
+    return MemoWordVectors()

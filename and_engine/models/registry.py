@@ -1,7 +1,9 @@
 """Target models by configured kind; trained variants are trained once and cached as checkpoints.
 
 Checkpoints live in ``<run.cache_dir>/models/<kind>-<key>/`` where key = hash(kind, training params,
-probing-set fingerprint); a later build (or the app's live pruning) loads them instead of retraining.
+probing-set fingerprint); a later build (or the app's live pruning) loads them instead of retraining. Builds
+sharing a cache_dir take ``<kind>-<key>.lock`` while they look up or train one, and publish it by renaming a
+uniquely named temporary folder, so the cache never mixes two builds' files.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from and_engine.config import Config, ModelConfig, stable_hash
+from and_engine.cache_files import file_lock, temporary_sibling
+from and_engine.config import MODEL_KINDS, MODEL_OPTIONS, Config, ModelConfig, stable_hash
 from and_engine.models import training
 from and_engine.models.ast import (
     SCRATCH_DEFAULTS,
@@ -34,9 +37,8 @@ from and_engine.models.yamnet import (
 )
 from and_engine.probing import heldout_clips
 
-KINDS = ("yamnet", "yamnet-frozen", "yamnet-finetuned", "ast-scratch", "ast-checkpoint")
+KINDS = MODEL_KINDS  # the configuration's vocabulary (config.MODEL_KINDS, checked when a config is loaded)
 TRAINED = ("yamnet-frozen", "yamnet-finetuned", "ast-scratch")
-MODEL_OPTIONS = ("include_depthwise", "batch_size")  # other options of ast-scratch go to ASTConfig
 
 
 def training_params(model_cfg: ModelConfig, config: Config) -> dict:
@@ -118,30 +120,45 @@ def load_target_model(model_cfg: ModelConfig, config: Config, probing_set, wavef
     params = training_params(model_cfg, config)
     key = stable_hash({"params": params, "probing_set": probing_set.fingerprint_rows()})
     path = config.resolve(config.run.cache_dir) / "models" / f"{model_cfg.kind}-{key}"
-    if (path / "meta.json").is_file():
-        meta = json.loads((path / "meta.json").read_text())
-        target = _load_cached(model_cfg, path, meta, seconds)
-        return target, {**info, **{k: meta[k] for k in ("heldout_accuracy", "n_heldout", "description")},
-                        "checkpoint": str(path)}
-    train_rows, held_rows, labels, classes = _split(probing_set, fold)
+    if not (path / "meta.json").is_file():  # a published checkpoint is complete: reading it needs no lock
+        # one build trains it; another build of the same checkpoint waits, then loads it
+        with file_lock(path.with_name(path.name + ".lock"), on_wait=progress.log if progress is not None else None):
+            if not (path / "meta.json").is_file():
+                target, meta = _train_and_save(model_cfg, config, params, probing_set, waveforms_fn, path, progress)
+                return target, _checkpoint_info(info, meta, path)
+    meta = json.loads((path / "meta.json").read_text())
+    return _load_cached(model_cfg, path, meta, seconds), _checkpoint_info(info, meta, path)
+
+
+def _checkpoint_info(info: dict, meta: dict, path: Path) -> dict:
+    return {**info, **{k: meta[k] for k in ("heldout_accuracy", "n_heldout", "description")}, "checkpoint": str(path)}
+
+
+def _train_and_save(model_cfg: ModelConfig, config: Config, params: dict, probing_set,
+                    waveforms_fn: Callable[[int], np.ndarray], path: Path, progress) -> tuple[TargetModel, dict]:
+    """Train a variant and publish its checkpoint folder at ``path`` (written under a unique temporary name,
+    then renamed: it appears complete or not at all) -> (TargetModel, meta)."""
+    train_rows, held_rows, labels, classes = _split(probing_set, config.probing_set.heldout_fold)
     if progress is not None:
         progress.log(f"training {model_cfg.name} ({model_cfg.kind}) on {len(train_rows)} clips")
     t0 = time.perf_counter()
     waves = waveforms_fn(16000)
-    target, save = _train(model_cfg, params, waves[train_rows], labels[train_rows], classes, seconds)
+    target, save = _train(model_cfg, params, waves[train_rows], labels[train_rows], classes,
+                          config.probing_set.clip_seconds)
     acc = training.heldout_accuracy(target, waves[held_rows], labels[held_rows])
     meta = {"class_names": classes, "heldout_accuracy": None if np.isnan(acc) else acc,
             "n_heldout": int(len(held_rows)), "description": target.description, "params": params,
             "train_seconds": round(time.perf_counter() - t0, 1)}
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save(tmp)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)  # the checkpoint appears complete or not at all
-    return target, {**info, **{k: meta[k] for k in ("heldout_accuracy", "n_heldout", "description")},
-                    "checkpoint": str(path)}
+    tmp = temporary_sibling(path)
+    try:
+        tmp.mkdir(parents=True)
+        save(tmp)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        shutil.rmtree(path, ignore_errors=True)  # an incomplete folder left by an older version
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target, meta
 
 
 def layer_specs_without_weights(model_cfg: ModelConfig, config: Config, n_classes: int) -> list[LayerSpec]:

@@ -22,6 +22,7 @@ from and_engine.text.words import tokenize
 VERB_TAGS = frozenset({"VB", "VBD", "VBG", "VBP", "VBZ"})  # VBN is counted as an adjective, not twice
 PREPOSITION_TAGS = frozenset({"IN"})
 NEGATION_WINDOW = 4
+APOSTROPHES = ("'", "\u2019")
 # Rule filter: generic words that say nothing about a sound (on top of scikit-learn's English stop-words).
 GENERIC_WORDS = frozenset({
     "other", "most", "some", "different", "first", "second", "third", "last", "next", "similar", "same",
@@ -74,6 +75,8 @@ def tag_words(calibrated: pd.DataFrame, tagger, basic_adjectives: Sequence[str])
         for i, (tok, tag) in enumerate(zip(toks, tags)):
             low = tok.lower()
             kind = PENN_POS.get(tag)
+            if kind == POS_ADJECTIVE and any(a in tok for a in APOSTROPHES):
+                kind = None  # "man's" tagged JJ: a possessive (or a contraction), never an adjective
             if kind is None or is_negated(toks, i):
                 continue
             if kind == POS_ADJECTIVE:
