@@ -59,7 +59,7 @@ class ActivationsConfig:
     batch_size: int = 16
     top_k: int = 5  # K of top-K / bottom-K
     keep_maps: bool = True  # keep per-position maps for each neuron's top-K clips
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available): forward passes and the AST front end
     num_threads: int = 1  # torch CPU threads for forward passes and training (0 = torch's default)
     precision: str = "float32"  # float32 | bfloat16 (autocast forward passes: ~3x faster on AVX512-BF16 CPUs)
     compile: bool = False  # torch.compile the forward pass (pays off from a few thousand clips; docs/models.md)
@@ -71,7 +71,7 @@ class CaptionsConfig:
     model_path: str = ""  # audio-llm: local model directory
     prompt: str = "Please describe the audio in detail."
     batch_size: int = 8
-    device: str = "cpu"
+    device: str = "cpu"  # audio-llm: cpu | cuda | cuda:N | auto; weights in bfloat16 on CUDA, float32 on CPU
     max_new_tokens: int = 256
     tagger: str = "yamnet"  # features: AudioSet tagger for the sound-source labels (yamnet | none)
     tag_threshold: float = 0.3  # features: a tagger label is named when its score is >= this
@@ -89,6 +89,15 @@ class LLMConfig:
     seed: int = 0
     timeout_s: float = 120.0
     batch_size: int = 8
+    # local engines (transformers, llama-cpp, vllm); docs/gpu.md. Defaults fit an 8B model on one 24 GB card.
+    device: str = "auto"  # transformers / llama-cpp: cpu | cuda | cuda:N | auto (CUDA when available)
+    dtype: str = "auto"  # transformers / vllm weights: auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float16 | float32
+    quantization: str = ""  # vllm: "" = none or the checkpoint's own; awq | gptq | fp8 | bitsandbytes ...
+    n_gpu_layers: int = -1  # llama-cpp on a CUDA device: layers offloaded to the GPU (-1 = all); none on CPU
+    tensor_parallel_size: int = 1  # vllm: GPUs one model is split over
+    max_model_len: int = 8192  # vllm: context length (an 8B model's own 131k does not fit 24 GB); 0 = the model's
+    gpu_memory_utilization: float = 0.85  # vllm: share of the GPU's memory it takes (weights + KV cache)
+    max_num_seqs: int = 0  # vllm: sequences scheduled at once; 0 = vLLM's default
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,17 @@ class AnalysesConfig:
 
 
 @dataclass(frozen=True)
+class DeviceConfig:
+    """Where the torch components without a section of their own run (activations, captions and the LLM have
+    their own ``device`` keys). Encoders keep float32 weights: they are cheap, and their results stay exact."""
+
+    text_encoders: str = "cpu"  # MiniLM / sentence-transformers / CLIP text towers: cpu | cuda | cuda:N | auto
+    audio_text: str = "cpu"  # CLAP (Module A's TAB): cpu | cuda | cuda:N | auto
+    text_batch_size: int = 64  # texts per encoder forward pass
+    audio_batch_size: int = 16  # clips per audio-text forward pass
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     probing_set: ProbingSetConfig = field(default_factory=ProbingSetConfig)
@@ -160,6 +180,7 @@ class Config:
     module_b: ModuleBConfig = field(default_factory=ModuleBConfig)
     module_c: ModuleCConfig = field(default_factory=ModuleCConfig)
     analyses: AnalysesConfig = field(default_factory=AnalysesConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -197,6 +218,7 @@ _NESTED = {
     "run": RunConfig, "probing_set": ProbingSetConfig, "activations": ActivationsConfig,
     "captions": CaptionsConfig, "summaries": SummariesConfig, "module_a": ModuleAConfig,
     "module_b": ModuleBConfig, "module_c": ModuleCConfig, "analyses": AnalysesConfig, "llm": LLMConfig,
+    "device": DeviceConfig,
 }
 
 
@@ -207,7 +229,7 @@ def _convert(owner: type, f: dataclasses.Field, value: Any, where: str) -> Any:
         return tuple(_build(ModelConfig, v, f"{where}[{i}]") for i, v in enumerate(value))
     if f.name == "overrides" and owner is SummariesConfig:
         return tuple(_build(SummaryOverride, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if f.name in _NESTED:
+    if f.name in _NESTED and f.type in (_NESTED[f.name], _NESTED[f.name].__name__):  # not e.g. activations.device
         return _build(_NESTED[f.name], value, where)
     default = f.default if f.default is not dataclasses.MISSING else None
     if isinstance(default, tuple):

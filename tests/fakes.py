@@ -120,3 +120,34 @@ class LabelAudioText:
     def describe(self) -> dict:
         return {"backend": "label-audio-text", "model": "test", "params": {"seed": self.seed}}
 
+
+
+FAKE_PACKAGES = __import__("pathlib").Path(__file__).parent / "fake_packages"
+
+
+def _use_fake_package(monkeypatch, name: str):
+    """Put ``tests/fake_packages`` first on sys.path and import the recording fake ``name`` afresh."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(FAKE_PACKAGES))
+    for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        monkeypatch.delitem(sys.modules, mod)
+    module = importlib.import_module(name)
+    assert module.__file__.startswith(str(FAKE_PACKAGES)), f"the real {name} was imported"
+    monkeypatch.setitem(sys.modules, name, module)
+    return module
+
+
+def use_fake_vllm(monkeypatch):
+    """The recording fake of vllm (``tests/fake_packages/vllm``): INITS, CALLS, EVENTS, ON_INIT, RESPOND."""
+    module = _use_fake_package(monkeypatch, "vllm")
+    module.reset()
+    return module
+
+
+def use_fake_llama_cpp(monkeypatch):
+    """The recording fake of llama_cpp (``tests/fake_packages/llama_cpp``): INITS."""
+    module = _use_fake_package(monkeypatch, "llama_cpp")
+    module.INITS.clear()
+    return module
