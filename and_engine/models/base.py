@@ -60,10 +60,14 @@ class TargetModel:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def to(self, device: str | torch.device) -> TargetModel:
-        """Move the module to ``device`` (e.g. "cuda"); inputs follow it, outputs come back to the CPU."""
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ModelError(f"model {self.name!r}: device {device!r} requested but CUDA is not available")
+        """Move the module to ``device`` ("cuda", "auto" = CUDA when available); inputs follow it, outputs come
+        back to the CPU."""
+        from and_engine.devices import DeviceError, resolve_device
+
+        try:
+            dev = torch.device(resolve_device(str(device), f"model {self.name!r}: device"))
+        except DeviceError as exc:
+            raise ModelError(str(exc)) from exc
         self.module.to(dev)
         self.device = dev
         return self
