@@ -58,6 +58,7 @@ class TargetModel:
     token_prefix: int = 0
     description: str = ""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    preprocess_on_device: bool = False  # preprocess(waveforms, device) computes the input there (AST's front end)
 
     def to(self, device: str | torch.device) -> TargetModel:
         """Move the module to ``device`` ("cuda", "auto" = CUDA when available); inputs follow it, outputs come
@@ -74,6 +75,8 @@ class TargetModel:
 
     def inputs(self, waveforms: np.ndarray) -> torch.Tensor:
         """Waveforms (n, samples) -> the module's input tensor on ``device``."""
+        if self.preprocess_on_device:
+            return self.preprocess(waveforms, self.device)
         return self.preprocess(waveforms).to(self.device)
 
     def layers(self) -> list[LayerSpec]:
