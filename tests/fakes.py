@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -110,6 +111,8 @@ class LabelAudioText:
     """An audio-text model (TAB) that scores a clip against a concept by its label: 1 for its own class,
     plus seeded noise in [0, 0.2) everywhere (ties broken)."""
 
+    sample_rate = 16000
+
     def __init__(self, labels: Sequence[str], seed: int = 0) -> None:
         self.labels, self.seed = list(labels), seed
 
@@ -121,8 +124,7 @@ class LabelAudioText:
         return {"backend": "label-audio-text", "model": "test", "params": {"seed": self.seed}}
 
 
-
-FAKE_PACKAGES = __import__("pathlib").Path(__file__).parent / "fake_packages"
+FAKE_PACKAGES = Path(__file__).parent / "fake_packages"
 
 
 def _use_fake_package(monkeypatch, name: str):
