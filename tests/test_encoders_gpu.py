@@ -127,15 +127,36 @@ def _open_clip_reference(sd, ids: torch.Tensor, heads: int) -> torch.Tensor:
     return x[torch.arange(len(ids)), ids.argmax(dim=-1)] @ sd["text_projection"]
 
 
-@pytest.mark.parametrize("layout", ["file", "hub-folder"])
+class _Holder(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _torchscript_archive(sd: dict, path) -> None:
+    """A TorchScript archive holding ``sd`` under its dotted names (the format of OpenAI's ViT-B-32.pt)."""
+    root = _Holder()
+    for key, value in sd.items():
+        *parents, leaf = key.split(".")
+        mod = root
+        for part in parents:
+            if not hasattr(mod, part):
+                mod.add_module(part, _Holder())
+            mod = getattr(mod, part)
+        mod.register_parameter(leaf, torch.nn.Parameter(value.clone(), requires_grad=False))
+    torch.jit.save(torch.jit.script(root), str(path))
+
+
+@pytest.mark.parametrize("layout", ["file", "torchscript", "hub-folder"])
 def test_open_clip_checkpoint_loads_into_the_text_tower_without_torchvision(tmp_path, layout):
     sd = _open_clip_text_state()
     # CLIP's BPE vocabulary (characters here), end-of-text last as in open_clip (49407 of 49408)
     tokens = ["!", *LETTERS, *(c + "</w>" for c in LETTERS), "<|startoftext|>", "<|endoftext|>"]
     write_char_vocabulary(tmp_path, tokens)
-    if layout == "file":
-        torch.save({"epoch": 3, "state_dict": {"module." + k: v for k, v in sd.items()}}, tmp_path / "ViT-B-32.pt")
-        target = tmp_path / "ViT-B-32.pt"
+    target = tmp_path / "ViT-B-32.pt"
+    if layout == "file":  # an open_clip training checkpoint
+        torch.save({"epoch": 3, "state_dict": {"module." + k: v for k, v in sd.items()}}, target)
+    elif layout == "torchscript":  # OpenAI's release format
+        _torchscript_archive(sd, target)
     else:
         from safetensors.torch import save_file
 
@@ -152,7 +173,7 @@ def test_open_clip_checkpoint_loads_into_the_text_tower_without_torchvision(tmp_
 
     ids = [CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))(
         t, truncation=True, max_length=12, return_tensors="pt")["input_ids"] for t in texts]
-    heads = 1 if layout == "file" else 4  # a bare file: width / 64 (at least 1); the hub folder's config says 4
+    heads = 4 if layout == "hub-folder" else 1  # a bare file: width / 64 (at least 1); the hub config says 4
     assert enc._model.config.num_attention_heads == heads
     ref = torch.cat([_open_clip_reference(sd, i, heads) for i in ids])
     ref = (ref / ref.norm(dim=1, keepdim=True)).detach().numpy()
