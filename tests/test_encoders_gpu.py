@@ -287,7 +287,6 @@ def test_tab_scores_clips_decoded_at_the_models_rate(tmp_path):
 
     ctx = BuildContext(config=config, store=None, run_id="r", progress=Progress(quiet=True))
     ctx.fingerprints[("clips", ())] = "fp"
-    dev = config.device
-    ctx.backends[("audio-text", config.module_a.audio_text_model, dev.audio_text, dev.audio_batch_size)] = Recorder()
+    ctx.backends[("audio-text", config.module_a.audio_text_model)] = Recorder()
     _tab_matrix(ctx, ["dog"])
     assert Recorder.shapes == [(2, 24000)]  # 0.5 s at 48 kHz

@@ -140,7 +140,7 @@ def text_encoder(ctx: BuildContext, name: str):
     """The sentence / text encoder ``name``, one per build, shared by Modules A-C and the analyses (so
     texts embedded by one stage are memoised for the next)."""
     opts = {"device": ctx.config.device.text_encoders, "batch_size": ctx.config.device.text_batch_size}
-    return backend(ctx, ("text_encoder", name, *opts.values()), lambda: make("text_encoder", name, opts))
+    return backend(ctx, ("text_encoder", name), lambda: make("text_encoder", name, opts))
 
 
 def probing_set(ctx: BuildContext) -> ProbingSet:

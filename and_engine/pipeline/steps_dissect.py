@@ -48,7 +48,7 @@ def _db_matrix(ctx: BuildContext, concepts: list[str]):
 
 def _tab(ctx: BuildContext):
     name, dev = ctx.config.module_a.audio_text_model, ctx.config.device
-    return backend(ctx, ("audio-text", name, dev.audio_text, dev.audio_batch_size), lambda: make(
+    return backend(ctx, ("audio-text", name), lambda: make(
         "audio_text", name, {"text_encoder": text_encoder(ctx, "minilm"), "device": dev.audio_text,
                              "batch_size": dev.audio_batch_size}))
 
