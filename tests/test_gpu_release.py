@@ -39,10 +39,11 @@ def test_captioner_releases_the_gpu_before_vllm_starts(monkeypatch, tmp_path):
     vllm = use_fake_vllm(monkeypatch)
     real_empty = torch.cuda.empty_cache
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: (vllm.EVENTS.append("empty_cache"), real_empty())[1])
-    alive = []
-    vllm.ON_INIT.append(lambda kwargs: alive.extend(
-        o for o in gc.get_objects() if isinstance(o, Qwen2AudioForConditionalGeneration)))
     qwen = save_tiny_qwen2_audio(tmp_path / "qwen2-audio")
+    alive = []
+    vllm.ON_INIT.append(lambda kwargs: alive.extend(  # type(): a dead weak proxy must not be dereferenced
+        o for o in gc.get_objects() if type(o) is Qwen2AudioForConditionalGeneration
+        and o.config._name_or_path == str(qwen)))  # this build's model (other tests' may still be alive)
     config = load_config(write_config(tmp_path / "run", BODY.format(qwen=qwen), max_clips=26))
     build(config, Progress(quiet=True), until="describe")
     assert vllm.EVENTS.index("empty_cache") < vllm.EVENTS.index("LLM")
