@@ -23,7 +23,9 @@ from typing import Annotated, Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROBING_KINDS = ("demo", "esc50", "folder", "csv")
 MODEL_KINDS = ("yamnet", "yamnet-frozen", "yamnet-finetuned", "ast-scratch", "ast-checkpoint")
-MODEL_OPTIONS = ("include_depthwise", "batch_size")  # options of every kind; ast-scratch's others go to ASTConfig
+# options of every kind (normalization: ast-checkpoint without a preprocessor_config.json); ast-scratch's others
+# go to ASTConfig
+MODEL_OPTIONS = ("include_depthwise", "batch_size", "normalization")
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,8 @@ def each(rule: Rule) -> Rule:
 
 NONEMPTY = Rule(lambda v: len(v.strip() if isinstance(v, str) else v) > 0, "non-empty")
 UNIQUE = Rule(lambda v: len(set(v)) == len(v), "free of repeats")
+DEVICE = Rule(lambda v: re.fullmatch(r"cpu|cuda(:\d+)?|auto", v.strip().lower()) is not None,
+              "a device: cpu, cuda, cuda:N or auto")
 # a model's name is a scope value ("model=<name>" in steps.scope, "/"-joined), a file-name part and a URL
 # parameter: letters, digits, '.', '_', '-' only
 NAME = Rule(lambda v: re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) is not None,
@@ -109,7 +113,8 @@ class ActivationsConfig:
     batch_size: Annotated[int, at_least(1)] = 16
     top_k: Annotated[int, at_least(1)] = 5  # K of top-K / bottom-K
     keep_maps: bool = True  # keep per-position maps for each neuron's top-K clips
-    device: str = "cpu"
+    # cpu | cuda | cuda:N | auto (CUDA when available): forward passes and the AST front end
+    device: Annotated[str, DEVICE] = "cpu"
     num_threads: Annotated[int, at_least(0)] = 1  # torch CPU threads, forward passes and training (0 = torch's default)
     precision: str = "float32"  # float32 | bfloat16 (autocast forward passes: ~3x faster on AVX512-BF16 CPUs)
     compile: bool = False  # torch.compile the forward pass (pays off from a few thousand clips; docs/models.md)
@@ -121,7 +126,8 @@ class CaptionsConfig:
     model_path: str = ""  # audio-llm: local model directory
     prompt: Annotated[str, NONEMPTY] = "Please describe the audio in detail."
     batch_size: Annotated[int, at_least(1)] = 8
-    device: str = "cpu"
+    # audio-llm: cpu | cuda | cuda:N | auto; weights in bfloat16 on CUDA, float32 on CPU
+    device: Annotated[str, DEVICE] = "cpu"
     max_new_tokens: Annotated[int, at_least(1)] = 256
     tagger: str = "yamnet"  # features: AudioSet tagger for the sound-source labels (yamnet | none)
     tag_threshold: Annotated[float, between(0, 1)] = 0.3  # features: a tagger label is named when its score is >= this
@@ -141,6 +147,19 @@ class LLMConfig:
     batch_size: Annotated[int, at_least(1)] = 8
     # prompts between two llm_cache commits (a crash loses at most these); 0 = the backend's default
     commit_every: Annotated[int, at_least(0)] = 0
+    # local engines (transformers, llama-cpp, vllm); docs/gpu.md. Defaults fit an 8B model on one 24 GB card.
+    device: Annotated[str, DEVICE] = "auto"  # transformers / llama-cpp: cpu | cuda | cuda:N | auto
+    # transformers / vllm weights: auto (bf16 on CUDA, fp32 on CPU) | bfloat16 | float16 | float32
+    dtype: Annotated[str, one_of("auto", "bfloat16", "float16", "float32")] = "auto"
+    quantization: str = ""  # vllm: "" = none or the checkpoint's own; awq | gptq | fp8 | bitsandbytes ...
+    # llama-cpp on a CUDA device: layers offloaded to the GPU (-1 = all); none on CPU
+    n_gpu_layers: Annotated[int, at_least(-1)] = -1
+    tensor_parallel_size: Annotated[int, at_least(1)] = 1  # vllm: GPUs one model is split over
+    # vllm: context length (an 8B model's own 131k does not fit 24 GB); 0 = the model's
+    max_model_len: Annotated[int, at_least(0)] = 8192
+    # vllm: share of the GPU's memory it takes (weights + KV cache)
+    gpu_memory_utilization: Annotated[float, above(0), at_most(1)] = 0.85
+    max_num_seqs: Annotated[int, at_least(0)] = 0  # vllm: sequences scheduled at once; 0 = vLLM's default
 
 
 @dataclass(frozen=True)
@@ -203,6 +222,18 @@ class AnalysesConfig:
 
 
 @dataclass(frozen=True)
+class DeviceConfig:
+    """Where the torch components without a section of their own run (activations, captions and the LLM have
+    their own ``device`` keys). Encoders keep float32 weights: they are cheap, and their results stay exact."""
+
+    # MiniLM / sentence-transformers / CLIP text towers: cpu | cuda | cuda:N | auto
+    text_encoders: Annotated[str, DEVICE] = "cpu"
+    audio_text: Annotated[str, DEVICE] = "cpu"  # CLAP (Module A's TAB): cpu | cuda | cuda:N | auto
+    text_batch_size: Annotated[int, at_least(1)] = 64  # texts per encoder forward pass
+    audio_batch_size: Annotated[int, at_least(1)] = 16  # clips per audio-text forward pass
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     probing_set: ProbingSetConfig = field(default_factory=ProbingSetConfig)
@@ -214,6 +245,7 @@ class Config:
     module_b: ModuleBConfig = field(default_factory=ModuleBConfig)
     module_c: ModuleCConfig = field(default_factory=ModuleCConfig)
     analyses: AnalysesConfig = field(default_factory=AnalysesConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -266,6 +298,7 @@ _NESTED = {
     "run": RunConfig, "probing_set": ProbingSetConfig, "activations": ActivationsConfig,
     "captions": CaptionsConfig, "summaries": SummariesConfig, "module_a": ModuleAConfig,
     "module_b": ModuleBConfig, "module_c": ModuleCConfig, "analyses": AnalysesConfig, "llm": LLMConfig,
+    "device": DeviceConfig,
 }
 
 
@@ -297,7 +330,7 @@ def _convert(owner: type, f: dataclasses.Field, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be an array of tables ([[summaries.overrides]])")
         return tuple(_build(SummaryOverride, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if f.name in _NESTED:
+    if f.name in _NESTED and f.type in (_NESTED[f.name], _NESTED[f.name].__name__):  # not e.g. activations.device
         return _build(_NESTED[f.name], value, where)
     kind = _base(_hints(owner)[f.name])
     if typing.get_origin(kind) is tuple:

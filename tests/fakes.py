@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -110,6 +111,8 @@ class LabelAudioText:
     """An audio-text model (TAB) that scores a clip against a concept by its label: 1 for its own class,
     plus seeded noise in [0, 0.2) everywhere (ties broken)."""
 
+    sample_rate = 16000
+
     def __init__(self, labels: Sequence[str], seed: int = 0) -> None:
         self.labels, self.seed = list(labels), seed
 
@@ -140,3 +143,34 @@ def memo_word_vectors(dim: int = 384):
             return self.vectors.describe()
 
     return MemoWordVectors()
+
+
+FAKE_PACKAGES = Path(__file__).parent / "fake_packages"
+
+
+def _use_fake_package(monkeypatch, name: str):
+    """Put ``tests/fake_packages`` first on sys.path and import the recording fake ``name`` afresh."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(FAKE_PACKAGES))
+    for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        monkeypatch.delitem(sys.modules, mod)
+    module = importlib.import_module(name)
+    assert module.__file__.startswith(str(FAKE_PACKAGES)), f"the real {name} was imported"
+    monkeypatch.setitem(sys.modules, name, module)
+    return module
+
+
+def use_fake_vllm(monkeypatch):
+    """The recording fake of vllm (``tests/fake_packages/vllm``): INITS, CALLS, EVENTS, ON_INIT, RESPOND."""
+    module = _use_fake_package(monkeypatch, "vllm")
+    module.reset()
+    return module
+
+
+def use_fake_llama_cpp(monkeypatch):
+    """The recording fake of llama_cpp (``tests/fake_packages/llama_cpp``): INITS."""
+    module = _use_fake_package(monkeypatch, "llama_cpp")
+    module.INITS.clear()
+    return module

@@ -73,7 +73,8 @@ NAMES = {"models[].options", "activations.precision", "captions.backend", "capti
          "analyses.pruning_similarity"}
 FREE = {
     "models[].checkpoint": "required for ast-checkpoint (a constraint between keys); a path or a cached model id",
-    "activations.device": "any torch device string", "captions.device": "any torch device string",
+    "summaries.llm.quantization": "a vLLM quantization method name (\"\" = none); vLLM checks it",
+    "summaries.overrides[].llm.quantization": "as summaries.llm.quantization",
     "captions.model_path": "required by the audio-llm backend, which checks it",
     "summaries.llm.model": "a file, directory or served name; the LLM backend checks it",
     "summaries.llm.base_url": "the openai backend checks it",

@@ -44,7 +44,9 @@ class Change:
 
 
 LLM_VALUES = {"model": "unused-model", "base_url": "http://127.0.0.1:9", "temperature": 0.5, "top_p": 0.9,
-              "max_new_tokens": 512, "seed": 1, "timeout_s": 60.0, "batch_size": 4,
+              "max_new_tokens": 512, "seed": 1, "timeout_s": 60.0, "batch_size": 4, "device": "cpu",
+              "dtype": "float32", "quantization": "fp8", "n_gpu_layers": 0, "tensor_parallel_size": 2,
+              "max_model_len": 4096, "gpu_memory_utilization": 0.5, "max_num_seqs": 64,
               "commit_every": 2}
 
 
@@ -123,6 +125,10 @@ CHANGES: dict[str, Change] = {
     "analyses.acoustic_adjectives": Change(("loud",)),
     "analyses.top_adjectives_n": Change(10),
     "analyses.cluster_words_n": Change(20),
+    "device.text_encoders": Change("cpu:0"),
+    "device.audio_text": Change("cpu:0"),
+    "device.text_batch_size": Change(16),
+    "device.audio_batch_size": Change(4),
 }
 EXPLICIT = {"run.database"}  # a new database: test_a_new_database_is_reported_and_never_read
 

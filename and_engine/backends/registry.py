@@ -130,8 +130,10 @@ class TextEncoder(Protocol):
 
 @runtime_checkable
 class AudioTextModel(Protocol):
-    def similarity(self, waveforms_16k: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
-        """(N, samples) float32 at 16 kHz + M concepts -> (N, M) float64 scores."""
+    sample_rate: int  # the rate ``similarity`` takes (16 kHz yamnet-labels, 48 kHz CLAP)
+
+    def similarity(self, waveforms: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+        """(N, samples) float32 at ``sample_rate`` + M concepts -> (N, M) float64 scores."""
         ...
 
     def describe(self) -> dict:
@@ -162,13 +164,17 @@ class AudioTagger(Protocol):
 
 @dataclass(frozen=True)
 class TextEncoderOptions:
-    """Settings of a text encoder (none yet)."""
+    """Where and how fast a text encoder runs (never what it returns): config ``[device]``."""
+
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
+    batch_size: int = 64  # texts per forward pass
 
 
 @dataclass(frozen=True)
 class AudioTextOptions:
     text_encoder: TextEncoder | None = None  # yamnet-labels embeds label texts with it; None = minilm
     batch_size: int = 16
+    device: str = "cpu"  # clap: cpu | cuda | cuda:N | auto
 
 
 @dataclass(frozen=True)
@@ -211,11 +217,14 @@ KINDS: dict[str, Kind] = {
     }),
     "text_encoder": Kind("text encoder", "", TextEncoderError, TextEncoderOptions, {
         "minilm": Backend(_B + "text_encoders:create_minilm"),
-        "clip": Backend(_B + "text_encoders:create_clip", "local checkpoint directory"),
+        "minilm-l12": Backend(_B + "text_encoders:create_minilm_l12"),
+        "sentence-transformers": Backend(_B + "text_encoders:create_sentence_transformer",
+                                         "model id or local folder"),
+        "clip": Backend(_B + "text_encoders:create_clip", "local transformers / open_clip checkpoint"),
     }),
     "audio_text": Kind("model", "module_a.audio_text_model", AudioTextError, AudioTextOptions, {
         "yamnet-labels": Backend(_B + "audio_text:create_yamnet_labels"),
-        "clap": Backend(_B + "audio_text:create_clap", "local checkpoint directory"),
+        "clap": Backend(_B + "audio_text:create_clap", "local transformers / laion_clap checkpoint"),
     }),
     "pos_tagger": Kind("tagger", "module_c.tagger", TaggerError, TaggerOptions, {
         "auto": Backend(_B + "taggers:create_auto"),

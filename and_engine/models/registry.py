@@ -115,7 +115,7 @@ def load_target_model(model_cfg: ModelConfig, config: Config, probing_set, wavef
         target = load_pretrained_yamnet(model_cfg.name, seconds, bool(model_cfg.options.get("include_depthwise")))
         return target, {**info, "description": target.description}
     if model_cfg.kind == "ast-checkpoint":
-        target = load_ast_checkpoint(model_cfg.checkpoint, model_cfg.name)
+        target = load_ast_checkpoint(model_cfg.checkpoint, model_cfg.name, model_cfg.options.get("normalization"))
         return target, {**info, "checkpoint": model_cfg.checkpoint, "description": target.description}
     params = training_params(model_cfg, config)
     key = stable_hash({"params": params, "probing_set": probing_set.fingerprint_rows()})

@@ -153,7 +153,8 @@ def backend(ctx: BuildContext, key: object, create: Callable[[], Any]) -> Any:
 def text_encoder(ctx: BuildContext, name: str):
     """The sentence / text encoder ``name``, one per build, shared by Modules A-C and the analyses (so
     texts embedded by one stage are memoised for the next)."""
-    return backend(ctx, ("text_encoder", name), lambda: make("text_encoder", name))
+    opts = {"device": ctx.config.device.text_encoders, "batch_size": ctx.config.device.text_batch_size}
+    return backend(ctx, ("text_encoder", name), lambda: make("text_encoder", name, opts))
 
 
 def probing_set(ctx: BuildContext) -> ProbingSet:

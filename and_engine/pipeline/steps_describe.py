@@ -76,7 +76,10 @@ def run_captions_step(ctx: BuildContext) -> str:
             return compute_captions(audio, CAPTION_SAMPLE_RATE, captioner, ids,
                                     batch_size=64, progress=bar.update)
 
-    return run_stage(ctx, "captions", {}, {"captioner": captioner.describe()}, compute)
+    fingerprint = run_stage(ctx, "captions", {}, {"captioner": captioner.describe()}, compute)
+    if hasattr(captioner, "release"):  # free the GPU before an LLM engine (vLLM) asks for its share of it
+        captioner.release()
+    return fingerprint
 
 
 def _summaries_inputs(ctx: BuildContext, model: str, layer: str) -> tuple[list, list[CachedLLM], dict]:

@@ -33,8 +33,6 @@ from and_engine.stages.concept_sets import load_concept_set
 from and_engine.store.results import ResultsStore
 from and_engine.text.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID
 
-TAB_RATE = 16000
-
 
 def _llm(ctx: BuildContext, template: str) -> CachedLLM:
     """The summaries' LLM behind the shared cache (one backend per build, shared with the describe steps)."""
@@ -60,14 +58,17 @@ def _db_matrix(ctx: BuildContext, concepts: list[str]):
 
 
 def _tab(ctx: BuildContext):
-    name = ctx.config.module_a.audio_text_model
-    return backend(ctx, ("audio-text", name),
-                   lambda: make("audio_text", name, {"text_encoder": text_encoder(ctx, "minilm")}))
+    name, dev = ctx.config.module_a.audio_text_model, ctx.config.device
+    return backend(ctx, ("audio-text", name), lambda: make(
+        "audio_text", name, {"text_encoder": text_encoder(ctx, "minilm"), "device": dev.audio_text,
+                             "batch_size": dev.audio_batch_size}))
 
 
 def _tab_matrix(ctx: BuildContext, concepts: list[str]):
+    """TAB's (clips, concepts) scores, from waveforms decoded at the audio-text model's own rate (CLAP: 48 kHz)."""
     key = ("tab-matrix", ctx.config.module_a.audio_text_model, tuple(concepts), ctx.fingerprints[("clips", ())])
-    return shared(ctx, key, lambda: _tab(ctx).similarity(waveforms(ctx, TAB_RATE), concepts))
+    tab = _tab(ctx)
+    return shared(ctx, key, lambda: tab.similarity(waveforms(ctx, tab.sample_rate), concepts))
 
 
 def _module_a_step(ctx: BuildContext, model: str, layer: str) -> str:
