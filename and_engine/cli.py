@@ -97,8 +97,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+PROBLEM_PREFIX = {"always": "a build would refuse: ", "trained": "a build that trains a variant would refuse "
+                  "(otherwise a warning): ", "": "warning: "}
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from and_engine.probing import open_probing_set
+    from and_engine.config import ActivationsConfig
+    from and_engine.probing import open_probing_set, problems
 
     cfg = ProbingSetConfig(kind=args.kind, path=str(args.path))
     ps = open_probing_set(cfg, Path(args.path))
@@ -109,6 +114,12 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     print(f"{len(ps.issues)} file(s) skipped")
     for r in ps.issues.itertuples():
         print(f"  SKIPPED {r.rel_path}: {r.reason}")
+    top_k = ActivationsConfig().top_k
+    found = problems(ps.clips, top_k, cfg.heldout_fold)
+    if found:
+        print(f"checked with the defaults activations.top_k = {top_k}, probing_set.heldout_fold = {cfg.heldout_fold}:")
+    for p in found:
+        print(f"  {PROBLEM_PREFIX[p.refuses]}{p.message}")
     return 0
 
 
