@@ -3,6 +3,7 @@
 build   run the pipeline for a TOML config (skips what is done, resumes after a crash)
 status  what is built, when, how many rows, and what a build of the config would recompute
 report  the paper's tables (Table 2, Table 4, ...) from a built database
+(status and report exit 1 when the database is missing, unreadable or holds nothing built; 2 on a bad config)
 probe   load a probing set and list the files that would be skipped, with reasons
 """
 
@@ -50,25 +51,45 @@ def _state_text(states: pd.DataFrame) -> str:
     return ", ".join(parts) or "up to date"
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
-    from and_engine.pipeline.status import changed_keys, step_states
+NOTHING_BUILT = 1  # exit status of status / report when there is nothing built to show
+
+
+def _open_results(args: argparse.Namespace, config):
+    """The config's results database, read-only -> ResultsStore, or None after saying why (missing / locked)."""
     from and_engine.store.results import ResultsStore, StoreError
 
-    config = load_config(args.config)
     db = config.resolve(config.run.database)
+    if not db.exists():
+        print(f"nothing built yet: no results database at {db}\n{_build_hint(args)}", file=sys.stderr)
+        return None
     try:
-        store = ResultsStore(db, read_only=True)
+        return ResultsStore(db, read_only=True)
     except StoreError as exc:
-        print(f"nothing built yet: {exc}")
-        return 0
+        print(f"cannot read {db} (a build may be writing it; try again when it is done): {exc}", file=sys.stderr)
+        return None
+
+
+def _build_hint(args: argparse.Namespace) -> str:
+    return f"build it: python -m and_engine build --config {args.config}"
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from and_engine.pipeline.status import changed_keys, step_states
+
+    config = load_config(args.config)
+    store = _open_results(args, config)
+    if store is None:
+        return NOTHING_BUILT
     with store:
         steps = store.read("steps", ["stage", "scope", "params_json", "fingerprint", "n_rows", "finished_at"])
         layers = store.read("layers", ["model", "layer"])
         runs = store.read("runs", ["config_json", "status", "started_at"], order_by=["started_at"])
-    print(f"database: {db}")
+    print(f"database: {store.path}")
     if steps.empty:
-        print("nothing built yet: the database holds no finished step")
-        return 0
+        last = f" (the last build, started {str(runs['started_at'].iloc[-1])[:19]}, is {runs['status'].iloc[-1]!r})" \
+            if len(runs) else ""
+        print(f"nothing built yet: the database holds no finished step{last}\n{_build_hint(args)}", file=sys.stderr)
+        return NOTHING_BUILT
     done = runs[(runs["status"] == "done") & (runs["config_json"] != "")]
     if len(done):
         changed = changed_keys(json.loads(done["config_json"].iloc[-1]), config.to_dict())
@@ -89,10 +110,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from and_engine.report import format_report
-    from and_engine.store.results import ResultsStore
 
     config = load_config(args.config)
-    with ResultsStore(config.resolve(config.run.database), read_only=True) as store:
+    store = _open_results(args, config)
+    if store is None:
+        return NOTHING_BUILT
+    with store:
+        if not store.count("models"):
+            print(f"nothing to report: {store.path} holds no built model yet\n{_build_hint(args)}", file=sys.stderr)
+            return NOTHING_BUILT
         print(format_report(store, models=args.model or None))
     return 0
 

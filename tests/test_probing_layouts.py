@@ -106,3 +106,9 @@ def test_probe_command_says_what_a_build_would_refuse(tmp_path, capsys):
     assert main(["probe", str(root)]) == 0
     out = capsys.readouterr().out
     assert "a build would refuse: 3 usable clip(s)" in out and "one label only" in out
+
+
+def test_a_demo_meta_csv_with_a_missing_fold_names_the_row(tmp_path):
+    labelled_folder(tmp_path, per_label=1)
+    (tmp_path / "meta.csv").write_text("filename,label,fold\ndog/0.wav,dog,1\nrain/0.wav,rain,\n")
+    assert "no fold in 1 row(s), first 'rain/0.wav' (csv line 3)" in _error("demo", tmp_path)
