@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 from test_probing import _tone
 
+from and_engine.audio import AudioIssue, inspect_audio
 from and_engine.cli import main
 from and_engine.config import Config, ModelConfig, ProbingSetConfig, RunConfig
 from and_engine.pipeline.build import build
@@ -112,3 +113,23 @@ def test_a_demo_meta_csv_with_a_missing_fold_names_the_row(tmp_path):
     labelled_folder(tmp_path, per_label=1)
     (tmp_path / "meta.csv").write_text("filename,label,fold\ndog/0.wav,dog,1\nrain/0.wav,rain,\n")
     assert "no fold in 1 row(s), first 'rain/0.wav' (csv line 3)" in _error("demo", tmp_path)
+
+
+def test_a_broken_mp3_gets_its_true_reason_and_no_decoder_noise(tmp_path, capfd):
+    sf.write(tmp_path / "tone.mp3", _tone(2.0, 16000), 16000, format="MP3")
+    data = bytearray((tmp_path / "tone.mp3").read_bytes())
+    data[len(data) // 2: len(data) // 2 + 400] = bytes(400)  # a hole of zeros mid-stream: mpg123 resyncs, noisily
+    (tmp_path / "holes.mp3").write_bytes(bytes(data))
+    (tmp_path / "random.mp3").write_bytes(bytes(range(7, 251)) * 20)
+    (tmp_path / "page.mp3").write_text("<html><body>404 not found</body></html>")
+    capfd.readouterr()
+    assert inspect_audio(tmp_path / "holes.mp3").duration_s > 1.0  # decodable despite the hole
+    reasons = {}
+    for name in ("random.mp3", "page.mp3"):
+        with pytest.raises(AudioIssue) as err:
+            inspect_audio(tmp_path / name)
+        reasons[name] = err.value.reason
+    assert not any("does not exist" in r for r in reasons.values())  # libsndfile's words for "not MP3"
+    assert reasons["random.mp3"].startswith("unreadable mp3 file: it starts with no known audio header (bytes 07")
+    assert "starts with text ('<html><body>'...), not audio" in reasons["page.mp3"]
+    assert capfd.readouterr().err == ""  # mpg123's "Note: Illegal Audio-MPEG-Header ..." stays off the terminal
