@@ -3,8 +3,8 @@
 build   run the pipeline for a TOML config (skips what is done, resumes after a crash)
 status  what is built, when, how many rows, and what a build of the config would recompute
 report  the paper's tables (Table 2, Table 4, ...) from a built database
-(status and report exit 1 when the database is missing, unreadable or holds nothing built; 2 on a bad config)
 probe   load a probing set and list the files that would be skipped, with reasons
+(status and report exit 1 when the database is missing, unreadable or holds nothing built; 2 on a bad config)
 """
 
 from __future__ import annotations
@@ -54,11 +54,10 @@ def _state_text(states: pd.DataFrame) -> str:
 NOTHING_BUILT = 1  # exit status of status / report when there is nothing built to show
 
 
-def _open_results(args: argparse.Namespace, config):
-    """The config's results database, read-only -> ResultsStore, or None after saying why (missing / locked)."""
+def _open_results(args: argparse.Namespace, db: Path):
+    """The results database ``db``, read-only -> ResultsStore, or None after saying why (missing / locked)."""
     from and_engine.store.results import ResultsStore, StoreError
 
-    db = config.resolve(config.run.database)
     if not db.exists():
         print(f"nothing built yet: no results database at {db}\n{_build_hint(args)}", file=sys.stderr)
         return None
@@ -77,14 +76,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from and_engine.pipeline.status import changed_keys, step_states
 
     config = load_config(args.config)
-    store = _open_results(args, config)
+    db = config.resolve(config.run.database)
+    store = _open_results(args, db)
     if store is None:
         return NOTHING_BUILT
     with store:
         steps = store.read("steps", ["stage", "scope", "params_json", "fingerprint", "n_rows", "finished_at"])
         layers = store.read("layers", ["model", "layer"])
         runs = store.read("runs", ["config_json", "status", "started_at"], order_by=["started_at"])
-    print(f"database: {store.path}")
+    print(f"database: {db}")
     if steps.empty:
         last = f" (the last build, started {str(runs['started_at'].iloc[-1])[:19]}, is {runs['status'].iloc[-1]!r})" \
             if len(runs) else ""
@@ -112,7 +112,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from and_engine.report import format_report
 
     config = load_config(args.config)
-    store = _open_results(args, config)
+    store = _open_results(args, config.resolve(config.run.database))
     if store is None:
         return NOTHING_BUILT
     with store:

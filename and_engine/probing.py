@@ -314,12 +314,6 @@ def open_probing_set(cfg: ProbingSetConfig, path: Path, progress=None) -> Probin
                       issues=pd.DataFrame(issues, columns=["rel_path", "reason"]))
 
 
-def check_layout(cfg: ProbingSetConfig, path: Path) -> None:
-    """Raise the layout's ProbingSetError now if ``path`` holds no probing set of ``cfg.kind`` (reads only the
-    metadata / file list): a build calls it before it creates its database."""
-    _entries(cfg, Path(path))
-
-
 def count_entries(cfg: ProbingSetConfig, path: Path) -> int:
     """How many files the probing set lists (for a progress bar before decoding)."""
     return len(_subset(_entries(cfg, Path(path))[1], cfg.max_clips))

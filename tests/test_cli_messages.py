@@ -1,4 +1,4 @@
-"""What ``status`` / ``report`` / ``build`` say (and their exit status) when there is nothing built to show."""
+"""What ``status`` / ``report`` say (and their exit status) when there is nothing built to show."""
 
 from __future__ import annotations
 
@@ -6,13 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from and_engine.cli import main
-from and_engine.config import load_config
-from and_engine.pipeline.build import build
-from and_engine.pipeline.core import Progress
-from and_engine.probing import ProbingSetError
 from and_engine.store.results import ResultsStore
 
 
@@ -58,12 +52,3 @@ def test_status_on_a_database_a_build_holds_says_so(tmp_path, capsys):
     finally:
         holder.kill()
         holder.wait()
-
-
-def test_a_missing_probing_folder_leaves_no_database(tmp_path, capsys):
-    toml = _config(tmp_path)
-    with pytest.raises(ProbingSetError, match="nothing exists at"):
-        build(load_config(toml), Progress(quiet=True))
-    assert main(["build", "--quiet", "--config", str(toml)]) == 1
-    assert "probing set folder not found" in capsys.readouterr().err
-    assert not (tmp_path / "mine.duckdb").exists()

@@ -87,11 +87,9 @@ def description_steps(store: ResultsStore, model: str, layer: str, neuron: int) 
 
 
 def current_description_steps(store: ResultsStore) -> set[str]:
-    """-> the step ids of every description the results database holds now (a rating bound to another
-    step rated a description a later build replaced)."""
-    df = store.query_df('SELECT DISTINCT step_id FROM "closed_concepts" WHERE method IN (?, ?) '
-                        'UNION SELECT DISTINCT step_id FROM "calibrated_summaries"', ["DB", "TAB"])
-    return set(df["step_id"].astype(str))
+    """-> the ids of the steps whose rows the results database holds now: a rating bound to another step
+    rated a description that a later build replaced (a rebuilt step gets a new id, its old rows go)."""
+    return set(store.query_df('SELECT step_id FROM "steps"')["step_id"].astype(str))
 
 
 def blind_order(rater: str, model: str, layer: str, neuron: int, methods: list[str]) -> list[str]:

@@ -22,7 +22,6 @@ from and_engine.pipeline.steps_describe import run_describe_steps
 from and_engine.pipeline.steps_dissect import run_dissect_steps
 from and_engine.pipeline.steps_models import run_model_steps
 from and_engine.pipeline.steps_probe import run_probe_steps
-from and_engine.probing import check_layout
 from and_engine.store.results import ResultsStore
 
 GROUPS = graph.GROUPS
@@ -57,7 +56,6 @@ def build(config: Config, progress: Progress | None = None, until: str = "analys
     if until not in GROUPS:
         raise ValueError(f"until must be one of {GROUPS}, got {until!r}")
     progress = progress or Progress()
-    check_layout(config.probing_set, config.resolve(config.probing_set.path))  # no database for a missing set
     run_id = uuid.uuid4().hex[:12]
     db_path = config.resolve(config.run.database)
     with ResultsStore(db_path) as store:
