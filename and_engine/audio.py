@@ -2,11 +2,19 @@
 
 ``inspect_audio`` validates a file and says why it is unusable (``AudioIssue``); ``load_clip`` returns a
 fixed-length mono waveform. Formats: whatever libsndfile reads (wav, flac, ogg, mp3 in recent builds),
-with librosa/audioread as a fallback for the rest.
+with librosa/audioread as a fallback for the rest. An undecodable file is described by what its first bytes
+are; the MP3 decoder's own notes ("Illegal Audio-MPEG-Header ...") are kept off the terminal.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,15 +44,63 @@ BLOCK_FRAMES = 1 << 16  # frames decoded at a time when a whole file is scanned
 RESAMPLE_MARGIN_S = 0.5  # decoded beyond a clip's end so the resampler sees the same input near the cut
 
 
+_MAGIC = ((b"RIFF", "a WAV (RIFF) header"), (b"fLaC", "a FLAC header"), (b"OggS", "an Ogg header"),
+          (b"ID3", "an MP3 ID3 tag"))
+_DECODER_NOTE = re.compile(r"^(Note|Warning|Error): |^\[src/libmpg123/")  # mpg123's messages on fd 2
+_STDERR_LOCK = threading.Lock()
+
+
+def _first_bytes(path: Path) -> str:
+    """What a file's first bytes are, in words ("an Ogg header", "text", "bytes 00 1a ...")."""
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "an MPEG audio frame header"
+    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return f"text ({head.decode()[:12]!r}...), not audio"
+    return f"no known audio header (bytes {head[:8].hex(' ')})"
+
+
+def _undecodable(path: Path, exc: Exception) -> AudioIssue:
+    """The true reason a file that exists could not be decoded (libsndfile calls some of them "does not exist")."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = re.sub(r"^Error opening .*?: ", "", detail)
+    detail = "" if "does not exist" in detail else f"; decoder: {detail[:100]}"
+    return AudioIssue(path, f"unreadable {path.suffix.lower().lstrip('.') or 'audio'} file: it starts with "
+                            f"{_first_bytes(path)} (corrupt, truncated or another format){detail}")
+
+
+@contextmanager
+def _decoder_notes_silenced(path: Path) -> Iterator[None]:
+    """While an MP3 is decoded, fd 2 goes to a temporary file: mpg123's notes are dropped, anything else
+    written meanwhile (another thread's log line) is written back afterwards. Other formats: nothing."""
+    if path.suffix.lower() != ".mp3":
+        yield
+        return
+    with _STDERR_LOCK, tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            other = [ln for ln in tmp.read().decode(errors="replace").splitlines(True) if not _DECODER_NOTE.match(ln)]
+            if other:
+                sys.stderr.write("".join(other))
+
+
 def _check_file(path: Path) -> None:
     if not path.is_file():
         raise AudioIssue(path, "file not found")
     if path.stat().st_size == 0:
         raise AudioIssue(path, "empty file (0 bytes)")
-
-
-def _unreadable(path: Path, exc: Exception) -> AudioIssue:
-    return AudioIssue(path, f"unreadable or unsupported audio ({str(exc).splitlines()[0][:120]})")
 
 
 def _decode_fallback(path: Path, seconds: float | None, sf_exc: Exception) -> tuple[np.ndarray, int]:
@@ -54,12 +110,12 @@ def _decode_fallback(path: Path, seconds: float | None, sf_exc: Exception) -> tu
 
         import librosa
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _decoder_notes_silenced(path):
             warnings.simplefilter("ignore")
             mono, rate = librosa.load(str(path), sr=None, mono=False, duration=seconds)
         return np.atleast_2d(mono).T.astype(np.float64), int(rate)
     except Exception:
-        raise _unreadable(path, sf_exc) from None
+        raise _undecodable(path, sf_exc) from None
 
 
 def _decode(path: Path, seconds: float | None = None) -> tuple[np.ndarray, int]:
@@ -67,7 +123,7 @@ def _decode(path: Path, seconds: float | None = None) -> tuple[np.ndarray, int]:
     only those frames are decoded."""
     _check_file(path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        with _decoder_notes_silenced(path), sf.SoundFile(str(path)) as f:
             frames = -1 if seconds is None else int(np.ceil(seconds * f.samplerate))
             data, rate = f.read(frames, dtype="float64", always_2d=True), f.samplerate
     except Exception as sf_exc:  # libsndfile could not read it: try librosa/audioread
@@ -89,7 +145,7 @@ def _scan(path: Path) -> _Scan:
     every sample is finite, and the peak absolute sample."""
     _check_file(path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        with _decoder_notes_silenced(path), sf.SoundFile(str(path)) as f:
             n, finite, peak = 0, True, 0.0
             for block in f.blocks(BLOCK_FRAMES, dtype="float64", always_2d=True):
                 n += block.shape[0]

@@ -100,10 +100,14 @@ def _ratings(path: str) -> RatingsStore:
     return RatingsStore(path)
 
 
-def ratings_store(cfg: Config) -> RatingsStore:
+def ratings_path(cfg: Config) -> str:
     """The ratings database: ``$AND_EXPLORER_RATINGS``, else ``run.ratings_database`` of the build's config."""
-    path = os.environ.get("AND_EXPLORER_RATINGS") or str(cfg.resolve(cfg.run.ratings_database))
-    return _ratings(str(Path(path).expanduser()))
+    return str(Path(os.environ.get("AND_EXPLORER_RATINGS") or cfg.resolve(cfg.run.ratings_database)).expanduser())
+
+
+def ratings_store(cfg: Config | str) -> RatingsStore:
+    """The (cached) ratings store of ``cfg`` (``ratings_path``) or at a path kept from an earlier run."""
+    return _ratings(cfg if isinstance(cfg, str) else ratings_path(cfg))
 
 
 def layers_or_stop(db: ResultsStore, model: str):

@@ -174,3 +174,35 @@ def use_fake_llama_cpp(monkeypatch):
     module = _use_fake_package(monkeypatch, "llama_cpp")
     module.INITS.clear()
     return module
+
+
+class LockedAfterInserts:
+    """A stand-in for the ``duckdb`` module of ``and_engine.store.ratings``: real connections, except that every
+    INSERT after the first ``allowed`` (counted over all connections) fails as if another process held the
+    file's lock, until ``release()``. ``monkeypatch.setattr(ratings_module, "duckdb", LockedAfterInserts(1))``."""
+
+    def __init__(self, allowed: int):
+        import duckdb
+
+        self._duckdb, self.allowed, self.inserts, self.locked = duckdb, allowed, 0, True
+        self.IOException, self.TransactionException = duckdb.IOException, duckdb.TransactionException
+        self.DuckDBPyConnection = duckdb.DuckDBPyConnection
+
+    def release(self) -> None:
+        self.locked = False
+
+    def connect(self, *args, **kwargs):
+        fake, con = self, self._duckdb.connect(*args, **kwargs)
+
+        class Connection:
+            def execute(self, sql: str, *params):
+                if sql.lstrip().upper().startswith("INSERT"):
+                    if fake.locked and fake.inserts >= fake.allowed:
+                        raise fake.IOException("Could not set lock on file: held by another process")
+                    fake.inserts += 1
+                return con.execute(sql, *params)
+
+            def close(self) -> None:
+                con.close()
+
+        return Connection()

@@ -320,8 +320,8 @@ def test_a_new_database_is_reported_and_never_read(env, tmp_path, capsys):
     config = with_database(env.base, elsewhere)
     toml = tmp_path / "elsewhere.toml"
     toml.write_text((env.folder / "tiny.toml").read_text().replace(str(env.folder / "tiny.duckdb"), str(elsewhere)))
-    assert main(["status", "--config", str(toml)]) == 0
-    assert "nothing built yet" in capsys.readouterr().out
+    assert main(["status", "--config", str(toml)]) == 1  # nothing built: said on stderr, with the build to run
+    assert "nothing built yet" in capsys.readouterr().err
     shutil.copy(env.database("tiny"), elsewhere)  # the same results under another path: nothing to redo
     steps, layers = _steps(elsewhere)
     states, _ = step_states(config, steps, layers)
