@@ -67,7 +67,7 @@ def each(rule: Rule) -> Rule:
 
 NONEMPTY = Rule(lambda v: len(v.strip() if isinstance(v, str) else v) > 0, "non-empty")
 UNIQUE = Rule(lambda v: len(set(v)) == len(v), "free of repeats")
-DEVICE = Rule(lambda v: re.fullmatch(r"cpu|cuda(:\d+)?|auto", v.strip().lower()) is not None,
+DEVICE = Rule(lambda v: re.fullmatch(r"(cpu|cuda)(:\d+)?|auto", v.strip().lower()) is not None,
               "a device: cpu, cuda, cuda:N or auto")
 # a model's name is a scope value ("model=<name>" in steps.scope, "/"-joined), a file-name part and a URL
 # parameter: letters, digits, '.', '_', '-' only
