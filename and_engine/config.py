@@ -149,6 +149,26 @@ class AnalysesConfig:
 
 
 @dataclass(frozen=True)
+class ScoresConfig:
+    """Scores of every explanation on clips it was not written from (docs/scores.md)."""
+
+    scorers: tuple[str, ...] = ("embedding", "audio-text")  # the scorers without an LLM, run on every neuron
+    llm_scorers: tuple[str, ...] = ()  # detection | simulation: the summaries' LLM judges captions (LLM cost)
+    n_activating: int = 20  # scoring clips drawn evenly from the activation quantiles of the top fraction
+    n_non_activating: int = 20  # scoring clips drawn from the bottom half (never the top-K / bottom-K)
+    activating_fraction: float = 0.2  # the top share of the probing set that counts as activating
+    text_encoder: str = "minilm"  # embedding scorer: explanation vs each scoring clip's caption
+    audio_text_model: str = "yamnet-labels"  # audio-text scorer: explanation vs the clip audio
+    llm_neurons: int = 0  # LLM scorers: 0 = every neuron, n = a seeded sample of n per layer
+    llm_clips_per_prompt: int = 10  # LLM scorers: captions shown in one prompt
+
+
+@dataclass(frozen=True)
+class GroundTruthConfig:
+    label_words: str = ""  # a CSV (label,words) of extra words naming each label; "" = the label's own words
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     probing_set: ProbingSetConfig = field(default_factory=ProbingSetConfig)
@@ -160,6 +180,8 @@ class Config:
     module_b: ModuleBConfig = field(default_factory=ModuleBConfig)
     module_c: ModuleCConfig = field(default_factory=ModuleCConfig)
     analyses: AnalysesConfig = field(default_factory=AnalysesConfig)
+    scores: ScoresConfig = field(default_factory=ScoresConfig)
+    ground_truth: GroundTruthConfig = field(default_factory=GroundTruthConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -197,6 +219,7 @@ _NESTED = {
     "run": RunConfig, "probing_set": ProbingSetConfig, "activations": ActivationsConfig,
     "captions": CaptionsConfig, "summaries": SummariesConfig, "module_a": ModuleAConfig,
     "module_b": ModuleBConfig, "module_c": ModuleCConfig, "analyses": AnalysesConfig, "llm": LLMConfig,
+    "scores": ScoresConfig, "ground_truth": GroundTruthConfig,
 }
 
 

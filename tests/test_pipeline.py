@@ -21,7 +21,9 @@ REQUIRED = ["clips", "captions", "acoustic_features", "models", "layers", "activ
             "activation_maps", "summaries", "closed_concepts", "calibration_points", "calibrated_summaries",
             "open_concepts", "pos_counts", "adjective_checks", "lastlayer_accuracy", "pruning_summary",
             "pruning_per_class", "feature_importance", "adjective_stats", "top_adjectives", "cluster_elbow",
-            "caption_sentences", "cluster_words", "interpretability"]
+            "caption_sentences", "cluster_words", "interpretability", "explanations", "scoring_sets",
+            "explanation_scores", "score_summary", "caption_truth", "neuron_truth", "explanation_truth",
+            "truth_rates"]
 
 
 def table_snapshot(db) -> dict[str, pd.DataFrame]:

