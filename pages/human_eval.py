@@ -3,6 +3,7 @@
 import streamlit as st
 
 from and_engine.explorer import humaneval, live, media, queries
+from and_engine.explorer import scores as explanation_scores
 from and_engine.explorer.media import UnsafePathError
 from and_engine.explorer.text_similarity import TextSimilarity
 from and_engine.store.ratings import RatingError, RatingsLockedError
@@ -96,6 +97,13 @@ with results_tab:
         table = humaneval.table3(all_ratings, written, _similarity())
         st.dataframe(table.style.format({"mean_rating": "{:.2f}", "cosine": "{:.2f}", "bertscore_f1": "{:.2f}"}),
                      hide_index=True, width="stretch")
+        corr = humaneval.score_correlations(all_ratings, explanation_scores.scores_for(db, all_ratings))
+        st.markdown("**Ratings vs automatic scores**: Spearman's rho between the ratings and the scores of the rated "
+                    "explanations (over all ratings and per method)")
+        if corr.empty:
+            st.info("The rated explanations have no automatic scores in this results database.")
+        else:
+            st.dataframe(corr.style.format({"spearman_rho": "{:.2f}"}, na_rep="–"), hide_index=True, width="stretch")
         export = all_ratings.merge(written[["rater", "model", "layer", "neuron", "text"]],
                                    on=["rater", "model", "layer", "neuron"], how="left")
         st.download_button("Download ratings (CSV)", export.to_csv(index=False).encode(), "ratings.csv",
