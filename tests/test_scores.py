@@ -218,5 +218,6 @@ def test_sanity_with_the_real_models_on_demo_clips():
         for name, texts in (("own", own), ("other", other)):
             sim = similarity_at_sets(text_vectors(texts, embed), rows, rows, clip_emb, sets)
             result[(scorer, name)] = np.nanmean(separation(sim, rows, sets, u)[0])
-    assert result[("embedding", "own")] >= 0.8 and result[("audio-text", "own")] >= 0.8, result
+    # measured: embedding 0.81 vs 0.40, audio-text 0.98 vs 0.33 (docs/scores.md); captions miss some sources
+    assert result[("embedding", "own")] >= 0.75 and result[("audio-text", "own")] >= 0.9, result
     assert result[("embedding", "other")] <= 0.6 and result[("audio-text", "other")] <= 0.6, result
