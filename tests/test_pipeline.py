@@ -136,4 +136,6 @@ def test_killed_build_resumes_with_same_results(tiny_build, tmp_path, crash_stag
     for table, ref in reference.items():
         got = resumed_tables[table]
         assert len(got) == len(ref), f"{table}: {len(got)} rows after resume, {len(ref)} in a clean build"
-        pd.testing.assert_frame_equal(got, ref, check_dtype=False, obj=table)
+        # absolute tolerance too: a correlation near 0 (explanation_scores.pearson_r) moves by ~1e-7 when the
+        # embeddings' float rounding does (thread counts), which a relative tolerance alone calls a difference
+        pd.testing.assert_frame_equal(got, ref, check_dtype=False, atol=1e-6, obj=table)
