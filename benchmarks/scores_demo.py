@@ -83,8 +83,9 @@ def timing(store) -> list[str]:
     layers["key"] = "layer=" + layers["layer"] + "/model=" + layers["model"]
     t = steps.merge(layers, on="key")
     per_k = t["s"].sum() / t["n_neurons"].sum() * 1000
+    slow = t.loc[t["s"].idxmax()]
     return [f"scores stage: {t['s'].sum():.0f} s for {int(t['n_neurons'].sum()):,} neurons in {len(t)} layers "
-            f"({per_k:.2f} s per 1,000 neurons; slowest layer {t['s'].max():.1f} s, {int(t.loc[t['s'].idxmax(), 'n_neurons'])} neurons)"]
+            f"({per_k:.2f} s per 1,000 neurons; slowest layer {slow['s']:.1f} s, {int(slow['n_neurons'])} neurons)"]
 
 
 def main(argv: list[str] | None = None) -> int:
