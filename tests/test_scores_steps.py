@@ -50,11 +50,12 @@ def test_the_llm_scorers_exist_only_when_asked_and_scores_read_icl_only_when_it_
     assert "module_a_icl" not in graph.upstream_stages(scores, off, scope)
 
 
-def test_an_unknown_scorer_is_named_before_anything_is_computed(tiny_build, tmp_path):
+def test_an_unknown_scorer_is_an_error_naming_the_key_and_the_known_scorers(tiny_build, tmp_path):
     _, config, _ = tiny_build
     db = tmp_path / "copy.duckdb"
     shutil.copy(config.resolve(config.run.database), db)
     bad = dataclasses.replace(config, run=dataclasses.replace(config.run, database=str(db)),
                               scores=dataclasses.replace(config.scores, scorers=("embedding", "vibes")))
-    with pytest.raises(ScoringSetError, match="scores.scorers: unknown scorer"):
+    known = r"scores.scorers: unknown scorer\(s\) \[.vibes.\]; known: \[.embedding., .audio-text.\]"
+    with pytest.raises(ScoringSetError, match=known):
         build(bad, Progress(quiet=True))
