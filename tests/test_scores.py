@@ -14,7 +14,13 @@ from and_engine.backends.registry import make
 from and_engine.stages.explanations import collect_explanations, shuffled
 from and_engine.stages.llm_scores import LLMScoreError, judge_scores, sample_neurons
 from and_engine.stages.scores import auc, pearson, separation, similarity_at_sets, summarise, text_vectors
-from and_engine.stages.scoring_sets import QUANTILE_BINS, ScoringSetError, ScoringSets, draw_scoring_sets
+from and_engine.stages.scoring_sets import (
+    QUANTILE_BINS,
+    ScoringSetError,
+    ScoringSets,
+    draw_scoring_sets,
+    set_size,
+)
 from and_engine.text.prompts import parse_number_list
 
 LABELS = ["dog", "rain", "siren", "cow", "bell", "engine"]
@@ -44,6 +50,15 @@ def test_scoring_sets_never_hold_the_top_or_bottom_k_and_sample_every_quantile()
     back = ScoringSets.from_frame(frame, u.shape[1])
     assert (back.valid.sum(axis=1) == 40).all() and (back.activating.sum(axis=1) == 20).all()
     np.testing.assert_array_equal(np.sort(back.clip_ids, axis=1), np.sort(sets.clip_ids, axis=1))
+
+
+@pytest.mark.parametrize("n_clips, top_k, n_act, n_non, fraction", [
+    (26, 5, 20, 20, 0.2), (251, 5, 20, 20, 0.2), (2000, 5, 20, 20, 0.2), (40, 5, 3, 4, 0.5), (12, 5, 20, 20, 0.2)])
+def test_set_size_is_the_largest_scoring_set_drawn(n_clips, top_k, n_act, n_non, fraction):
+    """``plan`` sizes the LLM scorers' prompts by ``set_size``: it must equal what the draws can fill."""
+    u = np.random.default_rng(1).normal(size=(n_clips, 30))  # continuous: every neuron's pools are full
+    sets = draw_scoring_sets(u, top_k, n_act, n_non, fraction, np.random.default_rng(0))
+    assert sets.valid.sum(axis=1).max() == set_size(n_clips, top_k, n_act, n_non, fraction)
 
 
 def test_a_sparse_neuron_has_no_activating_clip_at_its_median():

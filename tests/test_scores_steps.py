@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 
+from and_engine.config import ConfigError
 from and_engine.pipeline import graph
 from and_engine.pipeline.build import build
 from and_engine.pipeline.core import Progress
-from and_engine.stages.scoring_sets import ScoringSetError
 from and_engine.store.results import ResultsStore
 
 
@@ -50,12 +50,14 @@ def test_the_llm_scorers_exist_only_when_asked_and_scores_read_icl_only_when_it_
     assert "module_a_icl" not in graph.upstream_stages(scores, off, scope)
 
 
-def test_an_unknown_scorer_is_an_error_naming_the_key_and_the_known_scorers(tiny_build, tmp_path):
+def test_an_unknown_scorer_stops_the_build_before_it_runs_naming_the_key_and_the_known_scorers(tiny_build, tmp_path):
     _, config, _ = tiny_build
     db = tmp_path / "copy.duckdb"
     shutil.copy(config.resolve(config.run.database), db)
     bad = dataclasses.replace(config, run=dataclasses.replace(config.run, database=str(db)),
                               scores=dataclasses.replace(config.scores, scorers=("embedding", "vibes")))
-    known = r"scores.scorers: unknown scorer\(s\) \[.vibes.\]; known: \[.embedding., .audio-text.\]"
-    with pytest.raises(ScoringSetError, match=known):
+    known = r"scores.scorers: unknown scorer\(s\) \[.vibes.\]; known: embedding, audio-text"
+    before = db.stat().st_mtime_ns
+    with pytest.raises(ConfigError, match=known):
         build(bad, Progress(quiet=True))
+    assert db.stat().st_mtime_ns == before

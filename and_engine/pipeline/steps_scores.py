@@ -2,8 +2,9 @@
 scores, llm_scores, ground_truth}``.
 
 ``run_scores_steps(ctx)``: ``caption_truth`` once, then per (model, layer) dissected in this build ``scores``
-(scoring sets, explanations, the embedding and audio-text scores), ``llm_scores`` when ``scores.llm_scorers``
-is set (through the summaries' LLM and the llm_cache) and ``ground_truth``. Captions and clips are embedded
+(scoring sets, explanations, the embedding and audio-text scores); LLM round 3 sends the judge prompts of every
+``llm_scores`` step that will run (when ``scores.llm_scorers`` is set; the summaries' LLM, through the
+llm_cache); then per layer ``llm_scores`` and ``ground_truth``. Captions and clips are embedded
 once per build and shared by every layer.
 """
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from and_engine.backends.registry import CAPTION_SAMPLE_RATE, make
+from and_engine.backends.llm import Request
+from and_engine.backends.registry import make
 from and_engine.pipeline import graph
-from and_engine.pipeline.core import BuildContext, backend, run_stage, shared, text_encoder, waveforms
+from and_engine.pipeline.core import BuildContext, backend, is_current, run_stage, shared, text_encoder, waveforms
+from and_engine.pipeline.steps_describe import cached_llm, llm_round
 from and_engine.stages import ground_truth as gt
 from and_engine.stages.explanations import collect_explanations
-from and_engine.stages.llm_scores import judge_scores, sample_neurons
+from and_engine.stages.llm_scores import judge_prompts, judge_scores, sample_neurons
 from and_engine.stages.scores import (
     METHOD,
     score_rows,
@@ -27,23 +30,17 @@ from and_engine.stages.scores import (
     text_vectors,
     unique_texts,
 )
-from and_engine.stages.scoring_sets import QUANTILE_BINS, ScoringSetError, ScoringSets, draw_scoring_sets, layer_rng
-from and_engine.store.schema import EMBEDDING_SCORERS, LLM_SCORERS
+from and_engine.stages.scoring_sets import QUANTILE_BINS, ScoringSets, draw_scoring_sets, layer_rng
 from and_engine.text.labels import read_label_words
 from and_engine.text.prompts import JUDGE_TEMPLATE_IDS
 
 
-def _check(names, known, key: str) -> None:
-    bad = [n for n in names if n not in known]
-    if bad:
-        raise ScoringSetError(f"{key}: unknown scorer(s) {bad}; known: {list(known)}")
-
-
 def _audio_text(ctx: BuildContext):
     """The scorer's audio-text model (the same object as Module A's TAB when the names agree: clips embed once)."""
-    name = ctx.config.scores.audio_text_model
-    return backend(ctx, ("audio-text", name),
-                   lambda: make("audio_text", name, {"text_encoder": text_encoder(ctx, "minilm")}))
+    name, dev = ctx.config.scores.audio_text_model, ctx.config.device
+    return backend(ctx, ("audio-text", name), lambda: make(
+        "audio_text", name, {"text_encoder": text_encoder(ctx, "minilm"), "device": dev.audio_text,
+                             "batch_size": dev.audio_batch_size}))
 
 
 def _captions(ctx: BuildContext) -> list[str]:
@@ -60,7 +57,7 @@ def _scorer_inputs(ctx: BuildContext, scorer: str):
         return shared(ctx, key, lambda: enc.encode(_captions(ctx))), enc.encode
     model = _audio_text(ctx)
     key = ("audio-embeddings", ctx.config.scores.audio_text_model, ctx.fingerprints[("clips", ())])
-    return shared(ctx, key, lambda: model.audio_embeddings(waveforms(ctx, CAPTION_SAMPLE_RATE))), model.text_embeddings
+    return shared(ctx, key, lambda: model.audio_embeddings(waveforms(ctx, model.sample_rate))), model.text_embeddings
 
 
 def _layer_inputs(ctx: BuildContext, model: str, layer: str) -> dict:
@@ -74,7 +71,6 @@ def _layer_inputs(ctx: BuildContext, model: str, layer: str) -> dict:
 
 def _scores_step(ctx: BuildContext, model: str, layer: str) -> str:
     cfg = ctx.config.scores
-    _check(cfg.scorers, EMBEDDING_SCORERS, "scores.scorers")
     extra = {"quantile_bins": QUANTILE_BINS, "method": METHOD,
              "text_encoder": text_encoder(ctx, cfg.text_encoder).describe() if "embedding" in cfg.scorers else None,
              "audio_text": _audio_text(ctx).describe() if "audio-text" in cfg.scorers else None}
@@ -101,23 +97,52 @@ def _scores_step(ctx: BuildContext, model: str, layer: str) -> str:
     return run_stage(ctx, "scores", {"model": model, "layer": layer}, extra, compute)
 
 
-def _llm_scores_step(ctx: BuildContext, model: str, layer: str) -> str:
-    from and_engine.pipeline.steps_describe import cached_llm
+def _llm_inputs(ctx: BuildContext) -> tuple[dict, dict]:
+    """({scorer: its cached LLM}, the llm_scores step's extra params)."""
+    llms = {k: cached_llm(ctx, ctx.config.summaries.llm, JUDGE_TEMPLATE_IDS[k]) for k in ctx.config.scores.llm_scorers}
+    return llms, {"llm": next(iter(llms.values())).describe(), "templates": [JUDGE_TEMPLATE_IDS[k] for k in llms]}
 
+
+def llm_score_inputs(store, config, model: str, layer: str, n_neurons: int) -> tuple[ScoringSets, pd.DataFrame]:
+    """(the stored scoring sets, the explanations of the neurons the LLM scorers sample) of a layer (also ``plan``)."""
+    sets = ScoringSets.from_frame(store.read("scoring_sets", ["neuron", "clip_ids", "activating"], model=model,
+                                             layer=layer), n_neurons)
+    keep = sample_neurons(n_neurons, config.scores.llm_neurons, layer_rng(config.run.seed, model, layer + "/llm"))
+    expl = store.read("explanations", ["model", "layer", "neuron", "source", "explanation"], model=model, layer=layer,
+                      neuron=keep.tolist(), order_by=["neuron", "source"])
+    return sets, expl
+
+
+def _llm_layer_data(ctx: BuildContext, model: str, layer: str):
+    """(activations u, the stored scoring sets, the explanations of the sampled neurons) of a layer."""
+    u = ctx.store.read_activations(model, layer)
+    return (u, *llm_score_inputs(ctx.store, ctx.config, model, layer, u.shape[1]))
+
+
+def _llm_requests(ctx: BuildContext, layers: list[tuple[str, str]]) -> list[Request]:
+    """LLM round 3: the judge prompts of every llm_scores step that will run (the steps then read the cache)."""
+    stage, requests = graph.STAGE["llm_scores"], []
+    for model, layer in layers:
+        scope = {"model": model, "layer": layer}
+        if not graph.exists(stage, ctx.config, scope):
+            continue
+        llms, extra = _llm_inputs(ctx)
+        if is_current(ctx, "llm_scores", scope, extra):
+            continue
+        _, sets, expl = _llm_layer_data(ctx, model, layer)
+        per, seed = ctx.config.scores.llm_clips_per_prompt, ctx.config.run.seed
+        for kind, llm in llms.items():
+            prompts, _ = judge_prompts(kind, expl, sets, _captions(ctx), per, layer_rng(seed, model, layer))
+            requests.append((llm, prompts))
+    return requests
+
+
+def _llm_scores_step(ctx: BuildContext, model: str, layer: str) -> str:
     cfg = ctx.config.scores
-    _check(cfg.llm_scorers, LLM_SCORERS, "scores.llm_scorers")
-    llms = {k: cached_llm(ctx, ctx.config.summaries.llm, JUDGE_TEMPLATE_IDS[k]) for k in cfg.llm_scorers}
-    extra = {"llm": next(iter(llms.values())).describe(), "templates": [JUDGE_TEMPLATE_IDS[k] for k in llms]}
+    llms, extra = _llm_inputs(ctx)
 
     def compute():
-        read = ctx.store.read
-        u = ctx.store.read_activations(model, layer)
-        sets = ScoringSets.from_frame(read("scoring_sets", ["neuron", "clip_ids", "activating"], model=model,
-                                           layer=layer), u.shape[1])
-        rng = layer_rng(ctx.config.run.seed, model, layer + "/llm")
-        keep = sample_neurons(u.shape[1], cfg.llm_neurons, rng)
-        expl = read("explanations", ["model", "layer", "neuron", "source", "explanation"], model=model, layer=layer,
-                    neuron=keep.tolist(), order_by=["neuron", "source"])
+        u, sets, expl = _llm_layer_data(ctx, model, layer)
         frames = []
         for kind, llm in llms.items():
             frames.append(judge_scores(kind, expl, sets, _captions(ctx), u, llm,
@@ -161,13 +186,16 @@ def _ground_truth_step(ctx: BuildContext, model: str, layer: str) -> str:
 
 
 def run_scores_steps(ctx: BuildContext) -> None:
-    """Caption truth, then scores (LLM scores when configured) and ground truth of every dissected layer."""
+    """Caption truth, scores of every dissected layer, LLM round 3 (the judge prompts of the llm_scores steps
+    that will run), then LLM scores (when configured) and ground truth of every layer."""
     layers = [(dict(scope)["model"], dict(scope)["layer"]) for stage, scope in list(ctx.fingerprints)
               if stage == "module_b"]
     _caption_truth_step(ctx)
-    llm = graph.STAGE["llm_scores"]
     for model, layer in layers:
         _scores_step(ctx, model, layer)
+    llm_round(ctx, "round 3 (detection, simulation scorers)", _llm_requests(ctx, layers))
+    llm = graph.STAGE["llm_scores"]
+    for model, layer in layers:
         if graph.exists(llm, ctx.config, {"model": model, "layer": layer}):
             _llm_scores_step(ctx, model, layer)
         _ground_truth_step(ctx, model, layer)

@@ -33,25 +33,39 @@ def sample_neurons(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if k <= 0 or k >= n else np.sort(rng.choice(n, size=k, replace=False))
 
 
-def judge_scores(kind: str, explanations: pd.DataFrame, sets: ScoringSets, captions: Sequence[str], u: np.ndarray,
-                 llm, clips_per_prompt: int, rng: np.random.Generator) -> pd.DataFrame:
-    """``explanations`` rows of one layer (neuron, source, explanation, ...), scoring sets, captions by clip id,
-    activations u (N, n), an LLM (``generate``) -> ``explanation_scores`` rows of scorer ``kind``."""
+def _check_settings(kind: str, clips_per_prompt: int) -> None:
     if kind not in JUDGE_RANGES:
         raise LLMScoreError(f"scores.llm_scorers: unknown scorer {kind!r}; known: {list(JUDGE_RANGES)}")
     if clips_per_prompt < 1:
         raise LLMScoreError(f"scores.llm_clips_per_prompt must be >= 1, got {clips_per_prompt}")
-    low, high = JUDGE_RANGES[kind]
+
+
+def judge_prompts(kind: str, explanations: pd.DataFrame, sets: ScoringSets, captions: Sequence[str],
+                  clips_per_prompt: int, rng: np.random.Generator) -> tuple[list[str], list[tuple[int, np.ndarray]]]:
+    """-> (prompts, where): ``where[i]`` = (row of ``explanations``, scoring-set slots of prompt i). One
+    derivation for the build's LLM round and for ``judge_scores``."""
+    _check_settings(kind, clips_per_prompt)
     n, m = sets.clip_ids.shape
     order = np.argsort(rng.random((n, m)) + ~sets.valid, axis=1)  # valid slots first, in a random order
     rows = explanations["neuron"].to_numpy(dtype=np.int64)
-    prompts, where = [], []  # where[i] = (explanation row, slots of prompt i)
+    prompts, where = [], []
     for e, (neuron, text) in enumerate(zip(rows, explanations["explanation"])):
         slots = order[neuron][: int(sets.valid[neuron].sum())]
         for s in range(0, len(slots), clips_per_prompt):
             chunk = slots[s:s + clips_per_prompt]
             prompts.append(build_judge_prompt(kind, text, [captions[sets.clip_ids[neuron, j]] for j in chunk]))
             where.append((e, chunk))
+    return prompts, where
+
+
+def judge_scores(kind: str, explanations: pd.DataFrame, sets: ScoringSets, captions: Sequence[str], u: np.ndarray,
+                 llm, clips_per_prompt: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``explanations`` rows of one layer (neuron, source, explanation, ...), scoring sets, captions by clip id,
+    activations u (N, n), an LLM (``generate``) -> ``explanation_scores`` rows of scorer ``kind``."""
+    prompts, where = judge_prompts(kind, explanations, sets, captions, clips_per_prompt, rng)
+    low, high = JUDGE_RANGES[kind]
+    m = sets.clip_ids.shape[1]
+    rows = explanations["neuron"].to_numpy(dtype=np.int64)
     answers = llm.generate(prompts) if prompts else []
     pred = np.full((len(rows), m), np.nan)
     malformed = np.zeros(len(rows), dtype=np.int64)

@@ -61,6 +61,14 @@ def layer_rng(seed: int, model: str, layer: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(model.encode()), zlib.crc32(layer.encode())])
 
 
+def set_size(n_clips: int, top_k: int, n_activating: int = 20, n_non_activating: int = 20,
+             activating_fraction: float = 0.2) -> int:
+    """The most clips a scoring set of a probing set of ``n_clips`` can hold (``draw_scoring_sets``' pools)."""
+    half = n_clips // 2
+    end = min(max(int(np.ceil(activating_fraction * n_clips)), top_k), half)
+    return min(n_activating, max(0, end - top_k)) + min(n_non_activating, max(0, n_clips - top_k - half))
+
+
 def _pick(keys: np.ndarray, take: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     """keys (n, P) sort order, take (n, P) bool in that order -> (positions (n, width), valid (n, width)):
     each row's taken positions left-aligned."""
