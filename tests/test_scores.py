@@ -13,7 +13,15 @@ from sklearn.metrics import roc_auc_score
 from and_engine.backends.registry import make
 from and_engine.stages.explanations import collect_explanations, shuffled
 from and_engine.stages.llm_scores import LLMScoreError, judge_scores, sample_neurons
-from and_engine.stages.scores import auc, pearson, separation, similarity_at_sets, summarise, text_vectors
+from and_engine.stages.scores import (
+    auc,
+    pearson,
+    score_on_clips,
+    separation,
+    similarity_at_sets,
+    summarise,
+    text_vectors,
+)
 from and_engine.stages.scoring_sets import (
     QUANTILE_BINS,
     ScoringSetError,
@@ -138,6 +146,23 @@ def test_sanity_planted_neurons_score_high_and_explanations_of_other_neurons_at_
         assert lo <= np.nanmean(a) <= hi
     a_own, r_own = separation(similarity_at_sets(model.text_embeddings(own), rows, rows, clips, sets), rows, sets, u)
     assert np.nanmean(r_own) > 0.7
+
+
+def test_score_on_clips_scores_one_neuron_on_the_spot_as_the_layer_does():
+    """The single-neuron entry (a new explanation scored live) equals the layer's vectorised scores."""
+    labels, captions, u, tuned = _world()
+    sets = draw_scoring_sets(u, 5, 8, 8, 0.15, np.random.default_rng(0))
+    rows = np.arange(u.shape[1])
+    texts = [LABELS[t] for t in tuned]
+    layer_auc, layer_r = _embedding_scores(texts, rows, captions, u, sets)
+    enc = WordVectorEncoder()
+    for neuron in (0, 7):
+        ids = sets.clip_ids[neuron][sets.valid[neuron]]
+        a, r = score_on_clips([texts[neuron], LABELS[(tuned[neuron] + 1) % 6]], enc.encode,
+                              enc.encode([captions[i] for i in ids]), sets.activating[neuron][sets.valid[neuron]],
+                              u[ids, neuron])
+        assert a[0] == pytest.approx(layer_auc[neuron]) and r[0] == pytest.approx(layer_r[neuron])
+        assert a[0] > max(0.8, a[1])  # its own label beats another label
 
 
 def test_sanity_with_the_rule_llm_judges_and_malformed_answers_are_counted():

@@ -7,6 +7,8 @@
 * ``separation``: per explanation, ROC-AUC of its scores for activating vs non-activating clips (ties
   count one half; chance 0.5) and Pearson r of its scores with the real activations (chance 0).
 * ``score_summary``: per source, scorer and metric, the distribution over the layer's neurons.
+* ``score_on_clips``: the same for one neuron on the spot (a new explanation, e.g. a local LLM's summary):
+  texts + its scoring clips' embeddings, activating flags and activations -> AUC and r, by the same functions.
 """
 
 from __future__ import annotations
@@ -97,6 +99,19 @@ def separation(scores: np.ndarray, rows: np.ndarray, sets: ScoringSets, u: np.nd
     ids = np.maximum(sets.clip_ids[rows], 0)
     real = np.take_along_axis(np.asarray(u, dtype=np.float64).T[rows], ids, axis=1)
     return auc(scores, valid & act, scores, valid & ~act), pearson(scores, real, valid)
+
+
+def score_on_clips(texts: list[str], embed, clip_emb: np.ndarray, activating: np.ndarray, activation: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """One neuron: T explanation texts, ``embed`` (texts -> (k, d)), its m scoring clips' embeddings (m, d)
+    (``embedding``: the encoder's of their captions; ``audio-text``: the model's ``audio_embeddings``),
+    ``activating`` (m,) bool and the real ``activation`` (m,) -> (auc (T,), r (T,)), as the layer's scores."""
+    m = len(clip_emb)
+    sets = ScoringSets(np.arange(m, dtype=np.int64)[None, :], np.asarray(activating, dtype=bool)[None, :],
+                       np.ones((1, m), dtype=bool))
+    rows = np.zeros(len(texts), dtype=np.int64)
+    sim = similarity_at_sets(text_vectors(list(texts), embed), np.arange(len(texts)), rows, clip_emb, sets)
+    return separation(sim, rows, sets, np.asarray(activation, dtype=np.float64)[:, None])
 
 
 def score_rows(explanations: pd.DataFrame, scorer: str, auc_: np.ndarray | None, r: np.ndarray | None,
