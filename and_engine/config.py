@@ -146,6 +146,7 @@ class AnalysesConfig:
     acoustic_adjectives: tuple[str, ...] = ("loud", "high-pitched")  # Appendix C checks
     top_adjectives_n: int = 20  # Figure 3 / 9 histogram length
     cluster_words_n: int = 40  # words kept per cluster for the word clouds
+    workers: int = 0  # pruning / feature importance: threads evaluating clip chunks at once (0 = one per CPU core)
 
 
 @dataclass(frozen=True)

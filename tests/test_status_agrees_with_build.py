@@ -122,6 +122,7 @@ CHANGES: dict[str, Change] = {
     "analyses.acoustic_adjectives": Change(("loud",)),
     "analyses.top_adjectives_n": Change(10),
     "analyses.cluster_words_n": Change(20),
+    "analyses.workers": Change(2),
 }
 EXPLICIT = {"run.database"}  # a new database: test_a_new_database_is_reported_and_never_read
 
