@@ -20,14 +20,39 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_CONFIG = "configs/demo.toml"
+EXIT_BUILD_RUNNING = 75  # build --no-wait: another build of the same database is running (EX_TEMPFAIL)
+READ_WAIT_S = 60.0  # status / report wait this long for a running build to finish a commit
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from and_engine.pipeline.build import build
     from and_engine.pipeline.core import Progress
+    from and_engine.store.build_status import BuildRunningError
 
     config = load_config(args.config)
-    build(config, Progress(quiet=args.quiet), until=args.until)
+    if args.background:
+        return _background_build(args, config)
+    try:
+        build(config, Progress(quiet=args.quiet, bars=not args.no_bars), until=args.until,
+              **({"wait_s": 0.0} if args.no_wait else {}))
+    except BuildRunningError as exc:
+        print(f"{exc} (its progress: the app's banner, or {config.run.database}.build.json)", file=sys.stderr)
+        return EXIT_BUILD_RUNNING
+    return 0
+
+
+def _background_build(args: argparse.Namespace, config) -> int:
+    """Start the same build as a detached process (log lines, no bars, into ``<database>.build.log``)."""
+    import subprocess
+
+    log = Path(str(config.resolve(config.run.database)) + ".build.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "and_engine", "build", "--config", args.config, "--until", args.until, "--no-bars",
+           *(["--no-wait"] if args.no_wait else [])]
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)  # not stopped by the terminal's Ctrl+C
+    print(f"building in the background: process {proc.pid}, log {log}")
     return 0
 
 
@@ -51,13 +76,14 @@ def _state_text(states: pd.DataFrame) -> str:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from and_engine.explorer import build_progress
     from and_engine.pipeline.status import changed_keys, step_states
     from and_engine.store.results import ResultsStore, StoreError
 
     config = load_config(args.config)
     db = config.resolve(config.run.database)
     try:
-        store = ResultsStore(db, read_only=True)
+        store = ResultsStore(db, read_only=True, wait_s=READ_WAIT_S)  # a running build may be committing
     except StoreError as exc:
         print(f"nothing built yet: {exc}")
         return 0
@@ -66,6 +92,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         layers = store.read("layers", ["model", "layer"])
         runs = store.read("runs", ["config_json", "status", "started_at"], order_by=["started_at"])
     print(f"database: {db}")
+    running = build_progress.banner(db)
+    if running is not None:
+        print(running[1])
     if steps.empty:
         print("nothing built yet: the database holds no finished step")
         return 0
@@ -92,7 +121,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from and_engine.store.results import ResultsStore
 
     config = load_config(args.config)
-    with ResultsStore(config.resolve(config.run.database), read_only=True) as store:
+    with ResultsStore(config.resolve(config.run.database), read_only=True, wait_s=READ_WAIT_S) as store:
         print(format_report(store, models=args.model or None))
     return 0
 
@@ -126,6 +155,11 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     b.add_argument("--until", default="analyses", help="stop after this step group (probe, models, describe, "
                    "dissect, analyses)")
+    b.add_argument("--no-bars", action="store_true", help="log lines without progress bars (for log files)")
+    b.add_argument("--background", action="store_true", help="run the build as a detached process (its log: "
+                   "<database>.build.log; the app shows its progress) and return at once")
+    b.add_argument("--no-wait", action="store_true", help=f"exit at once (status {EXIT_BUILD_RUNNING}) when "
+                   "another build of the same database is running, instead of waiting for it")
     sub.choices["report"].add_argument("--model", action="append", help="only this model (repeatable)")
     p = sub.add_parser("probe", help="check a probing set and list the files that would be skipped")
     p.add_argument("path", type=Path, help="probing set folder (or CSV file with --kind csv)")
