@@ -5,9 +5,11 @@ feature-importance selection) of each trained variant, read from a finished resu
 checkpoint cache. Modes, run interleaved on the same random subset of selections (``--limit`` per model,
 ``--rounds`` rounds, the order of the modes rotated every round), all on one torch thread:
 
-* ``before``  what the build did before the engine: per selection, ``pruned`` + ``model.logits`` in batches
-  of ``batch_size`` clips, the front end (log-mel / AST filterbank) recomputed in every pass;
-* ``features-once``  the engine with the front end once and no stage reuse (every pass from the input);
+* ``before``  what the build did before the engine: the unpruned pass, then per selection ``pruned`` +
+  ``model.logits`` in batches of ``batch_size`` clips, the front end (log-mel / AST filterbank) recomputed
+  in every pass;
+* ``features-once``  the engine (its unpruned pass included) with the front end once and no stage reuse
+  (every pass from the input);
 * ``engine``  + the stages before each selection's first pruned layer run once per chunk (YAMNet);
 * ``engine-2threads``  + two worker threads (the second core).
 
@@ -69,14 +71,18 @@ def _inputs(config, db, model: str):
 
 
 def _before(target, waves, sels, batch_size):
+    """The unpruned pass once, then one pass per selection (what the engine also does: like for like)."""
     from and_engine.models.base import pruned
 
-    out = []
+    def passes():
+        return np.concatenate([target.logits(waves[i:i + batch_size], batch_size)
+                               for i in range(0, len(waves), batch_size)]).astype(np.float64)
+
+    out = [passes()]
     for sel in sels:
         with pruned(target, sel):
-            out.append(np.concatenate([target.logits(waves[i:i + batch_size], batch_size)
-                                       for i in range(0, len(waves), batch_size)]).astype(np.float64))
-    return out
+            out.append(passes())
+    return out[1:]
 
 
 def _run(mode: str, target, waves, sels, batch_size: int) -> tuple[float, float, list[np.ndarray]]:
