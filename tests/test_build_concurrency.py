@@ -199,3 +199,35 @@ def test_banner_and_missing_texts_follow_the_status_file(tmp_path):
     assert level == "warning" and "stopped" in text and not build_progress.computing(db, "pruning")
     writer.update(force=True, state="done")
     assert build_progress.banner(db) is None
+
+
+def test_an_interrupted_build_says_so(tmp_path, monkeypatch):
+    from and_engine.pipeline import build as build_module
+
+    toml = tmp_path / "i.toml"
+    toml.write_text(f'[run]\ndatabase = "{tmp_path / "i.duckdb"}"\ncache_dir = "{tmp_path / "cache"}"\n'
+                    f'[probing_set]\nkind = "demo"\npath = "{PROJECT_ROOT / "data" / "demo"}"\nmax_clips = 26\n')
+
+    def ctrl_c(ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(build_module.RUNNERS, "models", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        build(load_config(toml), Progress(quiet=True))
+    status = read_status(tmp_path / "i.duckdb")
+    assert status.state == "interrupted" and status.finished_groups == ["probe"]
+    with ResultsStore(tmp_path / "i.duckdb", read_only=True) as store:
+        assert store.read("runs", ["status"])["status"].tolist() == ["interrupted"]
+    level, text = build_progress.banner(tmp_path / "i.duckdb")
+    assert level == "warning" and "was interrupted" in text and "probing set" in text
+
+
+def test_a_bar_reset_reaches_the_status_file(tmp_path):
+    progress = Progress(quiet=True)
+    progress.status = StatusWriter(tmp_path / "r.duckdb", "run1", "demo", min_interval_s=0.0)
+    with progress.bar(10, "round 1") as bar:
+        bar.update(3)
+        bar.reset(total=5)  # an LLM round learns how many prompts it really sends
+        assert read_status(tmp_path / "r.duckdb").bar == {"desc": "round 1", "done": 0, "total": 5}
+        bar.update(2)
+    assert bar.n == 2 and read_status(tmp_path / "r.duckdb").bar == {}

@@ -40,7 +40,8 @@ def banner(database: str | Path) -> tuple[str, str] | None:
         return "info", (f"A build is running (since {status.started_at} UTC, process {status.pid}), now {where}: "
                         f"{_step_text(status)}. Finished: {done}. Pages show what is finished; the rest appears "
                         "as it is committed.")
-    how = f"failed ({status.error})" if status.state == "failed" else f"stopped (process {status.pid} is gone)"
+    how = {"failed": f"failed ({status.error})", "interrupted": "was interrupted"}.get(
+        status.state, f"stopped (process {status.pid} is gone)")
     return "warning", (f"The build started {status.started_at} UTC {how} during {where or 'its start'}. Pages show "
                        f"what it finished ({done}); build again to complete it (finished steps are kept).")
 

@@ -65,7 +65,8 @@ class Progress:
 
 
 class _Bar:
-    """A tqdm bar whose updates also go to the build's status file (``update(n)``, ``n``, ``total``)."""
+    """A tqdm bar whose updates also go to the build's status file (``update(n)``, ``reset(total)``, ``n``,
+    ``total``)."""
 
     def __init__(self, bar: Any, progress: Progress, desc: str):
         self._bar, self._progress, self.desc = bar, progress, desc
@@ -85,6 +86,12 @@ class _Bar:
     def update(self, n: int = 1) -> None:
         self.n += n
         self._bar.update(n)
+        self._report()
+
+    def reset(self, total: int | None = None) -> None:
+        """Start again from 0 (with a new ``total``), as tqdm's ``reset``."""
+        self.n = 0
+        self._bar.reset(total=total)
         self._report()
 
     def _report(self) -> None:
@@ -148,9 +155,9 @@ def run_step(ctx: BuildContext, stage: str, scope: Mapping[str, Any], params: Ma
     return fp
 
 
-def run_stage(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Mapping[str, Any],
-              compute: Callable[[], Tables]) -> str:
-    """``run_step`` with the params and upstream the graph declares for ``stage`` -> the fingerprint."""
+def _stage_inputs(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Mapping[str, Any]
+                  ) -> tuple[dict, list[str]]:
+    """(params, upstream fingerprints) the graph declares for a step of ``stage``."""
     st = graph.STAGE[stage]
     missing = graph.missing_upstream(st, ctx.config, scope, ctx.fingerprints)
     if missing:
@@ -158,7 +165,21 @@ def run_stage(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Ma
                        f"(run the {', '.join(sorted({graph.STAGE[m].group for m in missing}))} steps)")
     params = {"config": graph.config_part(st, ctx.config, scope), **extra}
     upstream = [ctx.fingerprints[k] for k in graph.upstream_keys(st, ctx.config, scope, ctx.fingerprints)]
+    return params, upstream
+
+
+def run_stage(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Mapping[str, Any],
+              compute: Callable[[], Tables]) -> str:
+    """``run_step`` with the params and upstream the graph declares for ``stage`` -> the fingerprint."""
+    params, upstream = _stage_inputs(ctx, stage, scope, extra)
     return run_step(ctx, stage, scope, params, upstream, compute)
+
+
+def is_current(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Mapping[str, Any]) -> bool:
+    """Whether ``run_stage`` with these arguments would skip the step (its committed fingerprint is the
+    one it would get now); the LLM rounds plan only the prompts of steps that will run."""
+    params, upstream = _stage_inputs(ctx, stage, scope, extra)
+    return ctx.store.fingerprint(stage, scope) == fingerprint_of(stage, scope, params, upstream)
 
 
 def shared(ctx: BuildContext, key: object, create: Callable[[], Any]) -> Any:
@@ -179,7 +200,8 @@ def backend(ctx: BuildContext, key: object, create: Callable[[], Any]) -> Any:
 def text_encoder(ctx: BuildContext, name: str):
     """The sentence / text encoder ``name``, one per build, shared by Modules A-C and the analyses (so
     texts embedded by one stage are memoised for the next)."""
-    return backend(ctx, ("text_encoder", name), lambda: make("text_encoder", name))
+    opts = {"device": ctx.config.device.text_encoders, "batch_size": ctx.config.device.text_batch_size}
+    return backend(ctx, ("text_encoder", name), lambda: make("text_encoder", name, opts))
 
 
 def probing_set(ctx: BuildContext) -> ProbingSet:

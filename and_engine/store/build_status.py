@@ -1,8 +1,8 @@
 """What a running build is doing, for other processes (the app), and one build per database at a time.
 
-* ``<database>.build.json``: the build's run id, process id, start, state (``running`` | ``done`` |
-  ``failed``), current step group and step, its progress bar (description, done, total), the steps
-  computed / skipped so far and the stages finished. Written by ``StatusWriter`` (atomically replaced,
+* ``<database>.build.json``: the build's run id, process id, start, state (``runs.status``: ``running``,
+  ``done``, ``failed``, ``interrupted``), current step group and step, its progress bar (description, done,
+  total), the steps computed / skipped so far and the stages finished. Written by ``StatusWriter`` (atomically replaced,
   at most every ``min_interval_s`` unless the step changes), read by ``read_status`` without touching the
   database, so the app can say what is running while the build holds the database for a commit.
 * ``build_lock``: an exclusive ``flock`` on ``<database>.build.lock`` for the build's whole length; the
@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-STATES = ("running", "done", "failed")
+from and_engine.store.schema import RUN_STATUSES
+
+STATES = RUN_STATUSES  # the state says what runs.status says
 
 
 class BuildRunningError(RuntimeError):
