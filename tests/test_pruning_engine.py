@@ -8,13 +8,13 @@ import threading
 import numpy as np
 import pytest
 import torch
-from _analyses_fixtures import expected_logits, tiny_inputs, tiny_model
+from _analyses_fixtures import CLASSIFIER_W, expected_logits, tiny_inputs, tiny_model
 from _models_fixtures import demo_clips, tiny_ast
 
 from and_engine.analyses.common import AnalysisInputError
 from and_engine.analyses.pruning_engine import PruningEngine, auto_workers
 from and_engine.models.ast import make_ast_target
-from and_engine.models.base import ModelError, pruned
+from and_engine.models.base import ModelError, edited, pruned
 from and_engine.models.yamnet import load_pretrained_yamnet
 
 SELECTIONS = [  # first pruned stage 0, 2, 5, 14 (the classifier), mixed, nothing
@@ -190,3 +190,76 @@ def test_many_threads_share_one_engine(yamnet, waves):
         np.testing.assert_array_equal(logits, want[i % len(SELECTIONS)])
     for k, v in yamnet.module.state_dict().items():
         assert torch.equal(v, weights[k])
+
+
+# ---------- edits: any function of a layer's output (e.g. an SAE latent ablation), same per-thread hook ----------
+def test_an_edit_that_zeroes_units_equals_pruning_them(yamnet, waves):
+    engine = PruningEngine(yamnet, waves, batch_size=2)
+
+    def zero(units):
+        def edit(y):  # conv output (rows, channels, freq, time)
+            y = y.clone()
+            y[:, units] = 0
+            return y
+        return edit
+
+    sels = [{"block3.pointwise": [1, 2, 3], "block9.pointwise": [7]}, {"block14.pointwise": [9]}]
+    edits = [{layer: zero(ids) for layer, ids in s.items()} for s in sels]
+    got = engine.edited_logits([*edits, {}])
+    for want, have in zip(engine.logits(sels), got, strict=False):
+        np.testing.assert_array_equal(have, want)
+    assert got[-1] is engine.baseline  # no edit: no pass
+
+
+def test_an_sae_style_ablation_removes_a_direction():
+    """What an SAE latent ablation does to a layer: subtract the latent's decoder direction times its code."""
+    model, (x, _) = tiny_model(), tiny_inputs()
+    d = torch.tensor([1.0, 0.0, 0.0, 1.0]) / np.sqrt(2)  # a latent's unit decoder direction over fc1's 4 units
+
+    def ablate(y):
+        return y - (y @ d)[:, None] * d
+
+    got = PruningEngine(model, x, batch_size=4).edited_logits([{"fc1": ablate}])[0]
+    h = np.c_[x[:, 0], x[:, 1], x[:, 2], x[:, 0] + x[:, 1]].astype(np.float64)  # fc1 before the ReLU
+    dn = d.double().numpy()
+    h = np.maximum(h - (h @ dn)[:, None] * dn, 0)
+    np.testing.assert_allclose(got, h @ np.array(CLASSIFIER_W).T + np.array([0.5, -0.5, 0.0]), atol=1e-5)
+    np.testing.assert_allclose(model.logits(x), expected_logits(x, []), atol=1e-5)  # nothing left behind
+
+
+def test_edits_stay_in_their_thread_and_nest_with_pruning():
+    model, (x, _) = tiny_model(), tiny_inputs()
+    inside, other_done, seen = threading.Barrier(2), threading.Event(), {}
+
+    def double(y):
+        return 2 * y
+
+    def editing_session():
+        with edited(model, {"fc1": double}), pruned(model, {"classifier": [0]}):
+            inside.wait(timeout=10)
+            other_done.wait(timeout=10)
+            seen["edited"] = model.logits(x)
+
+    def plain_session():
+        inside.wait(timeout=10)
+        seen["plain"] = model.logits(x)
+        other_done.set()
+
+    threads = [threading.Thread(target=editing_session), threading.Thread(target=plain_session)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    np.testing.assert_allclose(seen["plain"], expected_logits(x, []), atol=1e-5)
+    want = 2 * (expected_logits(x, []) - [0.5, -0.5, 0.0]) + [0.5, -0.5, 0.0]  # hidden doubled, ReLU keeps it
+    want[:, 0] = 0  # classifier unit 0 pruned inside the edit
+    np.testing.assert_allclose(seen["edited"], want, atol=1e-5)
+
+
+def test_bad_edits_are_refused_before_any_pass():
+    model, (x, _) = tiny_model(), tiny_inputs()
+    engine = PruningEngine(model, x, batch_size=4)
+    with pytest.raises(ModelError, match="has no layer"):
+        engine.edited_logits([{"nope": lambda y: y}])
+    with pytest.raises(ModelError, match="must be a function"):
+        engine.edited_logits([{"fc1": 0.0}])

@@ -17,6 +17,10 @@ evaluates any number of selections ``{layer: [neuron ids]}`` at once:
 
 Each selection sees exactly the forward pass it would see alone (same chunks of clips, same precision);
 only the replicas of a shared pass can differ in the last float bits from a pass of their own.
+
+``edited_logits(edits)`` does the same for any change of layer outputs, ``{layer: fn(output) -> output}``
+(``models.base.edited``: e.g. ablating a sparse-autoencoder latent), one pass per edit set, front end and
+unpruned prefix shared. Building on it (one unit's effect on the outputs, SAE latents): docs/analyses.md.
 """
 
 from __future__ import annotations
@@ -30,7 +34,15 @@ import numpy as np
 import torch
 
 from and_engine.analyses.common import AnalysisInputError
-from and_engine.models.base import TargetModel, install_unit_masks, keep_masks, masked
+from and_engine.models.base import (
+    Edit,
+    TargetModel,
+    check_edits,
+    edited,
+    install_unit_masks,
+    keep_masks,
+    masked,
+)
 
 PRECISIONS = ("float32", "bfloat16")
 Selection = Mapping[str, Sequence[int]]
@@ -81,6 +93,23 @@ class PruningEngine:
             out[i] = res
         return out
 
+    def edited_logits(self, edits: Sequence[Mapping[str, Edit]], progress: Callable[[int, int], None] | None = None
+                      ) -> list[np.ndarray]:
+        """Each edit set's (n_clips, n_classes) logits: the outputs of its layers replaced by ``fn(output)``
+        (``models.base.edited``), one pass per set from the first edited stage; an empty set returns
+        ``baseline``. ``progress`` as in ``logits``."""
+        todo = [i for i, e in enumerate(edits) if e]
+        model, out = self.model, [self.baseline] * len(edits)
+        packs = []
+        for i in todo:
+            check_edits(model, edits[i])  # ModelError for an unknown layer or a non-function before any pass
+            packs.append((min(model.stage_of(k) for k in edits[i]), [len(packs)],
+                          lambda e=edits[i]: edited(model, e)))
+        for i, res in zip(todo, self._run_packs(sorted(packs, key=lambda p: p[0]), len(todo), progress),
+                          strict=True):
+            out[i] = res
+        return out
+
     def _evaluate(self, selections: Sequence[Selection], progress=None) -> list[np.ndarray]:
         """Every selection's logits: packs of ``per_pass`` selections sharing a first pruned stage, per chunk."""
         if not selections:
@@ -90,22 +119,29 @@ class PruningEngine:
             keep_masks(model, [s])  # ModelError for a bad layer / id before any pass
         starts = [min((model.stage_of(k) for k, v in s.items() if len(v)), default=0) for s in selections]
         order = sorted(range(len(selections)), key=starts.__getitem__)
-        packs = []  # (first stage any member prunes, selection indices, their masks), in stage order
+        packs = []  # (first stage any member prunes, selection indices, their masks' context), in stage order
         for p in range(0, len(order), self.per_pass):
             idx = order[p : p + self.per_pass]
-            packs.append((starts[idx[0]], idx, keep_masks(model, [selections[i] for i in idx])))
-        results = np.zeros((len(selections), self.n_clips, len(model.class_names)))
+            masks = keep_masks(model, [selections[i] for i in idx])
+            packs.append((starts[idx[0]], idx, lambda m=masks: masked(model, m)))
+        return self._run_packs(packs, len(selections), progress)
+
+    def _run_packs(self, packs: list, n: int, progress=None) -> list[np.ndarray]:
+        """``n`` results from ``packs`` (first stage, result indices, context factory), sorted by first stage."""
+        if not n:
+            return []
+        results = np.zeros((n, self.n_clips, len(self.model.class_names)))
 
         def run_chunk(c: int) -> int:
             self._chunk(c, packs, results)
-            return (self.bounds[c][1] - self.bounds[c][0]) * len(selections)
+            return (self.bounds[c][1] - self.bounds[c][0]) * n
 
-        total, done = self.n_clips * len(selections), 0
+        total, done = self.n_clips * n, 0
         workers = min(self.workers, len(self.bounds))
         pool = ThreadPoolExecutor(workers, thread_name_prefix="prune") if workers > 1 else None
         with pool or contextlib.nullcontext():
-            for n in (pool.map if pool else map)(run_chunk, range(len(self.bounds))):
-                done += n
+            for clips_done in (pool.map if pool else map)(run_chunk, range(len(self.bounds))):
+                done += clips_done
                 if progress is not None:
                     progress(done, total)
         return list(results)
@@ -120,11 +156,11 @@ class PruningEngine:
         model, (a, b) = self.model, self.bounds[c]
         x, at = self.features[c], 0
         with torch.inference_mode(), self._autocast():
-            for start, idx, masks in packs:
+            for start, idx, context in packs:
                 if start > at:
                     x, at = model.run_stages(x, at, start), start
                 xx = x if len(idx) == 1 else torch.cat([x] * len(idx))  # one replica of the chunk per mask
-                with masked(model, masks):
+                with context():
                     raw = model.run_stages(xx, start)
                 per_clip = raw.reshape(len(idx), b - a, -1, raw.shape[-1]).mean(dim=2)  # window mean per clip
                 results[idx, a:b] = per_clip.float().cpu().numpy()

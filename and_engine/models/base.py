@@ -3,7 +3,8 @@
 A :class:`TargetModel` turns waveforms into the module's input (``preprocess``), runs it to logits, names
 its classes and lists its dissectable layers (:class:`LayerSpec`, found by walking the module's
 structure). :func:`pruned` / :func:`masked` zero units in the forward passes of the calling thread only (masks
-applied by a hook on the layer's output; weights are never modified), for the pruning analyses.
+applied by a hook on the layer's output; weights are never modified), for the pruning analyses;
+:func:`edited` replaces a layer's output by any function of it the same way (e.g. an SAE latent ablation).
 """
 
 from __future__ import annotations
@@ -145,20 +146,25 @@ def unit_parameters(model: TargetModel, layer: str) -> tuple[torch.Tensor, torch
 
 
 # ---------- pruning by masks in the forward pass (nothing on the shared module changes) ----------
-# {module: (M, n_units) bool keep-mask} of the current thread's pruning; M = replicas of the batch.
+# {module: (M, n_units) bool keep-mask, or a function output -> output} of the current thread's pruning /
+# edits; M = replicas of the batch.
 _MASKS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("and_unit_masks", default=None)
 _INSTALL = threading.Lock()
 _HOOKED = "_and_unit_mask_hook"
+Edit = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _mask_hook(unit_dim: int) -> Callable:
-    """A forward hook that zeroes the masked units of the module's output for the thread that set them."""
+    """A forward hook that zeroes the masked units of the module's output (or applies the edit function) for
+    the thread that set them."""
 
     def hook(module: torch.nn.Module, _inputs, output: torch.Tensor) -> torch.Tensor | None:
         active = _MASKS.get()
         keep = active.get(module) if active else None
         if keep is None:
             return None
+        if not isinstance(keep, torch.Tensor):  # an edit function
+            return keep(output)
         m, rows = keep.shape[0], output.shape[0]
         if rows % m:
             raise ModelError(f"a batch of {rows} rows cannot hold {m} replicas, one per pruning mask")
@@ -206,8 +212,35 @@ def masked(model: TargetModel, keep: Mapping[str, torch.Tensor]) -> Iterator[Non
     ``keep``: {layer: (M, n_units) bool} (``keep_masks``); a batch then holds M replicas of its rows, replica
     r pruned by row r of each mask. Other threads, and this thread after the block, see the unpruned model.
     """
+    with _active(model, keep):
+        yield
+
+
+@contextlib.contextmanager
+def edited(model: TargetModel, edits: Mapping[str, Edit]) -> Iterator[None]:
+    """Inside the block, forward passes *of this thread* replace the output ``y`` of each layer in ``edits`` by
+    ``edits[layer](y)`` (same shape and dtype; conv layers: (rows, units, freq, time), token layers: (rows,
+    tokens, units), rows = clips x windows of the batch). Nothing on the shared model changes; ``fn`` may be
+    called from several threads at once (the engine's workers), so it must not keep state between calls."""
+    check_edits(model, edits)
+    with _active(model, edits):
+        yield
+
+
+def check_edits(model: TargetModel, edits: Mapping[str, Edit]) -> None:
+    """ModelError for an unknown layer or an edit that is not a function."""
+    for name, fn in edits.items():
+        model.layer(name)
+        if not callable(fn):
+            raise ModelError(f"layer {name!r}: an edit must be a function of the layer's output, got {fn!r}")
+
+
+@contextlib.contextmanager
+def _active(model: TargetModel, per_layer: Mapping[str, torch.Tensor | Edit]) -> Iterator[None]:
+    """This thread's masks / edits for the block, over any set by an enclosing block (inner ones win)."""
     install_unit_masks(model)
-    token = _MASKS.set({model.submodule(model.layer(k)): v for k, v in keep.items()})
+    outer = _MASKS.get() or {}
+    token = _MASKS.set({**outer, **{model.submodule(model.layer(k)): v for k, v in per_layer.items()}})
     try:
         yield
     finally:
