@@ -231,3 +231,14 @@ def test_a_bar_reset_reaches_the_status_file(tmp_path):
         assert read_status(tmp_path / "r.duckdb").bar == {"desc": "round 1", "done": 0, "total": 5}
         bar.update(2)
     assert bar.n == 2 and read_status(tmp_path / "r.duckdb").bar == {}
+
+
+def test_a_new_bar_is_written_at_once(tmp_path):
+    """The status file is throttled (one write a second), but a bar that starts or ends right after another
+    write is shown at once: the app said only the step's name for minutes until the first chunk finished."""
+    progress = Progress(quiet=True)
+    progress.status = StatusWriter(tmp_path / "n.duckdb", "run1", "demo")  # default throttle
+    progress.report(force=True, step="feature_importance model=m")
+    with progress.bar(4240, "feature importance m"):
+        assert read_status(tmp_path / "n.duckdb").bar == {"desc": "feature importance m", "done": 0, "total": 4240}
+    assert read_status(tmp_path / "n.duckdb").bar == {}

@@ -61,7 +61,7 @@ class Progress:
 
         with tqdm(total=total, desc=desc, disable=not self.bars, file=sys.stderr, leave=False, dynamic_ncols=True) as b:
             yield _Bar(b, self, desc)
-        self.report(bar={})
+        self.report(force=True, bar={})
 
 
 class _Bar:
@@ -71,7 +71,7 @@ class _Bar:
     def __init__(self, bar: Any, progress: Progress, desc: str):
         self._bar, self._progress, self.desc = bar, progress, desc
         self.n = 0
-        self._report()
+        self._report(force=True)  # a new bar is shown at once, even right after another write
 
     @property
     def total(self) -> int:
@@ -94,8 +94,8 @@ class _Bar:
         self._bar.reset(total=total)
         self._report()
 
-    def _report(self) -> None:
-        self._progress.report(bar={"desc": self.desc, "done": self.n, "total": self._bar.total or 0})
+    def _report(self, force: bool = False) -> None:
+        self._progress.report(force, bar={"desc": self.desc, "done": self.n, "total": self._bar.total or 0})
 
 
 @dataclass
