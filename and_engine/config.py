@@ -195,6 +195,7 @@ class ModuleAConfig:
 class ModuleBConfig:
     threshold: Annotated[float, between(0, 1)] = 0.7  # the paper's text; its code used 0.5
     sentence_encoder: str = "minilm"
+    keep_opposites: bool = False  # true: an S_l point claiming the opposite (quiet vs loud) never removes an S_h point
 
 
 @dataclass(frozen=True)

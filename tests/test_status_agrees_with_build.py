@@ -110,6 +110,7 @@ CHANGES: dict[str, Change] = {
     "module_a.top_n": Change(3),
     "module_b.threshold": Change(0.5),
     "module_b.sentence_encoder": Change(lambda env: "clip:" + env.tiny_model("clip")),
+    "module_b.keep_opposites": Change(True),
     "module_c.tagger": Change("textblob"),
     "module_c.adjective_filter": Change(False),
     "analyses.n_clusters": Change(3),

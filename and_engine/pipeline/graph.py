@@ -108,7 +108,8 @@ STAGES: tuple[Stage, ...] = (
               "module_a.concept_set", "module_a.text_encoder", "module_a.audio_text_model", "module_a.similarities",
               "module_a.db_scope", "module_a.top_n", SECONDS)),
     Stage("module_b", "dissect", PER_LAYER, tables=("calibration_points", "calibrated_summaries"),
-          upstream=("summaries",), reads=("module_b.threshold", "module_b.sentence_encoder")),
+          upstream=("summaries",),
+          reads=("module_b.threshold", "module_b.sentence_encoder", "module_b.keep_opposites")),
     Stage("adjective_checks", "dissect", GLOBAL, tables=("adjective_checks",), upstream=("module_b",), reads=(
         "module_c.tagger", "module_c.adjective_filter", "analyses.basic_adjectives", *SUMMARY_LLM)),
     Stage("module_c", "dissect", PER_LAYER, tables=("open_concepts", "pos_counts"),
