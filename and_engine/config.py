@@ -219,6 +219,7 @@ class AnalysesConfig:
     acoustic_adjectives: Annotated[tuple[str, ...], each(NONEMPTY)] = ("loud", "high-pitched")  # Appendix C checks
     top_adjectives_n: Annotated[int, at_least(1)] = 20  # Figure 3 / 9 histogram length
     cluster_words_n: Annotated[int, at_least(1)] = 40  # words kept per cluster for the word clouds
+    related_top_n: Annotated[int, at_least(1)] = 5  # related neurons kept per neuron and relation (correlation)
 
 
 @dataclass(frozen=True)

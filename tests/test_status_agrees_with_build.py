@@ -125,6 +125,7 @@ CHANGES: dict[str, Change] = {
     "analyses.acoustic_adjectives": Change(("loud",)),
     "analyses.top_adjectives_n": Change(10),
     "analyses.cluster_words_n": Change(20),
+    "analyses.related_top_n": Change(3),
     "device.text_encoders": Change("cpu:0"),
     "device.audio_text": Change("cpu:0"),
     "device.text_batch_size": Change(16),

@@ -27,6 +27,8 @@ SUMMARY_STATUSES = ("ok", "truncated", "empty", "garbage")  # summaries.status (
 RUN_STATUSES = ("running", "done", "failed", "interrupted")
 RUN_DONE = "done"
 FIRST_RANK = 1  # every rank column starts at 1 (the best concept, the most-activating clip, ...)
+# related_neurons.relation: the most correlated neurons of the same layer, the model's other layers, other models
+RELATIONS = ("same_layer", "other_layer", "other_model")
 
 VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "summaries": {"side": SIDES, "status": SUMMARY_STATUSES},
@@ -36,8 +38,9 @@ VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "pruning_summary": {"method": PRUNING_METHODS},
     "pruning_per_class": {"method": PRUNING_METHODS},
     "runs": {"status": RUN_STATUSES},
+    "related_neurons": {"relation": RELATIONS},
 }
-RANKED = {"closed_concepts": "rank", "activation_maps": "rank", "top_adjectives": "rank"}
+RANKED = {"closed_concepts": "rank", "activation_maps": "rank", "top_adjectives": "rank", "related_neurons": "rank"}
 
 # name -> [(column, duckdb type)]; "step_id" is added to every table except the bookkeeping ones.
 RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
@@ -147,6 +150,16 @@ RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
         ("model", "VARCHAR"), ("adjective", "VARCHAR"), ("has_adjective", "BOOLEAN"), ("n_neurons", "INTEGER"),
         ("mean_amplitude", "DOUBLE"), ("mean_median_frequency_hz", "DOUBLE"),
     ],
+    # related neurons by the Pearson correlation of their activations over the probing set (analyses/related.py)
+    "related_neurons": [  # each neuron's top-N per relation, rank 1 = highest correlation
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("relation", "VARCHAR"),
+        ("rank", "INTEGER"), ("other_model", "VARCHAR"), ("other_layer", "VARCHAR"), ("other_neuron", "INTEGER"),
+        ("correlation", "DOUBLE"),
+    ],
+    "neuron_partners": [  # each neuron's best partner in every layer of every other model (the compare page)
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("other_model", "VARCHAR"),
+        ("other_layer", "VARCHAR"), ("other_neuron", "INTEGER"), ("correlation", "DOUBLE"),
+    ],
 }
 
 # Bookkeeping tables (no step_id).
@@ -176,6 +189,8 @@ INDEXES = {
     "closed_concepts": ("model", "layer", "neuron"),
     "calibration_points": ("model", "layer", "neuron"),
     "open_concepts": ("word",),
+    "related_neurons": ("model", "layer", "neuron"),
+    "neuron_partners": ("model", "other_model"),
     "steps": ("stage", "scope"),
 }
 
