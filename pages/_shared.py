@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
 from and_engine.config import Config, load_config
-from and_engine.explorer import queries
+from and_engine.explorer import export, queries
 from and_engine.store.ratings import RatingsStore
 from and_engine.store.results import ResultsStore, StoreError
 
@@ -123,3 +124,21 @@ def neuron_link(model: str, layer: str, neuron: int, label: str | None = None) -
     """A link to the Neuron page with the neuron in its query parameters."""
     st.page_link(NEURON_PAGE, label=md(label or f"{model} / {layer} / {neuron}"), icon=":material/search:",
                  query_params={"model": model, "layer": layer, "neuron": str(int(neuron))})
+
+
+def download(label: str, name: str, tables: Callable[[ResultsStore], dict], key: str) -> None:
+    """A format choice and a download button for what a page shows: ``tables(store)`` -> {table: DataFrame},
+    written by ``export.export_bytes`` when the button is clicked (on a read-only store of its own: the page's
+    store is closed by then)."""
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    fmt = c1.selectbox("format", export.FORMATS, key=f"{key}_format", help="Parquet and CSV: a zip with one file "
+                       "per table; JSON: one document")
+    path = results_path()
+
+    def data() -> bytes:
+        with ResultsStore(path, read_only=True) as db:
+            return export.export_bytes(tables(db), fmt, name)[0]
+
+    file_name, mime = export.download_name(name, fmt)
+    c2.download_button(label, data, file_name=file_name, mime=mime, key=key, icon=":material/download:",
+                       on_click="ignore")

@@ -153,17 +153,23 @@ def _check(fmt: str) -> None:
         raise ValueError(f"export format must be one of {FORMATS}, got {fmt!r}")
 
 
-def export_bytes(tables: dict[str, pd.DataFrame], fmt: str, name: str) -> tuple[bytes, str, str]:
-    """Tables -> one download: (bytes, file name, MIME type): ``name.json``, or ``name.<fmt>.zip`` holding
-    ``<table>.parquet`` / ``<table>.csv``."""
+def download_name(name: str, fmt: str) -> tuple[str, str]:
+    """-> (file name, MIME type) of a download of ``fmt``: ``name.json`` or ``name.<fmt>.zip``."""
     _check(fmt)
+    return (f"{name}.json", MIME["json"]) if fmt == "json" else (f"{name}.{fmt}.zip", MIME["zip"])
+
+
+def export_bytes(tables: dict[str, pd.DataFrame], fmt: str, name: str) -> tuple[bytes, str, str]:
+    """Tables -> one download: (bytes, file name, MIME type) (``download_name``); a zip holds ``<table>.parquet``
+    / ``<table>.csv``."""
+    file_name, mime = download_name(name, fmt)
     if fmt == "json":
-        return _json(tables), f"{name}.json", MIME["json"]
+        return _json(tables), file_name, mime
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for table, df in tables.items():
             zf.writestr(f"{table}.{fmt}", _table_bytes(df, fmt))
-    return buf.getvalue(), f"{name}.{fmt}.zip", MIME["zip"]
+    return buf.getvalue(), file_name, mime
 
 
 def write_export(tables: dict[str, pd.DataFrame], fmt: str, out_dir: Path, name: str) -> list[Path]:
