@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from and_engine.explorer import distribution, export, related
-from pages._shared import download, md, results_path
+from and_engine.explorer import aggregates, charts, distribution, effect, export, live, related
+from pages._shared import download, md, pruning_target, results_path
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
@@ -66,6 +66,48 @@ def related_section(db, model: str, layer: str, neuron: int, n_models: int) -> N
                 "other_model": "model", "other_layer": "layer",
                 "correlation": st.column_config.NumberColumn("r", format="%.3f"),
                 "top_concept": "DB concept", "calibrated_summary": "S_h^c"})
+
+
+SCALES = [0.0, 0.5, 2.0, 5.0]  # what the neuron's output is multiplied by (0 = zeroed, as pruning does)
+
+
+@st.cache_data(show_spinner="Running the held-out clips…", max_entries=256)
+def _effect(db_path: str, db_mtime: float, model: str, layer: str, neuron: int, scale: float, _target
+            ) -> effect.NeuronEffect:
+    return effect.neuron_effect(_target, layer, neuron, scale)
+
+
+def effect_section(db, cfg, model: str, layer: str, neuron: int) -> None:
+    """Zero or scale this neuron in the forward pass: every class's logit change and the held-out accuracy."""
+    st.subheader("Effect on the output")
+    prunable = aggregates.prunable_models(db)
+    if model not in prunable:
+        st.info(f"Unavailable for {md(model)}: its classes are not the probing set's labels (or none of its "
+                "held-out clips has one), so there is no held-out label to measure a logit change against. "
+                + (f"Models with it: {md(', '.join(prunable))}." if prunable else "No model of this database has "
+                   "it: a trained variant (kind yamnet-frozen, yamnet-finetuned or ast-scratch) would."))
+        return
+    if not st.toggle("measure it on the held-out clips (runs the model)", key="nr_effect_on"):
+        st.caption("Zero this neuron (or scale it) in the forward pass and see what every class's logit does.")
+        return
+    scale = st.select_slider("multiply the neuron's output by", SCALES, value=0.0, key="nr_effect_scale",
+                             format_func=lambda f: "0 (zeroed)" if f == 0 else f"{f:g}×")
+    try:
+        target = pruning_target(db, cfg, model)
+    except (live.LiveError, ImportError, OSError, ValueError) as exc:
+        st.warning(f"Unavailable for {md(model)}: {md(exc)}")
+        return
+    path = results_path()
+    eff = _effect(str(path), path.stat().st_mtime, model, layer, int(neuron), float(scale), target)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("held-out accuracy", f"{eff.accuracy_after:.1%}", f"{eff.accuracy_after - eff.accuracy_before:+.1%}",
+              help=f"before {eff.accuracy_before:.1%}, after {eff.accuracy_after:.1%} ({eff.n_clips} held-out clips)")
+    c2.metric("predictions changed", f"{eff.n_flipped} of {eff.n_clips}")
+    top = eff.per_class.loc[eff.per_class["mean_change"].abs().idxmax()]
+    c3.metric("largest mean change", f"{top['mean_change']:+.3f}", help=f"class {top['class_name']}")
+    what = "zeroed" if scale == 0 else f"scaled {scale:g}×"
+    st.plotly_chart(charts.effect_bars(eff.per_class, f"change of each class's logit, neuron {neuron} {what}"),
+                    key="nr_effect_chart")
 
 
 def quantile_clips(values: np.ndarray, model: str, layer: str, neuron: int) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from and_engine.config import Config, load_config
-from and_engine.explorer import export, queries
+from and_engine.explorer import export, live, queries
 from and_engine.store.ratings import RatingsStore
 from and_engine.store.results import ResultsStore, StoreError
 
@@ -109,6 +109,18 @@ def ratings_path(cfg: Config) -> str:
 def ratings_store(cfg: Config | str) -> RatingsStore:
     """The (cached) ratings store of ``cfg`` (``ratings_path``) or at a path kept from an earlier run."""
     return _ratings(cfg if isinstance(cfg, str) else ratings_path(cfg))
+
+
+@st.cache_resource(show_spinner="Loading the model and its held-out clips…", max_entries=4)
+def _pruning_target(db_path: str, db_mtime: float, model: str, _cfg: Config, _db: ResultsStore) -> live.PruningTarget:
+    return live.load_pruning_target(_cfg, model, queries.clips(_db).reset_index())
+
+
+def pruning_target(db: ResultsStore, cfg: Config, model: str) -> live.PruningTarget:
+    """The live pruning target of ``model`` (model, held-out clips, pruning engine), loaded once per server and
+    database version; shared by the Pruning page and the Neuron page's effect on the output."""
+    path = results_path()
+    return _pruning_target(str(path), path.stat().st_mtime, model, cfg, db)
 
 
 def layers_or_stop(db: ResultsStore, model: str):

@@ -1,4 +1,4 @@
-"""A neuron's distribution beyond its extremes: density and flags, quantile clips, percentiles (explorer/distribution)."""
+"""A neuron's distribution beyond its extremes: density, flags, quantile clips, percentiles (explorer/distribution)."""
 
 from __future__ import annotations
 
