@@ -61,13 +61,16 @@ def related_section(db, model: str, layer: str, neuron: int, n_models: int) -> N
                 continue
             shown = rows.assign(link=_links(rows, "other_model", "other_layer", "other_neuron"))
             st.dataframe(shown[["rank", "link", "other_model", "other_layer", "correlation", "top_concept",
-                                "calibrated_summary"]], hide_index=True, width="stretch", column_config={
-                "link": st.column_config.LinkColumn("neuron", display_text=r"neuron=(\d+)$"),
-                "other_model": "model", "other_layer": "layer",
-                "correlation": st.column_config.NumberColumn("r", format="%.3f"),
-                "top_concept": "DB concept", "calibrated_summary": "S_h^c"})
+                                "calibrated_summary", "summary_auc"]], hide_index=True, width="stretch",
+                         column_config={"link": st.column_config.LinkColumn("neuron", display_text=r"neuron=(\d+)$"),
+                                        "other_model": "model", "other_layer": "layer",
+                                        "correlation": st.column_config.NumberColumn("r", format="%.3f"),
+                                        "top_concept": "DB concept", "calibrated_summary": "S_h^c",
+                                        "summary_auc": AUC_COLUMN})
 
 
+AUC_COLUMN = st.column_config.NumberColumn("S_h^c AUC", format="%.2f", help="the calibrated summary's embedding "
+                                          "AUC on clips it was not written from (0.5 = chance; docs/scores.md)")
 SCALES = [0.0, 0.5, 2.0, 5.0]  # what the neuron's output is multiplied by (0 = zeroed, as pruning does)
 
 

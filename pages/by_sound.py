@@ -85,6 +85,8 @@ for layer, rows in top.groupby("layer", sort=False):
                 st.markdown(f"percentile **{r.percentile:.1f}** · z {r.z:+.1f} · activation {r.activation:.3f}")
             mid.markdown(f"**{md(r.top_concept or '—')}** (DB concept)")
             mid.caption(md(r.calibrated_summary) if r.calibrated_summary else "(no calibrated summary)")
+            if r.summary_auc == r.summary_auc:  # scored (not NaN)
+                mid.caption(f"S_h^c embedding AUC {r.summary_auc:.2f} on other clips (0.5 = chance)")
             if (layer, r.neuron) in maps:
                 right.image(charts.clip_image(spec, maps[(layer, r.neuron)]), width="stretch",
                             caption="this clip's spectrogram + the neuron's map")

@@ -56,14 +56,17 @@ else:
         shown = pairs.assign(link_a=link(model_a, layer_a, pairs["neuron"]),
                              link_b=link(model_b, layer_b, pairs["other_neuron"]))
         st.dataframe(shown[["link_a", "link_b", "correlation", "top_concept_a", "top_concept_b",
-                            "calibrated_summary_a", "calibrated_summary_b"]], hide_index=True, width="stretch",
+                            "calibrated_summary_a", "calibrated_summary_b", "summary_auc_a", "summary_auc_b"]],
+                     hide_index=True, width="stretch",
                      column_config={"link_a": st.column_config.LinkColumn(f"neuron of {model_a}",
                                                                           display_text=r"neuron=(\d+)$"),
                                     "link_b": st.column_config.LinkColumn(f"neuron of {model_b}",
                                                                           display_text=r"neuron=(\d+)$"),
                                     "correlation": st.column_config.NumberColumn("r", format="%.3f"),
                                     "top_concept_a": "DB concept (A)", "top_concept_b": "DB concept (B)",
-                                    "calibrated_summary_a": "S_h^c (A)", "calibrated_summary_b": "S_h^c (B)"})
+                                    "calibrated_summary_a": "S_h^c (A)", "calibrated_summary_b": "S_h^c (B)",
+                                    "summary_auc_a": st.column_config.NumberColumn("AUC (A)", format="%.2f"),
+                                    "summary_auc_b": st.column_config.NumberColumn("AUC (B)", format="%.2f")})
 
 # --- Section 4.5 side by side ------------------------------------------------------------------------------
 st.subheader("Closed-set concepts: how many neurons have each rank-1 concept")

@@ -53,7 +53,7 @@ def export_tables(store: ResultsStore, model: str, layer: str | None = None, neu
     out = {"neurons": _neurons(store, model, chosen, neuron, threshold), "extremes": _extremes(store, where)}
     for name, table in (("closed_concepts", "closed_concepts"), ("open_concepts", "open_concepts"),
                         ("related_neurons", "related_neurons"), ("scores", SCORES_TABLE)):
-        if table in schema.TABLES and has_table(store, table):  # a database built before the stage lacks it
+        if table in schema.TABLES and queries.has_table(store, table):  # a database built before the stage lacks it
             out[name] = _drop_step(store.read(table, order_by=["layer", "neuron"], **where))
     if neuron is not None:
         values = queries.activations(store, model, layer, int(neuron))
@@ -61,11 +61,6 @@ def export_tables(store: ResultsStore, model: str, layer: str | None = None, neu
         out["activations"] = clips[["clip_id", "rel_path", "label"]].assign(activation=values[clips["clip_id"]])
     out["provenance"], out["run"] = _provenance(store, model, chosen)
     return out
-
-
-def has_table(store: ResultsStore, table: str) -> bool:
-    """Whether the database has ``table`` (one written by an older version may lack a newer stage's tables)."""
-    return not store.query_df("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [table]).empty
 
 
 def _drop_step(df: pd.DataFrame) -> pd.DataFrame:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import pandas as pd
 
 from and_engine.explorer.humaneval import SIMILARITY_PREFERENCE
+from and_engine.explorer.queries import has_table
 from and_engine.store.results import ResultsStore
-from and_engine.store.schema import FIRST_RANK, RELATIONS
+from and_engine.store.schema import FIRST_RANK, RELATIONS, SOURCE_CALIBRATED
 
 RELATION_TITLES = dict(zip(RELATIONS, ("same layer", "other layers of the model", "other models")))
 KEY = ["model", "layer", "neuron"]
@@ -27,10 +28,12 @@ def has_related(store: ResultsStore) -> bool:
 
 
 def explanations(store: ResultsStore, keys: pd.DataFrame) -> pd.DataFrame:
-    """``keys`` rows (model, layer, neuron) -> the same rows + ``calibrated_summary`` (S_h^c, "" if none) and
-    ``top_concept`` (DB's rank-1 closed-set concept of the preferred similarity, ``humaneval``'s order)."""
+    """``keys`` rows (model, layer, neuron) -> the same rows + ``calibrated_summary`` (S_h^c, "" if none),
+    ``top_concept`` (DB's rank-1 closed-set concept of the preferred similarity, ``humaneval``'s order) and
+    ``summary_auc`` (S_h^c's embedding AUC on clips it was not written from, ``docs/scores.md``; NaN if unscored)."""
     out = keys[KEY].copy()
-    out["calibrated_summary"], out["top_concept"] = "", ""
+    out["calibrated_summary"], out["top_concept"], out["summary_auc"] = "", "", float("nan")
+    scored = has_table(store, "explanation_scores")
     for (model, layer), group in out.groupby(["model", "layer"], sort=False):
         ids = sorted({int(n) for n in group["neuron"]})
         summ = store.read("calibrated_summaries", ["neuron", "calibrated_summary"], model=model, layer=layer,
@@ -42,6 +45,10 @@ def explanations(store: ResultsStore, keys: pd.DataFrame) -> pd.DataFrame:
         idx = group.index
         out.loc[idx, "calibrated_summary"] = group["neuron"].map(summ).fillna("").astype(str).to_numpy()
         out.loc[idx, "top_concept"] = group["neuron"].map(concept).fillna("").astype(str).to_numpy()
+        if scored:
+            auc = store.read("explanation_scores", ["neuron", "auc"], model=model, layer=layer, neuron=ids,
+                             source=SOURCE_CALIBRATED, scorer="embedding").set_index("neuron")["auc"]
+            out.loc[idx, "summary_auc"] = group["neuron"].map(auc).astype(float).to_numpy()
     return out
 
 
@@ -52,10 +59,11 @@ def related(store: ResultsStore, model: str, layer: str, neuron: int) -> pd.Data
                                         "correlation"], model=model, layer=layer, neuron=int(neuron),
                     order_by=["relation", "rank"])
     if df.empty:
-        return df.assign(calibrated_summary=[], top_concept=[])
+        return df.assign(calibrated_summary=[], top_concept=[], summary_auc=[])
     keys = df.rename(columns={"other_model": "model", "other_layer": "layer", "other_neuron": "neuron"})
     expl = explanations(store, keys)
-    df["calibrated_summary"], df["top_concept"] = expl["calibrated_summary"], expl["top_concept"]
+    for col in ("calibrated_summary", "top_concept", "summary_auc"):
+        df[col] = expl[col]
     order = {r: i for i, r in enumerate(RELATIONS)}
     return df.sort_values(["relation", "rank"], key=lambda s: s.map(order) if s.name == "relation" else s,
                           ignore_index=True)
@@ -92,7 +100,8 @@ def matched_pairs(store: ResultsStore, model_a: str, layer_a: str, model_b: str,
     a = explanations(store, df.assign(model=model_a, layer=layer_a))
     b = explanations(store, df.assign(model=model_b, layer=layer_b, neuron=df["other_neuron"]))
     for side, e in (("a", a), ("b", b)):
-        df[f"calibrated_summary_{side}"], df[f"top_concept_{side}"] = e["calibrated_summary"], e["top_concept"]
+        for col in ("calibrated_summary", "top_concept", "summary_auc"):
+            df[f"{col}_{side}"] = e[col]
     return df
 
 
