@@ -219,6 +219,8 @@ class AnalysesConfig:
     acoustic_adjectives: Annotated[tuple[str, ...], each(NONEMPTY)] = ("loud", "high-pitched")  # Appendix C checks
     top_adjectives_n: Annotated[int, at_least(1)] = 20  # Figure 3 / 9 histogram length
     cluster_words_n: Annotated[int, at_least(1)] = 40  # words kept per cluster for the word clouds
+    # pruning / feature importance: threads evaluating clip chunks at once (0 = one per CPU core)
+    workers: Annotated[int, at_least(0)] = 0
     related_top_n: Annotated[int, at_least(1)] = 5  # related neurons kept per neuron and relation (correlation)
 
 

@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from and_engine.explorer import aggregates, charts, queries, score_charts, scores
-from pages._shared import md, neuron_link, store
+from pages._shared import md, missing, neuron_link, store
 
 st.title("AND Explorer: overview")
 db = store()
@@ -41,7 +41,7 @@ with st.expander("Runs and provenance (every step's backends and parameters)"):
 st.subheader("Last-layer accuracy (Table 2 / 7)")
 acc = aggregates.lastlayer_accuracy(db)
 if acc.empty:
-    st.info("No last-layer accuracy in this database.")
+    st.info(missing("lastlayer", "last-layer accuracy"))
 else:
     st.caption("top-1 / top-5 in % of the output neurons whose predicted concept is their class")
     st.dataframe(acc.style.format({"top1": "{:.1f}", "top5": "{:.1f}", "concept_cosine": "{:.2f}"}),
@@ -60,13 +60,13 @@ with right:
                                                f"% uninterpretable neurons per block, τ = {tau} (Figure 6)",
                                                "% uninterpretable"), key="fig6")
     else:
-        st.info("No interpretability analysis in this database.")
+        st.info(missing("interpretability", "interpretability analysis"))
 
 st.subheader("Top-20 adjectives")
 model = st.selectbox("model", models["model"].tolist(), key="top_adj_model")
 top = aggregates.top_adjectives(db, model, n=20)
 if top.empty:
-    st.info("No adjectives for this model.")
+    st.info(missing("adjectives", "adjectives for this model", "No adjectives for this model."))
 else:
     st.plotly_chart(charts.word_bars(top, "adjective", "n_neurons", f"top-20 adjectives of {model}"), key="top20")
 

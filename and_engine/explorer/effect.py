@@ -2,8 +2,9 @@
 clips, every class's mean logit change and the accuracy: the output-side explanation next to the input-side one.
 
 It runs on the live pruning target (``live.load_pruning_target``: the build's model, its held-out clips, and the
-pruning engine with their front-end features and unpruned logits computed once); the neuron is changed by a
-mask in this call's forward pass only (``analyses.pruning_engine``), never in the shared model's weights.
+pruning engine with their front-end features and unpruned logits computed once): zeroing is the engine's
+pruning (``engine.logits``), scaling an edit of the layer's output (``engine.edited_logits``), both in this
+call's forward pass only, never in the shared model's weights.
 """
 
 from __future__ import annotations
@@ -27,6 +28,25 @@ class NeuronEffect:
     n_clips: int
 
 
+def scaled_unit(spec, neuron: int, scale: float):
+    """An edit for ``engine.edited_logits``: the layer's output with unit ``neuron`` multiplied by ``scale`` (a pure
+    function: the engine's worker threads may call it at once)."""
+    from and_engine.models.base import ModelError, unit_axis
+
+    if not 0 <= neuron < spec.n_neurons:
+        raise ModelError(f"layer {spec.name!r}: neuron {neuron} out of range (0..{spec.n_neurons - 1})")
+    axis = unit_axis(spec)
+
+    def fn(y):
+        factor = y.new_ones(spec.n_neurons)
+        factor[neuron] = scale
+        shape = [1] * y.ndim
+        shape[axis] = spec.n_neurons
+        return y * factor.view(shape)
+
+    return fn
+
+
 def neuron_effect(target, layer: str, neuron: int, scale: float = 0.0) -> NeuronEffect:
     """A ``live.PruningTarget`` + one neuron -> its NeuronEffect when its output is multiplied by ``scale`` (0 =
     zeroed, as pruning does; 2 = doubled). Per class of the model: ``mean_change``, the mean change of that class's
@@ -37,9 +57,12 @@ def neuron_effect(target, layer: str, neuron: int, scale: float = 0.0) -> Neuron
     scale = float(scale)
     if not math.isfinite(scale) or scale < 0:
         raise ValueError(f"scale must be a finite number >= 0, got {scale}")
-    selection = {layer: [int(neuron)]} if scale == 0.0 else {layer: {int(neuron): scale}}
     before = np.asarray(target.baseline_logits, dtype=np.float64)
-    after = np.asarray(target.engine.logits([selection])[0], dtype=np.float64)
+    if scale == 0.0:
+        after = target.engine.logits([{layer: [int(neuron)]}])[0]
+    else:
+        after = target.engine.edited_logits([{layer: scaled_unit(target.model.layer(layer), int(neuron), scale)}])[0]
+    after = np.asarray(after, dtype=np.float64)
     res = pruning_result(before, after, target.labels, 1)
     names = list(target.model.class_names)
     per_class = pd.DataFrame({"class_name": names, "mean_change": (after - before).mean(axis=0),

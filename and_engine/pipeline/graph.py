@@ -146,13 +146,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("pruning", "analyses", PER_MODEL, tables=("pruning_summary", "pruning_per_class"),
           upstream=("model", "module_a", "module_c", "lastlayer"), reads=(
               "analyses.closed_top_n_for_pruning", "analyses.pruning_similarity", "analyses.prune_classifier",
-              "run.seed", SECONDS), optional=f"{LABELLED}, with a layer to prune"),
+              "run.seed", SECONDS, "activations.precision"), optional=f"{LABELLED}, with a layer to prune"),
     Stage("related_neurons", "analyses", GLOBAL, tables=("related_neurons", "neuron_partners"),
           upstream=("activations",), reads=("analyses.related_top_n",)),
     Stage("feature_importance", "analyses", PER_MODEL, tables=("feature_importance",),
           upstream=("model", "module_c"), reads=(
               "analyses.prune_percents", "analyses.seeds", "analyses.basic_adjectives", "analyses.prune_classifier",
-              SECONDS), optional=f"{LABELLED}, with a layer to prune"),
+              SECONDS, "activations.precision"), optional=f"{LABELLED}, with a layer to prune"),
 )
 STAGE = {s.name: s for s in STAGES}
 
@@ -174,6 +174,7 @@ NOT_READ = {
         ("gpu_memory_utilization", "the engine's memory share"), ("max_num_seqs", "scheduling"))},
     "device.text_encoders": "where the encoders run", "device.audio_text": "where the audio-text model runs",
     "device.text_batch_size": "batching", "device.audio_batch_size": "batching",
+    "analyses.workers": "threads evaluating the same pruning passes",
 }
 IDENTITY = {"models[].name": "names the model a scope belongs to (a new name is a new model)"}
 
