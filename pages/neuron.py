@@ -5,7 +5,7 @@ import streamlit as st
 
 from and_engine.explorer import aggregates, charts, live, media, queries, scores
 from and_engine.explorer.media import UnsafePathError
-from pages._neuron_views import density_section, download_section, related_section
+from pages._neuron_views import density_section, download_section, effect_section, related_section
 from pages._shared import layers_or_stop, md, md_lines, neuron_link, run_config, store
 
 st.title("Neuron")
@@ -152,6 +152,7 @@ else:
 
 density_section(db, model, layer, values)
 related_section(db, model, layer, neuron, len(models))
+effect_section(db, cfg, model, layer, neuron)
 
 
 # --- clips -------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _app_pages import run_page
+from _app_pages import chart_titles, run_page
 
 NEURON = {"model": "tinynet", "layer": "block1.conv", "neuron": "3"}
 
@@ -68,3 +68,39 @@ def test_quantile_clips_and_download(db):
     assert [b.proto.label for b in at.get("download_button")] == ["Download this neuron"]
     at.selectbox(key="nr_download_format").set_value("json").run()
     assert not at.exception
+
+
+def test_effect_on_the_output_zeroed_then_scaled(db, monkeypatch):
+    from _app_tiny_model import patch_model_loader
+
+    from and_engine.explorer import effect, live, queries
+    from and_engine.store.results import ResultsStore
+
+    patch_model_loader(monkeypatch)
+    at = run_page("pages/neuron.py", {**NEURON, "layer": "block2.fc", "neuron": "4"})
+    assert not at.exception and at.toggle(key="nr_effect_on").value is False
+    at.toggle(key="nr_effect_on").set_value(True).run()
+    assert not at.exception and not at.warning
+    with ResultsStore(db, read_only=True) as store:
+        target = live.load_pruning_target(queries.run_config(store), "tinynet", queries.clips(store).reset_index())
+    want = effect.neuron_effect(target, "block2.fc", 4, 0.0)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["predictions changed"] == f"{want.n_flipped} of {want.n_clips}"
+    assert metrics["held-out accuracy"] == f"{want.accuracy_after:.1%}"
+    title = "change of each class's logit, neuron 4 zeroed"
+    assert title in chart_titles(at)
+    at.select_slider(key="nr_effect_scale").set_value(5.0).run()
+    scaled = effect.neuron_effect(target, "block2.fc", 4, 5.0)
+    assert {m.label: m.value for m in at.metric}["predictions changed"] == f"{scaled.n_flipped} of 12"
+    assert "change of each class's logit, neuron 4 scaled 5×" in chart_titles(at)
+
+
+@pytest.mark.slow
+def test_effect_is_unavailable_for_a_model_whose_classes_are_not_the_labels(tiny_build, monkeypatch):
+    path, _config, _ = tiny_build
+    monkeypatch.setenv("AND_EXPLORER_CONFIG", str(path))
+    monkeypatch.delenv("AND_EXPLORER_DB", raising=False)
+    at = run_page("pages/neuron.py", {"model": "yamnet", "layer": "block2.pointwise", "neuron": "0"})
+    assert not at.exception
+    info = [i.value for i in at.info if i.value.startswith("Unavailable for yamnet")]
+    assert info and "not the probing set's labels" in info[0] and "Models with it: yamnet\\-frozen" in info[0]
