@@ -222,6 +222,7 @@ class AnalysesConfig:
     cluster_words_n: Annotated[int, at_least(1)] = 40  # words kept per cluster for the word clouds
     # pruning / feature importance: threads evaluating clip chunks at once (0 = one per CPU core)
     workers: Annotated[int, at_least(0)] = 0
+    related_top_n: Annotated[int, at_least(1)] = 5  # related neurons kept per neuron and relation (correlation)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import streamlit as st
 
 from and_engine.explorer import aggregates, charts, live, media, queries, scores
 from and_engine.explorer.media import UnsafePathError
+from pages._neuron_views import density_section, download_section, effect_section, related_section
 from pages._shared import layers_or_stop, md, md_lines, neuron_link, run_config, store
 
 st.title("Neuron")
@@ -147,6 +148,10 @@ else:
     config["names_majority"] = st.column_config.CheckboxColumn("names label", help=scores.NAMES_HELP)
     st.dataframe(scored, hide_index=True, width="stretch", column_config=config)
 
+density_section(db, model, layer, values)
+related_section(db, model, layer, neuron, len(models))
+effect_section(db, cfg, model, layer, neuron)
+
 
 # --- clips -------------------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -175,3 +180,5 @@ for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lo
             title = "spectrogram" + (" + neuron map" if overlay is not None else "")
             st.plotly_chart(charts.spectrogram_overlay(spec, overlay, cfg.probing_set.clip_seconds, title),
                             key=f"spec_{r.side}_{r.rank}")
+
+download_section(model, layer, neuron)

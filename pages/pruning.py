@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, live, queries
-from pages._shared import layers_or_stop, md, missing, results_path, run_config, store
+from and_engine.explorer import aggregates, charts, live
+from pages._shared import layers_or_stop, md, missing, pruning_target, results_path, run_config, store
 
 st.title("Concept-specific pruning")
 db = store()
@@ -15,11 +15,6 @@ if not prunable:
     st.stop()
 
 
-@st.cache_resource(show_spinner="Loading the model and its held-out clips…", max_entries=4)
-def _target(db_path: str, db_mtime: float, model: str) -> live.PruningTarget:
-    return live.load_pruning_target(cfg, model, queries.clips(db).reset_index())
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def _candidates(db_path: str, db_mtime: float, model: str, concept: str, top_n: int):
     return aggregates.pruning_candidates(db, model, concept, top_n)
@@ -29,7 +24,7 @@ c1, c2, c3 = st.columns(3)
 model = c1.selectbox("model", prunable, key="pr_model")
 db_key = (str(results_path()), results_path().stat().st_mtime)  # reload when the database is rebuilt
 try:
-    target = _target(*db_key, model)
+    target = pruning_target(db, cfg, model)
 except (live.LiveError, ImportError, OSError, ValueError) as exc:
     st.warning(f"Live pruning is unavailable for {md(model)}: {md(exc)}")
     st.stop()

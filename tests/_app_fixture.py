@@ -26,6 +26,7 @@ from and_engine.analyses import adjectives, clusters
 from and_engine.analyses.acoustic_check import acoustic_check
 from and_engine.analyses.feature_importance import feature_importance
 from and_engine.analyses.lastlayer import lastlayer_accuracy
+from and_engine.analyses.related import related_neurons
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
 from and_engine.backends.llm import CachedLLM
 from and_engine.backends.registry import make
@@ -287,5 +288,8 @@ def build_fixture_db(path: Path) -> Path:
         _module_c(ctx, b_fps, llms[ADJECTIVE_TEMPLATE_ID], LexiconTagger(TAGS))
         _scores(ctx, outputs, [caps_fp, *b_fps.values()], objects, llms[DETECTION_TEMPLATE_ID])
         _analyses(ctx, len(clips), held, encoder, [caps_fp, *b_fps.values()])
+        run_step(ctx, "related_neurons", {}, {"top_n": cfg.analyses.related_top_n}, [fps["model"]], lambda: dict(zip(
+            ("related_neurons", "neuron_partners"),
+            related_neurons({(MODEL, n): u for n, (u, _m) in outputs.items()}, cfg.analyses.related_top_n))))
         store.record_run("fixture-run", "fixture", "", "", "fixture", "done", finished=True)
     return path

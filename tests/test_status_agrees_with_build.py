@@ -137,6 +137,7 @@ CHANGES: dict[str, Change] = {
     "scores.llm_clips_per_prompt": Change(5),
     "ground_truth.label_words": Change(str(PROJECT_ROOT / "benchmarks" / "label_words.csv")),
     "analyses.workers": Change(2),
+    "analyses.related_top_n": Change(3),
     "device.text_encoders": Change("cpu:0"),
     "device.audio_text": Change("cpu:0"),
     "device.text_batch_size": Change(16),

@@ -43,6 +43,26 @@ def audio_root(config: Config) -> Path:
     return path.parent if config.probing_set.kind == "csv" else path
 
 
+def load_model(config: Config, model_name: str, clips: pd.DataFrame):
+    """The TargetModel ``model_name`` of a build, on the CPU (pretrained weights, an AST checkpoint, or a trained
+    variant from the checkpoint cache; ``clips``, the database's ``clips`` table, keys that cache as the build's
+    probing set did). LiveError if it is not configured or would have to be trained (the app never trains)."""
+    from and_engine.models.registry import load_target_model  # lazy: torch and model code
+    from and_engine.probing import ProbingSet
+
+    cfgs = {m.name: m for m in config.models}
+    if model_name not in cfgs:
+        raise LiveError(f"model {model_name!r} is not in this build's config (has {sorted(cfgs)})")
+    ps = ProbingSet(root=audio_root(config).resolve(), clips=clips.reset_index(drop=True),
+                    issues=pd.DataFrame(columns=["rel_path", "reason"]))
+
+    def no_training(sample_rate: int) -> np.ndarray:  # the registry asks for waveforms only to train
+        raise LiveError(f"no cached checkpoint of {model_name!r} under {config.run.cache_dir}: run the build "
+                        "first (the app never trains a model)")
+
+    return load_target_model(cfgs[model_name], config, ps, no_training)[0]
+
+
 @dataclass
 class PruningTarget:
     """A loaded target model with its held-out clips (what live pruning evaluates on)."""
@@ -73,22 +93,12 @@ def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame) ->
     """
     from and_engine.analyses.pruning_engine import PruningEngine, auto_workers
     from and_engine.models.base import ModelError
-    from and_engine.models.registry import load_target_model  # lazy: torch and model code
     from and_engine.probing import ProbingSet, heldout_clips
 
-    cfgs = {m.name: m for m in config.models}
-    if model_name not in cfgs:
-        raise LiveError(f"model {model_name!r} is not in this build's config (has {sorted(cfgs)})")
-    root = audio_root(config)
-    ps = ProbingSet(root=root.resolve(), clips=clips.reset_index(drop=True),
+    model = load_model(config, model_name, clips)
+    ps = ProbingSet(root=audio_root(config).resolve(), clips=clips.reset_index(drop=True),
                     issues=pd.DataFrame(columns=["rel_path", "reason"]))
     seconds = config.probing_set.clip_seconds
-
-    def no_training(sample_rate: int) -> np.ndarray:  # the registry asks for waveforms only to train
-        raise LiveError(f"no cached checkpoint of {model_name!r} under {config.run.cache_dir}: run the build "
-                        "first (the app never trains a model)")
-
-    model, _info = load_target_model(cfgs[model_name], config, ps, no_training)
     try:
         model.to(config.activations.device)
     except ModelError:  # e.g. built on a GPU machine, browsed on a laptop

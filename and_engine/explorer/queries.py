@@ -21,6 +21,11 @@ class NotFoundError(ValueError):
     """The model / layer / neuron asked for is not in the results database; the message names it."""
 
 
+def has_table(store: ResultsStore, table: str) -> bool:
+    """Whether the database has ``table`` (one written by an older version may lack a newer stage's tables)."""
+    return not store.query_df("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [table]).empty
+
+
 def models(store: ResultsStore) -> pd.DataFrame:
     """-> one row per target model (kind, held-out accuracy, class names, ...)."""
     return store.read("models", order_by=["model"])

@@ -179,13 +179,19 @@ def _mask_hook(unit_dim: int) -> Callable:
     return hook
 
 
+def unit_axis(spec: LayerSpec) -> int:
+    """The axis of a layer's output that indexes its units: 1 for conv layers (rows, units, freq, time), the last
+    for token (rows, tokens, units) and linear (rows, units) layers."""
+    return 1 if spec.kind == "conv" else -1
+
+
 def install_unit_masks(model: TargetModel) -> None:
     """Put the (idle) mask hook on every dissectable layer once; call before threads share the model."""
     with _INSTALL:
         for spec in model.layer_specs:
             module = model.submodule(spec)
             if not getattr(module, _HOOKED, None):
-                hook = _mask_hook(1 if spec.kind == "conv" else -1)
+                hook = _mask_hook(unit_axis(spec))
                 setattr(module, _HOOKED, module.register_forward_hook(hook, prepend=True))
 
 

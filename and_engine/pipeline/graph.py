@@ -148,6 +148,8 @@ STAGES: tuple[Stage, ...] = (
           upstream=("model", "module_a", "module_c", "lastlayer"), reads=(
               "analyses.closed_top_n_for_pruning", "analyses.pruning_similarity", "analyses.prune_classifier",
               "run.seed", SECONDS, "activations.precision"), optional=f"{LABELLED}, with a layer to prune"),
+    Stage("related_neurons", "analyses", GLOBAL, tables=("related_neurons", "neuron_partners"),
+          upstream=("activations",), reads=("analyses.related_top_n",)),
     Stage("feature_importance", "analyses", PER_MODEL, tables=("feature_importance",),
           upstream=("model", "module_c"), reads=(
               "analyses.prune_percents", "analyses.seeds", "analyses.basic_adjectives", "analyses.prune_classifier",

@@ -195,9 +195,24 @@ def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
     _eval_steps(ctx, model, classes, fold, layers)
 
 
+def _related_step(ctx: BuildContext) -> None:
+    """Related neurons and cross-model partners over every dissected layer of every model (one global step)."""
+    from and_engine.analyses.related import related_neurons
+
+    def compute():
+        layers = ctx.store.read("layers", ["model", "layer"], model=[m.name for m in ctx.config.models],
+                                order_by=["model", "layer_index"])
+        acts = {(r.model, r.layer): ctx.store.read_activations(r.model, r.layer) for r in layers.itertuples()}
+        related, partners = related_neurons(acts, ctx.config.analyses.related_top_n)
+        return {"related_neurons": related, "neuron_partners": partners}
+
+    run_stage(ctx, "related_neurons", {}, {}, compute)
+
+
 def run_analyses_steps(ctx: BuildContext) -> None:
-    """Write every analysis table: the clusters, then every analysis of every configured model."""
+    """Write every analysis table: the clusters, related neurons, then every analysis of every configured model."""
     sents = _cluster_step(ctx)
+    _related_step(ctx)
     membership = clusters.clip_cluster_matrix(sents, len(probing_set(ctx).clips))
     for m in ctx.config.models:
         _model_steps(ctx, m.name, membership)
