@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-LAYER_KINDS = ("conv", "linear", "classifier")
+LAYER_KINDS = ("conv", "linear", "classifier", "sae")  # sae: the latents of a sparse autoencoder (models/sae.py)
 
 
 class ModelError(ValueError):

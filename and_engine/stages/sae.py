@@ -1,0 +1,180 @@
+"""SAE stage: a TopK sparse autoencoder per chosen layer, trained on that layer's frame / patch vectors.
+
+``layer_vectors`` collects the vectors (YAMNet: each 0.96 s window's time x frequency positions; AST: each
+token) of the probing clips; ``train_sae`` trains eai-sparsify's ``SparseCoder`` on them (Adam, the FVU
+loss plus the AuxK loss on dead latents, decoder rows kept at unit norm; seeded, so the same vectors give
+the same weights); ``sae_metrics`` measures it; ``sae_tables`` gives the step's ``sae_metrics`` and
+``layers`` rows. The SAE's latents then go through every later stage as a layer of kind ``sae``
+(``models.sae.attach_sae``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from and_engine.models.base import LayerSpec, TargetModel
+from and_engine.models.sae import Sae, new_sparse_coder
+from and_engine.stages.activations import for_each_output
+
+AUXK_ALPHA = 1 / 32  # weight of the AuxK loss (Gao et al. 2024; sparsify's default)
+DENSE_FRACTION = 0.1  # a latent active on more than this share of the vectors counts as dense
+METRIC_COLUMNS = ["model", "layer", "source_layer", "n_inputs", "n_latents", "k", "n_vectors", "n_heldout_vectors",
+                  "fve", "fve_heldout", "l0", "n_dead", "n_dense", "dense_fraction", "checkpoint"]
+
+
+class SaeError(ValueError):
+    """Bad input to the SAE stage (no vectors, k larger than the latents...)."""
+
+
+def sae_clips(clips: pd.DataFrame, heldout_fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probing clips (clip_id, fold) -> (clip ids an SAE trains on: those outside the held-out fold, or every
+    clip when that leaves none; clip ids its held-out FVE is measured on: the held-out fold's)."""
+    held = clips["fold"].to_numpy() == heldout_fold
+    ids = clips["clip_id"].to_numpy(np.int64)
+    train = ids[~held] if (~held).any() else ids
+    return np.sort(train), np.sort(ids[held]) if (~held).any() else np.empty(0, np.int64)
+
+
+def layer_vectors(model: TargetModel, waveforms: np.ndarray, spec: LayerSpec, clip_ids: Sequence[int],
+                  max_vectors: int, seed: int, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """The output vectors of layer ``spec`` at every frame / patch position of clips ``clip_ids`` (rows of
+    ``waveforms``) -> (vectors (n, width) float32, clip id of each (n,)).
+
+    Conv layers give each window's T x F positions, token layers every token. When the clips hold more
+    than ``max_vectors`` vectors, each is kept with probability max_vectors / total (seeded).
+    """
+    ids = np.asarray(clip_ids, dtype=np.int64)
+    if ids.size == 0:
+        raise SaeError(f"layer {spec.name!r}: no clips to collect vectors from")
+    rng = np.random.default_rng(seed)
+    kept: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    state: dict[str, float] = {}
+
+    def keep(_spec: LayerSpec, output: torch.Tensor, start: int, n: int) -> None:
+        x = output.detach()
+        x = (x.movedim(1, -1) if x.ndim == 4 else x).float()
+        per_clip = x.numel() // (n * x.shape[-1])  # windows x positions (or tokens) per clip
+        vecs = x.reshape(n, per_clip, x.shape[-1]).cpu().numpy()
+        p = state.setdefault("p", min(1.0, max_vectors / (len(ids) * per_clip)))
+        take = rng.random((n, per_clip)) < p
+        kept.append(vecs[take])
+        owners.append(np.repeat(ids[start:start + n], take.sum(axis=1)))
+
+    for_each_output(model, waveforms, [spec], batch_size, keep, rows=ids)
+    return np.concatenate(kept), np.concatenate(owners)
+
+
+def default_lr(n_latents: int) -> float:
+    """Adam's learning rate when none is configured: 2e-4 / sqrt(latents / 2^14) (sparsify's rule)."""
+    return 2e-4 / math.sqrt(n_latents / 2 ** 14)
+
+
+def train_sae(vectors: np.ndarray, n_latents: int, k: int, epochs: int, lr: float, batch_size: int, seed: int,
+              source: str, progress=None) -> Sae:
+    """(n, d) float32 vectors -> a trained TopK SAE with ``n_latents`` latents, ``k`` active.
+
+    Inputs are scaled by s = sqrt(d / mean ||x - mean||^2) (the decoder bias starts at the scaled mean);
+    each step minimises FVU + AUXK_ALPHA * AuxK (dead latents: not active over the last n vectors) with
+    Adam (``lr``, 0 = ``default_lr``), removes the decoder gradient parallel to its rows and renormalises
+    them. Deterministic for a seed on one thread. ``progress``: optional ``.update(steps)``.
+    """
+    x = torch.as_tensor(np.ascontiguousarray(vectors, dtype=np.float32))
+    if x.ndim != 2 or len(x) < 2 or not torch.isfinite(x).all():
+        raise SaeError(f"SAE of {source!r}: need >= 2 finite (n, d) vectors, got {tuple(x.shape)}")
+    n, d = x.shape
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        coder = new_sparse_coder(d, n_latents, k)
+    mean = x.mean(0)
+    spread = float(((x - mean) ** 2).sum(1).mean())
+    scale = math.sqrt(d / spread) if spread > 0 else 1.0
+    with torch.no_grad():
+        coder.b_dec.copy_(mean * scale)
+    opt = torch.optim.Adam(coder.parameters(), lr=lr or default_lr(n_latents))
+    gen = torch.Generator().manual_seed(seed)
+    idle = torch.zeros(n_latents, dtype=torch.long)  # vectors since each latent was last active
+    coder.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            xb = x[order[start:start + batch_size]] * scale
+            if len(xb) < 2:
+                continue  # the FVU of one vector is undefined
+            out = coder(xb, dead_mask=idle > n)
+            loss = out.fvu + AUXK_ALPHA * out.auxk_loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            coder.remove_gradient_parallel_to_decoder_directions()
+            opt.step()
+            coder.set_decoder_norm_to_unit_norm()
+            idle += len(xb)
+            idle[out.latent_indices[out.latent_acts > 0]] = 0
+            if progress is not None:
+                progress.update(1)
+    return Sae(coder.eval(), scale, source)
+
+
+def training_steps(n_vectors: int, epochs: int, batch_size: int) -> int:
+    """The optimiser steps ``train_sae`` takes (for a progress bar)."""
+    full, rest = divmod(n_vectors, batch_size)
+    return epochs * (full + (rest >= 2))
+
+
+@torch.inference_mode()
+def sae_metrics(sae: Sae, vectors: np.ndarray, chunk: int = 4096) -> dict[str, float]:
+    """An SAE on (n, d) vectors -> fve (1 - residual / total variance), l0 (mean active latents per vector),
+    n_dead (latents never active), n_dense (active on > DENSE_FRACTION of the vectors)."""
+    x = torch.as_tensor(np.ascontiguousarray(vectors, dtype=np.float32))
+    if len(x) == 0:
+        return {"fve": float("nan"), "l0": float("nan"), "n_dead": 0, "n_dense": 0}
+    mean = x.mean(0)
+    residual = total = 0.0
+    active = torch.zeros(sae.n_latents, dtype=torch.long)
+    n_active = 0
+    for a in range(0, len(x), chunk):
+        xb = x[a:a + chunk]
+        values, indices = sae.encode(xb)
+        residual += float(((xb - sae.decode(values, indices)) ** 2).sum())
+        total += float(((xb - mean) ** 2).sum())
+        on = indices[values > 0]
+        n_active += len(on)
+        active += torch.bincount(on, minlength=sae.n_latents)
+    return {"fve": 1.0 - residual / total if total > 0 else float("nan"), "l0": n_active / len(x),
+            "n_dead": int((active == 0).sum()), "n_dense": int((active > DENSE_FRACTION * len(x)).sum())}
+
+
+def fit_sae(vectors: np.ndarray, heldout: np.ndarray, n_latents: int, k: int, epochs: int, lr: float,
+            batch_size: int, seed: int, source: str, progress=None) -> tuple[Sae, dict]:
+    """Train on ``vectors`` and measure -> (Sae, meta: metrics on them, ``fve_heldout`` on ``heldout``
+    vectors, counts and training seconds) (what ``models.sae.load_or_train_sae`` stores)."""
+    if not 1 <= k <= n_latents:
+        raise SaeError(f"SAE of {source!r}: k = {k} must be in [1, {n_latents}] (the latents)")
+    t0 = time.perf_counter()
+    sae = train_sae(vectors, n_latents, k, epochs, lr, batch_size, seed, source, progress)
+    meta = {**sae_metrics(sae, vectors), "fve_heldout": sae_metrics(sae, heldout)["fve"],
+            "n_vectors": int(len(vectors)), "n_heldout_vectors": int(len(heldout)), "k": int(k),
+            "train_seconds": round(time.perf_counter() - t0, 1)}
+    return sae, meta
+
+
+def sae_tables(model: str, source: LayerSpec, spec: LayerSpec, layer_index: int, meta: dict, checkpoint: str
+               ) -> dict[str, pd.DataFrame]:
+    """An SAE layer's step rows: ``sae_metrics`` (its measurements, from ``meta``) and its ``layers`` row (kind
+    sae, the source layer's block, map grid and ``layer_index``)."""
+    metrics = pd.DataFrame([{
+        "model": model, "layer": spec.name, "source_layer": source.name, "n_inputs": source.n_neurons,
+        "n_latents": spec.n_neurons, "k": meta["k"], "n_vectors": meta["n_vectors"],
+        "n_heldout_vectors": meta["n_heldout_vectors"], "fve": meta["fve"], "fve_heldout": meta["fve_heldout"],
+        "l0": meta["l0"], "n_dead": meta["n_dead"], "n_dense": meta["n_dense"], "dense_fraction": DENSE_FRACTION,
+        "checkpoint": checkpoint}], columns=METRIC_COLUMNS)
+    layers = pd.DataFrame([{"model": model, "layer": spec.name, "module_path": spec.module_path, "kind": spec.kind,
+                            "block": spec.block, "layer_index": layer_index, "n_neurons": spec.n_neurons,
+                            "map_freq": spec.map_freq, "map_time": spec.map_time}])
+    return {"sae_metrics": metrics, "layers": layers}
