@@ -29,7 +29,7 @@ from and_engine.cache_files import file_lock, temporary_sibling
 from and_engine.config import sae_layer_name
 from and_engine.models.base import LayerSpec, ModelError, TargetModel
 
-SAE_MODULES = "and_sae"  # the ModuleDict on TargetModel.module holding every attached SaeTap
+SAE_CHILD = "and_sae"  # an attached SaeTap is this child of its source layer's module (a leaf Conv2d / Linear)
 
 
 def sparse_coder_class():
@@ -84,12 +84,8 @@ def sae_layer_spec(source: LayerSpec, n_latents: int) -> LayerSpec:
     """The LayerSpec of an SAE on ``source``: its latents, same block and map grid, kind ``sae``."""
     if source.kind not in ("conv", "linear"):
         raise ModelError(f"layer {source.name!r} ({source.kind}) has no frame / patch vectors to train an SAE on")
-    return LayerSpec(sae_layer_name(source.name), f"{SAE_MODULES}.{_module_key(source.name)}.latents", "sae",
+    return LayerSpec(sae_layer_name(source.name), f"{source.module_path}.{SAE_CHILD}.latents", "sae",
                      source.block, n_latents, source.map_freq, source.map_time)
-
-
-def _module_key(layer: str) -> str:
-    return layer.replace(".", "__")
 
 
 def position_vectors(output: torch.Tensor) -> torch.Tensor:
@@ -133,18 +129,17 @@ class SaeTap(nn.Module):
 
 def attach_sae(target: TargetModel, source: str, sae: Sae) -> LayerSpec:
     """Put ``sae`` (trained on layer ``source``) into ``target`` as layer ``<source>.sae`` (idempotent: a second
-    call replaces the SAE) -> its LayerSpec, appended to ``target.layer_specs``."""
+    call replaces the SAE) -> its LayerSpec, appended to ``target.layer_specs``. The SaeTap becomes a child of the
+    source's module (``<source module path>.and_sae``), so it moves with the model between devices."""
     src = target.layer(source)
     spec = sae_layer_spec(src, sae.n_latents)
-    if not hasattr(target.module, SAE_MODULES):
-        target.module.add_module(SAE_MODULES, nn.ModuleDict())
-    taps = getattr(target.module, SAE_MODULES)
-    key = _module_key(source)
-    if key in taps:
-        taps[key].handle.remove()
+    module = target.submodule(src)  # a leaf: its forward never calls its children
+    old = getattr(module, SAE_CHILD, None)
+    if old is not None:
+        old.handle.remove()
     tap = SaeTap(sae).to(target.device)
-    tap.handle = target.submodule(src).register_forward_hook(tap.source_hook)
-    taps[key] = tap
+    tap.handle = module.register_forward_hook(tap.source_hook)
+    module.add_module(SAE_CHILD, tap)
     target.layer_specs = [s for s in target.layer_specs if s.name != spec.name] + [spec]
     if getattr(target, "stages", None) and source in target.stage_layers:  # pruning starts at the source layer
         target.stage_layers[spec.name] = target.stage_layers[source]

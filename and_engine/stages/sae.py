@@ -1,11 +1,11 @@
 """SAE stage: a TopK sparse autoencoder per chosen layer, trained on that layer's frame / patch vectors.
 
 ``layer_vectors`` collects the vectors (YAMNet: each 0.96 s window's time x frequency positions; AST: each
-token) of the probing clips; ``train_sae`` trains eai-sparsify's ``SparseCoder`` on them (Adam, the FVU
-loss plus the AuxK loss on dead latents, decoder rows kept at unit norm; seeded, so the same vectors give
-the same weights); ``sae_metrics`` measures it; ``sae_tables`` gives the step's ``sae_metrics`` and
-``layers`` rows. The SAE's latents then go through every later stage as a layer of kind ``sae``
-(``models.sae.attach_sae``).
+token) of the probing clips; ``fit_sae`` leaves out the outliers (``typical``), trains (``train_sae``:
+eai-sparsify's ``SparseCoder``, Adam on the FVU loss plus the AuxK loss on dead latents, decoder rows kept at
+unit norm; seeded, so the same vectors give the same weights) and measures (``sae_metrics``); ``sae_tables``
+gives the step's ``sae_metrics`` and ``layers`` rows. The SAE's latents then go through every later stage as
+a layer of kind ``sae`` (``models.sae.attach_sae``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,13 @@ from and_engine.stages.activations import for_each_output
 
 AUXK_ALPHA = 1 / 32  # weight of the AuxK loss (Gao et al. 2024; sparsify's default)
 DENSE_FRACTION = 0.1  # a latent active on more than this share of the vectors counts as dense
-METRIC_COLUMNS = ["model", "layer", "source_layer", "n_inputs", "n_latents", "k", "n_vectors", "n_heldout_vectors",
-                  "fve", "fve_heldout", "l0", "n_dead", "n_dense", "dense_fraction", "checkpoint"]
+# vectors farther from the median vector than this many times the median distance are left out of training (on
+# the demo: windows of digital silence, whose log-mel floor drives YAMNet's block13 to ~150x the typical norm
+# and would hold > 99 % of the variance; docs/sae.md)
+OUTLIER_FACTOR = 10.0
+METRIC_COLUMNS = ["model", "layer", "source_layer", "n_inputs", "n_latents", "k", "n_vectors", "n_outliers",
+                  "n_heldout_vectors", "fve", "fve_typical", "fve_heldout", "l0", "n_dead", "n_dense",
+                  "dense_fraction", "checkpoint"]
 
 
 class SaeError(ValueError):
@@ -77,13 +82,14 @@ def default_lr(n_latents: int) -> float:
 
 
 def train_sae(vectors: np.ndarray, n_latents: int, k: int, epochs: int, lr: float, batch_size: int, seed: int,
-              source: str, progress=None) -> Sae:
+              source: str, progress=None, device: str = "cpu") -> Sae:
     """(n, d) float32 vectors -> a trained TopK SAE with ``n_latents`` latents, ``k`` active.
 
     Inputs are scaled by s = sqrt(d / mean ||x - mean||^2) (the decoder bias starts at the scaled mean);
     each step minimises FVU + AUXK_ALPHA * AuxK (dead latents: not active over the last n vectors) with
     Adam (``lr``, 0 = ``default_lr``), removes the decoder gradient parallel to its rows and renormalises
-    them. Deterministic for a seed on one thread. ``progress``: optional ``.update(steps)``.
+    them. Deterministic for a seed on the CPU with one thread. ``progress``: optional ``.update(steps)``;
+    ``device``: where it trains (the SAE comes back on the CPU).
     """
     x = torch.as_tensor(np.ascontiguousarray(vectors, dtype=np.float32))
     if x.ndim != 2 or len(x) < 2 or not torch.isfinite(x).all():
@@ -97,12 +103,14 @@ def train_sae(vectors: np.ndarray, n_latents: int, k: int, epochs: int, lr: floa
     scale = math.sqrt(d / spread) if spread > 0 else 1.0
     with torch.no_grad():
         coder.b_dec.copy_(mean * scale)
+    coder.to(device)
+    x = x.to(device)
     opt = torch.optim.Adam(coder.parameters(), lr=lr or default_lr(n_latents))
     gen = torch.Generator().manual_seed(seed)
-    idle = torch.zeros(n_latents, dtype=torch.long)  # vectors since each latent was last active
+    idle = torch.zeros(n_latents, dtype=torch.long, device=device)  # vectors since each latent was last active
     coder.train()
     for _ in range(epochs):
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=gen).to(device)
         for start in range(0, n, batch_size):
             xb = x[order[start:start + batch_size]] * scale
             if len(xb) < 2:
@@ -118,7 +126,7 @@ def train_sae(vectors: np.ndarray, n_latents: int, k: int, epochs: int, lr: floa
             idle[out.latent_indices[out.latent_acts > 0]] = 0
             if progress is not None:
                 progress.update(1)
-    return Sae(coder.eval(), scale, source)
+    return Sae(coder.eval().cpu(), scale, source)
 
 
 def training_steps(n_vectors: int, epochs: int, batch_size: int) -> int:
@@ -150,16 +158,27 @@ def sae_metrics(sae: Sae, vectors: np.ndarray, chunk: int = 4096) -> dict[str, f
             "n_dead": int((active == 0).sum()), "n_dense": int((active > DENSE_FRACTION * len(x)).sum())}
 
 
+def typical(vectors: np.ndarray) -> np.ndarray:
+    """(n, d) -> (n,) bool: within OUTLIER_FACTOR x the median distance of the median vector (all, when that
+    median distance is 0)."""
+    dist = np.linalg.norm(vectors - np.median(vectors, axis=0), axis=1)
+    bound = OUTLIER_FACTOR * np.median(dist)
+    return dist <= bound if bound > 0 else np.ones(len(vectors), dtype=bool)
+
+
 def fit_sae(vectors: np.ndarray, heldout: np.ndarray, n_latents: int, k: int, epochs: int, lr: float,
-            batch_size: int, seed: int, source: str, progress=None) -> tuple[Sae, dict]:
-    """Train on ``vectors`` and measure -> (Sae, meta: metrics on them, ``fve_heldout`` on ``heldout``
-    vectors, counts and training seconds) (what ``models.sae.load_or_train_sae`` stores)."""
+            batch_size: int, seed: int, source: str, progress=None, device: str = "cpu") -> tuple[Sae, dict]:
+    """Train on the ``typical`` ``vectors`` and measure -> (Sae, meta: fve / l0 / dead / dense on all
+    ``vectors``, ``fve_typical`` on those it was trained on, ``fve_heldout`` on the ``heldout`` vectors,
+    counts, training seconds) (what ``models.sae.load_or_train_sae`` stores)."""
     if not 1 <= k <= n_latents:
         raise SaeError(f"SAE of {source!r}: k = {k} must be in [1, {n_latents}] (the latents)")
     t0 = time.perf_counter()
-    sae = train_sae(vectors, n_latents, k, epochs, lr, batch_size, seed, source, progress)
-    meta = {**sae_metrics(sae, vectors), "fve_heldout": sae_metrics(sae, heldout)["fve"],
-            "n_vectors": int(len(vectors)), "n_heldout_vectors": int(len(heldout)), "k": int(k),
+    keep = typical(vectors)
+    sae = train_sae(vectors[keep], n_latents, k, epochs, lr, batch_size, seed, source, progress, device)
+    meta = {**sae_metrics(sae, vectors), "fve_typical": sae_metrics(sae, vectors[keep])["fve"],
+            "fve_heldout": sae_metrics(sae, heldout)["fve"], "n_vectors": int(len(vectors)),
+            "n_outliers": int((~keep).sum()), "n_heldout_vectors": int(len(heldout)), "k": int(k),
             "train_seconds": round(time.perf_counter() - t0, 1)}
     return sae, meta
 
@@ -170,8 +189,9 @@ def sae_tables(model: str, source: LayerSpec, spec: LayerSpec, layer_index: int,
     sae, the source layer's block, map grid and ``layer_index``)."""
     metrics = pd.DataFrame([{
         "model": model, "layer": spec.name, "source_layer": source.name, "n_inputs": source.n_neurons,
-        "n_latents": spec.n_neurons, "k": meta["k"], "n_vectors": meta["n_vectors"],
-        "n_heldout_vectors": meta["n_heldout_vectors"], "fve": meta["fve"], "fve_heldout": meta["fve_heldout"],
+        "n_latents": spec.n_neurons, "k": meta["k"], "n_vectors": meta["n_vectors"], "n_outliers": meta["n_outliers"],
+        "n_heldout_vectors": meta["n_heldout_vectors"], "fve": meta["fve"], "fve_typical": meta["fve_typical"],
+        "fve_heldout": meta["fve_heldout"],
         "l0": meta["l0"], "n_dead": meta["n_dead"], "n_dense": meta["n_dense"], "dense_fraction": DENSE_FRACTION,
         "checkpoint": checkpoint}], columns=METRIC_COLUMNS)
     layers = pd.DataFrame([{"model": model, "layer": spec.name, "module_path": spec.module_path, "kind": spec.kind,
