@@ -24,6 +24,7 @@ from and_engine.stages.activations import for_each_output
 
 AUXK_ALPHA = 1 / 32  # weight of the AuxK loss (Gao et al. 2024; sparsify's default)
 DENSE_FRACTION = 0.1  # a latent active on more than this share of the vectors counts as dense
+RESAMPLE_UNTIL = 0.5  # dead latents are resampled after each epoch in the first half of training
 # vectors farther from the median vector than this many times the median distance are left out of training (on
 # the demo: windows of digital silence, whose log-mel floor drives YAMNet's block13 to ~150x the typical norm
 # and would hold > 99 % of the variance; docs/sae.md)
@@ -88,7 +89,7 @@ def train_sae(vectors: np.ndarray, n_latents: int, k: int, epochs: int, lr: floa
     Inputs are scaled by s = sqrt(d / mean ||x - mean||^2) (the decoder bias starts at the scaled mean);
     each step minimises FVU + AUXK_ALPHA * AuxK (dead latents: not active over the last n vectors) with
     Adam (``lr``, 0 = ``default_lr``), removes the decoder gradient parallel to its rows and renormalises
-    them. Deterministic for a seed on the CPU with one thread. ``progress``: optional ``.update(steps)``;
+    them; after each epoch of the first RESAMPLE_UNTIL of training, dead latents are resampled. Deterministic for a seed on the CPU with one thread. ``progress``: optional ``.update(steps)``;
     ``device``: where it trains (the SAE comes back on the CPU).
     """
     x = torch.as_tensor(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -109,7 +110,7 @@ def train_sae(vectors: np.ndarray, n_latents: int, k: int, epochs: int, lr: floa
     gen = torch.Generator().manual_seed(seed)
     idle = torch.zeros(n_latents, dtype=torch.long, device=device)  # vectors since each latent was last active
     coder.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = torch.randperm(n, generator=gen).to(device)
         for start in range(0, n, batch_size):
             xb = x[order[start:start + batch_size]] * scale
@@ -126,7 +127,34 @@ def train_sae(vectors: np.ndarray, n_latents: int, k: int, epochs: int, lr: floa
             idle[out.latent_indices[out.latent_acts > 0]] = 0
             if progress is not None:
                 progress.update(1)
+        if epoch < RESAMPLE_UNTIL * epochs:
+            sample = x[torch.randperm(n, generator=gen)[:4096].to(device)] * scale
+            idle[_resample(coder, opt, sample, idle > n, gen)] = 0
     return Sae(coder.eval().cpu(), scale, source)
+
+
+@torch.no_grad()
+def _resample(coder: torch.nn.Module, opt: torch.optim.Adam, xb: torch.Tensor, dead: torch.Tensor,
+              gen: torch.Generator) -> torch.Tensor:
+    """Point each dead latent at the residual of a vector of ``xb`` drawn with probability ~ its squared error
+    (Bricken et al. 2023's resampling; sparsify's AuxK loss trains only the decoder of dead latents, so without
+    this they stay dead): decoder row = that unit direction, encoder row = it times the live rows' mean norm,
+    encoder bias 0, Adam's moments of those rows cleared -> the resampled latent indices."""
+    idx = dead.nonzero().squeeze(1)
+    if len(idx) == 0 or bool(dead.all()):
+        return idx
+    residual = xb - coder(xb).sae_out
+    pick = torch.multinomial((residual ** 2).sum(1).cpu() + 1e-12, len(idx), replacement=True, generator=gen)
+    directions = residual[pick.to(residual.device)]
+    directions /= directions.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    coder.W_dec[idx] = directions
+    coder.encoder.weight[idx] = directions * coder.encoder.weight[~dead].norm(dim=1).mean()
+    coder.encoder.bias[idx] = 0.0
+    for param in (coder.W_dec, coder.encoder.weight, coder.encoder.bias):
+        for moment in opt.state.get(param, {}).values():
+            if moment.ndim and moment.shape[0] == len(dead):
+                moment[idx] = 0.0
+    return idx
 
 
 def training_steps(n_vectors: int, epochs: int, batch_size: int) -> int:
