@@ -14,11 +14,13 @@ from pathlib import Path
 import streamlit as st
 
 from and_engine.config import Config, load_config
-from and_engine.explorer import queries
+from and_engine.explorer import build_progress, queries
 from and_engine.store.ratings import RatingsStore
-from and_engine.store.results import ResultsStore, StoreError
+from and_engine.store.results import ResultsStore, StoreError, StoreLockedError
 
 NEURON_PAGE = "pages/neuron.py"
+READ_WAIT_S = 60.0  # how long a page waits for a build's commit to release the database
+BANNER_REFRESH_S = 3.0  # how often the running build's banner refreshes
 
 def _leave_pages_directory_mode() -> None:
     """A fresh server whose first request deep-links a page (e.g. /neuron?...) runs that file directly in
@@ -61,7 +63,11 @@ def store() -> ResultsStore:
     """
     _leave_pages_directory_mode()
     try:
-        db = ResultsStore(results_path(), read_only=True)
+        try:
+            db = ResultsStore(results_path(), read_only=True)
+        except StoreLockedError:
+            with st.spinner("A build is committing a step to the database; waiting for it…"):
+                db = ResultsStore(results_path(), read_only=True, wait_s=READ_WAIT_S)
     except StoreError as exc:
         st.error(f"Cannot open the results database: {md(exc)}")
         st.info("Build it first: `python -m and_engine build --config configs/demo.toml`, or point "
@@ -70,11 +76,36 @@ def store() -> ResultsStore:
     if not hasattr(_RUN, "stores"):
         _RUN.stores = []
     _RUN.stores.append(db)
+    build_banner()
     problem = queries.clip_id_problem(db)
     if problem:  # results from two probing sets side by side: the pages would play the wrong files
         st.error(f"This results database is inconsistent: {md(problem)}")
         st.stop()
     return db
+
+
+def missing(stage: str, what: str, absent: str | None = None) -> str:
+    """The text for an empty result of ``stage``: being computed by the running build, or not in the database."""
+    return md(build_progress.missing_text(results_path(), stage, what, absent))
+
+
+def build_banner() -> None:
+    """What a running (or unfinished) build of this database is doing; refreshed every few seconds while it
+    runs, and the page reruns when the build finishes a step group (new results to show)."""
+    path = str(results_path())
+    shown = build_progress.banner(path)
+    if shown is None:
+        return
+    seen = build_progress.state_key(path)
+
+    def body() -> None:
+        now = build_progress.banner(path)
+        if build_progress.state_key(path) != seen:
+            st.rerun()  # a step group finished, or the build ended: show the new results
+        if now is not None:
+            (st.info if now[0] == "info" else st.warning)(md(now[1]), icon=":material/construction:")
+
+    st.fragment(body, run_every=BANNER_REFRESH_S if shown[0] == "info" else None)()
 
 
 def close_stores() -> None:

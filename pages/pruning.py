@@ -3,7 +3,7 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, charts, live, queries
-from pages._shared import layers_or_stop, md, results_path, run_config, store
+from pages._shared import layers_or_stop, md, missing, results_path, run_config, store
 
 st.title("Concept-specific pruning")
 db = store()
@@ -80,4 +80,8 @@ st.caption(f"Prediction before: **{md(top_before['class_name'])}** ({top_before[
            f"**{md(top_after['class_name'])}** ({top_after['after']:.1%}).")
 
 with st.expander("Stored Table 4 for all concepts (from the build)"):
-    st.dataframe(aggregates.pruning_summary(db, model), hide_index=True, width="stretch")
+    table4 = aggregates.pruning_summary(db, model)
+    if table4.empty:
+        st.info(missing("pruning", "stored Table 4"))
+    else:
+        st.dataframe(table4, hide_index=True, width="stretch")

@@ -120,6 +120,17 @@ class LabelAudioText:
         own = (np.asarray(self.labels)[:, None] == np.asarray(concepts)[None, :]).astype(np.float64)
         return own + 0.2 * np.random.default_rng(self.seed).random(own.shape)
 
+    def audio_embeddings(self, waveforms: np.ndarray) -> np.ndarray:
+        """Each clip's label one-hot over the distinct labels (N, L): the clip "audio" says what it is."""
+        names = sorted(set(self.labels))
+        return (np.asarray(self.labels)[:, None] == np.asarray(names)[None, :]).astype(np.float64)
+
+    def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """(M, L): 1 for every label whose words the text contains."""
+        names = sorted(set(self.labels))
+        return np.array([[float(n.replace("_", " ") in str(t).lower().replace("_", " ")) for n in names]
+                         for t in texts])
+
     def describe(self) -> dict:
         return {"backend": "label-audio-text", "model": "test", "params": {"seed": self.seed}}
 

@@ -103,3 +103,34 @@ def test_live_prune_off_matches_an_empty_evaluation(store, target):
             live.live_prune(target, "OCP", "door", closed, opened, sizes)
     finally:
         target.labels = saved
+
+
+def test_overlapping_live_sessions_never_see_each_others_units(store, target):
+    """Issue 12 item 1: Streamlit sessions are threads sharing one cached model."""
+    import threading
+
+    import torch
+
+    sizes = queries.layers(store, "tinynet").set_index("layer")["n_neurons"].to_dict()
+    asks = [(c, *aggregates.pruning_candidates(store, "tinynet", c)) for c in ("cow", "door")]
+    alone = {c: live.live_prune(target, "OCP", c, cl, op, sizes) for c, cl, op in asks}
+    weights = {k: v.clone() for k, v in target.model.module.state_dict().items()}
+    got, errors = [], []
+
+    def session(c, cl, op):
+        try:
+            for _ in range(4):
+                got.append((c, live.live_prune(target, "OCP", c, cl, op, sizes)))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=a) for a in asks * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(got) == 16
+    for c, res in got:
+        assert res.neurons == alone[c].neurons
+        np.testing.assert_array_equal(res.per_class["delta_logit"], alone[c].per_class["delta_logit"])
+    assert all(torch.equal(v, weights[k]) for k, v in target.model.module.state_dict().items())

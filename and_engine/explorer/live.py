@@ -2,9 +2,11 @@
 
 * ``recalibrate``: Module B's rule (``module_b.calibrate``) at a new threshold on the stored points.
 * ``load_pruning_target``: the model of a results database + its held-out waveforms and labels, built
-  from the run's stored config (``runs.config_json``) and the ``clips`` table; audio read safely.
-* ``live_prune``: select neurons for a concept (``analyses.pruning.select_neurons``), zero them and
-  evaluate (``evaluate_pruning``) -> ΔA, ΔR, per-class changes, accuracy, one clip before / after.
+  from the run's stored config (``runs.config_json``) and the ``clips`` table; audio read safely; the
+  build's pruning engine (``analyses.pruning_engine``) on the configured device and precision.
+* ``live_prune``: select neurons for a concept (``analyses.pruning.select_neurons``), zero them in this
+  session's forward pass only (masks, never the shared model's weights) and evaluate -> ΔA, ΔR,
+  per-class changes, accuracy, one clip before / after.
 """
 
 from __future__ import annotations
@@ -49,7 +51,12 @@ class PruningTarget:
     waveforms: np.ndarray  # (n_heldout, n_samples) float32 at model.sample_rate
     labels: np.ndarray  # (n_heldout,) class indices into model.class_names
     clips: pd.DataFrame  # the held-out clips' rows (clip_id, rel_path, label, ...)
-    baseline_logits: np.ndarray  # (n_heldout, n_classes) unpruned logits, computed once
+    engine: object  # analyses.pruning_engine.PruningEngine on the held-out clips (features, unpruned logits once)
+
+    @property
+    def baseline_logits(self) -> np.ndarray:
+        """(n_heldout, n_classes) unpruned logits, computed once."""
+        return self.engine.baseline
 
     @property
     def concepts(self) -> list[str]:
@@ -61,7 +68,11 @@ def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame) ->
     """Load ``model_name`` of a build (trained variants from the checkpoint cache) and decode its held-out fold.
 
     ``clips``: the database's ``clips`` table; the held-out ones are ``probing.heldout_clips`` (as the build's).
+    The model runs on ``activations.device`` (the CPU when that device is absent here) with ``activations.
+    precision``, as the build's pruning does.
     """
+    from and_engine.analyses.pruning_engine import PruningEngine, auto_workers
+    from and_engine.models.base import ModelError
     from and_engine.models.registry import load_target_model  # lazy: torch and model code
     from and_engine.probing import ProbingSet, heldout_clips
 
@@ -78,12 +89,18 @@ def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame) ->
                         "first (the app never trains a model)")
 
     model, _info = load_target_model(cfgs[model_name], config, ps, no_training)
+    try:
+        model.to(config.activations.device)
+    except ModelError:  # e.g. built on a GPU machine, browsed on a laptop
+        model.to("cpu")
     held = heldout_clips(clips, list(model.class_names), config.probing_set.heldout_fold).reset_index(drop=True)
     if held.empty:
         raise LiveError(f"no held-out clips (fold {config.probing_set.heldout_fold}) with a class of {model_name!r}")
     waves = ps.load_waveforms(model.sample_rate, seconds, clip_ids=held["clip_id"].tolist())
+    engine = PruningEngine(model, waves, config.activations.batch_size, config.activations.precision,
+                           config.analyses.workers or auto_workers(model.device))
     return PruningTarget(model, waves, held["class_index"].to_numpy(np.int64), held.drop(columns="class_index"),
-                         np.asarray(model.logits(waves), dtype=np.float64))
+                         engine)
 
 
 @dataclass
@@ -109,8 +126,7 @@ def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.Data
     ``closed`` / ``opened``: closed- and open-set concept rows (the full tables or
     ``aggregates.pruning_candidates``); ``similarity`` is required for DB / TAB.
     """
-    from and_engine.analyses.pruning import concept_deltas, evaluate_pruning, select_neurons
-    from and_engine.models.base import pruned
+    from and_engine.analyses.pruning import concept_deltas, pruning_result, select_neurons
 
     names = list(target.model.class_names)
     if concept not in names:
@@ -127,21 +143,14 @@ def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.Data
                                  similarity=similarity)
     neurons = {k: v for k, v in neurons.items() if v}
     t = names.index(concept)
-    if neurons:
-        res = evaluate_pruning(target.model, target.waveforms, target.labels, neurons,
-                               baseline_logits=target.baseline_logits)
-        d, acc_before, acc_after = res.per_class_delta, res.accuracy_before, res.accuracy_after
-    else:  # nothing pruned: the model is the unpruned one, no forward pass needed
-        d = np.where(np.bincount(target.labels, minlength=len(names)) > 0, 0.0, np.nan)
-        acc_before = acc_after = float(np.mean(target.baseline_logits.argmax(1) == target.labels))
+    logits = target.engine.logits([neurons])[0]  # the baseline itself when nothing is pruned (no forward pass)
+    res = pruning_result(target.baseline_logits, logits, target.labels, sum(map(len, neurons.values())))
+    d, acc_before, acc_after = res.per_class_delta, res.accuracy_before, res.accuracy_after
     deltas = concept_deltas(d, t)
     per_class = pd.DataFrame({"class_name": names, "delta_logit": d, "is_target": np.arange(len(names)) == t})
-    after = target.baseline_logits[clip_row]
-    if neurons:
-        with pruned(target.model, neurons):
-            after = np.asarray(target.model.logits(target.waveforms[clip_row:clip_row + 1]), dtype=np.float64)[0]
     probs = pd.DataFrame({"class_name": names, "before": _softmax(target.baseline_logits[clip_row]),
-                          "after": _softmax(after)}).sort_values("before", ascending=False, ignore_index=True)
+                          "after": _softmax(logits[clip_row])}).sort_values("before", ascending=False,
+                                                                            ignore_index=True)
     return LivePruning(neurons, pd.DataFrame({"layer": list(neurons), "n_pruned": [len(v) for v in neurons.values()]}),
                        per_class.dropna(subset=["delta_logit"]), deltas.delta_a, deltas.delta_r,
                        deltas.delta_a_minus_r, acc_before, acc_after, probs)

@@ -19,7 +19,7 @@ from typing import Any
 
 from and_engine.config import SAE_SUFFIX, Config, LLMConfig, ModelConfig, sae_layer_name
 
-GROUPS = ("probe", "models", "describe", "dissect", "analyses")
+GROUPS = ("probe", "models", "describe", "dissect", "scores", "analyses")
 GLOBAL, PER_MODEL, PER_LAYER = (), ("model",), ("model", "layer")
 Scope = tuple[tuple[str, str], ...]  # sorted (name, value) pairs: (), (("model", m),), (("layer", l), ("model", m))
 StepKey = tuple[str, Scope]  # (stage, scope)
@@ -58,6 +58,10 @@ def _from_checkpoint(_c: Config, m: ModelConfig | None) -> bool:
 
 def _calibrated(c: Config, _m: ModelConfig | None) -> bool:
     return c.module_a.icl_summary == "calibrated"
+
+
+def _icl(c: Config, _m: ModelConfig | None) -> bool:
+    return c.module_a.icl
 
 
 def _llm_set(key: str, overrides: bool = False) -> Callable[[Config, ModelConfig | None], bool]:
@@ -118,6 +122,19 @@ STAGES: tuple[Stage, ...] = (
         "summaries", When("module_b", _calibrated, "module_a.icl_summary = calibrated")), reads=(
         "module_a.concept_set", "module_a.text_encoder", "module_a.top_n", "module_a.icl_summary", *SUMMARY_LLM),
         only_if=When("module_a.icl", lambda c, _m: c.module_a.icl, "module_a.icl = true")),
+    Stage("scores", "scores", PER_LAYER, tables=("explanations", "scoring_sets", "explanation_scores", "score_summary"),
+          upstream=("clips", "captions", "activations", "extremes", "summaries", "module_a", "module_b", "module_c",
+                    When("module_a_icl", _icl, "module_a.icl = true")), reads=(
+              "scores.scorers", "scores.n_activating", "scores.n_non_activating", "scores.activating_fraction",
+              "scores.text_encoder", "scores.audio_text_model", "run.seed", SECONDS)),
+    Stage("llm_scores", "scores", PER_LAYER, tables=("explanation_scores", "score_summary"),
+          upstream=("captions", "activations", "scores"), reads=(
+              "scores.llm_scorers", "scores.llm_neurons", "scores.llm_clips_per_prompt", "run.seed", *SUMMARY_LLM),
+          only_if=When("scores.llm_scorers", lambda c, _m: bool(c.scores.llm_scorers), "scores.llm_scorers set")),
+    Stage("caption_truth", "scores", GLOBAL, tables=("caption_truth",), upstream=("clips", "captions"),
+          reads=("ground_truth.label_words",)),
+    Stage("ground_truth", "scores", PER_LAYER, tables=("neuron_truth", "explanation_truth", "truth_rates"),
+          upstream=("caption_truth", "extremes", "scores"), reads=("ground_truth.label_words",)),
     Stage("clusters", "analyses", GLOBAL, tables=("caption_sentences", "cluster_elbow", "cluster_words"),
           upstream=("captions",), reads=("analyses.n_clusters", "analyses.elbow_max_k", "analyses.cluster_words_n",
                                          "analyses.sentence_encoder", "run.seed")),
@@ -133,11 +150,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("pruning", "analyses", PER_MODEL, tables=("pruning_summary", "pruning_per_class"),
           upstream=("model", "module_a", "module_c", "lastlayer"), reads=(
               "analyses.closed_top_n_for_pruning", "analyses.pruning_similarity", "analyses.prune_classifier",
-              "run.seed", SECONDS), optional=f"{LABELLED}, with a layer to prune"),
+              "run.seed", SECONDS, "activations.precision"), optional=f"{LABELLED}, with a layer to prune"),
     Stage("feature_importance", "analyses", PER_MODEL, tables=("feature_importance",),
           upstream=("model", "module_c"), reads=(
               "analyses.prune_percents", "analyses.seeds", "analyses.basic_adjectives", "analyses.prune_classifier",
-              SECONDS), optional=f"{LABELLED}, with a layer to prune"),
+              SECONDS, "activations.precision"), optional=f"{LABELLED}, with a layer to prune"),
 )
 STAGE = {s.name: s for s in STAGES}
 
@@ -159,6 +176,7 @@ NOT_READ = {
         ("gpu_memory_utilization", "the engine's memory share"), ("max_num_seqs", "scheduling"))},
     "device.text_encoders": "where the encoders run", "device.audio_text": "where the audio-text model runs",
     "device.text_batch_size": "batching", "device.audio_batch_size": "batching",
+    "analyses.workers": "threads evaluating the same pruning passes",
 }
 IDENTITY = {"models[].name": "names the model a scope belongs to (a new name is a new model)",
             "models[].sae_layers": "names the SAE layers, the scopes of the sae stage (a new name is a new layer)"}
