@@ -183,3 +183,51 @@ def test_the_cache_trains_once_and_loads_the_same_weights(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(first.coder.state_dict().values(), again.coder.state_dict().values(),
                                                  strict=True))
     assert sorted(p.name for p in path.iterdir()) == ["cfg.json", "meta.json", "sae.safetensors"]
+
+
+def _conv_input_capture(model):
+    """A hook on tinynet's ReLU after block1.conv keeping the (possibly edited) conv output it receives."""
+    seen = []
+    handle = model.module.act1.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0].detach().clone()))
+    return seen, handle
+
+
+def test_ablating_latents_removes_their_share_of_the_reconstruction(waves):
+    from and_engine.analyses.pruning_engine import PruningEngine
+    from and_engine.models.base import mask_state, pruned
+
+    model = tiny_target_model()
+    source = model.layer("block1.conv")
+    sae = _trained(model, source, waves)
+    spec = attach_sae(model, source.name, sae)
+    engine = PruningEngine(model, waves, batch_size=6)
+    tap = model.submodule(spec)
+    assert not engine.model.submodule(source).and_sae.engaged()  # mask hooks installed, nothing recorded or pruned
+    seen, handle = _conv_input_capture(model)
+    try:
+        with torch.inference_mode():
+            y = model.module.block1.conv(model.inputs(waves[:2]))  # the unedited conv output
+            x = y.movedim(1, -1).reshape(-1, 8)
+            values, indices = sae.encode(x)
+            every = {spec.name: list(range(16))}
+            with pruned(model, every):
+                assert mask_state(tap)[1] and model.submodule(source).and_sae.engaged()
+                model.module(model.inputs(waves[:2]))
+            # every latent ablated: x - W_dec^T z / s = the reconstruction error + b_dec / s
+            expected = x - (sae.decode(values, indices) - sae.coder.b_dec / sae.scale)
+            assert torch.allclose(seen[-1].movedim(1, -1).reshape(-1, 8), expected, atol=1e-4)
+            one = int(indices[0, 0])  # a latent active at the first position of clip 0
+            with pruned(model, {spec.name: [one]}):
+                model.module(model.inputs(waves[:2]))
+            share = torch.where(indices == one, values, torch.zeros_like(values))
+            expected = x - sae.contribution(share, indices)
+            assert torch.allclose(seen[-1].movedim(1, -1).reshape(-1, 8), expected, atol=1e-5)
+            assert not torch.allclose(seen[-1], y)
+    finally:
+        handle.remove()
+    logits = engine.logits([{}, {spec.name: [one]}, {spec.name: list(range(16))}])
+    assert np.array_equal(logits[0], engine.baseline) and not np.allclose(logits[1], logits[0])
+    with torch.inference_mode():  # one pass per selection gives what the engine's shared passes give
+        with pruned(model, {spec.name: [one]}):
+            alone = model.logits(waves)
+    assert np.allclose(logits[1], alone, atol=1e-5)

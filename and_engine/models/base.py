@@ -189,6 +189,14 @@ def install_unit_masks(model: TargetModel) -> None:
                 setattr(module, _HOOKED, module.register_forward_hook(hook, prepend=True))
 
 
+def mask_state(module: torch.nn.Module) -> tuple[int | None, bool]:
+    """(id of the mask hook ``install_unit_masks`` put on ``module``, or None; whether this thread's pruning /
+    edits touch ``module`` now) (an SAE layer runs its encoder only when it is recorded or touched)."""
+    handle = getattr(module, _HOOKED, None)
+    active = _MASKS.get()
+    return (handle.id if handle is not None else None), bool(active) and module in active
+
+
 def keep_masks(model: TargetModel, selections: Sequence[Mapping[str, Sequence[int]]]) -> dict[str, torch.Tensor]:
     """M selections ``{layer: [neuron ids]}`` -> {layer: (M, n_units) bool, False = pruned} for the layers any
     selection touches (on the model's device). ModelError for an unknown layer or a neuron id out of range."""

@@ -5,10 +5,11 @@ The SAE is eai-sparsify's ``SparseCoder`` (z = TopK(ReLU(W_enc (s x - b_dec) + b
 b_dec) / s, with s a fixed input scale). ``attach_sae(target, source, sae)`` hooks the source layer's module;
 the SAE runs only when its latents are recorded (a hook on ``SaeTap.latents``) or ablated (a pruning mask on
 them), otherwise the source layer is untouched. The latents module sees z per position, channel-last:
-(rows, T, F, L) for a conv layer, (rows, S, L) for token layers. Ablating latents A replaces the source's
-output x by x - W_dec[A]^T z_A / s: their share of the reconstruction is removed, the reconstruction error kept.
-Saved SAEs are folders (sparsify's ``sae.safetensors`` + ``cfg.json``, our ``meta.json``), found in
-``<run.cache_dir>/sae/`` by a key of their parameters and what they were trained on (``load_or_train_sae``).
+(rows, T, F, L) for a conv layer, (rows, S, L) for token layers, (rows, L) for a layer of vectors. Ablating
+latents A replaces the source's output x by x - W_dec[A]^T z_A / s: their share of the reconstruction is
+removed, the reconstruction error kept. Saved SAEs are folders (sparsify's ``sae.safetensors`` + ``cfg.json``,
+our ``meta.json``), found in ``<run.cache_dir>/sae/`` by a key of their parameters and what they were trained
+on (``load_or_train_sae``).
 """
 
 from __future__ import annotations
@@ -90,10 +91,10 @@ def sae_layer_spec(source: LayerSpec, n_latents: int) -> LayerSpec:
 
 def position_vectors(output: torch.Tensor) -> torch.Tensor:
     """A hooked output -> its vectors, channel-last: conv (rows, C, T, F) -> (rows, T, F, C); tokens (rows,
-    S, D) as they are."""
+    S, D) and vectors (rows, D) as they are."""
     if output.ndim == 4:
         return output.movedim(1, -1)
-    if output.ndim == 3:
+    if output.ndim in (2, 3):
         return output
     raise ModelError(f"an output of shape {tuple(output.shape)} has no frame / patch vectors")
 
@@ -108,8 +109,11 @@ class SaeTap(nn.Module):
         self.latents = nn.Identity()
 
     def engaged(self) -> bool:
-        """Whether a forward pass needs the latents: recorded by a hook, or ablated by a pruning mask."""
-        return bool(self.latents._forward_hooks)  # torch's registry of forward hooks on the module
+        """Whether a forward pass needs the latents: recorded by a hook, or ablated by a pruning mask / edit."""
+        from and_engine.models.base import mask_state
+
+        mask_hook, touched = mask_state(self.latents)
+        return touched or any(i != mask_hook for i in self.latents._forward_hooks)  # torch's hook registry
 
     def source_hook(self, _module: nn.Module, _inputs, output: torch.Tensor) -> torch.Tensor | None:
         if not self.engaged():
@@ -141,7 +145,7 @@ def attach_sae(target: TargetModel, source: str, sae: Sae) -> LayerSpec:
     tap.handle = module.register_forward_hook(tap.source_hook)
     module.add_module(SAE_CHILD, tap)
     target.layer_specs = [s for s in target.layer_specs if s.name != spec.name] + [spec]
-    if getattr(target, "stages", None) and source in target.stage_layers:  # pruning starts at the source layer
+    if target.stages and source in target.stage_layers:  # pruning starts where the source layer is computed
         target.stage_layers[spec.name] = target.stage_layers[source]
     return spec
 

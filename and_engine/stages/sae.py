@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from and_engine.models.base import LayerSpec, TargetModel
-from and_engine.models.sae import Sae, new_sparse_coder
+from and_engine.models.sae import Sae, new_sparse_coder, position_vectors
 from and_engine.stages.activations import for_each_output
 
 AUXK_ALPHA = 1 / 32  # weight of the AuxK loss (Gao et al. 2024; sparsify's default)
@@ -64,8 +64,7 @@ def layer_vectors(model: TargetModel, waveforms: np.ndarray, spec: LayerSpec, cl
     state: dict[str, float] = {}
 
     def keep(_spec: LayerSpec, output: torch.Tensor, start: int, n: int) -> None:
-        x = output.detach()
-        x = (x.movedim(1, -1) if x.ndim == 4 else x).float()
+        x = position_vectors(output.detach()).float()
         per_clip = x.numel() // (n * x.shape[-1])  # windows x positions (or tokens) per clip
         vecs = x.reshape(n, per_clip, x.shape[-1]).cpu().numpy()
         p = state.setdefault("p", min(1.0, max_vectors / (len(ids) * per_clip)))
@@ -89,7 +88,8 @@ def train_sae(vectors: np.ndarray, n_latents: int, k: int, epochs: int, lr: floa
     Inputs are scaled by s = sqrt(d / mean ||x - mean||^2) (the decoder bias starts at the scaled mean);
     each step minimises FVU + AUXK_ALPHA * AuxK (dead latents: not active over the last n vectors) with
     Adam (``lr``, 0 = ``default_lr``), removes the decoder gradient parallel to its rows and renormalises
-    them; after each epoch of the first RESAMPLE_UNTIL of training, dead latents are resampled. Deterministic for a seed on the CPU with one thread. ``progress``: optional ``.update(steps)``;
+    them; after each epoch of the first RESAMPLE_UNTIL of training, dead latents are resampled.
+    Deterministic for a seed on the CPU with one thread. ``progress``: optional ``.update(steps)``;
     ``device``: where it trains (the SAE comes back on the CPU).
     """
     x = torch.as_tensor(np.ascontiguousarray(vectors, dtype=np.float32))
