@@ -231,3 +231,23 @@ def test_ablating_latents_removes_their_share_of_the_reconstruction(waves):
         with pruned(model, {spec.name: [one]}):
             alone = model.logits(waves)
     assert np.allclose(logits[1], alone, atol=1e-5)
+
+
+def test_the_reconstruction_edit_runs_the_network_on_what_the_sae_reconstructs(waves):
+    from and_engine.analyses.pruning_engine import PruningEngine
+    from and_engine.models.sae import attached_sae, reconstruction
+
+    model = tiny_target_model()
+    source = model.layer("block1.conv")
+    attach_sae(model, source.name, _trained(model, source, waves))
+    sae = attached_sae(model, source.name)
+    with pytest.raises(ModelError, match="no SAE"):
+        attached_sae(model, "block2.fc")
+    y = model.module.block1.conv(model.inputs(waves[:1])).detach()
+    rec = reconstruction(sae, y)
+    with torch.no_grad():
+        flat = sae.decode(*sae.encode(y.movedim(1, -1).reshape(-1, 8)))
+    assert rec.shape == y.shape and torch.allclose(rec.movedim(1, -1).reshape(-1, 8), flat)
+    engine = PruningEngine(model, waves, batch_size=6)
+    spliced = engine.edited_logits([{source.name: lambda out: reconstruction(sae, out)}])[0]
+    assert spliced.shape == engine.baseline.shape and not np.allclose(spliced, engine.baseline)

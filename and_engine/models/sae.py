@@ -150,6 +150,23 @@ def attach_sae(target: TargetModel, source: str, sae: Sae) -> LayerSpec:
     return spec
 
 
+def attached_sae(target: TargetModel, source: str) -> Sae:
+    """The SAE attached to layer ``source`` of ``target`` (ModelError when there is none)."""
+    tap = getattr(target.submodule(target.layer(source)), SAE_CHILD, None)
+    if tap is None:
+        raise ModelError(f"layer {source!r} of {target.name!r} has no SAE attached")
+    return tap.sae
+
+
+def reconstruction(sae: Sae, output: torch.Tensor) -> torch.Tensor:
+    """A source layer's output -> the SAE's reconstruction of it, same shape and layout (an edit for
+    ``models.base.edited``: the network run on the SAE's reconstruction)."""
+    x = position_vectors(output)
+    flat = x.reshape(-1, x.shape[-1])
+    rec = sae.decode(*sae.encode(flat)).to(output.dtype).view(x.shape)
+    return rec.movedim(-1, 1) if output.ndim == 4 else rec
+
+
 def save_sae(path: Path, sae: Sae, meta: dict[str, Any]) -> None:
     """Write ``sae`` into folder ``path``: sparsify's files + meta.json (scale, source and ``meta``)."""
     sae.coder.save_to_disk(path)
