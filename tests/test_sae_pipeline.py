@@ -111,3 +111,12 @@ def test_every_later_stage_takes_the_sae_latents_like_neurons(tmp_path):
     assert set(removed) == {f"layer={SAE}/model=yamnet"}
     raw = states[states["scope"] == "layer=block2.pointwise/model=yamnet"]
     assert set(raw.loc[raw["state"] == "up to date", "stage"]) >= {"activations", "extremes", "summaries", "module_a"}
+
+
+def test_plan_counts_the_sae_latents_before_a_build(tmp_path):
+    from and_engine.pipeline.plan import make_plan
+
+    plan = make_plan(_config(tmp_path / "a"), None)
+    assert plan.models[0].layers == {"block2.pointwise": 64, SAE: 128}
+    assert {("sae", f"layer={SAE}/model=yamnet"), ("activations", f"layer={SAE}/model=yamnet")} <= set(
+        zip(plan.states["stage"], plan.states["scope"]))
