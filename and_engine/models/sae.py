@@ -28,7 +28,7 @@ from torch import nn
 
 from and_engine.cache_files import file_lock, temporary_sibling
 from and_engine.config import sae_layer_name
-from and_engine.models.base import LayerSpec, ModelError, TargetModel
+from and_engine.models.base import LayerSpec, ModelError, TargetModel, mask_state
 
 SAE_CHILD = "and_sae"  # an attached SaeTap is this child of its source layer's module (a leaf Conv2d / Linear)
 
@@ -110,12 +110,11 @@ class SaeTap(nn.Module):
 
     def engaged(self) -> bool:
         """Whether a forward pass needs the latents: recorded by a hook, or ablated by a pruning mask / edit."""
-        from and_engine.models.base import mask_state
-
         mask_hook, touched = mask_state(self.latents)
         return touched or any(i != mask_hook for i in self.latents._forward_hooks)  # torch's hook registry
 
     def source_hook(self, _module: nn.Module, _inputs, output: torch.Tensor) -> torch.Tensor | None:
+        """The source's forward hook: codes through ``latents``; the output less any ablated latents' share."""
         if not self.engaged():
             return None
         x = position_vectors(output)
