@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from and_engine.config import Config, load_config
-from and_engine.explorer import build_progress, export, live, queries
+from and_engine.explorer import aggregates, build_progress, export, live, queries
 from and_engine.store.ratings import RatingsStore
 from and_engine.store.results import ResultsStore, StoreError, StoreLockedError
 
@@ -144,7 +144,8 @@ def ratings_store(cfg: Config | str) -> RatingsStore:
 
 @st.cache_resource(show_spinner="Loading the model and its held-out clips…", max_entries=4)
 def _pruning_target(db_path: str, db_mtime: float, model: str, _cfg: Config, _db: ResultsStore) -> live.PruningTarget:
-    return live.load_pruning_target(_cfg, model, queries.clips(_db).reset_index())
+    return live.load_pruning_target(_cfg, model, queries.clips(_db).reset_index(),
+                                    aggregates.sae_checkpoints(_db, model))
 
 
 def pruning_target(db: ResultsStore, cfg: Config, model: str) -> live.PruningTarget:

@@ -121,13 +121,11 @@ else:
 
 # --- concepts --------------------------------------------------------------------------------------
 st.subheader("Closed-set concepts (Module A)")
-closed = queries.closed_concepts(db, model, layer, neuron)
+closed = queries.closed_concepts_table(db, model, layer, neuron)
 if closed.empty:
-    st.info("No closed-set concepts for this neuron.")
+    st.info("No closed-set concepts for this layer.")
 else:
-    closed["concept (score)"] = closed["concept"] + " (" + closed["score"].round(3).astype(str) + ")"
-    table = closed.groupby(["method", "similarity"])["concept (score)"].agg(" · ".join).reset_index()
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(closed, hide_index=True, width="stretch")
 opened = queries.open_concepts(db, model, layer, neuron)
 st.subheader("Open-set concepts (Module C)")
 for kind in sorted(opened["pos"].unique()):

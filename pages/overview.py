@@ -19,7 +19,8 @@ if models.empty:
 c1, c2, c3 = st.columns(3)
 c1.metric("models", len(models))
 layer_df = aggregates.layer_summary(db)
-c2.metric("neurons", f"{int(layer_df['n_neurons'].sum()):,}")
+c2.metric("neurons", f"{int(layer_df.loc[layer_df['kind'] != 'sae', 'n_neurons'].sum()):,}",
+          help="units of the networks' own layers (the latents of SAE layers are not counted)")
 c3.metric("builds", len(runs))
 
 st.subheader("Models")
@@ -28,6 +29,15 @@ shown.insert(2, "n_classes", models["class_names"].map(len))
 st.dataframe(shown, hide_index=True, width="stretch")
 st.subheader("Layers")
 st.dataframe(layer_df, hide_index=True, width="stretch")
+sae = aggregates.sae_metrics(db)
+if not sae.empty:
+    st.subheader("Sparse autoencoders")
+    st.caption("Layers of kind sae hold the latents of a TopK sparse autoencoder trained on a layer's frame / patch "
+               "vectors; they are dissected like neurons. FVE: fraction of variance explained on the training "
+               "vectors (all; typical: less the outliers left out of training; held-out fold). L0: active latents "
+               "per vector. Dead: never active; dense: active on over 10 % of the vectors. See docs/sae.md.")
+    st.dataframe(sae.style.format({"fve": "{:.3f}", "fve_typical": "{:.3f}", "fve_heldout": "{:.3f}",
+                                   "l0": "{:.1f}"}), hide_index=True, width="stretch")
 
 with st.expander("Runs and provenance (every step's backends and parameters)"):
     st.dataframe(runs, hide_index=True, width="stretch")

@@ -33,7 +33,14 @@ concept = c2.selectbox("target concept", target.concepts, key=f"pr_concept_{mode
 method = c3.radio("method", ["OCP", "DB", "TAB", "random"], key="pr_method", horizontal=True)
 top_n = cfg.analyses.closed_top_n_for_pruning
 closed, opened = _candidates(*db_key, model, concept, top_n)
-sizes = layers_or_stop(db, model).set_index("layer")["n_neurons"].astype(int).to_dict()
+layer_rows = layers_or_stop(db, model)
+sae_sizes = live.pruning_layers(target, layer_rows, sae=True)
+units = "neurons"
+if sae_sizes:
+    units = st.radio("units", ["neurons", "SAE latents"], key="pr_units", horizontal=True,
+                     help="SAE latents: ablated in the sparse autoencoder's reconstruction of their layer (the "
+                          "reconstruction error is kept), selected by the same rules from their own concepts")
+sizes = sae_sizes if units == "SAE latents" else live.pruning_layers(target, layer_rows)
 similarity = None
 if method in ("DB", "TAB"):
     sims = aggregates.similarities(db, model, method)
@@ -54,7 +61,7 @@ except ValueError as exc:
     st.stop()
 
 m1, m2, m3, m4, m5 = st.columns(5)
-m1.metric("neurons pruned", sum(len(v) for v in res.neurons.values()))
+m1.metric(f"{units} pruned", sum(len(v) for v in res.neurons.values()))
 m2.metric("ΔA (target class)", f"{res.delta_a:+.3f}")
 m3.metric("ΔR (other classes)", f"{res.delta_r:+.3f}")
 m4.metric("ΔR − ΔA", f"{res.delta_a_minus_r:+.3f}",
@@ -67,7 +74,7 @@ left, right = st.columns([2, 1])
 left.plotly_chart(charts.per_class_delta(res.per_class, f"change of each class's logit after pruning for "
                                          f"'{concept}' ({method})"), key="fig10")
 with right:
-    st.markdown("**neurons pruned per layer**")
+    st.markdown(f"**{units} pruned per layer**")
     st.dataframe(res.per_layer, hide_index=True, width="stretch")
 st.plotly_chart(charts.before_after(res.clip_probs), key="clip_pred")
 top_before, top_after = res.clip_probs.iloc[0], res.clip_probs.sort_values("after").iloc[-1]

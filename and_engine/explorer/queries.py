@@ -187,6 +187,25 @@ def closed_concepts(store: ResultsStore, model: str, layer: str, neuron: int) ->
                       layer=layer, neuron=int(neuron), order_by=["method", "similarity", "rank"])
 
 
+NO_ANSWER = "no answer: the LLM named no class for this description, so no concept is stored"
+NO_CONCEPT = ("no concept: the best score is shared by every concept or by more than the top-n (e.g. "
+              "rank_reorder -0), or the neuron's activation does not vary")
+
+
+def closed_concepts_table(store: ResultsStore, model: str, layer: str, neuron: int) -> pd.DataFrame:
+    """-> one row per (method, similarity) the layer has: the neuron's concepts as "concept (score)" joined
+    by " · ", or why it has none (ICL: no answer; a similarity: too many concepts tie). Columns: method,
+    similarity, concepts."""
+    pairs = store.query_df('SELECT DISTINCT method, similarity FROM "closed_concepts" WHERE model = ? AND layer = ? '
+                           "ORDER BY method, similarity", [model, layer])
+    mine = closed_concepts(store, model, layer, neuron)
+    shown = (mine["concept"] + " (" + mine["score"].round(3).astype(str) + ")").groupby(
+        [mine["method"], mine["similarity"]]).agg(" · ".join) if len(mine) else pd.Series(dtype=object)
+    rows = [(m, s, shown.get((m, s), NO_ANSWER if m == "ICL" else NO_CONCEPT))
+            for m, s in pairs.itertuples(index=False)]
+    return pd.DataFrame(rows, columns=["method", "similarity", "concepts"])
+
+
 def open_concepts(store: ResultsStore, model: str, layer: str, neuron: int) -> pd.DataFrame:
     """-> the neuron's open-set concepts (adjectives and nouns of S_h^c) with counts."""
     return store.read("open_concepts", ["word", "pos", "count"], model=model, layer=layer, neuron=int(neuron),

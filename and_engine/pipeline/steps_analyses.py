@@ -168,6 +168,13 @@ def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, la
     run_stage(ctx, "feature_importance", scope, common, importance)
 
 
+def _neuron_rows(rows: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` of the neuron layers only: the per-model figures (top adjectives, acoustic check) count neurons as
+    the paper does; SAE layers keep their per-layer rows (adjective stats, interpretability)."""
+    sae = layers.loc[layers["kind"] == "sae", "layer"]
+    return rows[~rows["layer"].isin(sae)] if len(sae) else rows
+
+
 def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
     """Every analysis of one model."""
     cfg, read = ctx.config.analyses, ctx.store.read
@@ -177,7 +184,7 @@ def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
     def adjective_tables():
         opened = read("open_concepts", model=model)
         return {"adjective_stats": adjectives.adjective_stats(opened, read("pos_counts", model=model), layers, model),
-                "top_adjectives": adjectives.top_adjectives(opened, model, cfg.top_adjectives_n)}
+                "top_adjectives": adjectives.top_adjectives(_neuron_rows(opened, layers), model, cfg.top_adjectives_n)}
 
     run_stage(ctx, "adjectives", scope, {}, adjective_tables)
     top_k = ["layer", "neuron", "topk_clip_ids"]
@@ -185,9 +192,9 @@ def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
         "interpretability": clusters.interpretability(read("extremes", top_k, model=model), layers, membership,
                                                       cfg.taus, model)})
     run_stage(ctx, "acoustic_check", scope, {}, lambda: {
-        "acoustic_check": acoustic_check(read("open_concepts", model=model), read("pos_counts", model=model),
-                                         read("extremes", top_k, model=model), read("acoustic_features"), model,
-                                         cfg.acoustic_adjectives)})
+        "acoustic_check": acoustic_check(*(_neuron_rows(read(t, model=model), layers) for t in (
+            "open_concepts", "pos_counts")), _neuron_rows(read("extremes", top_k, model=model), layers),
+            read("acoustic_features"), model, cfg.acoustic_adjectives)})
     if not _classes_are_labels(ctx, classes):
         ctx.progress.log(f"analyses: {model}: its {len(classes)} classes are not the probing labels -> "
                          "last-layer accuracy, pruning and feature importance skipped")

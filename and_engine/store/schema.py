@@ -108,6 +108,16 @@ RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
         ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("clip_id", "INTEGER"),
         ("rank", "INTEGER"), ("n_freq", "INTEGER"), ("n_time", "INTEGER"), ("map", "FLOAT[]"),
     ],
+    # sparse autoencoders of models[].sae_layers (docs/sae.md): one row per SAE layer; fve / l0 / dead / dense on
+    # the vectors of the clips outside the held-out fold (fve_typical: less the n_outliers left out of training),
+    # fve_heldout on the held-out fold's
+    "sae_metrics": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("source_layer", "VARCHAR"), ("n_inputs", "INTEGER"),
+        ("n_latents", "INTEGER"), ("k", "INTEGER"), ("n_vectors", "INTEGER"), ("n_outliers", "INTEGER"),
+        ("n_heldout_vectors", "INTEGER"), ("fve", "DOUBLE"), ("fve_typical", "DOUBLE"), ("fve_heldout", "DOUBLE"),
+        ("l0", "DOUBLE"), ("n_dead", "INTEGER"), ("n_dense", "INTEGER"), ("dense_fraction", "DOUBLE"),
+        ("checkpoint", "VARCHAR"),
+    ],
     # 5. summaries S_h ("top") and S_l ("bottom"); backend/model per row for subset overrides
     "summaries": [
         ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("side", "VARCHAR"),
