@@ -181,7 +181,7 @@ for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lo
             st.plotly_chart(charts.spectrogram_overlay(spec, overlay, cfg.probing_set.clip_seconds, title),
                             key=f"spec_{r.side}_{r.rank}")
 
-st.subheader("clips from every activation quantile")
+st.subheader("Clips from every activation quantile")
 picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
 info = queries.clips(db, picked["clip_id"].tolist())
 for r in picked.itertuples():
