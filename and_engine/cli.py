@@ -5,6 +5,7 @@ plan    before a build: clips, models, neurons, stale steps, LLM prompts and tok
 status  what is built, when, how many rows, and what a build of the config would recompute
 report  the paper's tables (Table 2, Table 4, ...) from a built database
 probe   load a probing set and list the files that would be skipped, with reasons
+export  a neuron, a layer or a model of a built database to Parquet / JSON / CSV
 (status and report exit 1 when the database is missing, unreadable or holds nothing built; 2 on a bad config)
 """
 
@@ -171,6 +172,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from and_engine.explorer.export import export_tables, stem, write_export
+    from and_engine.explorer.queries import NotFoundError
+
+    if args.db:
+        db = Path(args.db).expanduser()
+    else:
+        config = load_config(args.config)
+        db = config.resolve(config.run.database)
+    store = _open_results(args, db)
+    if store is None:
+        return NOTHING_BUILT
+    with store:
+        try:
+            tables = export_tables(store, args.model, args.layer, args.neuron)
+        except NotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    name = stem(args.model, args.layer, args.neuron)
+    for path in write_export(tables, args.format, Path(args.out), name):
+        print(path)
+    return 0
+
+
 PROBLEM_PREFIX = {"always": "a build would refuse: ", "trained": "a build that trains a variant would refuse "
                   "(otherwise a warning): ", "": "warning: "}
 
@@ -211,7 +236,7 @@ def make_parser() -> argparse.ArgumentParser:
     b = sub.choices["build"]
     b.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     b.add_argument("--until", default="analyses", help="stop after this step group (probe, models, describe, "
-                   "dissect, analyses)")
+                   "dissect, scores, analyses)")
     b.add_argument("--no-bars", action="store_true", help="log lines without progress bars (for log files)")
     b.add_argument("--background", action="store_true", help="run the build as a detached process (its log: "
                    "<database>.build.log; the app shows its progress) and return at once")
@@ -222,6 +247,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path, help="probing set folder (or CSV file with --kind csv)")
     p.add_argument("--kind", default="folder", choices=["demo", "esc50", "folder", "csv"])
     p.set_defaults(fn=_cmd_probe)
+    p = sub.add_parser("export", help="write a neuron, a layer or a model to Parquet / JSON / CSV")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config whose database is read (default "
+                   f"{DEFAULT_CONFIG})")
+    p.add_argument("--db", help="a results database to read instead of the config's")
+    p.add_argument("--model", required=True, help="the model's name")
+    p.add_argument("--layer", help="only this layer (default: every dissected layer)")
+    p.add_argument("--neuron", type=int, help="only this neuron of --layer")
+    p.add_argument("--format", default="parquet", choices=["parquet", "json", "csv"])
+    p.add_argument("--out", default="export", help="output folder (default ./export)")
+    p.set_defaults(fn=_cmd_export)
     return parser
 
 

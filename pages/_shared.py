@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
 from and_engine.config import Config, load_config
-from and_engine.explorer import build_progress, queries
+from and_engine.explorer import aggregates, build_progress, export, live, queries
 from and_engine.store.ratings import RatingsStore
 from and_engine.store.results import ResultsStore, StoreError, StoreLockedError
 
@@ -141,6 +142,19 @@ def ratings_store(cfg: Config | str) -> RatingsStore:
     return _ratings(cfg if isinstance(cfg, str) else ratings_path(cfg))
 
 
+@st.cache_resource(show_spinner="Loading the model and its held-out clips…", max_entries=4)
+def _pruning_target(db_path: str, db_mtime: float, model: str, _cfg: Config, _db: ResultsStore) -> live.PruningTarget:
+    return live.load_pruning_target(_cfg, model, queries.clips(_db).reset_index(),
+                                    aggregates.sae_checkpoints(_db, model))
+
+
+def pruning_target(db: ResultsStore, cfg: Config, model: str) -> live.PruningTarget:
+    """The live pruning target of ``model`` (model, held-out clips, pruning engine), loaded once per server and
+    database version; shared by the Pruning page and the Neuron page's effect on the output."""
+    path = results_path()
+    return _pruning_target(str(path), path.stat().st_mtime, model, cfg, db)
+
+
 def layers_or_stop(db: ResultsStore, model: str):
     """The model's dissected layers (queries.layers), or a warning and the end of the page if it has none."""
     try:
@@ -154,3 +168,21 @@ def neuron_link(model: str, layer: str, neuron: int, label: str | None = None) -
     """A link to the Neuron page with the neuron in its query parameters."""
     st.page_link(NEURON_PAGE, label=md(label or f"{model} / {layer} / {neuron}"), icon=":material/search:",
                  query_params={"model": model, "layer": layer, "neuron": str(int(neuron))})
+
+
+def download(label: str, name: str, tables: Callable[[ResultsStore], dict], key: str) -> None:
+    """A format choice and a download button for what a page shows: ``tables(store)`` -> {table: DataFrame},
+    written by ``export.export_bytes`` when the button is clicked (on a read-only store of its own: the page's
+    store is closed by then)."""
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    fmt = c1.selectbox("format", export.FORMATS, key=f"{key}_format", help="Parquet and CSV: a zip with one file "
+                       "per table; JSON: one document")
+    path = results_path()
+
+    def data() -> bytes:
+        with ResultsStore(path, read_only=True) as db:
+            return export.export_bytes(tables(db), fmt, name)[0]
+
+    file_name, mime = export.download_name(name, fmt)
+    c2.download_button(label, data, file_name=file_name, mime=mime, key=key, icon=":material/download:",
+                       on_click="ignore")

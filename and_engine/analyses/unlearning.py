@@ -30,16 +30,19 @@ def heldout_labels(clips: pd.DataFrame, class_names: Sequence[str], fold: int) -
     return held["clip_id"].to_numpy(np.int64), held["class_index"].to_numpy(np.int64)
 
 
-def candidate_layers(layers: pd.DataFrame, include_classifier: bool = False) -> dict[str, int]:
+def candidate_layers(layers: pd.DataFrame, include_classifier: bool = False, sae: bool = False) -> dict[str, int]:
     """``layers`` rows of one model -> {layer: n_neurons} of the layers pruning may touch.
 
-    Default: every dissected layer except the classifier (the paper prunes AST's hidden linear layers;
-    zeroing an output unit would trivially erase its class).
+    Default: every dissected layer of neurons except the classifier (the paper prunes AST's hidden linear
+    layers; zeroing an output unit would trivially erase its class). ``sae=True``: the SAE layers instead
+    (their latents are ablated in the reconstruction, ``models.sae``).
     """
     require_columns(layers, ("layer", "kind", "n_neurons"), "layers")
-    keep = layers if include_classifier else layers[layers["kind"] != "classifier"]
+    keep = layers[(layers["kind"] == "sae") == sae]
+    keep = keep if include_classifier else keep[keep["kind"] != "classifier"]
     if keep.empty:
-        raise AnalysisInputError("no candidate layer for pruning (only a classifier was dissected)")
+        raise AnalysisInputError("no candidate layer for pruning (only a classifier was dissected)" if not sae
+                                 else "no SAE layer to prune (models[].sae_layers)")
     return {str(r.layer): int(r.n_neurons) for r in keep.itertuples()}
 
 

@@ -6,7 +6,8 @@
   build's pruning engine (``analyses.pruning_engine``) on the configured device and precision.
 * ``live_prune``: select neurons for a concept (``analyses.pruning.select_neurons``), zero them in this
   session's forward pass only (masks, never the shared model's weights) and evaluate -> ΔA, ΔR,
-  per-class changes, accuracy, one clip before / after.
+  per-class changes, accuracy, one clip before / after. The units may be an SAE layer's latents
+  (``pruning_layers``): masked the same way, they are ablated in the SAE's reconstruction (``models.sae``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,26 @@ def audio_root(config: Config) -> Path:
     return path.parent if config.probing_set.kind == "csv" else path
 
 
+def load_model(config: Config, model_name: str, clips: pd.DataFrame):
+    """The TargetModel ``model_name`` of a build, on the CPU (pretrained weights, an AST checkpoint, or a trained
+    variant from the checkpoint cache; ``clips``, the database's ``clips`` table, keys that cache as the build's
+    probing set did). LiveError if it is not configured or would have to be trained (the app never trains)."""
+    from and_engine.models.registry import load_target_model  # lazy: torch and model code
+    from and_engine.probing import ProbingSet
+
+    cfgs = {m.name: m for m in config.models}
+    if model_name not in cfgs:
+        raise LiveError(f"model {model_name!r} is not in this build's config (has {sorted(cfgs)})")
+    ps = ProbingSet(root=audio_root(config).resolve(), clips=clips.reset_index(drop=True),
+                    issues=pd.DataFrame(columns=["rel_path", "reason"]))
+
+    def no_training(sample_rate: int) -> np.ndarray:  # the registry asks for waveforms only to train
+        raise LiveError(f"no cached checkpoint of {model_name!r} under {config.run.cache_dir}: run the build "
+                        "first (the app never trains a model)")
+
+    return load_target_model(cfgs[model_name], config, ps, no_training)[0]
+
+
 @dataclass
 class PruningTarget:
     """A loaded target model with its held-out clips (what live pruning evaluates on)."""
@@ -64,31 +85,24 @@ class PruningTarget:
         return [self.model.class_names[i] for i in sorted(set(self.labels.tolist()))]
 
 
-def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame) -> PruningTarget:
+def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame,
+                        saes: dict[str, str] | None = None) -> PruningTarget:
     """Load ``model_name`` of a build (trained variants from the checkpoint cache) and decode its held-out fold.
 
     ``clips``: the database's ``clips`` table; the held-out ones are ``probing.heldout_clips`` (as the build's).
-    The model runs on ``activations.device`` (the CPU when that device is absent here) with ``activations.
-    precision``, as the build's pruning does.
+    ``saes``: {source layer: SAE folder} of the model's SAE layers (``aggregates.sae_checkpoints``), attached
+    when their folder is there. The model runs on ``activations.device`` (the CPU when that device is absent
+    here) with ``activations.precision``, as the build's pruning does.
     """
     from and_engine.analyses.pruning_engine import PruningEngine, auto_workers
     from and_engine.models.base import ModelError
-    from and_engine.models.registry import load_target_model  # lazy: torch and model code
     from and_engine.probing import ProbingSet, heldout_clips
 
-    cfgs = {m.name: m for m in config.models}
-    if model_name not in cfgs:
-        raise LiveError(f"model {model_name!r} is not in this build's config (has {sorted(cfgs)})")
-    root = audio_root(config)
-    ps = ProbingSet(root=root.resolve(), clips=clips.reset_index(drop=True),
+    model = load_model(config, model_name, clips)
+    _attach_saes(model, saes or {})
+    ps = ProbingSet(root=audio_root(config).resolve(), clips=clips.reset_index(drop=True),
                     issues=pd.DataFrame(columns=["rel_path", "reason"]))
     seconds = config.probing_set.clip_seconds
-
-    def no_training(sample_rate: int) -> np.ndarray:  # the registry asks for waveforms only to train
-        raise LiveError(f"no cached checkpoint of {model_name!r} under {config.run.cache_dir}: run the build "
-                        "first (the app never trains a model)")
-
-    model, _info = load_target_model(cfgs[model_name], config, ps, no_training)
     try:
         model.to(config.activations.device)
     except ModelError:  # e.g. built on a GPU machine, browsed on a laptop
@@ -101,6 +115,23 @@ def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame) ->
                            config.analyses.workers or auto_workers(model.device))
     return PruningTarget(model, waves, held["class_index"].to_numpy(np.int64), held.drop(columns="class_index"),
                          engine)
+
+
+def _attach_saes(model, saes: dict[str, str]) -> None:
+    """Attach each SAE whose folder exists (the app never trains one; a missing one is simply not offered)."""
+    from and_engine.models.sae import attach_sae, load_sae
+
+    for source, folder in saes.items():
+        if (Path(folder) / "meta.json").is_file():
+            attach_sae(model, source, load_sae(Path(folder))[0])
+
+
+def pruning_layers(target: PruningTarget, layers: pd.DataFrame, sae: bool = False) -> dict[str, int]:
+    """The model's dissected ``layers`` rows (layer, kind, n_neurons) -> {layer: units} live pruning may touch:
+    the neuron layers, or (``sae``) the SAE layers attached to ``target.model``."""
+    attached = {s.name for s in target.model.layers()}
+    rows = layers[((layers["kind"] == "sae") == sae) & layers["layer"].isin(attached)]
+    return dict(zip(rows["layer"].astype(str), rows["n_neurons"].astype(int), strict=True))
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-LAYER_KINDS = ("conv", "linear", "classifier")
+LAYER_KINDS = ("conv", "linear", "classifier", "sae")  # sae: the latents of a sparse autoencoder (models/sae.py)
 
 
 class ModelError(ValueError):
@@ -182,14 +182,28 @@ def _mask_hook(unit_dim: int) -> Callable:
     return hook
 
 
+def unit_axis(spec: LayerSpec) -> int:
+    """The axis of a layer's output that indexes its units: 1 for conv layers (rows, units, freq, time), the last
+    for token (rows, tokens, units) and linear (rows, units) layers."""
+    return 1 if spec.kind == "conv" else -1
+
+
 def install_unit_masks(model: TargetModel) -> None:
     """Put the (idle) mask hook on every dissectable layer once; call before threads share the model."""
     with _INSTALL:
         for spec in model.layer_specs:
             module = model.submodule(spec)
             if not getattr(module, _HOOKED, None):
-                hook = _mask_hook(1 if spec.kind == "conv" else -1)
+                hook = _mask_hook(unit_axis(spec))
                 setattr(module, _HOOKED, module.register_forward_hook(hook, prepend=True))
+
+
+def mask_state(module: torch.nn.Module) -> tuple[int | None, bool]:
+    """(id of the mask hook ``install_unit_masks`` put on ``module``, or None; whether this thread's pruning /
+    edits touch ``module`` now) (an SAE layer runs its encoder only when it is recorded or touched)."""
+    handle = getattr(module, _HOOKED, None)
+    active = _MASKS.get()
+    return (handle.id if handle is not None else None), bool(active) and module in active
 
 
 def keep_masks(model: TargetModel, selections: Sequence[Mapping[str, Sequence[int]]]) -> dict[str, torch.Tensor]:

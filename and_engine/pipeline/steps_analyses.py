@@ -168,6 +168,13 @@ def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, la
     run_stage(ctx, "feature_importance", scope, common, importance)
 
 
+def _neuron_rows(rows: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` of the neuron layers only: the per-model figures (top adjectives, acoustic check) count neurons as
+    the paper does; SAE layers keep their per-layer rows (adjective stats, interpretability)."""
+    sae = layers.loc[layers["kind"] == "sae", "layer"]
+    return rows[~rows["layer"].isin(sae)] if len(sae) else rows
+
+
 def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
     """Every analysis of one model."""
     cfg, read = ctx.config.analyses, ctx.store.read
@@ -177,7 +184,7 @@ def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
     def adjective_tables():
         opened = read("open_concepts", model=model)
         return {"adjective_stats": adjectives.adjective_stats(opened, read("pos_counts", model=model), layers, model),
-                "top_adjectives": adjectives.top_adjectives(opened, model, cfg.top_adjectives_n)}
+                "top_adjectives": adjectives.top_adjectives(_neuron_rows(opened, layers), model, cfg.top_adjectives_n)}
 
     run_stage(ctx, "adjectives", scope, {}, adjective_tables)
     top_k = ["layer", "neuron", "topk_clip_ids"]
@@ -185,9 +192,9 @@ def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
         "interpretability": clusters.interpretability(read("extremes", top_k, model=model), layers, membership,
                                                       cfg.taus, model)})
     run_stage(ctx, "acoustic_check", scope, {}, lambda: {
-        "acoustic_check": acoustic_check(read("open_concepts", model=model), read("pos_counts", model=model),
-                                         read("extremes", top_k, model=model), read("acoustic_features"), model,
-                                         cfg.acoustic_adjectives)})
+        "acoustic_check": acoustic_check(*(_neuron_rows(read(t, model=model), layers) for t in (
+            "open_concepts", "pos_counts")), _neuron_rows(read("extremes", top_k, model=model), layers),
+            read("acoustic_features"), model, cfg.acoustic_adjectives)})
     if not _classes_are_labels(ctx, classes):
         ctx.progress.log(f"analyses: {model}: its {len(classes)} classes are not the probing labels -> "
                          "last-layer accuracy, pruning and feature importance skipped")
@@ -195,9 +202,24 @@ def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
     _eval_steps(ctx, model, classes, fold, layers)
 
 
+def _related_step(ctx: BuildContext) -> None:
+    """Related neurons and cross-model partners over every dissected layer of every model (one global step)."""
+    from and_engine.analyses.related import related_neurons
+
+    def compute():
+        layers = ctx.store.read("layers", ["model", "layer"], model=[m.name for m in ctx.config.models],
+                                order_by=["model", "layer_index"])
+        acts = {(r.model, r.layer): ctx.store.read_activations(r.model, r.layer) for r in layers.itertuples()}
+        related, partners = related_neurons(acts, ctx.config.analyses.related_top_n)
+        return {"related_neurons": related, "neuron_partners": partners}
+
+    run_stage(ctx, "related_neurons", {}, {}, compute)
+
+
 def run_analyses_steps(ctx: BuildContext) -> None:
-    """Write every analysis table: the clusters, then every analysis of every configured model."""
+    """Write every analysis table: the clusters, related neurons, then every analysis of every configured model."""
     sents = _cluster_step(ctx)
+    _related_step(ctx)
     membership = clusters.clip_cluster_matrix(sents, len(probing_set(ctx).clips))
     for m in ctx.config.models:
         _model_steps(ctx, m.name, membership)
