@@ -122,8 +122,8 @@ class SaeTap(nn.Module):
         values, indices = self.sae.encode(flat)
         dense = values.new_zeros(len(flat), self.sae.n_latents).scatter_(1, indices, values)
         codes = dense.view(*x.shape[:-1], -1)
-        kept = self.latents(codes)
-        if kept is codes:
+        kept = self.latents(codes)  # a single pruning mask zeroes ``codes`` in place: compare with ``values``
+        if not mask_state(self.latents)[1]:
             return None  # recorded, nothing ablated: the source's output stands
         removed = values - kept.reshape(len(flat), -1).gather(1, indices)
         delta = self.sae.contribution(removed, indices).to(output.dtype).view(x.shape)
