@@ -1,0 +1,238 @@
+"""``[execution] engine = "ray"``: the tiny build on a local Ray equals the local build; a killed worker is
+retried; a killed driver resumes; the LLM executor's processors (vLLM, HTTP) with a fake ``ray.data.llm``.
+
+The module starts its own 2-CPU Ray (``ray.init(num_cpus=2, include_dashboard=False)``) and stops it after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+from _tiny import TINY_BODY, write_config
+from test_pipeline import table_snapshot
+
+from and_engine.config import PROJECT_ROOT, ExecutionConfig, LLMConfig, StageResources, load_config
+from and_engine.pipeline.build import build
+from and_engine.pipeline.core import Progress
+from and_engine.store.results import ResultsStore
+
+RAY_BODY = '\n[execution]\nengine = "ray"\naddress = "{address}"\n\n[execution.activations]\nbatch_size = 8\n'
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    from and_engine.cluster.runtime import worker_env
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=worker_env(False))
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture()
+def worker_classes(ray_local, monkeypatch):
+    """The names of the callable classes the build hands to ``Dataset.map_batches`` (what ran on Ray)."""
+    seen: list[str] = []
+    original = ray_local.data.Dataset.map_batches
+
+    def recording(self, fn, *args, **kwargs):
+        seen.append(getattr(fn, "__name__", type(fn).__name__))
+        return original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ray_local.data.Dataset, "map_batches", recording)
+    return seen
+
+
+def _ray_config(folder, tiny_config, address: str = "", body: str = TINY_BODY):
+    return write_config(folder, body + RAY_BODY.format(address=address),
+                        cache=tiny_config.resolve(tiny_config.run.cache_dir))
+
+
+def _assert_same_tables(db, reference_db, tables=None):
+    reference, got = table_snapshot(reference_db), table_snapshot(db)
+    for table in tables or reference:
+        assert len(got[table]) == len(reference[table]), f"{table}: {len(got[table])} vs {len(reference[table])}"
+        pd.testing.assert_frame_equal(got[table], reference[table], check_dtype=False, check_exact=True, obj=table)
+
+
+def test_ray_build_gives_the_local_build_tables(tiny_build, ray_local, worker_classes, tmp_path):
+    _, config, _ = tiny_build
+    ray_config = load_config(_ray_config(tmp_path, config))
+    result = build(ray_config, Progress(quiet=True))
+    assert {"activations", "activation_maps", "captions", "summaries", "module_a"} <= {
+        label.split()[0] for label in result.executed}
+    # the heavy stages ran in actors, not in this process
+    assert {"ActivationsWorker", "MapsWorker", "MeasureWorker", "CaptionWorker", "LLMWorker",
+            "AudioTextWorker"} <= set(worker_classes), worker_classes
+    _assert_same_tables(ray_config.resolve(ray_config.run.database), config.resolve(config.run.database))
+    # NOT_READ: the same configuration with engine = local skips every step of the Ray build
+    local = dataclasses.replace(ray_config, execution=ExecutionConfig())
+    again = build(local, Progress(quiet=True))
+    assert again.executed == [] and again.skipped
+
+
+def test_a_worker_killed_mid_stage_is_retried_without_duplicate_or_missing_rows(tiny_build, ray_local, tmp_path,
+                                                                                  monkeypatch):
+    import fakes
+    from ray import cloudpickle
+
+    from and_engine.pipeline import steps_models
+
+    _, config, _ = tiny_build
+    flag = tmp_path / "killed.pid"
+    loader = steps_models.load_target_model
+
+    def load_with_a_killer(*args, **kwargs):
+        target, info = loader(*args, **kwargs)
+        target.preprocess = fakes.KillOnce(target.preprocess, flag, os.getpid(), after=2)
+        return target, info
+
+    monkeypatch.setattr(steps_models, "load_target_model", load_with_a_killer)
+    cloudpickle.register_pickle_by_value(fakes)
+    try:
+        ray_config = load_config(_ray_config(tmp_path, config))
+        build(ray_config, Progress(quiet=True), until="models")
+    finally:
+        cloudpickle.unregister_pickle_by_value(fakes)
+    killed = int(flag.read_text())  # a worker (not this driver) was SIGKILLed in its second forward pass
+    assert killed != os.getpid()
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed, 0)
+    _assert_same_tables(ray_config.resolve(ray_config.run.database), config.resolve(config.run.database),
+                        ["activations", "extremes", "activation_maps", "models", "layers"])
+
+
+def test_a_killed_driver_resumes_on_the_same_cluster(tiny_build, ray_local, tmp_path):
+    _, config, _ = tiny_build
+    address = ray_local.get_runtime_context().gcs_address
+    cfg_path = _ray_config(tmp_path, config, address)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    crashed = subprocess.run([sys.executable, str(PROJECT_ROOT / "tests" / "_crash_build.py"), str(cfg_path),
+                              "summaries"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert crashed.returncode == -9, crashed.stdout[-2000:] + crashed.stderr[-2000:]
+    db = tmp_path / "tiny.duckdb"
+    with ResultsStore(db, read_only=True) as store:
+        assert store.query_df("SELECT count(*) AS n FROM steps WHERE stage = 'summaries'")["n"][0] == 0
+        cached = store.count("llm_cache")  # round 1 ran on the cluster and its answers were committed
+        done_before = store.count("steps")
+    assert cached > 0 and done_before > 0
+    resumed = build(load_config(cfg_path), Progress(quiet=True))
+    assert "activations" not in {label.split()[0] for label in resumed.executed}  # finished work is not redone
+    with ResultsStore(db, read_only=True) as store:
+        assert store.count("llm_cache") == cached  # every answer came from the cache: no prompt sent again
+    _assert_same_tables(db, config.resolve(config.run.database))
+
+
+# ---------- the LLM executor's ray.data.llm processors, with a fake ray.data.llm ----------
+class _RuleServer(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        from and_engine.backends.llm_rule import RuleLLM
+
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        answer = RuleLLM().generate([body["messages"][0]["content"]])[0]
+        data = json.dumps({"choices": [{"message": {"content": answer}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture()
+def fake_llm_api(ray_local, monkeypatch):
+    import fakes
+    from ray import cloudpickle
+
+    api = fakes.fake_ray_llm()
+    monkeypatch.setitem(sys.modules, "ray.data.llm", api)
+    monkeypatch.setattr(ray_local.data, "llm", api, raising=False)
+    cloudpickle.register_pickle_by_value(fakes)
+    yield api
+    cloudpickle.unregister_pickle_by_value(fakes)
+
+
+def _prompts() -> list[str]:
+    from and_engine.text.prompts import build_adjective_prompt
+
+    return [build_adjective_prompt(word) for word in ("loud", "quiet", "metallic", "loud", "shrill", "soft", "dull")]
+
+
+def _run(executor_name: str, llm, prompts: list[str], execution: ExecutionConfig) -> dict[int, str]:
+    from and_engine.backends.registry import make
+
+    executor = make("llm_executor", executor_name, {"execution": execution})
+    answers: dict[int, str] = {}
+    for chunk in executor.run(llm, prompts, 3):
+        assert len(chunk) <= 3
+        for i, answer in chunk:
+            assert i not in answers
+            answers[i] = answer
+    return answers
+
+
+def test_vllm_goes_through_a_vllm_engine_processor(fake_llm_api):
+    from and_engine.backends.llm_local import VllmLLM
+    from and_engine.backends.llm_rule import RuleLLM
+
+    execution = ExecutionConfig(engine="ray", llm=StageResources(actors=1, batch_size=4))
+    cfg = LLMConfig(backend="vllm", model="/models/llama-8b", tensor_parallel_size=2, max_new_tokens=64)
+    prompts = _prompts()
+    answers = _run("ray", VllmLLM(cfg), prompts, execution)
+    assert answers == dict(enumerate(RuleLLM().generate(prompts)))
+    (kind, kwargs), = fake_llm_api.CONFIGS
+    assert kind == "vllm" and kwargs["model_source"] == "/models/llama-8b"
+    assert kwargs["concurrency"] == 1 and kwargs["batch_size"] == 4
+    assert kwargs["engine_kwargs"]["tensor_parallel_size"] == 2 and "model" not in kwargs["engine_kwargs"]
+
+
+def test_openai_goes_through_an_http_request_processor(fake_llm_api):
+    from and_engine.backends.llm_openai import OpenAICompatLLM
+    from and_engine.backends.llm_rule import RuleLLM
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RuleServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = LLMConfig(backend="openai", model="served", base_url=f"http://127.0.0.1:{server.server_port}")
+        execution = ExecutionConfig(engine="ray", llm=StageResources(actors=2, batch_size=2))
+        prompts = _prompts()
+        answers = _run("ray", OpenAICompatLLM(cfg), prompts, execution)
+    finally:
+        server.shutdown()
+    assert answers == dict(enumerate(RuleLLM().generate(prompts)))
+    (kind, kwargs), = fake_llm_api.CONFIGS
+    assert kind == "http" and kwargs["url"].endswith("/v1/chat/completions") and kwargs["concurrency"] == 2
+
+
+def test_other_backends_run_in_actors_and_answer_every_prompt_once(ray_local):
+    from and_engine.backends.llm_rule import RuleLLM
+
+    prompts = _prompts() * 3
+    execution = ExecutionConfig(engine="ray", llm=StageResources(actors=2, batch_size=2))
+    assert _run("ray", RuleLLM(), prompts, execution) == dict(enumerate(RuleLLM().generate(prompts)))
+
+
+def test_execution_settings_are_checked_at_load(tmp_path):
+    from and_engine.config import ConfigError, config_from_dict
+
+    for bad, key in (({"engine": "dask"}, "execution.engine"), ({"address": "http://head"}, "execution.address"),
+                     ({"llm": {"actors": 0}}, "execution.llm.actors"), ({"activations": {"num_gpus": -1}},
+                                                                         "execution.activations.num_gpus")):
+        with pytest.raises(ConfigError, match=key):
+            config_from_dict({"execution": bad})
+    with pytest.raises(ConfigError, match=r"\[config.execution.llm\]"):
+        config_from_dict({"execution": {"llm": {"gpus": 1}}})
+    ok = config_from_dict({"execution": {"engine": "ray", "address": "ray://head:10001",
+                                         "embeddings": {"num_gpus": 0.5, "actors": 4}}})
+    assert ok.execution.embeddings == StageResources(num_gpus=0.5, actors=4)
