@@ -4,10 +4,12 @@ Two passes over ``[execution.captions]`` actors, which read the clips themselves
 every clip (``measure_acoustics``), so the driver can rank loudness over the whole probing set
 (``with_relative_loudness``); then caption each batch with its rows (``caption_batch``: the captioner, made
 once per actor, e.g. an audio-LLM on its GPU). The driver assembles the tables (``captions_tables``) in
-clip order. Each batch comes back as one row holding its (pickled) results.
+clip order. Each batch comes back as one row holding its results, pickled.
 """
 
 from __future__ import annotations
+
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -19,10 +21,13 @@ from and_engine.config import CaptionsConfig, ExecutionConfig
 from and_engine.stages.captions import caption_batch, captions_tables, with_relative_loudness
 
 
-def _one(value) -> np.ndarray:
-    out = np.empty(1, dtype=object)
-    out[0] = value
-    return out
+def _packed(*values) -> dict:
+    """One output row holding a batch's results, pickled (Ray would turn a DataFrame cell into an array)."""
+    return {"payload": np.array([pickle.dumps(values)], dtype=object)}
+
+
+def _unpacked(batches) -> list[tuple]:
+    return [pickle.loads(p) for out in batches for p in out["payload"]]
 
 
 class MeasureWorker:
@@ -31,7 +36,7 @@ class MeasureWorker:
 
     def __call__(self, batch: dict) -> dict:
         ids = np.asarray(batch["clip_id"], dtype=np.int64)
-        return {"ids": _one(ids), "rows": _one(measure_acoustics(self.source.load(ids), self.source.sample_rate))}
+        return _packed(ids, measure_acoustics(self.source.load(ids), self.source.sample_rate))
 
 
 class CaptionWorker:
@@ -45,7 +50,7 @@ class CaptionWorker:
         ids = np.asarray(batch["clip_id"], dtype=np.int64)
         said, rows = caption_batch(self.captioner, self.source.load(ids), self.source.sample_rate, ids,
                                    self.measured.iloc[ids])
-        return {"ids": _one(ids), "captions": _one(said), "rows": _one(rows)}
+        return _packed(ids, said, rows)
 
 
 def _ordered(ids: list[np.ndarray], n: int) -> np.ndarray:
@@ -61,20 +66,17 @@ def compute_captions_ray(execution: ExecutionConfig, cfg: CaptionsConfig, source
                          batch_size: int = 64, progress=None) -> dict[str, pd.DataFrame]:
     """``stages.captions.compute_captions`` over clips 0..n_clips-1 of ``source`` on Ray actors."""
     res, rows = execution.captions, [{"clip_id": i} for i in range(n_clips)]
-    ids, frames = [], []
-    for out in map_stream(execution, res, rows, MeasureWorker, (source,), batch_size):
-        ids += list(out["ids"])
-        frames += list(out["rows"])
-    order = _ordered(ids, n_clips)
-    feats = with_relative_loudness(pd.concat(frames, ignore_index=True).iloc[order])
+    measured = _unpacked(map_stream(execution, res, rows, MeasureWorker, (source,), batch_size))
+    order = _ordered([m[0] for m in measured], n_clips)
+    feats = with_relative_loudness(pd.concat([m[1] for m in measured], ignore_index=True).iloc[order])
     ids, captions, frames = [], [], []
     for out in map_stream(execution, res, rows, CaptionWorker, (source, cfg, feats), batch_size):
-        for j in range(len(out["ids"])):
-            ids.append(out["ids"][j])
-            captions += list(out["captions"][j])
-            frames.append(out["rows"][j])
+        for batch_ids, said, batch_rows in _unpacked([out]):
+            ids.append(batch_ids)
+            captions += list(said)
+            frames.append(batch_rows)
             if progress is not None:
-                progress(len(out["ids"][j]))
+                progress(len(batch_ids))
     order = _ordered(ids, n_clips)
     rows_in_order = pd.concat(frames, ignore_index=True).iloc[order].reset_index(drop=True)
     return captions_tables(np.arange(n_clips), [captions[i] for i in order], [rows_in_order])
