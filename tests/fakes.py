@@ -169,6 +169,11 @@ def use_fake_vllm(monkeypatch):
     return module
 
 
+def vllm_calls(vllm) -> list[tuple[str, int]]:
+    """The fake vllm's calls as ``(kind, number of prompts)``, in order."""
+    return [(c["kind"], c["n_prompts"]) for c in vllm.CALLS]
+
+
 def use_fake_llama_cpp(monkeypatch):
     """The recording fake of llama_cpp (``tests/fake_packages/llama_cpp``): INITS."""
     module = _use_fake_package(monkeypatch, "llama_cpp")

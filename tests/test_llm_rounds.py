@@ -1,4 +1,4 @@
-"""LLM rounds in a build (plan -> execute -> ingest): with the recording fake of vllm (``tests/fake_vllm``),
+"""LLM rounds in a build (plan -> execute -> ingest): with the recording fake of vllm (``tests/fake_packages/vllm``),
 a build sends exactly one request list per round with every uncached prompt, a rerun sends none, steps
 recomputed from the cache send none, and a crash mid-round resumes with the uncommitted prompts only."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from _tiny import write_config
+from fakes import vllm_calls
 
 from and_engine.config import load_config
 from and_engine.pipeline.build import build
@@ -45,8 +46,8 @@ def test_one_request_list_per_round_and_a_rerun_sends_nothing(tmp_path, fake_vll
     build(config, Progress(quiet=True), until="dissect")
     n = _kinds(db)
     assert n["summary"] > 64 and n["icl"] > 0 and n["adjective"] > 0  # today's 32-prompt chunks: many calls
-    assert fake_vllm.CALLS == [("chat", n["summary"]), ("chat", n["icl"] + n["adjective"])]
-    assert len(fake_vllm.ENGINES) == 1  # one engine for both rounds
+    assert vllm_calls(fake_vllm) == [("chat", n["summary"]), ("chat", n["icl"] + n["adjective"])]
+    assert len(fake_vllm.INITS) == 1  # one engine for both rounds
     with ResultsStore(db, read_only=True) as store:
         summaries = store.read("summaries", order_by=["layer", "neuron", "side"])
         icl = store.read("closed_concepts", method="ICL")
@@ -55,13 +56,13 @@ def test_one_request_list_per_round_and_a_rerun_sends_nothing(tmp_path, fake_vll
 
     fake_vllm.reset()
     again = build(config, Progress(quiet=True), until="dissect")
-    assert fake_vllm.CALLS == [] and again.executed == []
+    assert vllm_calls(fake_vllm) == [] and again.executed == []
 
     with ResultsStore(db) as store:  # recompute the LLM steps: every answer comes from the cache
         store.delete_steps_except(set(), ["summaries", "module_a_icl", "adjective_checks"])
     progress = Progress(quiet=True)
     redo = build(config, progress, until="dissect")
-    assert fake_vllm.CALLS == [] and any(s.startswith("summaries") for s in redo.executed)
+    assert vllm_calls(fake_vllm) == [] and any(s.startswith("summaries") for s in redo.executed)
     assert not [m for m in progress.messages if m.startswith("LLM round") and "0 sent" not in m]
     with ResultsStore(db, read_only=True) as store:
         again = store.read("summaries", order_by=["layer", "neuron", "side"])
@@ -75,7 +76,7 @@ def test_a_crash_mid_round_resumes_with_the_uncommitted_prompts_only(tmp_path, f
     fake_vllm.FAIL_ON_CALL = 3  # round 1, third chunk of 16: two chunks are committed
     with pytest.raises(RuntimeError, match="fake vllm: crashed on call 3"):
         build(config, Progress(quiet=True), until="dissect")
-    assert fake_vllm.CALLS == [("chat", 16)] * 3
+    assert vllm_calls(fake_vllm) == [("chat", 16)] * 3
     crashed = set(fake_vllm.PROMPTS[2])
     with ResultsStore(db, read_only=True) as store:
         assert store.count("llm_cache") == 32 and store.count("summaries") == 0
@@ -87,4 +88,4 @@ def test_a_crash_mid_round_resumes_with_the_uncommitted_prompts_only(tmp_path, f
     resent = [p for call in fake_vllm.PROMPTS for p in call if parse_prompt(p).kind == "summary"]
     assert len(resent) == len(set(resent)) == n["summary"] - 32  # everything but the committed chunks, once
     assert not committed & set(resent) and crashed <= set(resent)
-    assert all(size <= 16 for _, size in fake_vllm.CALLS)
+    assert all(size <= 16 for _, size in vllm_calls(fake_vllm))
