@@ -64,7 +64,7 @@ class GeneratedClips:
 def _ray(workers: int):
     import ray
 
-    from and_engine.cluster.runtime import worker_env
+    from and_engine.ray_runtime import worker_env
 
     t0 = time.perf_counter()
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, runtime_env=worker_env(False))

@@ -44,7 +44,7 @@ actors = 1
 def ray_local():
     import ray
 
-    from and_engine.cluster.runtime import worker_env
+    from and_engine.ray_runtime import worker_env
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=worker_env(False))
     yield ray

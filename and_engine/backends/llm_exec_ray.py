@@ -6,7 +6,7 @@
 * ``openai``: a ``ray.data.llm`` HTTP request processor (``HttpRequestProcessorConfig``) against the
   backend's ``/v1/chat/completions``, ``actors`` concurrent clients;
 * any other backend (``rule``, ``llama-cpp``, ``transformers``): the backend itself in ``actors`` actors
-  (``cluster.runtime.map_stream``), ``generate`` per batch -- what runs on a CPU machine.
+  (``ray_runtime.map_stream``), ``generate`` per batch -- what runs on a CPU machine.
 
 Each answer comes back with its prompt's index; ``run`` yields them in chunks of ``chunk`` as batches
 finish, and the driver commits each chunk to ``llm_cache`` (``backends.llm.execute``): a killed driver
@@ -105,7 +105,7 @@ class RayExecutor:
         return {"backend": "ray", "model": "", "params": {}}
 
     def _answers(self, llm: LLM, prompts: list[str]) -> Iterator[dict]:
-        from and_engine.cluster.runtime import map_stream, session
+        from and_engine.ray_runtime import map_stream, session
 
         rows = [{"index": i, "prompt": p} for i, p in enumerate(prompts)]
         name = llm.describe()["backend"]

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from and_engine.audio import load_clip
-from and_engine.cluster.runtime import map_stream
 from and_engine.config import ExecutionConfig, StageResources
 from and_engine.models.base import LayerSpec, TargetModel
+from and_engine.ray_runtime import map_stream
 from and_engine.stages.activations import ActivationsError, maps_of_clips, record_activations
 
 

@@ -16,8 +16,8 @@ import pandas as pd
 
 from and_engine.acoustics.measurements import measure_acoustics
 from and_engine.backends.registry import CaptionerError, make
-from and_engine.cluster.runtime import map_stream
 from and_engine.config import CaptionsConfig, ExecutionConfig
+from and_engine.ray_runtime import map_stream
 from and_engine.stages.captions import caption_batch, captions_tables, with_relative_loudness
 
 

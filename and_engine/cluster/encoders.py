@@ -16,8 +16,8 @@ import numpy as np
 
 from and_engine.backends.registry import AudioTextError, AudioTextOptions, TextEncoderError, TextEncoderOptions, make
 from and_engine.backends.text_encoders import _MemoEncoder
-from and_engine.cluster.runtime import map_stream
 from and_engine.config import ExecutionConfig
+from and_engine.ray_runtime import map_stream
 
 
 class TextWorker:

@@ -102,7 +102,7 @@ def _run_groups(config: Config, store: ResultsStore, run_id: str, progress: Prog
             removed += _remove(progress, store.delete_steps_except(ctx.produced, graph.stages_of(group)))
     finally:
         if config.execution.engine == "ray":  # stop the Ray this build started (a joined cluster keeps running)
-            from and_engine.cluster.runtime import shutdown
+            from and_engine.ray_runtime import shutdown
 
             shutdown()
     if until == GROUPS[-1]:  # a full build also drops stages no group produces any more
