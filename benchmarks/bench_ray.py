@@ -72,7 +72,7 @@ def _ray(workers: int):
     return ray
 
 
-def demo_activations(config_path: str, execution: ExecutionConfig) -> list[tuple[str, float, float]]:
+def demo_activations(config_path: str, execution: ExecutionConfig, models: list[str]) -> list[tuple[str, float, float]]:
     """Per model: (name, local s, Ray s) of the activations of its dissected layers over the probing set."""
     from and_engine.cluster.activations import clip_files, record_activations_ray
     from and_engine.models.registry import load_target_model
@@ -84,7 +84,7 @@ def demo_activations(config_path: str, execution: ExecutionConfig) -> list[tuple
     cfg = load_config(config_path)
     acfg, ps = cfg.activations, open_probing_set(cfg.probing_set, cfg.resolve(cfg.probing_set.path))
     out = []
-    for model_cfg in cfg.models:
+    for model_cfg in [m for m in cfg.models if not models or m.name in models]:
         waves: dict[int, np.ndarray] = {}
 
         def wave(sr, waves=waves):
@@ -186,6 +186,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=int, default=20000)
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--layers", type=int, default=3, help="YAMNet's last N dissectable layers (synthetic run)")
+    ap.add_argument("--models", nargs="*", default=[], help="the demo's models to time (default: all)")
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-synthetic", action="store_true")
     args = ap.parse_args(argv)
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
             text = Path(config).read_text().replace('cache_dir = "data/cache"', f'cache_dir = "{args.cache_dir}"')
             config = str(Path(tempfile.mkdtemp()) / "demo.toml")
             Path(config).write_text(text)
-        acts = demo_activations(config, execution)
+        acts = demo_activations(config, execution, args.models)
         n, llm_local, llm_ray = demo_llm(args.database, execution)
         local = sum(a[1] for a in acts) + llm_local
         remote = sum(a[2] for a in acts) + llm_ray
