@@ -117,3 +117,22 @@ def test_database_text_is_shown_literally():
     for raw in ("![", "](", "<b>", "**", "http:"):
         assert raw not in shown
     assert shown.replace("\\", "") == "![x](http://evil.example/a.png) <b>bold</b> **b** a_b"
+
+
+def test_a_neuron_without_an_icl_answer_says_no_answer(db, tmp_path, monkeypatch):
+    import shutil
+
+    import duckdb
+
+    copy = tmp_path / "results.duckdb"  # the engine stores no ICL rows for a neuron without an answer
+    shutil.copy(db, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("DELETE FROM closed_concepts WHERE method = 'ICL' AND layer = 'block1.conv' AND neuron = 3")
+        con.execute("DELETE FROM closed_concepts WHERE similarity = 'wpmi' AND layer = 'block1.conv' AND neuron = 3")
+    monkeypatch.setenv("AND_EXPLORER_DB", str(copy))
+    at = run_page("pages/neuron.py", NEURON)
+    assert not at.exception
+    table = at.dataframe[0].value.set_index(["method", "similarity"])["concepts"]
+    assert table["ICL", "llm"].startswith("no answer") and "named no class" in table["ICL", "llm"]
+    assert table["DB", "wpmi"].startswith("no concept") and "best score is shared" in table["DB", "wpmi"]
+    assert table["DB", "cos"].startswith("crackling_fire (")  # the other pairs still show concepts and scores

@@ -11,6 +11,7 @@ from fakes import vllm_calls
 from and_engine.config import load_config
 from and_engine.pipeline.build import build
 from and_engine.pipeline.core import Progress
+from and_engine.pipeline.plan import make_plan
 from and_engine.store.results import ResultsStore
 from and_engine.text.prompts import parse_prompt
 
@@ -89,3 +90,34 @@ def test_a_crash_mid_round_resumes_with_the_uncommitted_prompts_only(tmp_path, f
     assert len(resent) == len(set(resent)) == n["summary"] - 32  # everything but the committed chunks, once
     assert not committed & set(resent) and crashed <= set(resent)
     assert all(size <= 16 for _, size in vllm_calls(fake_vllm))
+
+
+def test_the_llm_scorers_are_round_3_one_request_list_and_a_rerun_sends_nothing(tmp_path, fake_vllm):
+    """The detection / simulation judge prompts of every layer go out as one list (before: one call per layer
+    and scorer), and the llm_scores steps read every answer from the cache."""
+    config = _config(tmp_path, "\n[scores]\nllm_scorers = [\"detection\", \"simulation\"]\nllm_neurons = 3\n")
+    db = config.resolve(config.run.database)
+    before = {r.kind: r for r in make_plan(config, None).rounds if r.round == 3}
+    progress = Progress(quiet=True)
+    build(config, progress, until="scores")
+    with ResultsStore(db, read_only=True) as store:
+        prompts = store.read("llm_cache", ["prompt"])["prompt"]
+        scored = store.query_df("SELECT layer, count(DISTINCT neuron) AS n FROM explanation_scores "
+                                "WHERE scorer IN ('detection', 'simulation') GROUP BY layer")
+    judge = [p for p in prompts if parse_prompt(p).kind in ("detection", "simulation")]
+    assert len(fake_vllm.CALLS) == 3 and vllm_calls(fake_vllm)[2] == ("chat", len(judge)) and len(judge) > 0
+    assert sorted(scored["n"]) == [3, 3]  # both layers, the sampled neurons
+    assert any(m.startswith("LLM round 3") and f"{len(judge)} sent as 1 request list" in m for m in progress.messages)
+    # plan estimated round 3 before anything existed: an upper bound of what was sent (sampled neurons x sources)
+    assert set(before) == {"detection", "simulation"} and all(r.estimated == r.send for r in before.values())
+    assert len(judge) <= sum(r.send for r in before.values()) <= 2 * len(judge)
+
+    fake_vllm.reset()
+    with ResultsStore(db) as store:  # recompute the LLM scores: every answer comes from the cache
+        store.delete_steps_except(set(), ["llm_scores"])
+    with ResultsStore(db, read_only=True) as store:  # plan now builds the exact prompts, every one cached
+        exact = [r for r in make_plan(config, store).rounds if r.round == 3]
+    assert sum(r.unique for r in exact) == sum(r.cached for r in exact) == len(judge)
+    assert all(r.estimated == r.send == 0 for r in exact)
+    redo = build(config, Progress(quiet=True), until="scores")
+    assert fake_vllm.CALLS == [] and any(s.startswith("llm_scores") for s in redo.executed)
