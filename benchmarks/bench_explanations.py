@@ -3,12 +3,14 @@
     python benchmarks/bench_explanations.py data/build/demo.duckdb --config configs/demo.toml
     python benchmarks/bench_explanations.py DB --config CFG --no-embedding     # skip the text-encoder scores
 
-Labels -> words: ``benchmarks/label_words.csv`` (label, words separated by ";": the label's own words and
-synonyms or more specific names, hen -> chicken / rooster, sea_waves -> ocean / surf; never a hypernym
-such as "animal"). Captions never see it. A text *names* a label when one of its words occurs as a whole
-word, case-insensitive, a plural -s / -es allowed. Definitions of every number printed:
+Labels -> words: ``benchmarks/label_words.csv`` (label, extra terms separated by ";": synonyms or more
+specific names, hen -> chicken / rooster, sea_waves -> ocean / surf; never a hypernym such as "animal"), the
+one file the engine's ground-truth stage reads too (``[ground_truth] label_words``). Captions never see it.
+A text *names* a label by the engine's one rule, ``and_engine.text.labels`` (``label_terms`` +
+``names_label``): the label itself or one of its terms, every word of the term present as the same Porter
+stem (``sea_waves`` needs "sea" and "wave"). Definitions of every number printed:
 
-1. **Captions name the source**: share of clips (with a label in the CSV) whose caption names the clip's
+1. **Captions name the source**: share of clips whose caption names the clip's
    label. **Tagger ceiling top-k**: share of clips for which one of the k AudioSet classes with the highest
    YAMNet score (mean over the clip's 0.96 s windows, computed here from the audio) has a display name
    naming the label. "Of the top-3 clips" = the caption rate among the clips whose top 3 names it.
@@ -30,19 +32,23 @@ word, case-insensitive, a plural -s / -es allowed. Definitions of every number p
 5. **Calibration opposites**: removed S_h points (best cosine > the stored threshold) whose best S_l
    match takes the opposite side of an acoustic axis (``text.polarity.opposite``: loud / quiet, high- /
    low-pitched, tonal / noisy, continuous / intermittent, ...).
-6. **Embedding score** (no LLM), per neuron with a non-empty explanation E: scoring clips = every clip
-   but the neuron's top-K and bottom-K (those E was written from); s_i = cosine(text encoder(E),
-   text encoder(caption_i)) with the configured ``module_a.text_encoder``; **AUC** of s separating the
-   top 10 % of the scoring clips by activation (at least one; ties by clip id) from the rest, and
-   **Pearson r** of s with the activation. The **shuffled** control scores, on the same clips, the E of
-   another neuron of the same layer (a random derangement, seed 0). Per layer: the mean over neurons;
-   the target is mean AUC(S_h^c) > mean AUC(shuffled) in every layer.
+6. **Embedding score** (no LLM). Where the database holds the scores stage's results (``score_summary``,
+   ``docs/scores.md``), those are printed: per layer the mean AUC / Pearson r of S_h^c and of the stage's
+   ``shuffled`` control (the S_h^c of another neuron of the same layer), for every stored scorer
+   (``embedding``: captions; ``audio-text``: the clip audio), on the stage's scoring sets. Otherwise (a
+   database built before the stage, e.g. the baseline) the script computes it itself, per neuron with a
+   non-empty explanation E: scoring clips = every clip but the neuron's top-K and bottom-K (those E was
+   written from); s_i = cosine(text encoder(E), text encoder(caption_i)) with the configured
+   ``module_a.text_encoder``; **AUC** of s separating the top 10 % of the scoring clips by activation (at
+   least one; ties by clip id) from the rest, and **Pearson r** of s with the activation; the **shuffled**
+   control scores, on the same clips, the E of another neuron of the same layer (a random derangement, seed
+   0). ``--own-embedding`` computes it even where stored scores exist. Per layer: the mean over neurons; the
+   target is mean AUC(S_h^c) > mean AUC(shuffled) in every layer.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import sys
@@ -96,13 +102,18 @@ TONAL_TEMPLATE = "carrying pure, pitched notes"
 
 
 # ---------- text matching ----------
-def label_words(path: Path) -> dict[str, list[str]]:
-    with open(path, newline="") as fh:
-        return {r["label"]: [w.strip() for w in r["words"].split(";") if w.strip()] for r in csv.DictReader(fh)}
+def label_words(path: Path, labels) -> dict[str, tuple]:
+    """-> {label: its terms (``text.labels.label_terms``)} for every label of the probing set."""
+    from and_engine.text.labels import label_terms, read_label_words
+
+    table = read_label_words(path)
+    return {lab: label_terms(lab, table) for lab in labels}
 
 
-def names_label(text: str, words: list[str]) -> bool:
-    return any(re.search(r"\b" + re.escape(w) + r"(?:s|es)?\b", str(text or ""), re.I) for w in words)
+def names_label(text: str, terms) -> bool:
+    from and_engine.text.labels import names_label as engine_names_label
+
+    return engine_names_label(str(text or ""), terms)
 
 
 def claims(point: str) -> set[str]:
@@ -116,7 +127,7 @@ def claims(point: str) -> set[str]:
 
 # ---------- 1. captions ----------
 def caption_naming(clips: pd.DataFrame, captions: pd.DataFrame, mean_scores: np.ndarray, class_names: list[str],
-                   words: dict[str, list[str]]) -> dict:
+                   words: dict[str, tuple]) -> dict:
     df = clips.merge(captions, on="clip_id")
     df = df[df["label"].isin(words)].reset_index(drop=True)
     hit = np.array([names_label(c, words[lab]) for c, lab in zip(df["caption"], df["label"])])
@@ -130,7 +141,7 @@ def caption_naming(clips: pd.DataFrame, captions: pd.DataFrame, mean_scores: np.
 
 # ---------- 2. S_h naming ----------
 def summary_naming(extremes: pd.DataFrame, summaries: pd.DataFrame, clips: pd.DataFrame, captions: pd.DataFrame,
-                   words: dict[str, list[str]]) -> dict:
+                   words: dict[str, tuple]) -> dict:
     label = clips.set_index("clip_id")["label"].to_dict()
     cap = captions.set_index("clip_id")["caption"].to_dict()
     sh = summaries.set_index(["model", "layer", "neuron"])["summary"].to_dict()
@@ -313,6 +324,36 @@ def _embedding_table(store, cfg, captions: pd.DataFrame, extremes: pd.DataFrame,
     return pd.DataFrame(rows, columns=["model", "layer", "n", "auc", "auc_shuffled", "r", "r_shuffled"])
 
 
+def stored_scores(store) -> pd.DataFrame:
+    """The scores stage's per-layer means of S_h^c and its shuffled control -> (scorer, model, layer, auc,
+    auc_shuffled, r, r_shuffled); empty when the database has no stored scores."""
+    from and_engine.store.schema import SOURCE_CALIBRATED, SOURCE_SHUFFLED
+
+    has = store.query_df("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'score_summary'")
+    if not int(has["n"].iloc[0]):
+        return pd.DataFrame()
+    s = store.read("score_summary", ["model", "layer", "source", "scorer", "metric", "mean"],
+                   source=[SOURCE_CALIBRATED, SOURCE_SHUFFLED], metric=["auc", "pearson_r"])
+    if s.empty:
+        return pd.DataFrame()
+    s["col"] = s["metric"].map({"auc": "auc", "pearson_r": "r"}) + np.where(s["source"] == SOURCE_SHUFFLED,
+                                                                             "_shuffled", "")
+    wide = s.pivot_table(index=["scorer", "model", "layer"], columns="col", values="mean").reset_index()
+    return wide.reindex(columns=["scorer", "model", "layer", "auc", "auc_shuffled", "r", "r_shuffled"])
+
+
+def print_embedding(table: pd.DataFrame, title: str) -> None:
+    above = (table["auc"] > table["auc_shuffled"]).sum()
+    print(f"\n6. {title}")
+    print(f"   layers where AUC(S_h^c) > AUC(shuffled): {above} / {len(table)}; "
+          f"where r(S_h^c) > r(shuffled): {(table['r'] > table['r_shuffled']).sum()} / {len(table)}")
+    print(table.groupby("model")[["auc", "auc_shuffled", "r", "r_shuffled"]].mean().round(3).to_string())
+    worse = table[~(table["auc"] > table["auc_shuffled"])]
+    if len(worse):
+        print("   layers at or below the shuffled control:")
+        print(worse.round(3).to_string(index=False))
+
+
 def _pct(a: float, b: float) -> str:
     return f"{a:,} / {b:,} = {100 * a / b:.1f} %" if b else f"{a} / 0"
 
@@ -326,17 +367,20 @@ def main() -> None:
     ap.add_argument("database")
     ap.add_argument("--config", default=str(ROOT / "configs" / "demo.toml"))
     ap.add_argument("--label-words", default=str(ROOT / "benchmarks" / "label_words.csv"))
-    ap.add_argument("--no-embedding", action="store_true", help="skip the text-encoder scores (item 6)")
+    ap.add_argument("--no-embedding", action="store_true", help="skip the embedding scores (item 6)")
+    ap.add_argument("--own-embedding", action="store_true",
+                    help="compute item 6 here even where the database holds the scores stage's results")
     args = ap.parse_args()
-    cfg, words = load_config(args.config), label_words(Path(args.label_words))
+    cfg = load_config(args.config)
     store = ResultsStore(args.database, read_only=True)
     clips = store.read("clips", ["clip_id", "rel_path", "label"], order_by=["clip_id"])
+    words = label_words(Path(args.label_words), sorted(clips["label"].unique()))
     captions = store.read("captions", ["clip_id", "caption"], order_by=["clip_id"])
     extremes = store.read("extremes", ["model", "layer", "neuron", "topk_clip_ids", "bottomk_clip_ids"])
     summaries = store.read("summaries", ["model", "layer", "neuron", "summary"], side="top")
     mean_scores, class_names, feats = _audio_side(cfg, clips)
     print(f"database {args.database}: {len(clips)} clips, {len(extremes):,} neurons, "
-          f"{clips['label'].isin(words).sum()} clips with label words")
+          f"{clips['label'].nunique()} labels")
 
     c = caption_naming(clips, captions, mean_scores, class_names, words)
     print("\n1. captions naming their clip's labelled source")
@@ -390,19 +434,16 @@ def main() -> None:
     print(f"   removed S_h points: {_pct(o['removed'], o['points'])}; removed because S_l holds their opposite: "
           f"{_pct(o['removed_opposite'], o['removed'])}")
 
-    if not args.no_embedding:
+    if args.no_embedding:
+        return
+    stored = stored_scores(store)
+    for scorer, table in stored.groupby("scorer", sort=True) if len(stored) else ():
+        print_embedding(table.drop(columns="scorer"), f"{scorer} score of S_h^c vs the shuffled control (stored by "
+                        "the scores stage; mean per layer)")
+    if stored.empty or args.own_embedding:
         table = _embedding_table(store, cfg, captions, extremes, calibrated)
-        above = (table["auc"] > table["auc_shuffled"]).sum()
-        print(f"\n6. embedding score of S_h^c vs a shuffled S_h^c ({cfg.module_a.text_encoder}; mean per layer)")
-        print(f"   layers where AUC(S_h^c) > AUC(shuffled): {above} / {len(table)}; "
-              f"where r(S_h^c) > r(shuffled): {(table['r'] > table['r_shuffled']).sum()} / {len(table)}")
-        by_model = table.groupby("model")[["auc", "auc_shuffled", "r", "r_shuffled"]].mean().round(3)
-        print(by_model.to_string())
-        worse = table[table["auc"] <= table["auc_shuffled"]]
-        if len(worse):
-            print("   layers at or below the shuffled control:")
-            print(worse.round(3).to_string(index=False))
-
+        print_embedding(table, f"embedding score of S_h^c vs a shuffled S_h^c (computed here, "
+                        f"{cfg.module_a.text_encoder}; mean per layer)")
 
 if __name__ == "__main__":
     main()

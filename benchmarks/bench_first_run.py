@@ -10,7 +10,9 @@ into a temporary folder, run ``bash run.sh`` there as a user would, and record
 * full build: until the build status file (``<database>.build.json``) says ``done`` (a revision without
   one builds everything before it starts the app: then it equals "app answers");
 
-then print the per-stage table of the clone's database (seconds per stage, from the ``steps`` table, and the
+and the CPU seconds of the clone's build processes (sampled from ``/proc`` every 2 s: the work done, which a
+loaded machine stretches much less than the wall time; until the app answers / in all), then print the
+per-stage table of the clone's database (seconds per stage, from the ``steps`` table, and the
 training time of each trained variant from its checkpoint's ``meta.json``) and the revisions side by side.
 
     python benchmarks/bench_first_run.py --venv /path/to/ready/.venv               # HEAD only
@@ -55,6 +57,30 @@ def _answers(port: int) -> bool:
         return False
 
 
+class _BuildCpu:
+    """CPU seconds (user + system) of every ``and_engine build`` process running in ``clone``, sampled."""
+
+    def __init__(self, clone: Path):
+        self.clone, self.seen, self.stop = str(clone.resolve()), {}, threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(2.0):
+            for proc in Path("/proc").glob("[0-9]*"):
+                try:
+                    if os.readlink(proc / "cwd") != self.clone or b"and_engine\0build" not in \
+                            (proc / "cmdline").read_bytes():
+                        continue
+                    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                    self.seen[proc.name] = (int(fields[11]) + int(fields[12])) / self.tick
+                except OSError:
+                    continue
+
+    def total(self) -> float:
+        return sum(self.seen.values())
+
+
 def _stage_table(clone: Path, db: Path) -> list[tuple[str, str, float]]:
     """(group, stage, seconds) from the clone's database, plus training from the checkpoints' meta.json."""
     sys.path.insert(0, str(ROOT))
@@ -89,6 +115,7 @@ def first_run(rev: str, venv: Path | None, config: str, timeout_s: float, keep: 
     log = (folder / "run.log").open("w")
     marks: dict[str, float] = {}
     t0 = time.monotonic()
+    cpu = _BuildCpu(clone)
     proc = subprocess.Popen(["bash", "run.sh", config], cwd=clone, env={**os.environ, "PORT": str(port)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -106,6 +133,7 @@ def first_run(rev: str, venv: Path | None, config: str, timeout_s: float, keep: 
                 raise SystemExit(f"{rev}: run.sh ended or timed out before the app answered; see {folder / 'run.log'}")
             time.sleep(1.0)
         marks["app"] = time.monotonic() - t0
+        marks["cpu_app"] = cpu.total()
         print(f"[{rev}] app answers after {marks['app'] / 60:.1f} min", flush=True)
         def finished() -> str | None:  # the background build's end (the core build's file says done too)
             if not status.is_file():
@@ -118,9 +146,12 @@ def first_run(rev: str, venv: Path | None, config: str, timeout_s: float, keep: 
                 raise SystemExit(f"{rev}: the build did not finish within {timeout_s:.0f} s")
             time.sleep(2.0)
         marks["full"] = time.monotonic() - t0 if status.is_file() else marks["app"]
+        time.sleep(3.0)  # one more sample of the build's last seconds
+        marks["cpu_full"] = cpu.total()
         print(f"[{rev}] full build {state} after {marks['full'] / 60:.1f} min", flush=True)
         table = _stage_table(clone, db)
     finally:
+        cpu.stop.set()
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         log.close()
@@ -145,10 +176,11 @@ def main() -> None:
         print(f"\n{r['rev']} ({r['sha']}): per stage, seconds")
         for group, stage, sec in r["stages"]:
             print(f"  {group:<10}{stage:<40}{sec:>9.1f}")
-    print(f"\n{'revision':<22}{'setup min':>11}{'app answers min':>17}{'full build min':>16}")
+    print(f"\n{'revision':<22}{'setup min':>11}{'app answers min':>17}{'full build min':>16}"
+          f"{'build CPU min until app / in all':>34}")
     for r in runs:
         print(f"{r['rev'] + ' ' + r['sha']:<22}{r.get('setup', 0) / 60:>11.1f}{r['app'] / 60:>17.1f}"
-              f"{r['full'] / 60:>16.1f}")
+              f"{r['full'] / 60:>16.1f}{r['cpu_app'] / 60:>24.1f} / {r['cpu_full'] / 60:.1f}")
     if len(runs) == 2:
         a, b = runs
         print(f"ratio (before / after): app answers {a['app'] / b['app']:.2f}x, "

@@ -7,7 +7,7 @@ import hashlib
 import streamlit as st
 
 from and_engine.audio import AUDIO_EXTENSIONS, AudioIssue
-from and_engine.explorer import by_sound, charts, live, media, queries, related
+from and_engine.explorer import aggregates, by_sound, charts, live, media, queries, related
 from pages._shared import download, md, neuron_link, results_path, run_config, store
 
 st.title("Query by sound")
@@ -23,13 +23,13 @@ db_key = (str(path), path.stat().st_mtime)  # caches are dropped when the databa
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def _model(db_path: str, db_mtime: float, model: str):
-    return live.load_model(cfg, model, queries.clips(db).reset_index())
+    return live.load_model(cfg, model, queries.clips(db).reset_index(), aggregates.sae_checkpoints(db, model))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _reference(db_path: str, db_mtime: float, model: str) -> dict:
     """{layer: (n_clips, n_neurons)} the probing set's activations of the model's dissected layers (read once)."""
-    return {la: db.read_activations(model, la) for la in queries.layers(db, model)["layer"]}
+    return {la: db.read_activations(model, la) for la in queries.layers(db, model)["layer"]}  # SAE layers too
 
 
 @st.cache_data(show_spinner="Running the clip through the model…", max_entries=16)
@@ -38,7 +38,8 @@ def _query(db_path: str, db_mtime: float, model: str, digest: str, name: str, pe
     target = _model(db_path, db_mtime, model)
     wave = by_sound.decode_upload(_data, name, target.sample_rate, cfg.probing_set.clip_seconds,
                                   cfg.probing_set.min_seconds, cfg.probing_set.silence_dbfs)
-    specs = [target.layer(la) for la in queries.layers(db, model)["layer"]]
+    have = {s.name: s for s in target.layers()}  # an SAE layer whose checkpoint is gone is not attached
+    specs = [have[la] for la in queries.layers(db, model)["layer"] if la in have]
     acts, maps = by_sound.clip_activations(target, wave, specs, cfg.activations.pool, cfg.activations.precision)
     top = by_sound.top_neurons(acts, _reference(db_path, db_mtime, model), per_layer)
     top = top.merge(related.explanations(db, top.assign(model=model)), on=["layer", "neuron"])

@@ -5,7 +5,7 @@ import streamlit as st
 
 from and_engine.explorer import aggregates, charts, live, media, queries, scores
 from and_engine.explorer.media import UnsafePathError
-from pages._neuron_views import density_section, download_section, effect_section, related_section
+from pages._neuron_views import density_section, download_section, effect_section, quantile_clips, related_section
 from pages._shared import layers_or_stop, md, md_lines, neuron_link, run_config, store
 
 st.title("Neuron")
@@ -180,5 +180,21 @@ for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lo
             title = "spectrogram" + (" + neuron map" if overlay is not None else "")
             st.plotly_chart(charts.spectrogram_overlay(spec, overlay, cfg.probing_set.clip_seconds, title),
                             key=f"spec_{r.side}_{r.rank}")
+
+st.subheader("Clips from every activation quantile")
+picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
+info = queries.clips(db, picked["clip_id"].tolist())
+for r in picked.itertuples():
+    c = info.loc[r.clip_id]
+    with st.container(border=True):
+        st.markdown(f"**quantile {r.pct_from:.0f}–{r.pct_to:.0f} %** clip {r.clip_id} · label **{md(c.label)}** · "
+                    f"activation {r.activation:.3f}")
+        st.caption(md(c.caption) if isinstance(c.caption, str) else "(no caption)")
+        try:
+            wave, _spec = _clip(root, c.rel_path, sr, cfg.probing_set.clip_seconds)
+        except (UnsafePathError, OSError, ValueError) as exc:
+            st.warning(f"Audio unavailable: {md(exc)}")
+            continue
+        st.audio(wave, sample_rate=sr)
 
 download_section(model, layer, neuron)

@@ -32,7 +32,7 @@ def test_neuron_from_url_with_clips_players_and_maps(db):
     at = run_page("pages/neuron.py", NEURON)
     assert not at.exception and not at.warning
     assert at.number_input(key="nr_neuron_tinynet_block1.conv").value == 3
-    assert len(at.get("audio")) == 10  # top-K and bottom-K, K = 5
+    assert len(at.get("audio")) == 20  # top-K and bottom-K (K = 5) + 5 quantile bins x 2 clips
     titles = chart_titles(at)
     assert titles[0] == "activation over the probing set"
     assert titles.count("spectrogram + neuron map") == 5  # conv layer keeps maps for its top-K clips

@@ -55,7 +55,9 @@ def test_related_neurons_link_to_their_pages_with_explanations(db):
     assert same["link"].tolist() == ["neuron?model=tinynet&layer=block1.conv&neuron=" + str(n) for n in
                                      want.loc[want["relation"] == "same_layer", "other_neuron"]]
     assert len(same) == 5 and same["correlation"].is_monotonic_decreasing
-    assert set(other["other_layer"]) <= {"block2.fc", "classifier"} and (other["calibrated_summary"] != "").all()
+    # the other dissected layers of the model, its SAE layer among them (block1.conv.sae: a layer like any other)
+    assert set(other["other_layer"]) <= {"block1.conv.sae", "block2.fc", "classifier"}
+    assert "block1.conv" not in set(other["other_layer"]) and (other["calibrated_summary"] != "").all()
     assert any("this database holds one model" in i.value for i in at.info)
 
 

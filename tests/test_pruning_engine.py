@@ -263,3 +263,23 @@ def test_bad_edits_are_refused_before_any_pass():
         engine.edited_logits([{"nope": lambda y: y}])
     with pytest.raises(ModelError, match="must be a function"):
         engine.edited_logits([{"fc1": 0.0}])
+
+
+def test_one_mask_zeroes_the_units_in_place(yamnet, waves):
+    """One selection per pass (the CPU case) costs what zeroed weight rows cost: the pruned units are
+    overwritten in the layer's own output, no masked copy of every output is made."""
+    from and_engine.models.base import install_unit_masks
+
+    install_unit_masks(yamnet)
+    module = yamnet.module.get_submodule(yamnet.layer("block3.pointwise").module_path)
+    seen = {}
+    first = module.register_forward_hook(lambda _m, _i, out: seen.__setitem__("raw", out.data_ptr()), prepend=True)
+    last = module.register_forward_hook(lambda _m, _i, out: seen.update(final=out.data_ptr(), out=out.clone()))
+    try:
+        with pruned(yamnet, {"block3.pointwise": [1, 2, 3]}):
+            yamnet.logits(waves[:1])
+    finally:
+        first.remove()
+        last.remove()
+    assert seen["raw"] == seen["final"]
+    assert not seen["out"][:, [1, 2, 3]].any() and seen["out"][:, 0].any()

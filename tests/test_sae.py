@@ -251,3 +251,12 @@ def test_the_reconstruction_edit_runs_the_network_on_what_the_sae_reconstructs(w
     engine = PruningEngine(model, waves, batch_size=6)
     spliced = engine.edited_logits([{source.name: lambda out: reconstruction(sae, out)}])[0]
     assert spliced.shape == engine.baseline.shape and not np.allclose(spliced, engine.baseline)
+
+
+def test_units_of_constant_activation_are_left_out_of_algorithm_1():
+    from and_engine.analyses.common import varying_units
+
+    ext = pd.DataFrame({"layer": "l.sae", "neuron": [0, 1, 2], "topk_clip_ids": [[4, 5], [0, 1], [7, 3]],
+                        "topk_values": [[2.0, 1.0], [0.0, 0.0], [0.5, 0.0]],
+                        "bottomk_values": [[-1.0, -1.0], [0.0, 0.0], [0.0, 0.0]]})
+    assert varying_units(ext)["neuron"].tolist() == [0, 2]  # latent 1 never fires: its "top-K" are clips 0, 1

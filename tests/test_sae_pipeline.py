@@ -101,7 +101,9 @@ def test_every_later_stage_takes_the_sae_latents_like_neurons(tmp_path):
             rows = store.read(table, model="yamnet", layer=SAE)
             assert not rows.empty, table
             assert set(rows["neuron"]) <= set(range(128)), table
-        assert set(store.read("interpretability", model="yamnet")["layer"]) == {"block2.pointwise", SAE}
+        interp = store.read("interpretability", model="yamnet", tau=3).set_index("layer")["n_neurons"]
+        acts = store.read_activations("yamnet", SAE)
+        assert interp.to_dict() == {"block2.pointwise": 64, SAE: int((acts.max(0) > acts.min(0)).sum())}
         steps, layers = store.read("steps"), store.read("layers")
     states, _ = step_states(config, steps, layers)
     assert set(states["state"]) == {"up to date"}

@@ -66,6 +66,15 @@ def selection_size(selection: dict[str, list[int]]) -> int:
     return sum(len(v) for v in selection.values())
 
 
+def varying_units(extremes: pd.DataFrame) -> pd.DataFrame:
+    """``extremes`` rows (with ``topk_values``, ``bottomk_values``) of the units whose activation is not constant
+    over the clips: a constant unit (an SAE latent never active) has no top-K clips to speak of."""
+    require_columns(extremes, ("topk_values", "bottomk_values"), "extremes")
+    top = np.array([np.max(v) if len(v) else np.nan for v in extremes["topk_values"]], dtype=np.float64)
+    bottom = np.array([np.min(v) if len(v) else np.nan for v in extremes["bottomk_values"]], dtype=np.float64)
+    return extremes[top > bottom]
+
+
 def sae_series(model: str) -> str:
     """The name under which a model's SAE layers appear beside its neurons in per-block figures."""
     return f"{model} (SAE)"

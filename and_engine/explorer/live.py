@@ -44,10 +44,11 @@ def audio_root(config: Config) -> Path:
     return path.parent if config.probing_set.kind == "csv" else path
 
 
-def load_model(config: Config, model_name: str, clips: pd.DataFrame):
+def load_model(config: Config, model_name: str, clips: pd.DataFrame, saes: dict[str, str] | None = None):
     """The TargetModel ``model_name`` of a build, on the CPU (pretrained weights, an AST checkpoint, or a trained
     variant from the checkpoint cache; ``clips``, the database's ``clips`` table, keys that cache as the build's
-    probing set did). LiveError if it is not configured or would have to be trained (the app never trains)."""
+    probing set did), with the SAE layers of ``saes`` attached (``_attach_saes``). LiveError if it is not
+    configured or would have to be trained (the app never trains)."""
     from and_engine.models.registry import load_target_model  # lazy: torch and model code
     from and_engine.probing import ProbingSet
 
@@ -61,7 +62,9 @@ def load_model(config: Config, model_name: str, clips: pd.DataFrame):
         raise LiveError(f"no cached checkpoint of {model_name!r} under {config.run.cache_dir}: run the build "
                         "first (the app never trains a model)")
 
-    return load_target_model(cfgs[model_name], config, ps, no_training)[0]
+    model = load_target_model(cfgs[model_name], config, ps, no_training)[0]
+    _attach_saes(model, saes or {})
+    return model
 
 
 @dataclass
@@ -98,8 +101,7 @@ def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame,
     from and_engine.models.base import ModelError
     from and_engine.probing import ProbingSet, heldout_clips
 
-    model = load_model(config, model_name, clips)
-    _attach_saes(model, saes or {})
+    model = load_model(config, model_name, clips, saes)
     ps = ProbingSet(root=audio_root(config).resolve(), clips=clips.reset_index(drop=True),
                     issues=pd.DataFrame(columns=["rel_path", "reason"]))
     seconds = config.probing_set.clip_seconds

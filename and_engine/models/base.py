@@ -146,8 +146,8 @@ def unit_parameters(model: TargetModel, layer: str) -> tuple[torch.Tensor, torch
 
 
 # ---------- pruning by masks in the forward pass (nothing on the shared module changes) ----------
-# {module: (M, n_units) bool keep-mask, or a function output -> output} of the current thread's pruning /
-# edits; M = replicas of the batch.
+# {module: ((M, n_units) bool keep-mask, pruned ids when M == 1), or a function output -> output} of the
+# current thread's pruning / edits; M = replicas of the batch.
 _MASKS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("and_unit_masks", default=None)
 _INSTALL = threading.Lock()
 _HOOKED = "_and_unit_mask_hook"
@@ -163,8 +163,11 @@ def _mask_hook(unit_dim: int) -> Callable:
         keep = active.get(module) if active else None
         if keep is None:
             return None
-        if not isinstance(keep, torch.Tensor):  # an edit function
+        if callable(keep):  # an edit function
             return keep(output)
+        keep, pruned_ids = keep
+        if pruned_ids is not None:  # one mask: zero the pruned units in place (as cheap as zeroed weight rows)
+            return output.index_fill_(unit_dim, pruned_ids, 0)
         m, rows = keep.shape[0], output.shape[0]
         if rows % m:
             raise ModelError(f"a batch of {rows} rows cannot hold {m} replicas, one per pruning mask")
@@ -254,7 +257,13 @@ def _active(model: TargetModel, per_layer: Mapping[str, torch.Tensor | Edit]) ->
     """This thread's masks / edits for the block, over any set by an enclosing block (inner ones win)."""
     install_unit_masks(model)
     outer = _MASKS.get() or {}
-    token = _MASKS.set({**outer, **{model.submodule(model.layer(k)): v for k, v in per_layer.items()}})
+
+    def entry(v: torch.Tensor | Edit):  # a mask -> (keep, pruned ids when there is one mask, else None)
+        if callable(v):
+            return v
+        return v, (~v[0]).nonzero().flatten() if v.shape[0] == 1 else None
+
+    token = _MASKS.set({**outer, **{model.submodule(model.layer(k)): entry(v) for k, v in per_layer.items()}})
     try:
         yield
     finally:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from and_engine.analyses import adjectives, clusters
 from and_engine.analyses.acoustic_check import acoustic_check
-from and_engine.analyses.common import AnalysisInputError
+from and_engine.analyses.common import AnalysisInputError, varying_units
 from and_engine.analyses.feature_importance import feature_importance
 from and_engine.analyses.lastlayer import best_similarity, lastlayer_accuracy, missing_classes
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
@@ -188,9 +188,10 @@ def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
 
     run_stage(ctx, "adjectives", scope, {}, adjective_tables)
     top_k = ["layer", "neuron", "topk_clip_ids"]
-    run_stage(ctx, "interpretability", scope, {}, lambda: {
-        "interpretability": clusters.interpretability(read("extremes", top_k, model=model), layers, membership,
-                                                      cfg.taus, model)})
+    values = [*top_k, "topk_values", "bottomk_values"]
+    run_stage(ctx, "interpretability", scope, {}, lambda: {  # units of constant activation have no top-K: left out
+        "interpretability": clusters.interpretability(varying_units(read("extremes", values, model=model)), layers,
+                                                      membership, cfg.taus, model)})
     run_stage(ctx, "acoustic_check", scope, {}, lambda: {
         "acoustic_check": acoustic_check(*(_neuron_rows(read(t, model=model), layers) for t in (
             "open_concepts", "pos_counts")), _neuron_rows(read("extremes", top_k, model=model), layers),
