@@ -3,8 +3,10 @@ LLM cache), one of each, deterministic and instant. Every test takes its fakes f
 
 from __future__ import annotations
 
+import sys
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -333,3 +335,17 @@ def _actors(n: int):
     from ray.data import ActorPoolStrategy
 
     return ActorPoolStrategy(size=n)
+
+
+@contextmanager
+def ray_unimportable() -> Iterator[None]:
+    """Inside: ``import ray`` raises ModuleNotFoundError and ``importlib.util.find_spec("ray")`` is None, as on
+    a machine without Ray (``sys.modules["ray"] = None``); the Ray modules loaded before are put back after."""
+    names = [k for k in sys.modules if k == "ray" or k.startswith("ray.")]
+    saved = {k: sys.modules.pop(k) for k in names}
+    sys.modules["ray"] = None
+    try:
+        yield
+    finally:
+        sys.modules.pop("ray", None)
+        sys.modules.update(saved)
