@@ -186,9 +186,10 @@ def _use_fake_package(monkeypatch, name: str):
     monkeypatch.syspath_prepend(str(FAKE_PACKAGES))
     for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
         monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, name, None)  # recorded as absent: the fake is removed after the test
+    del sys.modules[name]
     module = importlib.import_module(name)
     assert module.__file__.startswith(str(FAKE_PACKAGES)), f"the real {name} was imported"
-    monkeypatch.setitem(sys.modules, name, module)
     return module
 
 
