@@ -75,6 +75,8 @@ NONEMPTY = Rule(lambda v: len(v.strip() if isinstance(v, str) else v) > 0, "non-
 UNIQUE = Rule(lambda v: len(set(v)) == len(v), "free of repeats")
 DEVICE = Rule(lambda v: re.fullmatch(r"(cpu|cuda)(:\d+)?|auto", v.strip().lower()) is not None,
               "a device: cpu, cuda, cuda:N or auto")
+RAY_ADDRESS = Rule(lambda v: re.fullmatch(r"|auto|(ray://)?[A-Za-z0-9._-]+:\d+", v.strip()) is not None,
+                   "'' (a local Ray), 'auto', host:port or ray://host:port")
 # a model's name is a scope value ("model=<name>" in steps.scope, "/"-joined), a file-name part and a URL
 # parameter: letters, digits, '.', '_', '-' only
 NAME = Rule(lambda v: re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) is not None,
@@ -258,6 +260,31 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
+class StageResources:
+    """What one Ray stage asks of the cluster (``[execution.<stage>]``): never what it returns."""
+
+    num_cpus: Annotated[float, above(0)] = 1.0  # CPUs reserved per actor
+    num_gpus: Annotated[float, at_least(0)] = 0.0  # GPUs per actor (0.5 = two actors share one GPU)
+    actors: Annotated[int, at_least(1)] = 2  # actors working at once (each loads its model once)
+    batch_size: Annotated[int, at_least(0)] = 0  # items per batch sent to an actor; 0 = the stage's own batch size
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """Where the heavy stages run: ``local`` (this process) or ``ray`` (Ray Data actors; docs/ray.md). The
+    results are the same either way: no key here enters a fingerprint."""
+
+    engine: Annotated[str, one_of("local", "ray")] = "local"
+    # ray: "" = start a local Ray on this machine; "auto" = join the cluster this machine belongs to; or
+    # a head's address (host:6379) / Ray client URL (ray://host:10001)
+    address: Annotated[str, RAY_ADDRESS] = ""
+    activations: StageResources = field(default_factory=StageResources)  # activations and activation maps
+    captions: StageResources = field(default_factory=StageResources)  # features / audio-LLM captioner
+    embeddings: StageResources = field(default_factory=StageResources)  # text encoders, audio-text model
+    llm: StageResources = field(default_factory=StageResources)  # LLM request lists (summaries, ICL, adjectives)
+
+
+@dataclass(frozen=True)
 class ScoresConfig:
     """Scores of every explanation on clips it was not written from (docs/scores.md)."""
 
@@ -294,6 +321,7 @@ class Config:
     module_c: ModuleCConfig = field(default_factory=ModuleCConfig)
     analyses: AnalysesConfig = field(default_factory=AnalysesConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     scores: ScoresConfig = field(default_factory=ScoresConfig)
     ground_truth: GroundTruthConfig = field(default_factory=GroundTruthConfig)
     sae: SaeConfig = field(default_factory=SaeConfig)
@@ -350,6 +378,7 @@ _NESTED = {
     "captions": CaptionsConfig, "summaries": SummariesConfig, "module_a": ModuleAConfig,
     "module_b": ModuleBConfig, "module_c": ModuleCConfig, "analyses": AnalysesConfig, "llm": LLMConfig,
     "device": DeviceConfig, "scores": ScoresConfig, "ground_truth": GroundTruthConfig, "sae": SaeConfig,
+    "execution": ExecutionConfig,
 }
 
 
@@ -384,6 +413,8 @@ def _convert(owner: type, f: dataclasses.Field, value: Any, where: str) -> Any:
     if f.name in _NESTED and f.type in (_NESTED[f.name], _NESTED[f.name].__name__):  # not e.g. activations.device
         return _build(_NESTED[f.name], value, where)
     kind = _base(_hints(owner)[f.name])
+    if dataclasses.is_dataclass(kind):  # a table of its own type (e.g. [execution.activations])
+        return _build(kind, value, where)
     if typing.get_origin(kind) is tuple:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be an array")

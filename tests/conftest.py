@@ -21,6 +21,7 @@ def _model_identity_cache(tmp_path_factory):
 def tiny_build(tmp_path_factory):
     """Build the tiny configuration once -> (config path, Config, BuildResult)."""
     from _tiny import write_tiny_config
+    from fakes import ray_unimportable
 
     from and_engine.config import load_config
     from and_engine.pipeline.build import build
@@ -29,7 +30,8 @@ def tiny_build(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     path = write_tiny_config(folder)
     config = load_config(path)
-    result = build(config, Progress(quiet=True))
+    with ray_unimportable():  # engine = "local" never imports Ray (tests/test_ray_execution.py)
+        result = build(config, Progress(quiet=True))
     return path, config, result
 
 

@@ -3,8 +3,10 @@ LLM cache), one of each, deterministic and instant. Every test takes its fakes f
 
 from __future__ import annotations
 
+import sys
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -184,9 +186,10 @@ def _use_fake_package(monkeypatch, name: str):
     monkeypatch.syspath_prepend(str(FAKE_PACKAGES))
     for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
         monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, name, None)  # recorded as absent: the fake is removed after the test
+    del sys.modules[name]
     module = importlib.import_module(name)
     assert module.__file__.startswith(str(FAKE_PACKAGES)), f"the real {name} was imported"
-    monkeypatch.setitem(sys.modules, name, module)
     return module
 
 
@@ -239,3 +242,111 @@ class LockedAfterInserts:
                 con.close()
 
         return Connection()
+
+
+class KillOnce:
+    """A target model's ``preprocess`` that SIGKILLs the first process other than ``driver_pid`` to call it
+    ``after`` times, once per ``flag`` file (which then holds that pid): a Ray worker killed mid-stage.
+    Register this module with ``ray.cloudpickle.register_pickle_by_value`` so workers get it by value."""
+
+    def __init__(self, preprocess: Callable, flag: Path, driver_pid: int, after: int = 2):
+        self.preprocess, self.flag, self.driver_pid, self.after = preprocess, Path(flag), driver_pid, after
+        self.calls = 0
+
+    def __call__(self, waveforms):
+        import os
+        import signal
+
+        self.calls += 1
+        if os.getpid() != self.driver_pid and self.calls >= self.after and not self.flag.exists():
+            self.flag.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.preprocess(waveforms)
+
+
+class _RuleEngineStage:
+    """The engine stage of the fake ``ray.data.llm``: vLLM rows (messages) -> generated_text, by the rule LLM."""
+
+    def __call__(self, batch):
+        from and_engine.backends.llm_rule import RuleLLM
+
+        prompts = [m[0]["content"] for m in batch["messages"]]
+        return {**batch, "generated_text": np.array(RuleLLM().generate(prompts), dtype=object)}
+
+
+class _HttpStage:
+    """The HTTP stage of the fake ``ray.data.llm``: rows (payload) -> http_response, POSTed to ``url``."""
+
+    def __init__(self, url: str, headers: dict):
+        self.url, self.headers = url, headers
+
+    def __call__(self, batch):
+        import json
+        import urllib.request
+
+        out = []
+        for payload in batch["payload"]:
+            req = urllib.request.Request(self.url, data=json.dumps(payload, default=_plain).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", **self.headers})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                out.append(json.loads(resp.read()))
+        return {**batch, "http_response": np.array(out, dtype=object)}
+
+
+def _plain(value):
+    """numpy values in a Ray row -> JSON."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def fake_ray_llm():
+    """A stand-in for ``ray.data.llm`` (needs ``ray[llm]``, GPU-only here): its two processor configs record
+    their keyword arguments (``CONFIGS``); ``build_processor`` chains preprocess -> a fake engine stage
+    (vLLM: the rule LLM; HTTP: a real POST to ``url``) -> postprocess as real Ray Data maps."""
+    import types
+
+    module = types.ModuleType("ray.data.llm")
+    module.CONFIGS = []
+
+    def config(kind):
+        def make(**kwargs):
+            module.CONFIGS.append((kind, kwargs))
+            return types.SimpleNamespace(kind=kind, **kwargs)
+        return make
+
+    module.vLLMEngineProcessorConfig = config("vllm")
+    module.HttpRequestProcessorConfig = config("http")
+
+    def build_processor(cfg, preprocess=None, postprocess=None):
+        def run(ds):
+            ds = ds.map(preprocess)
+            if cfg.kind == "vllm":
+                ds = ds.map_batches(_RuleEngineStage, batch_size=cfg.batch_size, batch_format="numpy",
+                                    compute=_actors(cfg.concurrency))
+            else:
+                ds = ds.map_batches(_HttpStage, fn_constructor_args=(cfg.url, cfg.headers), batch_size=cfg.batch_size,
+                                    batch_format="numpy", compute=_actors(cfg.concurrency))
+            return ds.map(postprocess)
+        return run
+
+    module.build_processor = build_processor
+    return module
+
+
+def _actors(n: int):
+    from ray.data import ActorPoolStrategy
+
+    return ActorPoolStrategy(size=n)
+
+
+@contextmanager
+def ray_unimportable() -> Iterator[None]:
+    """Inside: ``import ray`` raises ModuleNotFoundError and ``importlib.util.find_spec("ray")`` is None, as on
+    a machine without Ray (``sys.modules["ray"] = None``); the Ray modules loaded before are put back after."""
+    names = [k for k in sys.modules if k == "ray" or k.startswith("ray.")]
+    saved = {k: sys.modules.pop(k) for k in names}
+    sys.modules["ray"] = None
+    try:
+        yield
+    finally:
+        sys.modules.pop("ray", None)
+        sys.modules.update(saved)

@@ -20,7 +20,7 @@ from and_engine.backends.registry import (
     make,
     parse_name,
 )
-from and_engine.config import PROJECT_ROOT, LLMConfig
+from and_engine.config import PROJECT_ROOT, ExecutionConfig, LLMConfig
 
 
 def _cases(tmp_path) -> dict[tuple[str, str], tuple[str, dict]]:
@@ -49,6 +49,7 @@ def _cases(tmp_path) -> dict[tuple[str, str], tuple[str, dict]]:
         ("pos_tagger", "textblob"): ("textblob", {}),
         ("audio_tagger", "yamnet"): ("yamnet", {}),
         ("llm_executor", "local"): ("local", {}),
+        ("llm_executor", "ray"): ("ray", {"execution": ExecutionConfig(engine="ray")}),
     }
 
 

@@ -100,3 +100,17 @@ def test_cuda_asked_for_without_cuda_is_a_clear_error(tiny_lm):
     with pytest.raises(LLMConfigError, match="llm.device.*CUDA is not available"):
         make("llm", "transformers", LLMConfig(backend="transformers", model=str(tiny_lm), device="cuda")).generate(
             ["x"])
+
+
+def test_a_fake_package_is_gone_after_its_test():
+    """A fake imported where the real package was not loaded yet leaves nothing behind (a later test importing
+    ``llama_cpp`` gets the real one: tests/test_ray_execution.py compares real llama.cpp answers)."""
+    import sys
+
+    with pytest.MonkeyPatch.context() as outer:
+        for mod in [m for m in sys.modules if m == "llama_cpp" or m.startswith("llama_cpp.")]:
+            outer.delitem(sys.modules, mod)  # as before any import of llama_cpp
+        with pytest.MonkeyPatch.context() as inner:
+            fake = use_fake_llama_cpp(inner)
+            assert sys.modules["llama_cpp"] is fake
+        assert "llama_cpp" not in sys.modules

@@ -149,6 +149,10 @@ CHANGES: dict[str, Change] = {
     "device.audio_text": Change("cpu:0"),
     "device.text_batch_size": Change(16),
     "device.audio_batch_size": Change(4),
+    "execution.engine": Change("ray"),  # every step current: Ray is never started (it starts on first use)
+    "execution.address": Change("auto"),
+    **{f"execution.{stage}.{k}": Change(v) for stage in ("activations", "captions", "embeddings", "llm")
+       for k, v in (("num_cpus", 0.5), ("num_gpus", 1.0), ("actors", 3), ("batch_size", 4))},
 }
 EXPLICIT = {"run.database"}  # a new database: test_a_new_database_is_reported_and_never_read
 

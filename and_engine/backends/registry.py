@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from and_engine.config import CaptionsConfig, LLMConfig
+from and_engine.config import CaptionsConfig, ExecutionConfig, LLMConfig
 
 CAPTION_SAMPLE_RATE = 16000  # captioners take 16 kHz audio (YAMNet, Whisper-style feature extractors)
 
@@ -196,7 +196,10 @@ class TaggerOptions:
 
 @dataclass(frozen=True)
 class ExecutorOptions:
-    """Settings of an LLM executor (none yet; a cluster executor adds its address and resources here)."""
+    """Settings of an LLM executor: ``ray``'s cluster and resources (config ``[execution]``,
+    ``[execution.llm]``); ``local`` reads none."""
+
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,7 @@ KINDS: dict[str, Kind] = {
     }),
     "llm_executor": Kind("executor", "", LLMConfigError, ExecutorOptions, {
         "local": Backend(_B + "llm_exec:create_local"),
+        "ray": Backend(_B + "llm_exec_ray:create"),
     }),
 }
 

@@ -38,6 +38,7 @@ class _MemoEncoder:
     """
 
     memo_size = 50_000  # ~80 MB of 384-d float32 rows
+    chunk = 8_192  # new texts per ``_embed`` call (batches inside a call depend on the whole call's texts)
 
     def __init__(self, options: TextEncoderOptions | None = None) -> None:
         options = options or TextEncoderOptions()
@@ -56,6 +57,10 @@ class _MemoEncoder:
     def _embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def _embed_chunks(self, chunks: list[list[str]]) -> np.ndarray:
+        """Chunks of new texts -> their rows, one ``_embed`` call per chunk (Ray: a chunk per actor call)."""
+        return np.concatenate([self._embed(c) for c in chunks])
+
     def encode(self, texts: list[str]) -> np.ndarray:
         texts = [str(t) for t in texts]
         found: dict[str, np.ndarray] = {}
@@ -65,7 +70,8 @@ class _MemoEncoder:
                 found[t] = self._memo[t]
         new = [t for t in dict.fromkeys(texts) if t not in found]
         if new:
-            vecs = np.asarray(self._embed(new), dtype=np.float32)
+            vecs = np.asarray(self._embed_chunks([new[s:s + self.chunk] for s in range(0, len(new), self.chunk)]),
+                              dtype=np.float32)
             if vecs.shape[0] != len(new):
                 raise TextEncoderError(f"{type(self).__name__} returned {vecs.shape[0]} rows for {len(new)} texts")
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)

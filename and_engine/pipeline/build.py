@@ -113,13 +113,19 @@ def _run_groups(config: Config, store: ResultsStore, run_id: str, progress: Prog
     progress.log(f"building {config.run.name!r} into {store.path}")
     removed: list[tuple[str, str]] = []
     finished: list[str] = []
-    for group in GROUPS[: GROUPS.index(until) + 1]:
-        progress.report(force=True, group=group)
-        RUNNERS[group](ctx)
-        # the group ran every step the config implies for its stages: drop the rows of the others
-        removed += _remove(progress, store.delete_steps_except(ctx.produced, graph.stages_of(group)))
-        finished.append(group)
-        progress.report(force=True, finished_groups=list(finished))
+    try:
+        for group in GROUPS[: GROUPS.index(until) + 1]:
+            progress.report(force=True, group=group)
+            RUNNERS[group](ctx)
+            # the group ran every step the config implies for its stages: drop the rows of the others
+            removed += _remove(progress, store.delete_steps_except(ctx.produced, graph.stages_of(group)))
+            finished.append(group)
+            progress.report(force=True, finished_groups=list(finished))
+    finally:
+        if config.execution.engine == "ray":  # stop the Ray this build started (a joined cluster keeps running)
+            from and_engine.ray_runtime import shutdown
+
+            shutdown()
     if until == GROUPS[-1]:  # a full build also drops stages no group produces any more
         removed += _remove(progress, store.delete_steps_except(ctx.produced))
     return BuildResult(run_id, ctx.executed, ctx.skipped, dict(ctx.fingerprints), removed)

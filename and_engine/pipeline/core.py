@@ -201,6 +201,13 @@ def text_encoder(ctx: BuildContext, name: str):
     """The sentence / text encoder ``name``, one per build, shared by Modules A-C and the analyses (so
     texts embedded by one stage are memoised for the next)."""
     opts = {"device": ctx.config.device.text_encoders, "batch_size": ctx.config.device.text_batch_size}
+    if ctx.config.execution.engine == "ray":  # the same encoder in [execution.embeddings] actors
+        from and_engine.backends.registry import TextEncoderOptions
+        from and_engine.cluster.encoders import RayTextEncoder
+
+        execution = ctx.config.execution
+        return backend(ctx, ("text_encoder", name, execution),
+                       lambda: RayTextEncoder(name, TextEncoderOptions(**opts), execution))
     return backend(ctx, ("text_encoder", name), lambda: make("text_encoder", name, opts))
 
 

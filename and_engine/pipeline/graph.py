@@ -179,6 +179,11 @@ NOT_READ = {
         ("gpu_memory_utilization", "the engine's memory share"), ("max_num_seqs", "scheduling"))},
     "device.text_encoders": "where the encoders run", "device.audio_text": "where the audio-text model runs",
     "device.text_batch_size": "batching", "device.audio_batch_size": "batching",
+    # [execution]: the same stage functions on the same inputs, in actors (tests/test_ray_execution.py)
+    "execution.engine": "where the stages run (local or Ray actors)", "execution.address": "which Ray cluster",
+    **{f"execution.{stage}.{k}": why for stage in ("activations", "captions", "embeddings", "llm") for k, why in (
+        ("num_cpus", "resources per actor"), ("num_gpus", "resources per actor"), ("actors", "parallelism"),
+        ("batch_size", "batching"))},
     "analyses.workers": "threads evaluating the same pruning passes",
 }
 IDENTITY = {"models[].name": "names the model a scope belongs to (a new name is a new model)",

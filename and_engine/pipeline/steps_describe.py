@@ -49,7 +49,9 @@ def cached_llm(ctx: BuildContext, cfg: LLMConfig, template: str) -> CachedLLM:
     committing every ``llm_exec.commit_size(cfg)`` answers (a crash loses at most one chunk)."""
     key = ("cached-llm", cfg, template)
     if key not in ctx.objects:
-        executor = backend(ctx, ("llm-executor", "local"), lambda: make("llm_executor", "local"))
+        engine = ctx.config.execution.engine  # local, or ray (actors / ray.data.llm processors)
+        executor = backend(ctx, ("llm-executor", engine, ctx.config.execution),
+                           lambda: make("llm_executor", engine, {"execution": ctx.config.execution}))
         ctx.objects[key] = CachedLLM(llm_backend(ctx, cfg), ctx.store.cache_get, ctx.store.cache_put,
                                      template=template, chunk_size=commit_size(cfg), executor=executor)
     return ctx.objects[key]
@@ -70,10 +72,16 @@ def run_captions_step(ctx: BuildContext) -> str:
     captioner = _captioner(ctx)
 
     def compute():
-        audio = waveforms(ctx, CAPTION_SAMPLE_RATE)
         ids = probing_set(ctx).clips["clip_id"].to_numpy()
         with ctx.progress.bar(len(ids), "captioning clips") as bar:
-            return compute_captions(audio, CAPTION_SAMPLE_RATE, captioner, ids,
+            if ctx.config.execution.engine == "ray":  # the same pieces in [execution.captions] actors
+                from and_engine.cluster.activations import clip_files
+                from and_engine.cluster.captions import compute_captions_ray
+
+                source = clip_files(probing_set(ctx), CAPTION_SAMPLE_RATE, ctx.config.probing_set.clip_seconds)
+                return compute_captions_ray(ctx.config.execution, ctx.config.captions, source, len(ids),
+                                            batch_size=64, progress=bar.update)
+            return compute_captions(waveforms(ctx, CAPTION_SAMPLE_RATE), CAPTION_SAMPLE_RATE, captioner, ids,
                                     batch_size=64, progress=bar.update)
 
     fingerprint = run_stage(ctx, "captions", {}, {"captioner": captioner.describe()}, compute)

@@ -59,9 +59,17 @@ def _db_matrix(ctx: BuildContext, concepts: list[str]):
 
 def _tab(ctx: BuildContext):
     name, dev = ctx.config.module_a.audio_text_model, ctx.config.device
-    return backend(ctx, ("audio-text", name), lambda: make(
-        "audio_text", name, {"text_encoder": text_encoder(ctx, "minilm"), "device": dev.audio_text,
-                             "batch_size": dev.audio_batch_size}))
+    opts = {"text_encoder": text_encoder(ctx, "minilm"), "device": dev.audio_text, "batch_size": dev.audio_batch_size}
+    if ctx.config.execution.engine == "ray":  # the same model in [execution.embeddings] actors
+        from and_engine.backends.registry import AudioTextOptions
+        from and_engine.cluster.encoders import RayAudioText
+
+        execution = ctx.config.execution  # each actor embeds the label texts itself (no Ray inside Ray)
+        opts["text_encoder"] = make("text_encoder", "minilm", {"device": dev.text_encoders,
+                                                               "batch_size": dev.text_batch_size})
+        return backend(ctx, ("audio-text", name, execution),
+                       lambda: RayAudioText(name, AudioTextOptions(**opts), execution))
+    return backend(ctx, ("audio-text", name), lambda: make("audio_text", name, opts))
 
 
 def _tab_matrix(ctx: BuildContext, concepts: list[str]):

@@ -76,6 +76,35 @@ def _model_tables(target: TargetModel, info: dict, dissected: list[LayerSpec]) -
     return {"models": models, "layers": layers}
 
 
+def _on_ray(ctx: BuildContext) -> bool:
+    return ctx.config.execution.engine == "ray"
+
+
+def _record(ctx: BuildContext, target: TargetModel, layers: list[LayerSpec], bar) -> dict[str, np.ndarray]:
+    """u of every layer: a forward pass here, or on Ray actors that read the clips themselves."""
+    acfg = ctx.config.activations
+    if _on_ray(ctx):
+        from and_engine.cluster.activations import clip_files, record_activations_ray
+
+        source = clip_files(probing_set(ctx), target.sample_rate, ctx.config.probing_set.clip_seconds)
+        return record_activations_ray(ctx.config.execution, ctx.config.execution.activations, target, source,
+                                      len(source.paths), layers, acfg.pool, acfg.batch_size, acfg.precision,
+                                      acfg.device, progress=bar)
+    return record_activations(target, waveforms(ctx, target.sample_rate), layers, acfg.pool, acfg.batch_size,
+                              progress=bar, precision=acfg.precision, compiled=acfg.compile)
+
+
+def _record_maps(ctx: BuildContext, target: TargetModel, grid: list[LayerSpec], top: dict) -> dict[str, np.ndarray]:
+    acfg = ctx.config.activations
+    if _on_ray(ctx):
+        from and_engine.cluster.activations import clip_files, record_maps_ray
+
+        source = clip_files(probing_set(ctx), target.sample_rate, ctx.config.probing_set.clip_seconds)
+        return record_maps_ray(ctx.config.execution, ctx.config.execution.activations, target, source, grid, top,
+                               acfg.batch_size, acfg.precision, acfg.device)
+    return record_maps(target, waveforms(ctx, target.sample_rate), grid, top, acfg.batch_size, acfg.precision)
+
+
 def sae_specs(target: TargetModel, model_cfg: ModelConfig, expansion: int) -> list[tuple[LayerSpec, LayerSpec]]:
     """(source layer, SAE layer) of each of ``models[].sae_layers`` (ModelError naming the layers for an unknown
     or unsuitable source)."""
@@ -120,7 +149,8 @@ def _sae(ctx: BuildContext, target: TargetModel, source: LayerSpec, path: str) -
 def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig) -> None:
     acfg = ctx.config.activations
     target, info = _loaded(ctx, model_cfg.name)
-    target.to(acfg.device)
+    if not _on_ray(ctx):  # on Ray each actor moves its own copy to the device
+        target.to(acfg.device)
     name = target.name
     extra = {"training": training_params(model_cfg, ctx.config) if model_cfg.kind in TRAINED else {}}
     if model_cfg.kind == "ast-checkpoint" and model_cfg.checkpoint:  # weights replaced in the same directory
@@ -153,10 +183,8 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig) -> None:
             values[spec.name] = ctx.store.read_activations(name, spec.name)
         elif spec.name not in values:
             attach_saes()
-            waves = waveforms(ctx, target.sample_rate)
-            with ctx.progress.bar(len(waves), f"activations {name}") as bar:
-                values.update(record_activations(target, waves, layers, acfg.pool, acfg.batch_size, progress=bar,
-                                                 precision=acfg.precision, compiled=acfg.compile))
+            with ctx.progress.bar(len(probing_set(ctx).clips), f"activations {name}") as bar:
+                values.update(_record(ctx, target, layers, bar))
         return values[spec.name]
 
     for spec in layers:
@@ -176,7 +204,7 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig) -> None:
         if not kept:
             attach_saes()
             top = {s.name: topk_bottomk(acts(s), acfg.top_k)[0] for s in grid}
-            got = record_maps(target, waveforms(ctx, target.sample_rate), grid, top, acfg.batch_size, acfg.precision)
+            got = _record_maps(ctx, target, grid, top)
             kept.update({s.name: (got[s.name], top[s.name]) for s in grid})
         layer_maps, top_ids = kept.pop(spec.name)
         return {"activation_maps": maps_table(name, spec.name, layer_maps, top_ids)}

@@ -4,8 +4,8 @@
 constraints (``config.check_config``), then the names — model kinds and options, the backend of every kind
 (``backends.registry.check``: LLMs of the summaries and their overrides, captioner, audio tagger, text and
 sentence encoders, audio-text model, POS tagger), similarity functions, the concept set, the activation
-precision, the scorers and the ground truth's label-words file. A typo then stops the build before a model is
-retrained or a table replaced.
+precision, the scorers, the ground truth's label-words file and, for ``execution.engine = "ray"``, that
+Ray is installed. A typo then stops the build before a model is retrained or a table replaced.
 """
 
 from __future__ import annotations
@@ -84,6 +84,11 @@ def name_problems(config: Config) -> list[str]:
                    f"known: {', '.join(known)}")
     if config.activations.precision not in PRECISIONS:
         out.append(f"activations.precision: unknown {config.activations.precision!r}; known: {', '.join(PRECISIONS)}")
+    if config.execution.engine == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            out.append("execution.engine: 'ray' needs Ray installed (ray[data], requirements.txt; docs/ray.md)")
     problem = _concept_set_problem(config)
     return out + ([problem] if problem else []) + _scores_problems(config)
 

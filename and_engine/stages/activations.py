@@ -243,19 +243,56 @@ def record_maps(model: TargetModel, waveforms: np.ndarray, layers: Sequence[Laye
         maps[spec.name] = np.zeros((*ids.shape, spec.map_freq, spec.map_time), dtype=np.float32)
         where[spec.name] = ids
     union = np.unique(np.concatenate([ids.ravel() for ids in where.values()]))
-    on_device = {name: torch.as_tensor(ids, device=model.device) for name, ids in where.items()}
-    batch_clips = torch.as_tensor(union, device=model.device)
 
-    def keep(spec: LayerSpec, output: torch.Tensor, start: int, n: int) -> None:
-        """Select on the device the (neuron, rank) maps whose top-K clip is in this batch; only those go to the host."""
+    def keep(spec: LayerSpec, neurons: np.ndarray, ranks: np.ndarray, selected: np.ndarray) -> None:
+        maps[spec.name][neurons, ranks] = selected
+
+    _select_maps(model, arr, layers, where, union, batch_size, precision, keep, rows=union)
+    return maps
+
+
+def _select_maps(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec], topk_ids: dict[str, np.ndarray],
+                 clip_ids: np.ndarray, batch_size: int, precision: str,
+                 keep: Callable[[LayerSpec, np.ndarray, np.ndarray, np.ndarray], None],
+                 rows: np.ndarray | None = None) -> None:
+    """Forward ``arr`` (or its ``rows``), whose clips are ``clip_ids`` (in that order); per batch and grid
+    layer, select on the device the (neuron, rank) maps whose top-K clip is in the batch and hand only those
+    to the host: ``keep(spec, neurons, ranks, (m, F, T) maps)``."""
+    on_device = {spec.name: torch.as_tensor(np.asarray(topk_ids[spec.name]), device=model.device) for spec in layers}
+    batch_clips = torch.as_tensor(np.asarray(clip_ids), device=model.device)
+
+    def select(spec: LayerSpec, output: torch.Tensor, start: int, n: int) -> None:
         hits = on_device[spec.name].unsqueeze(-1) == batch_clips[start : start + n]  # (n_neurons, K, n)
         neurons, ranks, b = torch.nonzero(hits, as_tuple=True)
         if len(neurons):
             selected = position_maps(output, spec, n, model.token_prefix)[b, neurons]  # (m, F, T)
-            maps[spec.name][neurons.cpu().numpy(), ranks.cpu().numpy()] = selected.cpu().numpy()
+            keep(spec, neurons.cpu().numpy(), ranks.cpu().numpy(), selected.cpu().numpy())
 
-    _run_hooked(model, arr, layers, batch_size, keep, precision=precision, rows=union)
-    return maps
+    _run_hooked(model, arr, layers, batch_size, select, precision=precision, rows=rows)
+
+
+def maps_of_clips(model: TargetModel, waveforms: np.ndarray, clip_ids: np.ndarray, layers: Sequence[LayerSpec],
+                  topk_ids: dict[str, np.ndarray], batch_size: int = 16, precision: str = "float32"
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``record_maps`` for some of the clips (``waveforms`` of ``clip_ids``, e.g. one worker's batch) ->
+    {layer: (neurons, ranks, (m, F, T) maps)} of the (neuron, rank) pairs whose top-K clip is among them;
+    scattered into ``record_maps``' arrays they give the same maps."""
+    arr = _check(model, waveforms, layers, precision)
+    layers = [s for s in layers if s.map_freq > 0 and s.map_time > 0]
+    got: dict[str, list] = {s.name: [] for s in layers}
+
+    def keep(spec: LayerSpec, neurons: np.ndarray, ranks: np.ndarray, selected: np.ndarray) -> None:
+        got[spec.name].append((neurons, ranks, selected))
+
+    _select_maps(model, arr, layers, topk_ids, np.asarray(clip_ids), batch_size, precision, keep)
+    out = {}
+    for spec in layers:
+        parts = got[spec.name]
+        out[spec.name] = (np.concatenate([p[0] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64),
+                          np.concatenate([p[1] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64),
+                          np.concatenate([p[2] for p in parts]) if parts else
+                          np.zeros((0, spec.map_freq, spec.map_time), np.float32))
+    return out
 
 
 def activations_table(model_name: str, layer: str, values: np.ndarray) -> pa.Table:

@@ -34,23 +34,44 @@ def compute_captions(waveforms: np.ndarray, sample_rate: int, captioner: Caption
         raise CaptionsInputError(f"clip_ids must be {n} unique ids, got shape {ids.shape}")
     if batch_size < 1:
         raise CaptionsInputError(f"batch_size must be >= 1, got {batch_size}")
-    feats = pd.concat([measure_acoustics(arr[s : s + batch_size], sample_rate) for s in range(0, n, batch_size)],
-                      ignore_index=True)
-    feats["relative_loudness"] = relative_loudness(feats["rms_db"].to_numpy(), feats["rms_db"].to_numpy())
-    seconds = arr.shape[1] / sample_rate
+    feats = with_relative_loudness(pd.concat([measure_acoustics(arr[s : s + batch_size], sample_rate)
+                                              for s in range(0, n, batch_size)], ignore_index=True))
     captions, feature_rows = [], []
     for s in range(0, n, batch_size):
-        ctx = CaptionContext(clip_ids=ids[s : s + batch_size], features=feats.iloc[s : s + batch_size],
-                             clip_seconds=seconds)
-        result = captioner.caption(arr[s : s + batch_size].astype(np.float32), sample_rate, ctx)
-        if len(result.captions) != len(ctx.clip_ids):
-            raise CaptionerError(f"captioner {captioner.describe()['backend']!r} returned {len(result.captions)} "
-                                 f"captions for {len(ctx.clip_ids)} clips")
-        captions.extend(" ".join(str(c).split()) for c in result.captions)
-        feature_rows.append(result.features)
+        said, rows = caption_batch(captioner, arr[s : s + batch_size], sample_rate, ids[s : s + batch_size],
+                                   feats.iloc[s : s + batch_size])
+        captions.extend(said)
+        feature_rows.append(rows)
         if progress is not None:
-            progress(len(ctx.clip_ids))
-    caption_df = pd.DataFrame({"clip_id": ids.astype(np.int32), "caption": captions})
+            progress(len(said))
+    return captions_tables(ids, captions, feature_rows)
+
+
+def with_relative_loudness(measured: pd.DataFrame) -> pd.DataFrame:
+    """``measure_acoustics`` rows of the whole probing set (clip order) + ``relative_loudness`` among them."""
+    measured = measured.reset_index(drop=True)
+    measured["relative_loudness"] = relative_loudness(measured["rms_db"].to_numpy(), measured["rms_db"].to_numpy())
+    return measured
+
+
+def caption_batch(captioner: Captioner, waveforms: np.ndarray, sample_rate: int, clip_ids: np.ndarray,
+                  features: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
+    """One batch: (b, samples) audio of ``clip_ids`` + their measured rows -> (b captions with whitespace
+    folded, their acoustic_features rows). CaptionerError when the captioner answers another count."""
+    arr = check_waveforms(waveforms, sample_rate)
+    ctx = CaptionContext(clip_ids=np.asarray(clip_ids, dtype=np.int64), features=features,
+                         clip_seconds=arr.shape[1] / sample_rate)
+    result = captioner.caption(arr.astype(np.float32), sample_rate, ctx)
+    if len(result.captions) != len(ctx.clip_ids):
+        raise CaptionerError(f"captioner {captioner.describe()['backend']!r} returned {len(result.captions)} "
+                             f"captions for {len(ctx.clip_ids)} clips")
+    return [" ".join(str(c).split()) for c in result.captions], result.features
+
+
+def captions_tables(clip_ids: np.ndarray, captions: list[str], feature_rows: list[pd.DataFrame]
+                    ) -> dict[str, pd.DataFrame]:
+    """Captions in ``clip_ids`` order + the batches' feature rows -> the captions and acoustic_features tables."""
+    caption_df = pd.DataFrame({"clip_id": np.asarray(clip_ids).astype(np.int32), "caption": captions})
     features = pd.concat(feature_rows, ignore_index=True)
     features["clip_id"] = features["clip_id"].astype(np.int32)
     return {"captions": caption_df, "acoustic_features": features[columns("acoustic_features")[1:]]}

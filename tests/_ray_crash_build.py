@@ -1,0 +1,58 @@
+"""A Ray build whose worker and driver both die: ``python -m and_engine build`` on a Ray cluster, in which the
+first actor to run a target model's second forward pass SIGKILLs itself (``fakes.KillOnce``; Ray retries its
+batch), and the driver SIGKILLs itself inside stage STAGE's transaction (after its first table's insert,
+before COMMIT, as ``_crash_build.py``). The callable classes handed to ``Dataset.map_batches`` are appended
+to CLASSES, one per line.
+
+Usage: python tests/_ray_crash_build.py CONFIG STAGE FLAG CLASSES
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import fakes
+import ray.data
+from ray import cloudpickle
+
+from and_engine.cli import main
+from and_engine.pipeline import steps_models
+from and_engine.store.results import ResultsStore
+
+config_path, crash_stage, flag, classes = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+cloudpickle.register_pickle_by_value(fakes)
+loader, map_batches = steps_models.load_target_model, ray.data.Dataset.map_batches
+original_commit, original_insert = ResultsStore.commit_step, ResultsStore._insert_rows
+
+
+def load_with_a_killer(*args, **kwargs):
+    target, info = loader(*args, **kwargs)
+    target.preprocess = fakes.KillOnce(target.preprocess, flag, os.getpid(), after=2)
+    return target, info
+
+
+def recording(self, fn, *args, **kwargs):
+    with classes.open("a") as f:
+        f.write(getattr(fn, "__name__", type(fn).__name__) + "\n")
+    return map_batches(self, fn, *args, **kwargs)
+
+
+def commit_step(self, run_id, stage, *args, **kwargs):
+    self._crash_armed = stage == crash_stage
+    return original_commit(self, run_id, stage, *args, **kwargs)
+
+
+def insert_rows(self, table, tbl):
+    original_insert(self, table, tbl)
+    if getattr(self, "_crash_armed", False):
+        print(f"killing the driver inside stage {crash_stage!r} after inserting into {table!r}", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+steps_models.load_target_model = load_with_a_killer
+ray.data.Dataset.map_batches = recording
+ResultsStore.commit_step, ResultsStore._insert_rows = commit_step, insert_rows
+sys.exit(main(["build", "--config", config_path, "--quiet"]))
