@@ -170,16 +170,18 @@ def use_fake_vllm(monkeypatch):
 
 
 def use_fake_llama_cpp(monkeypatch):
-    """The recording fake of llama_cpp (``tests/fake_packages/llama_cpp``): INITS."""
+    """The recording fake of llama_cpp (``tests/fake_packages/llama_cpp``): INITS, CALLS, RESPOND."""
     module = _use_fake_package(monkeypatch, "llama_cpp")
     module.INITS.clear()
+    module.CALLS.clear()
+    module.RESPOND = None
     return module
 
 
 class LockedAfterInserts:
-    """A stand-in for the ``duckdb`` module of ``and_engine.store.ratings``: real connections, except that every
+    """A stand-in for the ``duckdb`` module of ``and_engine.store.side_db``: real connections, except that every
     INSERT after the first ``allowed`` (counted over all connections) fails as if another process held the
-    file's lock, until ``release()``. ``monkeypatch.setattr(ratings_module, "duckdb", LockedAfterInserts(1))``."""
+    file's lock, until ``release()``. ``monkeypatch.setattr(side_db, "duckdb", LockedAfterInserts(1))``."""
 
     def __init__(self, allowed: int):
         import duckdb
