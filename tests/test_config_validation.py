@@ -51,6 +51,7 @@ from and_engine.pipeline.validate import name_problems, validate
     ({"analyses": {"taus": [0]}}, r"analyses.taus must be a list whose items are >= 1"),
     ({"analyses": {"n_clusters": 0}}, r"analyses.n_clusters must be >= 1"),
     ({"run": {"ratings_database": "data/build/demo.duckdb"}}, r"ratings_database must differ from run.database"),
+    ({"run": {"live_llm_database": "data/build/demo.duckdb"}}, r"live_llm_database must differ from run.database"),
 ])
 def test_a_bad_value_is_refused_when_the_configuration_is_loaded(data, match):
     with pytest.raises(ConfigError, match=match):

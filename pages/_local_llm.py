@@ -1,0 +1,62 @@
+"""Neuron page, "Describe with the local LLM": widgets only; ``and_engine.explorer.local_llm`` does the work."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from and_engine.config import Config
+from and_engine.explorer import live, local_llm
+from and_engine.store.results import ResultsStore
+from and_engine.store.side_db import SideDatabaseLockedError
+from pages._shared import live_cache_store, md, md_lines
+
+
+@st.cache_resource(show_spinner=False)
+def _llm(path: str):
+    return local_llm.make_local_llm(path)  # one model load per server process
+
+
+@st.cache_resource(show_spinner=False)
+def _encoder(name: str):
+    return local_llm.sentence_encoder(name)
+
+
+def local_llm_section(db: ResultsStore, cfg: Config, model: str, layer: str, neuron: int, threshold: float) -> None:
+    """The section: install hint, or the button, or the (cached) local-LLM summaries, calibrated at ``threshold``."""
+    st.subheader("Describe with the local LLM")
+    path = local_llm.gguf_path(cfg)
+    why = local_llm.unavailable(path)
+    if why:
+        st.info(md(why))
+        st.code(local_llm.INSTALL, language="bash")
+        return
+    cache, llm, encoder = live_cache_store(cfg), _llm(str(path)), _encoder(cfg.module_b.sentence_encoder)
+    args = (db, cache, llm, model, layer, neuron, encoder)
+    try:
+        desc = local_llm.cached_description(*args)
+        if desc is None and st.button("Describe with the local LLM", key="nr_local_llm", icon=":material/smart_toy:"):
+            with st.spinner(f"{path.name} through llama.cpp on the CPU: about 5-20 s per summary"):
+                desc = local_llm.describe_neuron(*args)
+    except (local_llm.LocalLLMError, SideDatabaseLockedError) as exc:
+        st.error(md(exc))
+        return
+    if desc is None:
+        st.caption(md(f"Writes S_h and S_l from the same top-K / bottom-K captions with {path.name} (llama.cpp), "
+                      "then calibrates them; the answers are cached."))
+        return
+    c1, c2 = st.columns(2)
+    c1.markdown("**S_h by the local LLM**")
+    c1.markdown(md_lines(desc.text("top") or "—"))
+    c2.markdown("**S_l by the local LLM**")
+    c2.markdown(md_lines(desc.text("bottom") or "—"))
+    marked, calibrated = live.recalibrate(desc.points, threshold)
+    st.markdown(f"**S_h^c by the local LLM** (t = {threshold:.2f}, {int(marked['removed'].sum())} of "
+                f"{len(marked)} point(s) removed)")
+    st.success(md(calibrated) if calibrated else "(every point was removed)")
+    prov = desc.provenance.sort_values("created_at")
+    params = json.loads(prov["params_json"].iloc[0]) if len(prov) else {}
+    how = "just computed" if desc.computed else "from the live cache"
+    st.caption(md(f"{how}: {prov['backend'].iloc[0]} / {prov['llm_model'].iloc[0]} · {params} · answered "
+                  f"{prov['created_at'].iloc[-1]:%Y-%m-%d %H:%M} · status {', '.join(desc.summaries['status'])}"))
