@@ -48,8 +48,8 @@ def unavailable(path: Path) -> str:
         missing.append(f"the model file {path} is not there")
     if not missing:
         return ""
-    return (f"The local LLM is not set up: {'; '.join(missing)}. Install it once with the command below (it "
-            "compiles llama-cpp-python, 8-21 min on 2 cores, and assembles Qwen2.5-Coder-1.5B-Instruct, 1.1 GB), "
+    return (f"The local LLM is not set up: {'; '.join(missing)}. Install it once with {INSTALL} (it compiles "
+            "llama-cpp-python, 8-21 min on 2 cores, and assembles Qwen2.5-Coder-1.5B-Instruct, 1.1 GB), "
             f"or point {ENV} at another GGUF file.")
 
 
