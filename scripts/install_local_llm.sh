@@ -38,7 +38,8 @@ if [ "$MODEL_ONLY" = 0 ]; then
     say "compiling llama-cpp-python (once; 8-21 min on 2 cores; compile steps [done/total] below)"
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    "$VENV/bin/pip" freeze --exclude-editable | grep -E '^[A-Za-z0-9._-]+==' > "$tmp/before.txt"
+    frozen() { "$VENV/bin/pip" freeze --exclude-editable | grep -E '^[A-Za-z0-9._-]+==' | LC_ALL=C sort; }
+    frozen > "$tmp/before.txt"
     cp "$tmp/before.txt" "$tmp/constraints.txt"  # nothing installed may change version
     # LLAVA (multimodal) is not needed and doubles the compile; 2 parallel jobs at most on a shared machine
     CMAKE_ARGS="-DLLAVA_BUILD=OFF ${CMAKE_ARGS:-}" CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
@@ -52,14 +53,14 @@ if [ "$MODEL_ONLY" = 0 ]; then
       tail -n 40 "$tmp/pip.log" >&2
       exit 1
     fi
-    "$VENV/bin/pip" freeze --exclude-editable | grep -E '^[A-Za-z0-9._-]+==' > "$tmp/after.txt"
-    changed=$(comm -23 "$tmp/before.txt" "$tmp/after.txt")
+    frozen > "$tmp/after.txt"
+    changed=$(LC_ALL=C comm -23 "$tmp/before.txt" "$tmp/after.txt")
     if [ -n "$changed" ]; then
       echo "error: the install changed packages that were there before:" >&2
       echo "$changed" >&2
       exit 1
     fi
-    echo "added: $(comm -13 "$tmp/before.txt" "$tmp/after.txt" | tr '\n' ' ')"
+    echo "added: $(LC_ALL=C comm -13 "$tmp/before.txt" "$tmp/after.txt" | tr '\n' ' ')"
     "$PY" -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__, 'imports')"
   fi
 fi
