@@ -182,7 +182,7 @@ def make_parser() -> argparse.ArgumentParser:
     b = sub.choices["build"]
     b.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     b.add_argument("--until", default="analyses", help="stop after this step group (probe, models, describe, "
-                   "dissect, analyses)")
+                   "dissect, scores, analyses)")
     sub.choices["report"].add_argument("--model", action="append", help="only this model (repeatable)")
     p = sub.add_parser("probe", help="check a probing set and list the files that would be skipped")
     p.add_argument("path", type=Path, help="probing set folder (or CSV file with --kind csv)")

@@ -236,6 +236,30 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
+class ScoresConfig:
+    """Scores of every explanation on clips it was not written from (docs/scores.md)."""
+
+    # the scorers without an LLM, run on every neuron (names checked in pipeline/validate.py)
+    scorers: Annotated[tuple[str, ...], UNIQUE] = ("embedding", "audio-text")
+    # detection | simulation: the summaries' LLM judges captions (LLM cost)
+    llm_scorers: Annotated[tuple[str, ...], UNIQUE] = ()
+    # scoring clips drawn evenly from the activation quantiles of the top fraction
+    n_activating: Annotated[int, at_least(1)] = 20
+    # scoring clips drawn from the bottom half (never the top-K / bottom-K)
+    n_non_activating: Annotated[int, at_least(1)] = 20
+    activating_fraction: Annotated[float, above(0), at_most(0.5)] = 0.2  # the top share that counts as activating
+    text_encoder: str = "minilm"  # embedding scorer: explanation vs each scoring clip's caption
+    audio_text_model: str = "yamnet-labels"  # audio-text scorer: explanation vs the clip audio
+    llm_neurons: Annotated[int, at_least(0)] = 0  # LLM scorers: 0 = every neuron, n = a seeded sample of n per layer
+    llm_clips_per_prompt: Annotated[int, at_least(1)] = 10  # LLM scorers: captions shown in one prompt
+
+
+@dataclass(frozen=True)
+class GroundTruthConfig:
+    label_words: str = ""  # a CSV (label,words) of extra words naming each label; "" = the label's own words
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     probing_set: ProbingSetConfig = field(default_factory=ProbingSetConfig)
@@ -248,6 +272,8 @@ class Config:
     module_c: ModuleCConfig = field(default_factory=ModuleCConfig)
     analyses: AnalysesConfig = field(default_factory=AnalysesConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    scores: ScoresConfig = field(default_factory=ScoresConfig)
+    ground_truth: GroundTruthConfig = field(default_factory=GroundTruthConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -300,7 +326,7 @@ _NESTED = {
     "run": RunConfig, "probing_set": ProbingSetConfig, "activations": ActivationsConfig,
     "captions": CaptionsConfig, "summaries": SummariesConfig, "module_a": ModuleAConfig,
     "module_b": ModuleBConfig, "module_c": ModuleCConfig, "analyses": AnalysesConfig, "llm": LLMConfig,
-    "device": DeviceConfig,
+    "device": DeviceConfig, "scores": ScoresConfig, "ground_truth": GroundTruthConfig,
 }
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, live, media, queries
+from and_engine.explorer import aggregates, charts, live, media, queries, scores
 from and_engine.explorer.media import UnsafePathError
 from pages._local_llm import local_llm_section
 from pages._shared import layers_or_stop, md, md_lines, neuron_link, run_config, store
@@ -96,6 +96,9 @@ c1.markdown("**S_h: summary of the top-K captions**")
 c1.markdown(md_lines(summ.get("top", {}).get("summary", "—")))
 c2.markdown("**S_l: summary of the bottom-K captions**")
 c2.markdown(md_lines(summ.get("bottom", {}).get("summary", "—")))
+scored = scores.neuron_scores(db, model, layer, neuron)
+if line := scores.score_line(scored, "S_h"):
+    c1.caption(md(f"S_h scores: {line}"), help=scores.LINE_HELP)
 if "top" in summ:
     status = summ["top"].get("status") or "ok"
     st.caption(md(f"summaries by {summ['top']['backend']} / {summ['top']['llm_model']} (status: {status})"))
@@ -108,6 +111,8 @@ else:
     marked, calibrated = live.recalibrate(points, thr)
     st.markdown("**Calibrated summary S_h^c**")
     st.success(md(calibrated) if calibrated else "(every point was removed)")
+    if line := scores.score_line(scored, "S_h^c"):
+        st.caption(md(f"scores of the stored S_h^c (t = {default_t:.2f}): {line}"), help=scores.LINE_HELP)
     for r in marked.itertuples():
         if r.removed:
             st.markdown(f"- ~~{md(r.point)}~~ ↔ *{md(r.best_match)}* (cos {r.best_cosine:.2f})")
@@ -132,6 +137,20 @@ for kind in sorted(opened["pos"].unique()):
     st.markdown(f"**{md(kind)}**: " + " · ".join(md(w) for w in words))
 if opened.empty:
     st.info("No open-set concepts for this neuron.")
+
+# --- scores of every explanation ----------------------------------------------------------------------
+st.subheader("Scores: how well each explanation predicts this neuron on other clips")
+truth = scores.neuron_truth(db, model, layer, neuron)
+if truth:
+    st.caption(md(f"top-K majority label: {truth['majority_label']} ({truth['purity']:.0%} of the top-K clips); "
+                  f"{truth['n_naming_captions']} top-K caption(s) name it"), help=scores.NAMES_HELP)
+if scored.empty:
+    st.info("No scores for this neuron (built without the scores stage).")
+else:
+    tips = scores.help_text(scored.columns)
+    config = {c: st.column_config.NumberColumn(c, help=h, format="%.2f") for c, h in tips.items()}
+    config["names_majority"] = st.column_config.CheckboxColumn("names label", help=scores.NAMES_HELP)
+    st.dataframe(scored, hide_index=True, width="stretch", column_config=config)
 
 
 # --- clips -------------------------------------------------------------------------------------------

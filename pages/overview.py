@@ -4,8 +4,8 @@ import json
 
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, queries
-from pages._shared import store
+from and_engine.explorer import aggregates, charts, queries, score_charts, scores
+from pages._shared import md, neuron_link, store
 
 st.title("AND Explorer: overview")
 db = store()
@@ -69,3 +69,55 @@ if top.empty:
     st.info("No adjectives for this model.")
 else:
     st.plotly_chart(charts.word_bars(top, "adjective", "n_neurons", f"top-20 adjectives of {model}"), key="top20")
+
+st.subheader("Explanation scores: how well each explanation predicts its neuron on other clips")
+avail = scores.scorer_metrics(db)
+if not avail:
+    st.info("No explanation scores in this database (built without the scores stage).")
+else:
+    s1, s2, s3 = st.columns(3)
+    sc_model = s1.selectbox("model", models["model"].tolist(), key="sc_model")
+    sc_scorer = s2.selectbox("scorer", list(avail), key="sc_scorer")
+    sc_metric = s3.selectbox("metric", avail[sc_scorer], format_func=lambda m: scores.METRIC_NAMES.get(m, m),
+                             key=f"sc_metric_{sc_scorer}")
+    st.caption(md(scores.HELP.get((sc_scorer, sc_metric), "")) + " The dotted 'shuffled' line is the chance control: "
+               "each neuron scored with another neuron's S_h^c.")
+    dist = scores.layer_distributions(db, sc_model, sc_scorer, sc_metric)
+    if dist.empty:
+        st.info("No scores of this kind for this model.")
+    else:
+        st.plotly_chart(score_charts.score_lines(dist, sc_scorer, sc_metric), key="score_lines")
+        sc_layer = st.selectbox("layer", list(dict.fromkeys(dist["layer"])), key=f"sc_layer_{sc_model}")
+        st.plotly_chart(score_charts.score_boxes(dist[dist["layer"] == sc_layer], sc_scorer, sc_metric, sc_layer),
+                        key="score_boxes")
+        options = scores.sort_options(db)
+        pick = st.selectbox("neurons of this layer ranked by", list(options), key="sc_rank_by")
+        best = st.radio("show", ["best explained", "worst explained"], horizontal=True, key="sc_best")
+        ranked = scores.neurons_by_score(db, sc_model, sc_layer, *options[pick], best_first=best == "best explained",
+                                         limit=10)
+        for r in ranked.itertuples():
+            neuron_link(sc_model, sc_layer, r.neuron, f"{sc_layer} / {r.neuron} · {r.score:.2f} · {r.explanation[:90]}")
+    table = scores.method_table(db, sc_model)
+    if not table.empty:
+        st.markdown(f"**Which method explains best ({md(sc_model)})**: mean over its neurons, all layers")
+        tips = scores.help_text(table.columns)
+        config = {c: st.column_config.NumberColumn(c, help=h, format="%.2f") for c, h in tips.items()}
+        st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+
+st.subheader("Ground truth: do captions and explanations name the labelled sound source?")
+hits, total = scores.caption_rate(db)
+if not total:
+    st.info("No ground truth in this database (built without the scores stage).")
+else:
+    st.metric("captions that name their clip's label", f"{hits} / {total} = {hits / total:.0%}",
+              help=scores.NAMES_HELP)
+    gt_model = st.selectbox("model", models["model"].tolist(), key="gt_model")
+    measures = {"names_majority": "explanation names the top-K majority label (% of neurons)",
+                "names_majority_where_captions_do": "… where ≥ 4/5 top-K clips share the label and ≥ 3 captions name "
+                                                    "it (% of those neurons)"}
+    measure = st.radio("measure", list(measures), format_func=measures.get, key="gt_measure")
+    truth = scores.truth_table(db, gt_model, measure)
+    if truth.empty:
+        st.info("No ground-truth rates for this model.")
+    else:
+        st.dataframe(truth.style.format(precision=0, na_rep="–"), hide_index=True, width="stretch")

@@ -7,7 +7,9 @@ through ``run_step`` into a ``ResultsStore``, so every value obeys the schema's 
 model's (activations tuned to one class per neuron, random maps), captions come from a captioner that knows
 the labels, the text encoder is word vectors, the tagger a lexicon, TAB's audio-text model scores labels.
 Summaries, ICL answers and the adjective filter come from the embedded ``rule`` LLM; Table 4 and Figure 4
-prune the tiny random ``tinynet`` on the held-out clips. conftest's ``app_db`` builds it once per session.
+prune the tiny random ``tinynet`` on the held-out clips. Every explanation is scored (embedding with the word
+vectors, audio-text with the label model, detection by the rule LLM) and checked against the labels with the
+benchmark's label-words table. conftest's ``app_db`` builds it once per session.
 """
 
 from __future__ import annotations
@@ -39,14 +41,25 @@ from and_engine.config import (
 from and_engine.models.training import heldout_accuracy
 from and_engine.pipeline.core import BuildContext, Progress, run_step
 from and_engine.probing import ProbingSet
+from and_engine.stages import ground_truth as gt
 from and_engine.stages import module_a, module_b, module_c
 from and_engine.stages.activations import activations_table, maps_table
 from and_engine.stages.captions import compute_captions
+from and_engine.stages.explanations import collect_explanations
 from and_engine.stages.extremes import extremes_frame, topk_bottomk
+from and_engine.stages.llm_scores import judge_scores
+from and_engine.stages.scores import score_rows, separation, similarity_at_sets, summarise, text_vectors, unique_texts
+from and_engine.stages.scoring_sets import draw_scoring_sets, layer_rng
 from and_engine.stages.summaries import compute_summaries
 from and_engine.store.results import ResultsStore
 from and_engine.store.schema import POS_ADJECTIVE
-from and_engine.text.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID, SUMMARY_TEMPLATE_ID
+from and_engine.text.labels import read_label_words
+from and_engine.text.prompts import (
+    ADJECTIVE_TEMPLATE_ID,
+    DETECTION_TEMPLATE_ID,
+    ICL_TEMPLATE_ID,
+    SUMMARY_TEMPLATE_ID,
+)
 
 __all__ = ["CLASSES", "DEMO_ROOT", "MODEL", "build_fixture_db", "fixture_config"]
 
@@ -204,6 +217,44 @@ def _analyses(ctx: BuildContext, n_clips: int, held: Held, encoder, up: list[str
                                          cfg.acoustic_adjectives)})
 
 
+def _scores(ctx: BuildContext, outputs: dict, up: list[str], objects: dict, judge) -> None:
+    """Scores (embedding: word vectors on captions; audio-text: the label model; detection: the rule LLM) and
+    ground truth of every layer, with the stages' own functions."""
+    read, table = ctx.store.read, read_label_words(PROJECT_ROOT / "benchmarks" / "label_words.csv")
+    clips, caps = read("clips", ["clip_id", "label"]), read("captions", ["clip_id", "caption"], order_by=["clip_id"])
+    ct_fp = run_step(ctx, "caption_truth", {}, {"label_words": sorted(table.items())}, up, lambda: {
+        "caption_truth": gt.caption_truth(clips, caps, table)})
+    encoder, audio = objects["encoder"], objects["audio"]
+    cap_emb, clip_emb = encoder.encode(caps["caption"].tolist()), audio.audio_embeddings(np.zeros((len(clips), 1)))
+    for name, (u, _maps) in outputs.items():
+        scope, rng = {"model": MODEL, "layer": name}, layer_rng(0, MODEL, name)
+        sets = draw_scoring_sets(u, ctx.config.activations.top_k, rng=rng)
+        expl = collect_explanations(
+            read("summaries", ["neuron", "summary", "status"], model=MODEL, layer=name, side="top"),
+            read("calibrated_summaries", ["neuron", "calibrated_summary"], model=MODEL, layer=name),
+            read("closed_concepts", model=MODEL, layer=name), read("open_concepts", model=MODEL, layer=name),
+            model=MODEL, layer=name, rng=rng)
+        rows, (texts, idx) = expl["neuron"].to_numpy(), unique_texts(expl["explanation"])
+        frames = []
+        for scorer, clips_e, embed in (("embedding", cap_emb, encoder.encode), ("audio-text", clip_emb,
+                                                                               audio.text_embeddings)):
+            a, r = separation(similarity_at_sets(text_vectors(texts, embed), idx, rows, clips_e, sets), rows, sets, u)
+            frames.append(score_rows(expl, scorer, a, r, None, sets.valid[rows].sum(axis=1)))
+        few = expl[expl["neuron"] < 4]
+        frames.append(judge_scores("detection", few, sets, caps["caption"].tolist(), u, judge, 10, rng))
+        scores = pd.concat(frames, ignore_index=True)
+        tables = {"explanations": expl, "scoring_sets": sets.frame(MODEL, name), "explanation_scores": scores,
+                  "score_summary": summarise(scores)}
+        s_fp = run_step(ctx, "scores", scope, {"scorers": ["embedding", "audio-text", "detection"]}, up,
+                        lambda t=tables: t)
+        ext = read("extremes", ["neuron", "topk_clip_ids"], model=MODEL, layer=name, order_by=["neuron"])
+        truth = gt.neuron_truth(ext, clips, caps, table, model=MODEL, layer=name)
+        named = gt.explanation_truth(expl, truth, table)
+        tables = {"neuron_truth": truth, "explanation_truth": named, "truth_rates": gt.truth_rates(
+            truth, named, ext, read("caption_truth"), ctx.config.activations.top_k, model=MODEL, layer=name)}
+        run_step(ctx, "ground_truth", scope, {"label_words": sorted(table.items())}, [ct_fp, s_fp], lambda t=tables: t)
+
+
 def build_fixture_db(path: Path) -> Path:
     """Write the fixture results database at ``path`` (a new file) -> ``path``."""
     path = Path(path)
@@ -220,19 +271,21 @@ def build_fixture_db(path: Path) -> Path:
                          "fixture", "running")
         rule = make("llm", cfg.summaries.llm.backend, cfg.summaries.llm)
         llms = {t: CachedLLM(rule, store.cache_get, store.cache_put, template=t)
-                for t in (SUMMARY_TEMPLATE_ID, ICL_TEMPLATE_ID, ADJECTIVE_TEMPLATE_ID)}
+                for t in (SUMMARY_TEMPLATE_ID, ICL_TEMPLATE_ID, ADJECTIVE_TEMPLATE_ID, DETECTION_TEMPLATE_ID)}
         clips_fp = run_step(ctx, "clips", {}, {"kind": "demo"}, [], lambda: {"clips": clips,
                                                                            "clip_issues": probing.issues})
         captioner = LabelCaptioner(dict(zip(clips["clip_id"], clips["label"].map(_caption))))
         caps_fp = run_step(ctx, "captions", {}, {"captioner": captioner.describe()}, [clips_fp],
                            lambda: compute_captions(waves, SAMPLE_RATE, captioner, clips["clip_id"].to_numpy()))
         captions = store.read("captions", ["caption"], order_by=["clip_id"])["caption"].tolist()
+        audio = LabelAudioText(clips["label"])
         objects = {"encoder": encoder, "db": module_a.db_concept_matrix(captions, CLASSES, encoder),
-                   "tab": LabelAudioText(clips["label"]).similarity(waves, CLASSES)}
+                   "tab": audio.similarity(waves, CLASSES), "audio": audio}
         fps = _model_steps(ctx, clips_fp, outputs, held)
         b_fps = {name: _dissect_layer(ctx, name, u, [caps_fp, fps[f"extremes:{name}"]], llms, objects)
                  for name, (u, _maps) in outputs.items()}
         _module_c(ctx, b_fps, llms[ADJECTIVE_TEMPLATE_ID], LexiconTagger(TAGS))
+        _scores(ctx, outputs, [caps_fp, *b_fps.values()], objects, llms[DETECTION_TEMPLATE_ID])
         _analyses(ctx, len(clips), held, encoder, [caps_fp, *b_fps.values()])
         store.record_run("fixture-run", "fixture", "", "", "fixture", "done", finished=True)
     return path

@@ -34,6 +34,10 @@ train_epochs = 30
 [summaries.llm]
 backend = "rule"
 
+[scores]
+llm_scorers = ["detection", "simulation"]
+llm_neurons = 8
+
 [analyses]
 n_clusters = 4
 elbow_max_k = 6

@@ -120,6 +120,17 @@ class LabelAudioText:
         own = (np.asarray(self.labels)[:, None] == np.asarray(concepts)[None, :]).astype(np.float64)
         return own + 0.2 * np.random.default_rng(self.seed).random(own.shape)
 
+    def audio_embeddings(self, waveforms: np.ndarray) -> np.ndarray:
+        """Each clip's label one-hot over the distinct labels (N, L): the clip "audio" says what it is."""
+        names = sorted(set(self.labels))
+        return (np.asarray(self.labels)[:, None] == np.asarray(names)[None, :]).astype(np.float64)
+
+    def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """(M, L): 1 for every label whose words the text contains."""
+        names = sorted(set(self.labels))
+        return np.array([[float(n.replace("_", " ") in str(t).lower().replace("_", " ")) for n in names]
+                         for t in texts])
+
     def describe(self) -> dict:
         return {"backend": "label-audio-text", "model": "test", "params": {"seed": self.seed}}
 
@@ -167,6 +178,11 @@ def use_fake_vllm(monkeypatch):
     module = _use_fake_package(monkeypatch, "vllm")
     module.reset()
     return module
+
+
+def vllm_calls(vllm) -> list[tuple[str, int]]:
+    """The fake vllm's calls as ``(kind, number of prompts)``, in order."""
+    return [(c["kind"], c["n_prompts"]) for c in vllm.CALLS]
 
 
 def use_fake_llama_cpp(monkeypatch):

@@ -17,13 +17,13 @@ def test_overview_renders_everything(db, monkeypatch):
     monkeypatch.setenv("AND_EXPLORER_DB", str(db))
     at = run_page("pages/overview.py")
     assert not at.exception
-    assert [m.value for m in at.metric] == ["1", "26", "1"]  # models, neurons (8 + 12 + 6), builds
+    assert [m.value for m in at.metric][:3] == ["1", "26", "1"]  # models, neurons (8 + 12 + 6), builds
     frames = [d.value for d in at.dataframe]
     assert any("heldout_accuracy" in f.columns for f in frames)
     assert any(set(f["layer"]) == {"block1.conv", "block2.fc", "classifier"} for f in frames if "layer" in f)
     assert any("top1" in f.columns for f in frames)
     titles = chart_titles(at)
-    assert len(titles) == 3
+    assert len(titles) == 5  # + the explanation scores per layer and in one layer (tests/test_app_scores.py)
     assert "τ = 3" in titles[1] and "Figure 5" in titles[0] and "top-20" in titles[2]
 
 

@@ -89,6 +89,7 @@ def test_browser_flows(app_db, tmp_path):
             server.wait()
         log.close()
     assert found["audio_players"] == 10 and found["audio_content_type"].startswith("audio/")
+    assert found["neuron_scores"].startswith("S_h scores: embedding AUC") and found["score_charts"] == 2
     assert int(found["pruned_on"]) > 0 and found["pruned_off"] == "0"
     saved = RatingsStore(ratings).ratings()
     assert len(saved) == 3 and sorted(saved["rating"]) == [2, 4, 5] and set(saved["rater"]) == {"browser-rater"}

@@ -126,6 +126,16 @@ CHANGES: dict[str, Change] = {
     "analyses.acoustic_adjectives": Change(("loud",)),
     "analyses.top_adjectives_n": Change(10),
     "analyses.cluster_words_n": Change(20),
+    "scores.scorers": Change(("embedding",)),
+    "scores.llm_scorers": Change(("detection", "simulation")),
+    "scores.n_activating": Change(10),
+    "scores.n_non_activating": Change(10),
+    "scores.activating_fraction": Change(0.3),
+    "scores.text_encoder": Change(lambda env: "clip:" + env.tiny_model("clip")),
+    "scores.audio_text_model": Change(lambda env: "clap:" + env.tiny_model("clap")),
+    "scores.llm_neurons": Change(6),
+    "scores.llm_clips_per_prompt": Change(5),
+    "ground_truth.label_words": Change(str(PROJECT_ROOT / "benchmarks" / "label_words.csv")),
     "device.text_encoders": Change("cpu:0"),
     "device.audio_text": Change("cpu:0"),
     "device.text_batch_size": Change(16),
@@ -239,6 +249,10 @@ train_epochs = 2
 
 [summaries.llm]
 backend = "rule"
+
+[scores]
+llm_scorers = ["detection"]
+llm_neurons = 4
 
 [analyses]
 n_clusters = 4

@@ -5,6 +5,7 @@
   quality, mood), each as a content-first sentence (``text.rule_phrases``) saying how many clips share it.
 * icl       -> the concept whose words the description mentions most, ending "Answer: <class>".
 * adjective -> "Yes"/"No" from the acoustic lexicon, with the reason.
+* detection / simulation -> the scorers' judges by word overlap (``llm_rule_judge``).
 
 Prompts are recognised by their fixed templates (``and_engine.text.prompts.parse_prompt``). Made by
 ``registry.make("llm", "rule")`` (the sampling settings do not apply: it never samples).
@@ -16,6 +17,7 @@ import math
 import re
 from collections import Counter, defaultdict
 
+from and_engine.backends.llm_rule_judge import judge
 from and_engine.config import LLMConfig
 from and_engine.text.lexicon import (
     CATEGORY_ORDER,
@@ -73,6 +75,8 @@ class RuleLLM:
             return self.summarize(list(parsed.captions))
         if parsed.kind == "icl":
             return self.pick_concept(list(parsed.concepts), parsed.description)
+        if parsed.kind in ("detection", "simulation"):  # the scorers' judge prompts (llm_rule_judge)
+            return judge(parsed.kind, parsed.description, list(parsed.captions))
         return self.judge_adjective(parsed.adjective)
 
     def summarize(self, captions: list[str]) -> str:

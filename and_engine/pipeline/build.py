@@ -1,7 +1,7 @@
 """The orchestrator: run every step group in order for a Config, skipping what is done.
 
 Groups run in ``graph.GROUPS`` order: probe (clips) -> models (model, activations, extremes, maps) ->
-describe (captions, summaries) -> dissect (Module A, B, C) -> analyses; ``RUNNERS`` holds each group's
+describe (captions, summaries) -> dissect (Module A, B, C) -> scores -> analyses; ``RUNNERS`` holds each group's
 step function ``(ctx) -> None``. ``until`` stops after a group (tests, partial builds). After each group,
 the steps (and rows) of its stages that the configuration no longer produces — a model, layer or option
 that was removed — are deleted, so no stale result survives a config change.
@@ -23,6 +23,7 @@ from and_engine.pipeline.steps_describe import run_describe_steps
 from and_engine.pipeline.steps_dissect import run_dissect_steps
 from and_engine.pipeline.steps_models import run_model_steps
 from and_engine.pipeline.steps_probe import run_probe_steps
+from and_engine.pipeline.steps_scores import run_scores_steps
 from and_engine.pipeline.validate import validate
 from and_engine.probing import count_entries
 from and_engine.store.results import ResultsStore
@@ -30,7 +31,7 @@ from and_engine.store.results import ResultsStore
 GROUPS = graph.GROUPS
 RUNNERS: dict[str, Callable[[BuildContext], None]] = {
     "probe": run_probe_steps, "models": run_model_steps, "describe": run_describe_steps,
-    "dissect": run_dissect_steps, "analyses": run_analyses_steps,
+    "dissect": run_dissect_steps, "scores": run_scores_steps, "analyses": run_analyses_steps,
 }
 
 

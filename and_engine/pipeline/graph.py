@@ -19,7 +19,7 @@ from typing import Any
 
 from and_engine.config import Config, LLMConfig, ModelConfig
 
-GROUPS = ("probe", "models", "describe", "dissect", "analyses")
+GROUPS = ("probe", "models", "describe", "dissect", "scores", "analyses")
 GLOBAL, PER_MODEL, PER_LAYER = (), ("model",), ("model", "layer")
 Scope = tuple[tuple[str, str], ...]  # sorted (name, value) pairs: (), (("model", m),), (("layer", l), ("model", m))
 StepKey = tuple[str, Scope]  # (stage, scope)
@@ -57,6 +57,10 @@ def _from_checkpoint(_c: Config, m: ModelConfig | None) -> bool:
 
 def _calibrated(c: Config, _m: ModelConfig | None) -> bool:
     return c.module_a.icl_summary == "calibrated"
+
+
+def _icl(c: Config, _m: ModelConfig | None) -> bool:
+    return c.module_a.icl
 
 
 def _llm_set(key: str, overrides: bool = False) -> Callable[[Config, ModelConfig | None], bool]:
@@ -114,6 +118,19 @@ STAGES: tuple[Stage, ...] = (
         "summaries", When("module_b", _calibrated, "module_a.icl_summary = calibrated")), reads=(
         "module_a.concept_set", "module_a.text_encoder", "module_a.top_n", "module_a.icl_summary", *SUMMARY_LLM),
         only_if=When("module_a.icl", lambda c, _m: c.module_a.icl, "module_a.icl = true")),
+    Stage("scores", "scores", PER_LAYER, tables=("explanations", "scoring_sets", "explanation_scores", "score_summary"),
+          upstream=("clips", "captions", "activations", "extremes", "summaries", "module_a", "module_b", "module_c",
+                    When("module_a_icl", _icl, "module_a.icl = true")), reads=(
+              "scores.scorers", "scores.n_activating", "scores.n_non_activating", "scores.activating_fraction",
+              "scores.text_encoder", "scores.audio_text_model", "run.seed", SECONDS)),
+    Stage("llm_scores", "scores", PER_LAYER, tables=("explanation_scores", "score_summary"),
+          upstream=("captions", "activations", "scores"), reads=(
+              "scores.llm_scorers", "scores.llm_neurons", "scores.llm_clips_per_prompt", "run.seed", *SUMMARY_LLM),
+          only_if=When("scores.llm_scorers", lambda c, _m: bool(c.scores.llm_scorers), "scores.llm_scorers set")),
+    Stage("caption_truth", "scores", GLOBAL, tables=("caption_truth",), upstream=("clips", "captions"),
+          reads=("ground_truth.label_words",)),
+    Stage("ground_truth", "scores", PER_LAYER, tables=("neuron_truth", "explanation_truth", "truth_rates"),
+          upstream=("caption_truth", "extremes", "scores"), reads=("ground_truth.label_words",)),
     Stage("clusters", "analyses", GLOBAL, tables=("caption_sentences", "cluster_elbow", "cluster_words"),
           upstream=("captions",), reads=("analyses.n_clusters", "analyses.elbow_max_k", "analyses.cluster_words_n",
                                          "analyses.sentence_encoder", "run.seed")),

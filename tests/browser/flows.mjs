@@ -53,6 +53,9 @@ try {
   found.audio_content_type = resp.headers()["content-type"];
   check(resp.ok() && found.audio_content_type.startsWith("audio/"), `audio served (${resp.status()})`);
   await page.getByText("Calibrated summary S_h^c").waitFor();
+  // every explanation shows its scores (the S_h line and the table of all explanations)
+  found.neuron_scores = await page.getByText(/S_h scores: embedding AUC \d\.\d\d/).first().innerText();
+  await page.getByText("Scores: how well each explanation predicts this neuron on other clips").waitFor();
   await shot(page, "neuron");
 
   // 2. overview
@@ -60,6 +63,10 @@ try {
   await page.getByRole("heading", { name: "AND Explorer: overview" }).waitFor();
   await page.getByText("Last-layer accuracy").waitFor();
   found.overview = true;
+  // score distributions by explanation source, per layer and within one layer
+  await page.locator(".gtitle", { hasText: "median embedding AUC per layer, by explanation" }).waitFor();
+  await page.locator(".gtitle", { hasText: "embedding AUC of the neurons of" }).waitFor();
+  found.score_charts = await page.locator(".gtitle").filter({ hasText: "AUC" }).count();
   await shot(page, "overview");
 
   // 3. concepts
@@ -100,7 +107,8 @@ try {
   await page.getByText("Saved. Here is the next neuron.").waitFor().catch(() => {});
   await page.getByRole("tab", { name: "Results (Table 3)" }).click();
   await page.getByText("1 rater(s), 3 rating(s), 1 written summaries").waitFor({ timeout: 120000 });
-  await page.locator('[data-testid="stDataFrame"]').waitFor({ timeout: 120000 }); // Table 3 (loads MiniLM)
+  await page.locator('[data-testid="stDataFrame"]').first().waitFor({ timeout: 120000 }); // Table 3 (loads MiniLM)
+  await page.getByText("Ratings vs automatic scores").waitFor();
   found.results = true;
   await shot(page, "human_eval_results");
   console.log(JSON.stringify(found));
