@@ -1,4 +1,5 @@
-"""Neuron page, "Describe with the local LLM": widgets only; ``and_engine.explorer.local_llm`` does the work."""
+"""Neuron page, "Describe with the local LLM": widgets only; ``and_engine.explorer.local_llm`` writes and calibrates
+the description, ``and_engine.explorer.live_scores`` scores it as the scores stage scores the stored ones."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import streamlit as st
 
 from and_engine.config import Config
-from and_engine.explorer import live, local_llm
+from and_engine.explorer import live, live_scores, local_llm, scores
 from and_engine.store.results import ResultsStore
 from and_engine.store.side_db import SideDatabaseLockedError
 from pages._shared import live_cache_store, md, md_lines
@@ -23,28 +24,56 @@ def _encoder(name: str):
     return local_llm.sentence_encoder(name)
 
 
-def local_llm_section(db: ResultsStore, cfg: Config, model: str, layer: str, neuron: int, threshold: float) -> None:
-    """The section: install hint, or the button, or the (cached) local-LLM summaries, calibrated at ``threshold``."""
-    st.subheader("Describe with the local LLM")
+@st.cache_resource(show_spinner=False)
+def _scorers(key: tuple, _cfg: Config):
+    return live_scores.make_scorers(_cfg)
+
+
+def _describe(db: ResultsStore, cfg: Config, model: str, layer: str, neuron: int):
+    """The cached description, or the button (and the description once pressed); None until there is one."""
     path = local_llm.gguf_path(cfg)
-    why = local_llm.unavailable(path)
+    args = (db, live_cache_store(cfg), _llm(str(path)), model, layer, neuron, _encoder(cfg.module_b.sentence_encoder))
+    desc = local_llm.cached_description(*args)
+    if desc is None and st.button("Describe with the local LLM", key="nr_local_llm", icon=":material/smart_toy:"):
+        with st.spinner(f"{path.name} through llama.cpp on the CPU: about 5-60 s per summary"):
+            desc = local_llm.describe_neuron(*args)
+    if desc is None:
+        st.caption(md(f"Writes S_h and S_l from the same top-K / bottom-K captions with {path.name} (llama.cpp), "
+                      "then calibrates and scores them; the answers are cached."))
+    return desc
+
+
+def _scores(db: ResultsStore, cfg: Config, model: str, layer: str, neuron: int, texts: dict[str, str]) -> None:
+    s = cfg.scores
+    scorers = _scorers((s.scorers, s.text_encoder, s.audio_text_model, str(live.audio_root(cfg)),
+                        cfg.probing_set.clip_seconds), cfg)
+    with st.spinner("scoring on the neuron's scoring clips"):
+        table = live_scores.side_by_side(scores.neuron_scores(db, model, layer, neuron),
+                                         live_scores.score_texts(db, scorers, model, layer, neuron, texts))
+    if table.empty:
+        st.caption("No scores: this database was built without the scores stage.")
+        return
+    tips = scores.help_text(table.columns)
+    config = {c: st.column_config.NumberColumn(c, help=h, format="%.2f") for c, h in tips.items()}
+    config["origin"] = st.column_config.TextColumn("by", help="stored: the build's summariser; live: the local LLM")
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+
+
+def local_llm_section(db: ResultsStore, cfg: Config, model: str, layer: str, neuron: int, threshold: float) -> None:
+    """The section: install hint, or the button, or the (cached) local-LLM summaries, calibrated at ``threshold``
+    and scored beside the stored ones."""
+    st.subheader("Describe with the local LLM")
+    why = local_llm.unavailable(local_llm.gguf_path(cfg))
     if why:
         st.info(md(why))
         st.code(local_llm.INSTALL, language="bash")
         return
-    cache, llm, encoder = live_cache_store(cfg), _llm(str(path)), _encoder(cfg.module_b.sentence_encoder)
-    args = (db, cache, llm, model, layer, neuron, encoder)
     try:
-        desc = local_llm.cached_description(*args)
-        if desc is None and st.button("Describe with the local LLM", key="nr_local_llm", icon=":material/smart_toy:"):
-            with st.spinner(f"{path.name} through llama.cpp on the CPU: about 5-20 s per summary"):
-                desc = local_llm.describe_neuron(*args)
+        desc = _describe(db, cfg, model, layer, neuron)
     except (local_llm.LocalLLMError, SideDatabaseLockedError) as exc:
         st.error(md(exc))
         return
     if desc is None:
-        st.caption(md(f"Writes S_h and S_l from the same top-K / bottom-K captions with {path.name} (llama.cpp), "
-                      "then calibrates them; the answers are cached."))
         return
     c1, c2 = st.columns(2)
     c1.markdown("**S_h by the local LLM**")
@@ -60,3 +89,4 @@ def local_llm_section(db: ResultsStore, cfg: Config, model: str, layer: str, neu
     how = "just computed" if desc.computed else "from the live cache"
     st.caption(md(f"{how}: {prov['backend'].iloc[0]} / {prov['llm_model'].iloc[0]} · {params} · answered "
                   f"{prov['created_at'].iloc[-1]:%Y-%m-%d %H:%M} · status {', '.join(desc.summaries['status'])}"))
+    _scores(db, cfg, model, layer, neuron, {"S_h": desc.text("top"), "S_h^c": calibrated})

@@ -224,3 +224,31 @@ class LockedAfterInserts:
                 con.close()
 
         return Connection()
+
+
+class ClipIdAudio:
+    """An audio-text model over "waveforms" that are clip ids ((n, 1) arrays): the embeddings of those clips among
+    ``audio.audio_embeddings`` of every clip (for a model, like ``LabelAudioText``, that embeds all clips at once)."""
+
+    def __init__(self, audio):
+        self.audio = audio
+
+    def audio_embeddings(self, waveforms: np.ndarray) -> np.ndarray:
+        return self.audio.audio_embeddings(None)[np.asarray(waveforms)[:, 0].astype(int)]
+
+    def text_embeddings(self, texts):
+        return self.audio.text_embeddings(texts)
+
+    def describe(self) -> dict:
+        return self.audio.describe()
+
+
+def fixture_scorers(store):
+    """The live scorers (``explorer.live_scores.Scorers``) the app fixture's scores were computed with: word vectors
+    on the captions, the label model on the clips (``tests/_app_fixture.py``)."""
+    from and_engine.explorer.live_scores import Scorers
+
+    clips = store.read("clips", ["clip_id", "rel_path", "label"], order_by=["clip_id"])
+    where = dict(zip(clips["rel_path"], clips["clip_id"]))
+    return Scorers({"embedding": WordVectorEncoder(), "audio-text": ClipIdAudio(LabelAudioText(clips["label"]))},
+                   lambda paths: np.array([[where[p]] for p in paths], dtype=np.float64))
