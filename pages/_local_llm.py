@@ -32,7 +32,7 @@ def _scorers(key: tuple, _cfg: Config):
 def _describe(db: ResultsStore, cfg: Config, model: str, layer: str, neuron: int):
     """The cached description, or the button (and the description once pressed); None until there is one."""
     path = local_llm.gguf_path(cfg)
-    args = (db, live_cache_store(cfg), _llm(str(path)), model, layer, neuron, _encoder(cfg.module_b.sentence_encoder))
+    args = (db, live_cache_store(cfg), _llm(str(path)), model, layer, neuron)
     desc = local_llm.cached_description(*args)
     if desc is None and st.button("Describe with the local LLM", key="nr_local_llm", icon=":material/smart_toy:"):
         with st.spinner(f"{path.name} through llama.cpp on the CPU: about 5-60 s per summary"):
@@ -80,7 +80,8 @@ def local_llm_section(db: ResultsStore, cfg: Config, model: str, layer: str, neu
     c1.markdown(md_lines(desc.text("top") or "—"))
     c2.markdown("**S_l by the local LLM**")
     c2.markdown(md_lines(desc.text("bottom") or "—"))
-    marked, calibrated = live.recalibrate(desc.points, threshold)
+    points = local_llm.calibration_points(desc, _encoder(cfg.module_b.sentence_encoder), model, layer)
+    marked, calibrated = live.recalibrate(points, threshold)
     st.markdown(f"**S_h^c by the local LLM** (t = {threshold:.2f}, {int(marked['removed'].sum())} of "
                 f"{len(marked)} point(s) removed)")
     st.success(md(calibrated) if calibrated else "(every point was removed)")

@@ -5,9 +5,10 @@
   exists).
 * ``make_local_llm(path)``: the ``llama-cpp`` summaries backend (``registry.make``), greedy, single-threaded.
 * ``describe_neuron``: the summaries stage's own prompts and cleaning (``stages.summaries``) for this one
-  neuron, through ``CachedLLM`` over the side database ``store.live_cache.LiveCache`` (provenance per answer),
-  then Module B's calibration points (``stages.module_b.calibration_points``); the page applies its threshold
-  with ``live.recalibrate``. ``cached_description`` answers from the cache only (no model load), or None.
+  neuron, through ``CachedLLM`` over the side database ``store.live_cache.LiveCache`` (provenance per answer);
+  ``cached_description`` answers from the cache only (no model load), or None.
+* ``calibration_points``: Module B's points of the new S_h against the new S_l (``stages.module_b``); the page
+  applies its threshold with ``live.recalibrate``.
 """
 
 from __future__ import annotations
@@ -77,12 +78,11 @@ def sentence_encoder(name: str):
 @dataclass
 class LiveDescription:
     """A neuron's live summaries: ``summaries`` rows (side top|bottom, summary, status, cache_key, backend,
-    llm_model), the cache rows behind them (``provenance``: prompt, response, params_json, created_at, ...),
-    Module B's ``points`` (S_h points with their best S_l match) and how many answers the model computed now."""
+    llm_model), the cache rows behind them (``provenance``: prompt, response, params_json, created_at, ...) and
+    how many answers the model computed now (0: all from the cache)."""
 
     summaries: pd.DataFrame
     provenance: pd.DataFrame
-    points: pd.DataFrame
     computed: int
 
     def text(self, side: str) -> str:
@@ -99,42 +99,37 @@ def _inputs(store: ResultsStore, model: str, layer: str, neuron: int) -> tuple[p
     return ext, store.read("captions", ["clip_id", "caption"], clip_id=ids)
 
 
-def _cached_llm(llm, cache):
-    from and_engine.backends.llm import CachedLLM
-    from and_engine.text.prompts import SUMMARY_TEMPLATE_ID
-
-    return CachedLLM(llm, cache.cache_get, cache.cache_put, template=SUMMARY_TEMPLATE_ID, chunk_size=1)
-
-
-def _describe(store: ResultsStore, cache, llm, model: str, layer: str, neuron: int, encoder,
+def _describe(store: ResultsStore, cache, llm, model: str, layer: str, neuron: int,
               cache_only: bool) -> LiveDescription | None:
-    from and_engine.stages.module_b import calibration_points
+    from and_engine.backends.llm import CachedLLM
     from and_engine.stages.summaries import compute_summaries, summary_prompts
+    from and_engine.text.prompts import SUMMARY_TEMPLATE_ID
 
     ext, captions = _inputs(store, model, layer, neuron)
     try:
-        cached = _cached_llm(llm, cache)
+        cached = CachedLLM(llm, cache.cache_get, cache.cache_put, template=SUMMARY_TEMPLATE_ID, chunk_size=1)
         keys = [cached.key(p) for p in summary_prompts(ext, captions)["prompt"]]
         if cache_only and len(cache.cache_get(keys)) < len(set(keys)):
             return None
         rows = compute_summaries(ext, captions, [(np.array([int(neuron)]), cached)])
     except (ValueError, RuntimeError) as exc:  # a clip without a caption; the model failed to load or answer
         raise LocalLLMError(f"{type(exc).__name__}: {exc}") from exc
-    points = calibration_points(rows, encoder, model=model, layer=layer)
-    prov = cache.rows(rows["cache_key"].tolist())
-    return LiveDescription(rows, prov, points, int(cached.stats["calls"]))
+    return LiveDescription(rows, cache.rows(rows["cache_key"].tolist()), int(cached.stats["calls"]))
 
 
-def describe_neuron(store: ResultsStore, cache, llm, model: str, layer: str, neuron: int,
-                    encoder) -> LiveDescription:
-    """S_h and S_l of one neuron by ``llm`` (cached answers are reused) + Module B's calibration points.
-
-    ``cache``: a ``LiveCache``; ``encoder``: Module B's sentence encoder (``module_b.sentence_encoder``).
-    """
-    return _describe(store, cache, llm, model, layer, neuron, encoder, cache_only=False)
+def describe_neuron(store: ResultsStore, cache, llm, model: str, layer: str, neuron: int) -> LiveDescription:
+    """S_h and S_l of one neuron by ``llm`` (``make_local_llm``); answers in ``cache`` (a ``LiveCache``) are reused."""
+    return _describe(store, cache, llm, model, layer, neuron, cache_only=False)
 
 
-def cached_description(store: ResultsStore, cache, llm, model: str, layer: str, neuron: int,
-                       encoder) -> LiveDescription | None:
+def cached_description(store: ResultsStore, cache, llm, model: str, layer: str, neuron: int) -> LiveDescription | None:
     """Like ``describe_neuron`` when both answers are in the cache (the model is not loaded), else None."""
-    return _describe(store, cache, llm, model, layer, neuron, encoder, cache_only=True)
+    return _describe(store, cache, llm, model, layer, neuron, cache_only=True)
+
+
+def calibration_points(desc: LiveDescription, encoder, model: str, layer: str) -> pd.DataFrame:
+    """Module B's points of the live S_h against the live S_l (``module_b.calibration_points``; ``encoder``: the
+    build's ``module_b.sentence_encoder``); ``live.recalibrate`` applies a threshold."""
+    from and_engine.stages.module_b import calibration_points as points
+
+    return points(desc.summaries, encoder, model=model, layer=layer)
