@@ -3,7 +3,7 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, charts, queries, scores
-from pages._shared import layers_or_stop, neuron_link, run_config, store
+from pages._shared import layers_or_stop, missing, neuron_link, run_config, store
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -54,7 +54,7 @@ if term.strip():
 st.subheader("Interpretability clusters (Algorithm 1)")
 words = aggregates.cluster_words(db, top=60)
 if words.empty:
-    st.info("No clusters in this database.")
+    st.info(missing("clusters", "clusters"))
 else:
     clusters = sorted(words["cluster"].unique())
     cols = st.columns(3)

@@ -6,6 +6,7 @@ import streamlit as st
 from and_engine.explorer import aggregates, charts, live, media, queries, scores
 from and_engine.explorer.media import UnsafePathError
 from pages._local_llm import local_llm_section
+from pages._neuron_views import density_section, download_section, effect_section, quantile_clips, related_section
 from pages._shared import layers_or_stop, md, md_lines, neuron_link, run_config, store
 
 st.title("Neuron")
@@ -123,13 +124,11 @@ local_llm_section(db, cfg, model, layer, int(neuron), st.session_state.get("nr_t
 
 # --- concepts --------------------------------------------------------------------------------------
 st.subheader("Closed-set concepts (Module A)")
-closed = queries.closed_concepts(db, model, layer, neuron)
+closed = queries.closed_concepts_table(db, model, layer, neuron)
 if closed.empty:
-    st.info("No closed-set concepts for this neuron.")
+    st.info("No closed-set concepts for this layer.")
 else:
-    closed["concept (score)"] = closed["concept"] + " (" + closed["score"].round(3).astype(str) + ")"
-    table = closed.groupby(["method", "similarity"])["concept (score)"].agg(" · ".join).reset_index()
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(closed, hide_index=True, width="stretch")
 opened = queries.open_concepts(db, model, layer, neuron)
 st.subheader("Open-set concepts (Module C)")
 for kind in sorted(opened["pos"].unique()):
@@ -151,6 +150,10 @@ else:
     config = {c: st.column_config.NumberColumn(c, help=h, format="%.2f") for c, h in tips.items()}
     config["names_majority"] = st.column_config.CheckboxColumn("names label", help=scores.NAMES_HELP)
     st.dataframe(scored, hide_index=True, width="stretch", column_config=config)
+
+density_section(db, model, layer, values)
+related_section(db, model, layer, neuron, len(models))
+effect_section(db, cfg, model, layer, neuron)
 
 
 # --- clips -------------------------------------------------------------------------------------------
@@ -180,3 +183,21 @@ for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lo
             title = "spectrogram" + (" + neuron map" if overlay is not None else "")
             st.plotly_chart(charts.spectrogram_overlay(spec, overlay, cfg.probing_set.clip_seconds, title),
                             key=f"spec_{r.side}_{r.rank}")
+
+st.subheader("Clips from every activation quantile")
+picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
+info = queries.clips(db, picked["clip_id"].tolist())
+for r in picked.itertuples():
+    c = info.loc[r.clip_id]
+    with st.container(border=True):
+        st.markdown(f"**quantile {r.pct_from:.0f}–{r.pct_to:.0f} %** clip {r.clip_id} · label **{md(c.label)}** · "
+                    f"activation {r.activation:.3f}")
+        st.caption(md(c.caption) if isinstance(c.caption, str) else "(no caption)")
+        try:
+            wave, _spec = _clip(root, c.rel_path, sr, cfg.probing_set.clip_seconds)
+        except (UnsafePathError, OSError, ValueError) as exc:
+            st.warning(f"Audio unavailable: {md(exc)}")
+            continue
+        st.audio(wave, sample_rate=sr)
+
+download_section(model, layer, neuron)

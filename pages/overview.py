@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from and_engine.explorer import aggregates, charts, queries, score_charts, scores
-from pages._shared import md, neuron_link, store
+from pages._shared import md, missing, neuron_link, store
 
 st.title("AND Explorer: overview")
 db = store()
@@ -19,7 +19,8 @@ if models.empty:
 c1, c2, c3 = st.columns(3)
 c1.metric("models", len(models))
 layer_df = aggregates.layer_summary(db)
-c2.metric("neurons", f"{int(layer_df['n_neurons'].sum()):,}")
+c2.metric("neurons", f"{int(layer_df.loc[layer_df['kind'] != 'sae', 'n_neurons'].sum()):,}",
+          help="units of the networks' own layers (the latents of SAE layers are not counted)")
 c3.metric("builds", len(runs))
 
 st.subheader("Models")
@@ -28,6 +29,15 @@ shown.insert(2, "n_classes", models["class_names"].map(len))
 st.dataframe(shown, hide_index=True, width="stretch")
 st.subheader("Layers")
 st.dataframe(layer_df, hide_index=True, width="stretch")
+sae = aggregates.sae_metrics(db)
+if not sae.empty:
+    st.subheader("Sparse autoencoders")
+    st.caption("Layers of kind sae hold the latents of a TopK sparse autoencoder trained on a layer's frame / patch "
+               "vectors; they are dissected like neurons. FVE: fraction of variance explained on the training "
+               "vectors (all; typical: less the outliers left out of training; held-out fold). L0: active latents "
+               "per vector. Dead: never active; dense: active on over 10 % of the vectors. See docs/sae.md.")
+    st.dataframe(sae.style.format({"fve": "{:.3f}", "fve_typical": "{:.3f}", "fve_heldout": "{:.3f}",
+                                   "l0": "{:.1f}"}), hide_index=True, width="stretch")
 
 with st.expander("Runs and provenance (every step's backends and parameters)"):
     st.dataframe(runs, hide_index=True, width="stretch")
@@ -41,7 +51,7 @@ with st.expander("Runs and provenance (every step's backends and parameters)"):
 st.subheader("Last-layer accuracy (Table 2 / 7)")
 acc = aggregates.lastlayer_accuracy(db)
 if acc.empty:
-    st.info("No last-layer accuracy in this database.")
+    st.info(missing("lastlayer", "last-layer accuracy"))
 else:
     st.caption("top-1 / top-5 in % of the output neurons whose predicted concept is their class")
     st.dataframe(acc.style.format({"top1": "{:.1f}", "top5": "{:.1f}", "concept_cosine": "{:.2f}"}),
@@ -60,13 +70,13 @@ with right:
                                                f"% uninterpretable neurons per block, τ = {tau} (Figure 6)",
                                                "% uninterpretable"), key="fig6")
     else:
-        st.info("No interpretability analysis in this database.")
+        st.info(missing("interpretability", "interpretability analysis"))
 
 st.subheader("Top-20 adjectives")
 model = st.selectbox("model", models["model"].tolist(), key="top_adj_model")
 top = aggregates.top_adjectives(db, model, n=20)
 if top.empty:
-    st.info("No adjectives for this model.")
+    st.info(missing("adjectives", "adjectives for this model", "No adjectives for this model."))
 else:
     st.plotly_chart(charts.word_bars(top, "adjective", "n_neurons", f"top-20 adjectives of {model}"), key="top20")
 

@@ -26,6 +26,7 @@ from and_engine.analyses import adjectives, clusters
 from and_engine.analyses.acoustic_check import acoustic_check
 from and_engine.analyses.feature_importance import feature_importance
 from and_engine.analyses.lastlayer import lastlayer_accuracy
+from and_engine.analyses.related import related_neurons
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
 from and_engine.backends.llm import CachedLLM
 from and_engine.backends.registry import make
@@ -61,7 +62,7 @@ from and_engine.text.prompts import (
     SUMMARY_TEMPLATE_ID,
 )
 
-__all__ = ["CLASSES", "DEMO_ROOT", "MODEL", "build_fixture_db", "fixture_config"]
+__all__ = ["CLASSES", "DEMO_ROOT", "MODEL", "SAE_LAYER", "build_fixture_db", "fixture_config"]
 
 DEMO_ROOT = PROJECT_ROOT / "data" / "demo"
 Held = tuple[np.ndarray, np.ndarray]  # the held-out clips' waveforms (n, samples) and class indices (n,)
@@ -142,6 +143,38 @@ def _model_steps(ctx: BuildContext, clips_fp: str, outputs: dict, held: Held) ->
             run_step(ctx, "activation_maps", scope, {"top_k": k}, [fps[f"extremes:{name}"]],
                      lambda u=u, m=maps, n=name: {"activation_maps": maps_table(MODEL, n, m, topk_bottomk(u, k)[0])})
     return fps
+
+
+SAE_LAYER = "block1.conv.sae"
+
+
+def _sae_steps(ctx: BuildContext, fps: dict[str, str], waves: np.ndarray, folder: Path) -> dict:
+    """A real TopK SAE (16 latents) trained on ``tinynet``'s block1.conv vectors, saved beside the database, and
+    its layer's activations (the SAE's pooled codes), extremes and (random) maps -> {SAE layer: (activations,
+    maps)} (``fps`` gains its extremes' fingerprint)."""
+    from and_engine.models.sae import attach_sae, load_or_train_sae
+    from and_engine.stages.activations import record_activations
+    from and_engine.stages.sae import fit_sae, layer_vectors, sae_tables
+
+    target, k = tiny_target_model(), ctx.config.activations.top_k
+    source = target.layer("block1.conv")
+    vectors, _ = layer_vectors(target, waves, source, range(len(waves)), 4000, 0)
+    path = folder / "sae" / "tinynet-block1.conv"
+    sae, meta = load_or_train_sae(path, lambda: fit_sae(vectors, vectors[:0], 16, 2, 3, 0.0, 256, 0, source.name))
+    spec = attach_sae(target, source.name, sae)
+    scope = {"model": MODEL, "layer": spec.name}
+    up = run_step(ctx, "sae", scope, {"expansion": 2}, [fps["model"]], lambda: sae_tables(
+        MODEL, source, spec, 0, meta, str(path)))
+    u = record_activations(target, waves, [spec], pool="mean")[spec.name]
+    rng = np.random.default_rng(1)  # tinynet's real conv output is 16 x 50, not its declared 4 x 10 grid: fake maps
+    maps = rng.random((spec.n_neurons, k, spec.map_freq, spec.map_time)).astype(np.float32)
+    a = run_step(ctx, "activations", scope, {"pool": "mean"}, [fps["model"], up],
+                 lambda: {"activations": activations_table(MODEL, spec.name, u)})
+    fps[f"extremes:{spec.name}"] = run_step(ctx, "extremes", scope, {"top_k": k}, [a], lambda: {
+        "extremes": extremes_frame(MODEL, spec.name, u, k)})
+    run_step(ctx, "activation_maps", scope, {"top_k": k}, [fps[f"extremes:{spec.name}"]], lambda: {
+        "activation_maps": maps_table(MODEL, spec.name, maps, topk_bottomk(u, k)[0])})
+    return {spec.name: (u, maps)}
 
 
 def _dissect_layer(ctx: BuildContext, name: str, u: np.ndarray, up: list[str], llms: dict, objects: dict) -> str:
@@ -282,10 +315,14 @@ def build_fixture_db(path: Path) -> Path:
         objects = {"encoder": encoder, "db": module_a.db_concept_matrix(captions, CLASSES, encoder),
                    "tab": audio.similarity(waves, CLASSES), "audio": audio}
         fps = _model_steps(ctx, clips_fp, outputs, held)
+        outputs = {**outputs, **_sae_steps(ctx, fps, waves, path.parent)}
         b_fps = {name: _dissect_layer(ctx, name, u, [caps_fp, fps[f"extremes:{name}"]], llms, objects)
                  for name, (u, _maps) in outputs.items()}
         _module_c(ctx, b_fps, llms[ADJECTIVE_TEMPLATE_ID], LexiconTagger(TAGS))
         _scores(ctx, outputs, [caps_fp, *b_fps.values()], objects, llms[DETECTION_TEMPLATE_ID])
         _analyses(ctx, len(clips), held, encoder, [caps_fp, *b_fps.values()])
+        run_step(ctx, "related_neurons", {}, {"top_n": cfg.analyses.related_top_n}, [fps["model"]], lambda: dict(zip(
+            ("related_neurons", "neuron_partners"),
+            related_neurons({(MODEL, n): u for n, (u, _m) in outputs.items()}, cfg.analyses.related_top_n))))
         store.record_run("fixture-run", "fixture", "", "", "fixture", "done", finished=True)
     return path

@@ -32,7 +32,7 @@ def test_neuron_from_url_with_clips_players_and_maps(db):
     at = run_page("pages/neuron.py", NEURON)
     assert not at.exception and not at.warning
     assert at.number_input(key="nr_neuron_tinynet_block1.conv").value == 3
-    assert len(at.get("audio")) == 10  # top-K and bottom-K, K = 5
+    assert len(at.get("audio")) == 20  # top-K and bottom-K (K = 5) + 5 quantile bins x 2 clips
     titles = chart_titles(at)
     assert titles[0] == "activation over the probing set"
     assert titles.count("spectrogram + neuron map") == 5  # conv layer keeps maps for its top-K clips
@@ -117,3 +117,22 @@ def test_database_text_is_shown_literally():
     for raw in ("![", "](", "<b>", "**", "http:"):
         assert raw not in shown
     assert shown.replace("\\", "") == "![x](http://evil.example/a.png) <b>bold</b> **b** a_b"
+
+
+def test_a_neuron_without_an_icl_answer_says_no_answer(db, tmp_path, monkeypatch):
+    import shutil
+
+    import duckdb
+
+    copy = tmp_path / "results.duckdb"  # the engine stores no ICL rows for a neuron without an answer
+    shutil.copy(db, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("DELETE FROM closed_concepts WHERE method = 'ICL' AND layer = 'block1.conv' AND neuron = 3")
+        con.execute("DELETE FROM closed_concepts WHERE similarity = 'wpmi' AND layer = 'block1.conv' AND neuron = 3")
+    monkeypatch.setenv("AND_EXPLORER_DB", str(copy))
+    at = run_page("pages/neuron.py", NEURON)
+    assert not at.exception
+    table = at.dataframe[0].value.set_index(["method", "similarity"])["concepts"]
+    assert table["ICL", "llm"].startswith("no answer") and "named no class" in table["ICL", "llm"]
+    assert table["DB", "wpmi"].startswith("no concept") and "best score is shared" in table["DB", "wpmi"]
+    assert table["DB", "cos"].startswith("crackling_fire (")  # the other pairs still show concepts and scores

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _app_fixture import SAE_LAYER
 from _app_pages import chart_titles, run_page
 
 from and_engine.explorer import humaneval, scores
@@ -57,7 +58,7 @@ def test_the_overview_shows_score_distributions_by_source_and_the_ground_truth(d
         "shuffled", "embedding AUC"]
     assert any(m.label == "captions that name their clip's label" for m in at.metric)
     truth = next(_frame(d) for d in at.dataframe if "neurons" in _frame(d).columns and "S_h" in _frame(d).columns)
-    assert list(truth["layer"]) == ["block1.conv", "block2.fc", "classifier"]
+    assert list(truth["layer"]) == ["block1.conv", SAE_LAYER, "block2.fc", "classifier"]  # an SAE's features too
     links = [link.proto for link in at.get("page_link")]
     assert len(links) == 8 and all("model=tinynet" in link.query_string for link in links)  # block1.conv: 8 neurons
     at.selectbox(key="sc_scorer").set_value("detection").run()

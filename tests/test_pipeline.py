@@ -23,7 +23,7 @@ REQUIRED = ["clips", "captions", "acoustic_features", "models", "layers", "activ
             "pruning_per_class", "feature_importance", "adjective_stats", "top_adjectives", "cluster_elbow",
             "caption_sentences", "cluster_words", "interpretability", "explanations", "scoring_sets",
             "explanation_scores", "score_summary", "caption_truth", "neuron_truth", "explanation_truth",
-            "truth_rates"]
+            "truth_rates", "sae_metrics"]
 
 
 def table_snapshot(db) -> dict[str, pd.DataFrame]:

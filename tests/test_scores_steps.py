@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
+import numpy as np
 import pytest
 
 from and_engine.config import ConfigError
@@ -22,7 +23,14 @@ def test_every_explanation_of_the_tiny_build_has_its_embedding_and_audio_text_sc
                              'FROM explanations e JOIN explanation_scores s USING (model, layer, neuron, source) '
                              'WHERE s.scorer = ? GROUP BY ALL', ["embedding"])
         n_expl = store.count("explanations")
-        assert per["n"].sum() == n_expl and per["with_auc"].sum() > 0.9 * n_expl
+        neurons = per[~per["layer"].str.endswith(".sae")]
+        assert per["n"].sum() == n_expl and neurons["with_auc"].sum() > 0.9 * neurons["n"].sum()
+        # an SAE latent active on no clip beyond its top-K gives its scoring clips one value: no AUC, and only such
+        acts = store.read_activations("yamnet", "block3.pointwise.sae")
+        sparse = set(np.flatnonzero((acts > 0).sum(axis=0) <= config.activations.top_k).tolist())
+        unscored = store.query_df("SELECT DISTINCT neuron FROM explanation_scores WHERE layer = ? AND scorer = ? "
+                                  "AND auc IS NULL", ["block3.pointwise.sae", "embedding"])["neuron"]
+        assert 0 < len(unscored) and set(unscored.tolist()) <= sparse
         assert store.count("explanation_scores", scorer="audio-text") == n_expl
         layers = store.read("layers")
         assert store.count("scoring_sets") == int(layers["n_neurons"].sum())

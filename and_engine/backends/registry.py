@@ -166,6 +166,10 @@ class AudioTagger(Protocol):
         """(n, samples) at 16 kHz -> (n, n_classes) scores in [0, 1]."""
         ...
 
+    def window_scores(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        """(n, samples) at 16 kHz -> (n, windows, n_classes) scores of each analysis window (over time)."""
+        ...
+
     def describe(self) -> dict:
         ...
 

@@ -96,3 +96,34 @@ def word_cloud(weights: dict[str, float], width: int = 360, height: int = 220, s
     cloud = WordCloud(width=width, height=height, background_color="white", random_state=seed,
                       prefer_horizontal=0.9).generate_from_frequencies({k: float(v) for k, v in weights.items()})
     return cloud.to_array()
+
+
+def match_heatmap(counts: pd.DataFrame, model_a: str, model_b: str, threshold: float) -> go.Figure:
+    """``related.partner_counts`` rows -> a (layers of A x layers of B) heatmap of the share of A's neurons whose
+    best partner in B's layer correlates >= ``threshold`` (hover: matched / neurons, mean best correlation)."""
+    rows = list(dict.fromkeys(counts["layer"]))
+    cols = list(dict.fromkeys(counts["other_layer"]))
+    grid = counts.pivot(index="layer", columns="other_layer")
+    share = grid["share"].reindex(index=rows, columns=cols)
+    text = (grid["n_matched"].astype(int).astype(str) + " / " + grid["n_neurons"].astype(int).astype(str)
+            ).reindex(index=rows, columns=cols)
+    fig = _fig(f"share of {model_a}'s neurons with a partner (r ≥ {threshold:.2f}) in {model_b}'s layer",
+               height=max(320, 24 * len(rows) + 160), xaxis_title=f"layer of {model_b}",
+               yaxis_title=f"layer of {model_a}")
+    fig.add_trace(go.Heatmap(z=share.to_numpy(), x=cols, y=rows, zmin=0, zmax=1, colorscale="Viridis",
+                             customdata=text.to_numpy(), colorbar={"title": "share"},
+                             hovertemplate="%{y} → %{x}<br>%{customdata} matched<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def effect_bars(per_class: pd.DataFrame, title: str) -> go.Figure:
+    """``effect.neuron_effect`` rows -> per class: its mean logit change over every held-out clip, and over its
+    own held-out clips (the true-class change of Figure 10; absent for a class without one)."""
+    df = per_class.sort_values("mean_change")
+    fig = _fig(title, height=360, yaxis_title="Δ logit", xaxis_tickangle=-60, barmode="group")
+    fig.add_trace(go.Bar(x=df["class_name"], y=df["mean_change"], name="over all held-out clips",
+                         marker_color="steelblue"))
+    fig.add_trace(go.Bar(x=df["class_name"], y=df["own_change"], name="over the class's own clips",
+                         marker_color="crimson"))
+    return fig

@@ -123,22 +123,13 @@ def table3(ratings: pd.DataFrame, written: pd.DataFrame, similarity,
     return pd.DataFrame(rows)
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
-
-
-def _neutralise(value: object) -> object:
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
-
-
 def export_csv(ratings: pd.DataFrame, written: pd.DataFrame) -> bytes:
     """(all ratings, written summaries) -> UTF-8 CSV, one row per rating with its submission's written summary.
 
-    Text cells that a spreadsheet would run as a formula get a leading ``'`` (OWASP's CSV-injection advice)."""
-    out = ratings.merge(written[[*SUBMISSION_KEYS, "text"]], on=SUBMISSION_KEYS, how="left")
-    for col in out.columns:
-        if pd.api.types.is_string_dtype(out[col]) or pd.api.types.is_object_dtype(out[col]):
-            out[col] = out[col].map(_neutralise)
-    return out.to_csv(index=False, lineterminator="\r\n").encode()  # RFC 4180: a CR or LF in a cell is quoted
+    Text cells that a spreadsheet would run as a formula get a leading ``'`` (``export.safe_csv``)."""
+    from and_engine.explorer.export import safe_csv
+
+    return safe_csv(ratings.merge(written[[*SUBMISSION_KEYS, "text"]], on=SUBMISSION_KEYS, how="left"))
 
 
 def superseded(ratings: pd.DataFrame, current_steps: set[str]) -> int:

@@ -45,6 +45,9 @@ def closed_source(method: str, similarity: str) -> str:
     return SOURCE_ICL if method == "ICL" else f"{method}/{similarity}"
 
 
+# related_neurons.relation: the most correlated neurons of the same layer, the model's other layers, other models
+RELATIONS = ("same_layer", "other_layer", "other_model")
+
 VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "summaries": {"side": SIDES, "status": SUMMARY_STATUSES},
     "closed_concepts": {"method": CLOSED_METHODS, "similarity": (*SIMILARITIES, ICL_SIMILARITY)},
@@ -59,8 +62,9 @@ VALUES: dict[str, dict[str, tuple[str, ...]]] = {
                       "metric": SCORE_METRICS},
     "explanation_truth": {"source": EXPLANATION_SOURCES},
     "truth_rates": {"measure": TRUTH_MEASURES, "source": ("", *EXPLANATION_SOURCES)},
+    "related_neurons": {"relation": RELATIONS},
 }
-RANKED = {"closed_concepts": "rank", "activation_maps": "rank", "top_adjectives": "rank"}
+RANKED = {"closed_concepts": "rank", "activation_maps": "rank", "top_adjectives": "rank", "related_neurons": "rank"}
 
 # name -> [(column, duckdb type)]; "step_id" is added to every table except the bookkeeping ones.
 RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
@@ -103,6 +107,16 @@ RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
     "activation_maps": [
         ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("clip_id", "INTEGER"),
         ("rank", "INTEGER"), ("n_freq", "INTEGER"), ("n_time", "INTEGER"), ("map", "FLOAT[]"),
+    ],
+    # sparse autoencoders of models[].sae_layers (docs/sae.md): one row per SAE layer; fve / l0 / dead / dense on
+    # the vectors of the clips outside the held-out fold (fve_typical: less the n_outliers left out of training),
+    # fve_heldout on the held-out fold's
+    "sae_metrics": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("source_layer", "VARCHAR"), ("n_inputs", "INTEGER"),
+        ("n_latents", "INTEGER"), ("k", "INTEGER"), ("n_vectors", "INTEGER"), ("n_outliers", "INTEGER"),
+        ("n_heldout_vectors", "INTEGER"), ("fve", "DOUBLE"), ("fve_typical", "DOUBLE"), ("fve_heldout", "DOUBLE"),
+        ("l0", "DOUBLE"), ("n_dead", "INTEGER"), ("n_dense", "INTEGER"), ("dense_fraction", "DOUBLE"),
+        ("checkpoint", "VARCHAR"),
     ],
     # 5. summaries S_h ("top") and S_l ("bottom"); backend/model per row for subset overrides
     "summaries": [
@@ -203,6 +217,16 @@ RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
         ("model", "VARCHAR"), ("layer", "VARCHAR"), ("measure", "VARCHAR"), ("source", "VARCHAR"),
         ("hits", "INTEGER"), ("total", "INTEGER"), ("rate", "DOUBLE"),
     ],
+    # related neurons by the Pearson correlation of their activations over the probing set (analyses/related.py)
+    "related_neurons": [  # each neuron's top-N per relation, rank 1 = highest correlation
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("relation", "VARCHAR"),
+        ("rank", "INTEGER"), ("other_model", "VARCHAR"), ("other_layer", "VARCHAR"), ("other_neuron", "INTEGER"),
+        ("correlation", "DOUBLE"),
+    ],
+    "neuron_partners": [  # each neuron's best partner in every layer of every other model (the compare page)
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("other_model", "VARCHAR"),
+        ("other_layer", "VARCHAR"), ("other_neuron", "INTEGER"), ("correlation", "DOUBLE"),
+    ],
 }
 
 # Bookkeeping tables (no step_id).
@@ -237,6 +261,8 @@ INDEXES = {
     "explanation_scores": ("model", "layer", "neuron"),
     "explanation_truth": ("model", "layer", "neuron"),
     "neuron_truth": ("model", "layer", "neuron"),
+    "related_neurons": ("model", "layer", "neuron"),
+    "neuron_partners": ("model", "other_model"),
     "steps": ("stage", "scope"),
 }
 

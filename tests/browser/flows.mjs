@@ -1,6 +1,7 @@
 // Real-browser flows for AND Explorer, run by tests/test_browser.py against a running app.
 // env: BASE_URL (http://127.0.0.1:PORT), USER_DATA_DIR (fresh folder), SCREENSHOT_DIR (optional),
-// NEURON (model/layer/neuron to open; default the test fixture's), PRUNE_METHOD (default OCP).
+// NEURON (model/layer/neuron to open; default the test fixture's), PRUNE_METHOD (default OCP),
+// UPLOAD_CLIP (an audio file for Query by sound; default a demo clip).
 // Prints one JSON line of findings; exits non-zero on the first failed check.
 import { chromium } from "playwright-core";
 import path from "node:path";
@@ -20,6 +21,15 @@ async function shot(page, name) {
   if (!shots) return;
   await page.waitForTimeout(800); // let plotly finish drawing
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+// a viewport screenshot with ``text`` at its top (one view of a long page)
+async function shotAt(page, text, name) {
+  if (!shots) return;
+  await page.getByText(text, { exact: true }).first().scrollIntoViewIfNeeded();
+  await page.getByText(text, { exact: true }).first().evaluate((e) => e.scrollIntoView({ block: "start" }));
+  await page.waitForTimeout(800);
+  await page.screenshot({ path: path.join(shots, `${name}.png`) });
 }
 
 async function metric(page, label) {
@@ -92,7 +102,42 @@ try {
   }, null, { timeout: T });
   found.pruned_off = await metric(page, "neurons pruned");
 
-  // 5. rate a neuron and see the rating in the results
+  // 5. query by sound: upload a clip file, then open a neuron from the result
+  await page.goto(`${base}/by_sound`, { waitUntil: "domcontentloaded" });
+  await page.getByText("nothing is kept on disk").waitFor();
+  const clip = process.env.UPLOAD_CLIP || path.resolve("../../data/demo/audio/crackling_fire/crackling_fire_05.ogg");
+  await page.locator('[data-testid="stFileUploader"] input[type="file"]').setInputFiles(clip);
+  await page.getByText(/^percentile \d/).first().waitFor({ timeout: 120000 });
+  const results = page.locator('[data-testid="stMain"] a[data-testid="stPageLink-NavLink"]');
+  found.sound_results = await results.count();
+  check(found.sound_results > 0, "query by sound lists neurons with links");
+  await shot(page, "by_sound");
+  const href = new URL(await results.first().getAttribute("href"), base);
+  await results.first().click();
+  const want = href.searchParams;
+  await page.getByText(`${want.get("model")} / ${want.get("layer")} / neuron ${want.get("neuron")}`).waitFor();
+  found.opened_from_sound = `${want.get("model")}/${want.get("layer")}/${want.get("neuron")}`;
+  check(new URL(page.url()).searchParams.get("neuron") === want.get("neuron"), `neuron page opened: ${page.url()}`);
+
+  // 6. the neuron page's views beyond the explanation: density, related neurons, effect on the output, quantiles
+  await page.getByText("Activation density", { exact: true }).waitFor();
+  await shotAt(page, "Activation density", "neuron_density_related");
+  await page.getByText("measure it on the held-out clips (runs the model)").click();
+  await page.locator(".gtitle", { hasText: "change of each class's logit" }).waitFor({ timeout: 120000 });
+  found.effect = await metric(page, "predictions changed");
+  await shotAt(page, "Effect on the output", "neuron_effect");
+  await page.getByText("Clips from every activation quantile", { exact: true }).waitFor();
+  await shotAt(page, "Clips from every activation quantile", "neuron_quantiles");
+
+  // 7. compare two models (one model: the page says why there is nothing to compare)
+  await page.goto(`${base}/compare`, { waitUntil: "domcontentloaded" });
+  await page.getByRole("heading", { name: "Compare two models" }).waitFor();
+  await page.getByText(/Neurons matched by activation correlation|a comparison needs two models/).first().waitFor();
+  found.compare = await page.getByText("a comparison needs two models").count() ? "one model" : "compared";
+  if (found.compare === "compared") await page.locator(".gtitle", { hasText: "with a partner" }).waitFor();
+  await shot(page, "compare");
+
+  // 8. rate a neuron and see the rating in the results
   await page.goto(`${base}/human_eval`, { waitUntil: "domcontentloaded" });
   const rater = page.getByLabel("Your rater name");
   await rater.fill("browser-rater");
