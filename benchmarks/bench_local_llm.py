@@ -87,6 +87,25 @@ def summarise(store, sample: pd.DataFrame, llm, cache_get, cache_put) -> pd.Data
     return pd.concat(out, ignore_index=True)
 
 
+def answered(store, sample: pd.DataFrame, key, cache_get) -> pd.DataFrame:
+    """The rows of ``sample`` whose two prompts (S_h and S_l) both have an answer in the cache (``key(prompt)``:
+    the cache key the LLM's ``CachedLLM`` gives a prompt) -> a sub-sample, in the same order."""
+    from and_engine.stages.summaries import summary_prompts
+
+    captions = store.read("captions", ["clip_id", "caption"], order_by=["clip_id"])
+    keep = []
+    for (model, layer), part in sample.groupby(["model", "layer"], sort=True):
+        ext = store.read("extremes", ["model", "layer", "neuron", "topk_clip_ids", "bottomk_clip_ids"], model=model,
+                         layer=layer, neuron=part["neuron"].tolist(), order_by=["neuron"])
+        prompts = summary_prompts(ext, captions)
+        prompts["key"] = [key(p) for p in prompts["prompt"]]
+        prompts["done"] = prompts["key"].isin(set(cache_get(prompts["key"].tolist())))
+        done = prompts.groupby("neuron")["done"].all()
+        keep += [(model, layer, int(n)) for n in done[done].index]
+    keep_set = set(keep)
+    return sample[[(m, la, int(n)) in keep_set for m, la, n in sample.itertuples(index=False)]].reset_index(drop=True)
+
+
 def calibrate(summaries: pd.DataFrame, encoder, threshold: float) -> pd.DataFrame:
     """summaries rows -> (model, layer, neuron, calibrated_summary, n_points, n_removed) by Module B."""
     from and_engine.stages.module_b import calibrated_summaries, calibration_points
@@ -266,6 +285,8 @@ def main() -> None:
     ap.add_argument("--gguf", default="", help="the GGUF file (default: local_llm.gguf_path)")
     ap.add_argument("--cache", default="", help="the live LLM cache (default: run.live_llm_database)")
     ap.add_argument("--generate-only", action="store_true", help="only fill the cache with the LLM's answers")
+    ap.add_argument("--answered-only", action="store_true",
+                    help="score only the sampled neurons whose answers are all in the cache (no LLM call)")
     ap.add_argument("--out", default="", help="also write the markdown report here")
     args = ap.parse_args()
 
@@ -277,10 +298,19 @@ def main() -> None:
     cache = LiveCache(args.cache or cfg.resolve(cfg.run.live_llm_database))
     log = Path(str(cache.path) + ".times.csv")
     sample = sample_neurons(store.read("layers", ["model", "layer", "n_neurons"]), args.neurons, args.seed)
+    llm = Timed(local_llm.make_local_llm(gguf), log)
+    if args.answered_only:
+        from and_engine.backends.llm import CachedLLM
+        from and_engine.text.prompts import SUMMARY_TEMPLATE_ID
+
+        n_sampled = len(sample)
+        key = CachedLLM(llm, cache.cache_get, cache.cache_put, template=SUMMARY_TEMPLATE_ID).key
+        sample = answered(store, sample, key, cache.cache_get)
+        print(f"{len(sample)} of the {n_sampled} sampled neurons have both answers in the cache", flush=True)
     print(f"{len(sample)} neurons in {sample.groupby(['model', 'layer']).ngroups} layers of {args.database}; "
           f"answers cached in {cache.path}", flush=True)
     t0 = time.perf_counter()
-    summ = {"local": summarise(store, sample, Timed(local_llm.make_local_llm(gguf), log), cache.cache_get,
+    summ = {"local": summarise(store, sample, llm, cache.cache_get,
                                cache.cache_put)}
     print(f"local LLM summaries: {time.perf_counter() - t0:.0f} s", flush=True)
     if args.generate_only:
@@ -294,7 +324,9 @@ def main() -> None:
     scored = ground_truth(store, sample, score(store, cfg, explanations(summ, cal, args.seed), cfg.run.seed))
     seconds = {"local": timings(log, summ["local"]["prompt"].drop_duplicates()), "rule": np.array(rule.seconds)}
     text = "\n".join([
-        f"Sample: {len(sample)} neurons (seed {args.seed}) spread over the {sample.groupby(['model', 'layer']).ngroups}"
+        f"Sample: {len(sample)} neurons (seed {args.seed}"
+        f"{f'; the {len(sample)} of {args.neurons} sampled whose LLM answers were done' if args.answered_only else ''})"
+        f" spread over the {sample.groupby(['model', 'layer']).ngroups}"
         f" layers of `{Path(args.database).name}`; the same stored captions and prompts for both summarisers; "
         f"Module B at t = {cfg.module_b.threshold} ({cfg.module_b.sentence_encoder}); scores on the build's scoring "
         f"sets ({cfg.scores.n_activating} + {cfg.scores.n_non_activating} clips).", "",

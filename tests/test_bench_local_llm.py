@@ -28,3 +28,20 @@ def test_the_bootstrap_interval_brackets_the_mean_and_shrinks_with_more_neurons(
     lo2, hi2 = bootstrap_ci(large, seed=0)
     assert lo2 < large.mean() < hi2 and hi2 - lo2 < (hi - lo) / 3 and lo2 > 0  # 0.1 is found with 2,000 pairs
     assert np.isnan(bootstrap_ci(np.array([1.0]), seed=0)[0])
+
+
+def test_answered_keeps_the_neurons_whose_two_answers_are_both_cached(app_db):
+    from and_engine.stages.summaries import summary_prompts
+    from and_engine.store.results import ResultsStore
+    from benchmarks.bench_local_llm import answered
+
+    with ResultsStore(app_db, read_only=True) as db:
+        ext = db.read("extremes", ["model", "layer", "neuron", "topk_clip_ids", "bottomk_clip_ids"],
+                      order_by=["model", "layer", "neuron"]).head(3)
+        prompts = summary_prompts(ext, db.read("captions", ["clip_id", "caption"]))
+        sample = ext[["model", "layer", "neuron"]]
+        both_first = prompts["prompt"].iloc[:2].tolist() + prompts["prompt"].iloc[2:3].tolist()  # 1st both, 2nd top
+        cache = {f"k{p}" for p in both_first}
+        got = answered(db, sample, lambda p: f"k{p}", lambda keys: {k: "x" for k in keys if k in cache})
+        none = answered(db, sample, lambda p: f"k{p}", lambda keys: {})
+    assert got.equals(sample.iloc[:1].reset_index(drop=True)) and none.empty
