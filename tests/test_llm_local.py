@@ -89,13 +89,15 @@ REAL_GGUF = local_llm.gguf_path(Config())  # read at collection: conftest points
 @pytest.mark.slow
 @pytest.mark.skipif(bool(local_llm.unavailable(REAL_GGUF)), reason=local_llm.unavailable(REAL_GGUF))
 def test_the_local_llm_describes_a_neuron_for_real_when_installed(app_db, tmp_path):
-    """The neuron page's engine functions with the real Qwen GGUF through llama.cpp (scripts/install_local_llm.sh)."""
-    llm, cache = local_llm.make_local_llm(REAL_GGUF), LiveCache(tmp_path / "live.duckdb")
+    """The neuron page's engine functions with the real Qwen GGUF through llama.cpp (scripts/install_local_llm.sh);
+    48 new tokens per answer (the page allows 256) keep it under a minute on a busy core."""
+    llm, cache = local_llm.make_local_llm(REAL_GGUF, max_new_tokens=48), LiveCache(tmp_path / "live.duckdb")
     with ResultsStore(app_db, read_only=True) as db:
         desc = local_llm.describe_neuron(db, cache, llm, "tinynet", "block1.conv", 3)
         again = local_llm.cached_description(db, cache, llm, "tinynet", "block1.conv", 3)
     assert desc.computed == 2 and set(desc.summaries["status"]) <= {"ok", "truncated"}
     assert all(sum(ch.isalpha() for ch in desc.text(side)) >= 40 for side in ("top", "bottom"))
+    assert desc.provenance["params_json"].str.contains('"max_new_tokens": 48').all()
     assert "fire" in desc.text("top").lower()  # every top-K caption says "crackling fire"
     points = local_llm.calibration_points(desc, make("text_encoder", "minilm"), "tinynet", "block1.conv")
     assert len(points) >= 1 and again is not None and again.computed == 0

@@ -54,17 +54,18 @@ def unavailable(path: Path) -> str:
             f"or point {ENV} at another GGUF file.")
 
 
-def llm_config(path: Path) -> LLMConfig:
-    """The summaries LLM settings of the live description: greedy, on the CPU, ``MAX_NEW_TOKENS``."""
-    return LLMConfig(backend="llama-cpp", model=str(path), temperature=0.0, max_new_tokens=MAX_NEW_TOKENS,
+def llm_config(path: Path, max_new_tokens: int = MAX_NEW_TOKENS) -> LLMConfig:
+    """The summaries LLM settings of the live description: greedy, on the CPU, ``MAX_NEW_TOKENS`` by default."""
+    return LLMConfig(backend="llama-cpp", model=str(path), temperature=0.0, max_new_tokens=max_new_tokens,
                      device="cpu")
 
 
-def make_local_llm(path: Path):
-    """-> the ``llama-cpp`` backend for ``path`` (loads the model on its first ``generate``)."""
+def make_local_llm(path: Path, max_new_tokens: int = MAX_NEW_TOKENS):
+    """-> the ``llama-cpp`` backend for ``path`` (loads the model on its first ``generate``); a smaller
+    ``max_new_tokens`` bounds the time of a check (the test of the real model)."""
     from and_engine.backends.registry import make
 
-    cfg = llm_config(path)
+    cfg = llm_config(path, max_new_tokens)
     return make("llm", cfg.backend, cfg)
 
 
