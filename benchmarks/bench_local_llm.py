@@ -162,12 +162,11 @@ def explanations(summ: dict[str, pd.DataFrame], cal: dict[str, pd.DataFrame], se
 def score(store, cfg, expl: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Each explanation's embedding and audio-text AUC and r on its neuron's scoring set (the stored one, else
     drawn as the scores stage draws it) -> ``expl`` + one column per scorer and metric."""
-    from and_engine.stages.scores import separation, similarity_at_sets, text_vectors, unique_texts
-    from and_engine.stages.scoring_sets import ScoringSets, draw_scoring_sets, layer_rng
-
     from and_engine.backends.registry import CAPTION_SAMPLE_RATE, make
     from and_engine.explorer.live import audio_root
     from and_engine.explorer.media import load_clip
+    from and_engine.stages.scores import separation, similarity_at_sets, text_vectors, unique_texts
+    from and_engine.stages.scoring_sets import ScoringSets, draw_scoring_sets, layer_rng
 
     sc = cfg.scores
     encoder = make("text_encoder", sc.text_encoder)
@@ -206,9 +205,8 @@ def score(store, cfg, expl: pd.DataFrame, seed: int) -> pd.DataFrame:
 def ground_truth(store, sample: pd.DataFrame, expl: pd.DataFrame) -> pd.DataFrame:
     """``expl`` + ``names label`` (names the top-K majority label) and ``clear`` (>= 4/5 top-K share the label and
     a majority of the top-K captions name it), by the ground-truth stage's functions."""
-    from and_engine.text.labels import read_label_words
-
     from and_engine.stages import ground_truth as gt
+    from and_engine.text.labels import read_label_words
 
     table = read_label_words(ROOT / "benchmarks" / "label_words.csv")
     clips, caps = store.read("clips", ["clip_id", "label"]), store.read("captions", ["clip_id", "caption"])
