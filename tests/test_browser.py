@@ -88,7 +88,7 @@ def test_browser_flows(app_db, tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
-    assert found["audio_players"] == 10 and found["audio_content_type"].startswith("audio/")
+    assert found["audio_players"] == 20 and found["audio_content_type"].startswith("audio/")
     assert found["neuron_scores"].startswith("S_h scores: embedding AUC") and found["score_charts"] == 2
     assert int(found["pruned_on"]) > 0 and found["pruned_off"] == "0"
     assert found["sound_results"] == 9 and found["opened_from_sound"].startswith("tinynet/block1.conv/")
