@@ -89,6 +89,8 @@ class RunConfig:
     database: Annotated[str, NONEMPTY] = "data/build/demo.duckdb"  # results database (DuckDB)
     # human evaluation, separate so rebuilds never touch it
     ratings_database: Annotated[str, NONEMPTY] = "data/build/ratings.duckdb"
+    # the app's live LLM answers (neuron page, "Describe with the local LLM"), never touched by a build
+    live_llm_database: Annotated[str, NONEMPTY] = "data/build/live_llm.duckdb"
     cache_dir: Annotated[str, NONEMPTY] = "data/cache"  # model checkpoints of trained variants, downloaded nothing
     seed: Annotated[int, at_least(0)] = 0
 
@@ -468,6 +470,8 @@ def _cross_problems(config: Config) -> list[str]:
                    f"<= module_a.top_n ({config.module_a.top_n}): Module A stores only top_n concepts per neuron")
     if config.resolve(config.run.ratings_database) == config.resolve(config.run.database):
         out.append("config.run.ratings_database must differ from run.database (a rebuild never touches ratings)")
+    if config.resolve(config.run.live_llm_database) == config.resolve(config.run.database):
+        out.append("config.run.live_llm_database must differ from run.database (the app writes it)")
     return out
 
 

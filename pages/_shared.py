@@ -2,7 +2,8 @@
 
 The results database is ``$AND_EXPLORER_DB`` if set, else ``run.database`` of ``$AND_EXPLORER_CONFIG``
 (a TOML config), else the default config's database. Ratings go to ``$AND_EXPLORER_RATINGS``, else the
-build's ``run.ratings_database``. No computation or SQL here: only ``and_engine.explorer`` calls.
+build's ``run.ratings_database``; live LLM answers to ``$AND_EXPLORER_LIVE_CACHE``, else ``run.live_llm_database``.
+No computation or SQL here: only ``and_engine.explorer`` calls.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import streamlit as st
 
 from and_engine.config import Config, load_config
 from and_engine.explorer import aggregates, build_progress, export, live, queries
+from and_engine.store.live_cache import LiveCache
 from and_engine.store.ratings import RatingsStore
 from and_engine.store.results import ResultsStore, StoreError, StoreLockedError
 
@@ -140,6 +142,18 @@ def ratings_path(cfg: Config) -> str:
 def ratings_store(cfg: Config | str) -> RatingsStore:
     """The (cached) ratings store of ``cfg`` (``ratings_path``) or at a path kept from an earlier run."""
     return _ratings(cfg if isinstance(cfg, str) else ratings_path(cfg))
+
+
+@st.cache_resource(show_spinner=False)
+def _live_cache(path: str) -> LiveCache:
+    return LiveCache(path)
+
+
+def live_cache_store(cfg: Config) -> LiveCache:
+    """The (cached) side database of live LLM answers: ``$AND_EXPLORER_LIVE_CACHE``, else ``run.live_llm_database``
+    of the build's config."""
+    return _live_cache(str(Path(os.environ.get("AND_EXPLORER_LIVE_CACHE")
+                                or cfg.resolve(cfg.run.live_llm_database)).expanduser()))
 
 
 @st.cache_resource(show_spinner="Loading the model and its held-out clips…", max_entries=4)

@@ -5,6 +5,7 @@ import streamlit as st
 
 from and_engine.explorer import aggregates, charts, live, media, queries, scores
 from and_engine.explorer.media import UnsafePathError
+from pages._local_llm import local_llm_section
 from pages._neuron_views import density_section, download_section, effect_section, quantile_clips, related_section
 from pages._shared import layers_or_stop, md, md_lines, neuron_link, run_config, store
 
@@ -118,6 +119,8 @@ else:
             st.markdown(f"- ~~{md(r.point)}~~ ↔ *{md(r.best_match)}* (cos {r.best_cosine:.2f})")
         else:
             st.markdown(f"- {md(r.point)} (best S_l match cos {r.best_cosine:.2f})")
+
+local_llm_section(db, cfg, model, layer, int(neuron), st.session_state.get("nr_threshold", cfg.module_b.threshold))
 
 # --- concepts --------------------------------------------------------------------------------------
 st.subheader("Closed-set concepts (Module A)")

@@ -17,6 +17,15 @@ def _model_identity_cache(tmp_path_factory):
     os.environ.setdefault("AND_ENGINE_CACHE", str(tmp_path_factory.mktemp("identity-cache")))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_local_llm(tmp_path_factory):
+    """Pages see no local LLM and write live answers to a session folder, whatever is installed on the machine
+    (tests/test_app_local_llm.py sets its own; the real-model test reads the installed path at collection)."""
+    folder = tmp_path_factory.mktemp("local-llm")
+    os.environ["AND_EXPLORER_LOCAL_LLM"] = str(folder / "not-installed.gguf")
+    os.environ["AND_EXPLORER_LIVE_CACHE"] = str(folder / "live.duckdb")
+
+
 @pytest.fixture(scope="session")
 def tiny_build(tmp_path_factory):
     """Build the tiny configuration once -> (config path, Config, BuildResult)."""

@@ -206,16 +206,18 @@ def vllm_calls(vllm) -> list[tuple[str, int]]:
 
 
 def use_fake_llama_cpp(monkeypatch):
-    """The recording fake of llama_cpp (``tests/fake_packages/llama_cpp``): INITS."""
+    """The recording fake of llama_cpp (``tests/fake_packages/llama_cpp``): INITS, CALLS, RESPOND."""
     module = _use_fake_package(monkeypatch, "llama_cpp")
     module.INITS.clear()
+    module.CALLS.clear()
+    module.RESPOND = None
     return module
 
 
 class LockedAfterInserts:
-    """A stand-in for the ``duckdb`` module of ``and_engine.store.ratings``: real connections, except that every
+    """A stand-in for the ``duckdb`` module of ``and_engine.store.side_db``: real connections, except that every
     INSERT after the first ``allowed`` (counted over all connections) fails as if another process held the
-    file's lock, until ``release()``. ``monkeypatch.setattr(ratings_module, "duckdb", LockedAfterInserts(1))``."""
+    file's lock, until ``release()``. ``monkeypatch.setattr(side_db, "duckdb", LockedAfterInserts(1))``."""
 
     def __init__(self, allowed: int):
         import duckdb
@@ -350,3 +352,31 @@ def ray_unimportable() -> Iterator[None]:
     finally:
         sys.modules.pop("ray", None)
         sys.modules.update(saved)
+
+
+class ClipIdAudio:
+    """An audio-text model over "waveforms" that are clip ids ((n, 1) arrays): the embeddings of those clips among
+    ``audio.audio_embeddings`` of every clip (for a model, like ``LabelAudioText``, that embeds all clips at once)."""
+
+    def __init__(self, audio):
+        self.audio = audio
+
+    def audio_embeddings(self, waveforms: np.ndarray) -> np.ndarray:
+        return self.audio.audio_embeddings(None)[np.asarray(waveforms)[:, 0].astype(int)]
+
+    def text_embeddings(self, texts):
+        return self.audio.text_embeddings(texts)
+
+    def describe(self) -> dict:
+        return self.audio.describe()
+
+
+def fixture_scorers(store):
+    """The live scorers (``explorer.live_scores.Scorers``) the app fixture's scores were computed with: word vectors
+    on the captions, the label model on the clips (``tests/_app_fixture.py``)."""
+    from and_engine.explorer.live_scores import Scorers
+
+    clips = store.read("clips", ["clip_id", "rel_path", "label"], order_by=["clip_id"])
+    where = dict(zip(clips["rel_path"], clips["clip_id"]))
+    return Scorers({"embedding": WordVectorEncoder(), "audio-text": ClipIdAudio(LabelAudioText(clips["label"]))},
+                   lambda paths: np.array([[where[p]] for p in paths], dtype=np.float64))

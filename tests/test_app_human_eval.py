@@ -13,7 +13,7 @@ import pytest
 from _app_pages import run_page
 from fakes import LockedAfterInserts
 
-import and_engine.store.ratings as ratings_module
+import and_engine.store.side_db as side_db_module
 from and_engine.explorer import humaneval
 from and_engine.store.ratings import RatingsStore
 from and_engine.store.results import ResultsStore
@@ -95,7 +95,7 @@ def test_a_failed_save_stores_nothing_and_keeps_the_neuron(env, monkeypatch):
     at = run_page("pages/human_eval.py")
     neuron = _fill(at)
     lock = LockedAfterInserts(allowed=1)  # another process takes the lock after the first row
-    monkeypatch.setattr(ratings_module, "duckdb", lock)
+    monkeypatch.setattr(side_db_module, "duckdb", lock)
     at.form_submit_button[0].click().run()
     lock.release()
     assert not at.exception and "Not saved" in at.error[0].value and "still in the form" in at.error[0].value

@@ -51,6 +51,7 @@ from and_engine.pipeline.validate import name_problems, validate
     ({"analyses": {"taus": [0]}}, r"analyses.taus must be a list whose items are >= 1"),
     ({"analyses": {"n_clusters": 0}}, r"analyses.n_clusters must be >= 1"),
     ({"run": {"ratings_database": "data/build/demo.duckdb"}}, r"ratings_database must differ from run.database"),
+    ({"run": {"live_llm_database": "data/build/demo.duckdb"}}, r"live_llm_database must differ from run.database"),
     ({"scores": {"activating_fraction": 0.6}}, r"scores.activating_fraction must be <= 0.5, got 0.6"),
     ({"scores": {"n_activating": 0}}, r"scores.n_activating must be >= 1"),
     ({"scores": {"scorers": ["embedding", "embedding"]}}, r"scores.scorers must be free of repeats"),

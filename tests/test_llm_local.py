@@ -11,8 +11,11 @@ from fakes import DictCache
 from and_engine.backends.llm import CachedLLM
 from and_engine.backends.llm_local import _model_path
 from and_engine.backends.registry import LLMConfigError, LLMError, make
-from and_engine.config import LLMConfig
+from and_engine.config import Config, LLMConfig
+from and_engine.explorer import local_llm
 from and_engine.model_identity import model_identity
+from and_engine.store.live_cache import LiveCache
+from and_engine.store.results import ResultsStore
 from and_engine.text.answers import clean_answer
 from and_engine.text.prompts import SUMMARY_TEMPLATE_ID, build_adjective_prompt, build_summary_prompt
 
@@ -78,3 +81,24 @@ def test_cache_identity_follows_model_content_not_file_name(tmp_path):
     assert keys[0] != keys[1]
     hub = make("llm", "vllm", dict(model="myorg/Llama-2-13b-chat-hf")).describe()
     assert hub["model"] == "myorg/Llama-2-13b-chat-hf"
+
+
+REAL_GGUF = local_llm.gguf_path(Config())  # read at collection: conftest points the app's variable elsewhere
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(local_llm.unavailable(REAL_GGUF)), reason=local_llm.unavailable(REAL_GGUF))
+def test_the_local_llm_describes_a_neuron_for_real_when_installed(app_db, tmp_path):
+    """The neuron page's engine functions with the real Qwen GGUF through llama.cpp (scripts/install_local_llm.sh);
+    48 new tokens per answer (the page allows 256) keep it under a minute on a busy core."""
+    llm, cache = local_llm.make_local_llm(REAL_GGUF, max_new_tokens=48), LiveCache(tmp_path / "live.duckdb")
+    with ResultsStore(app_db, read_only=True) as db:
+        desc = local_llm.describe_neuron(db, cache, llm, "tinynet", "block1.conv", 3)
+        again = local_llm.cached_description(db, cache, llm, "tinynet", "block1.conv", 3)
+    assert desc.computed == 2 and set(desc.summaries["status"]) <= {"ok", "truncated"}
+    assert all(sum(ch.isalpha() for ch in desc.text(side)) >= 40 for side in ("top", "bottom"))
+    assert desc.provenance["params_json"].str.contains('"max_new_tokens": 48').all()
+    assert "fire" in desc.text("top").lower()  # every top-K caption says "crackling fire"
+    points = local_llm.calibration_points(desc, make("text_encoder", "minilm"), "tinynet", "block1.conv")
+    assert len(points) >= 1 and again is not None and again.computed == 0
+    assert again.summaries["summary"].tolist() == desc.summaries["summary"].tolist()

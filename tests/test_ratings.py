@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from fakes import LockedAfterInserts
 
-import and_engine.store.ratings as ratings_module
+import and_engine.store.side_db as side_db_module
 from and_engine.store.ratings import RatedDescription, RatingError, RatingsLockedError, RatingsStore, bound_to
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +119,7 @@ def _submission(store: RatingsStore, neuron: int = 7, steps=("s-a", "s-a", "s-b"
 def test_a_submission_is_one_transaction_or_nothing(tmp_path, monkeypatch):
     store = RatingsStore(tmp_path / "r.duckdb", retry_s=0.3)
     lock = LockedAfterInserts(allowed=1)  # the lock is taken by another process after the first row
-    monkeypatch.setattr(ratings_module, "duckdb", lock)
+    monkeypatch.setattr(side_db_module, "duckdb", lock)  # the connection discipline lives there
     with pytest.raises(RatingsLockedError, match="stayed locked"):
         _submission(store)
     lock.release()
@@ -135,7 +135,7 @@ def test_a_submission_is_one_transaction_or_nothing(tmp_path, monkeypatch):
 def test_a_submission_retried_after_a_transient_lock_is_stored_once(tmp_path, monkeypatch):
     store = RatingsStore(tmp_path / "r.duckdb", retry_s=5)
     lock = LockedAfterInserts(allowed=1)
-    monkeypatch.setattr(ratings_module, "duckdb", lock)
+    monkeypatch.setattr(side_db_module, "duckdb", lock)  # the connection discipline lives there
     threading.Timer(0.3, lock.release).start()  # the other process lets go while the submission retries
     _submission(store)
     assert len(store.ratings(latest_only=False)) == 3 and len(store.summaries()) == 1

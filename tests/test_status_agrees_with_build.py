@@ -58,6 +58,7 @@ def served(prefix: str) -> dict:
 CHANGES: dict[str, Change] = {
     "run.name": Change("renamed"),
     "run.ratings_database": Change(lambda env: str(env.folder / "other-ratings.duckdb")),
+    "run.live_llm_database": Change(lambda env: str(env.folder / "other-live.duckdb")),
     "run.cache_dir": Change(lambda env: env.copied_cache()),
     "run.seed": Change(1),
     "probing_set.kind": Change("csv", also={"probing_set.path": lambda env: env.demo_csv()}),

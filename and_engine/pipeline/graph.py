@@ -165,6 +165,7 @@ STAGE = {s.name: s for s in STAGES}
 NOT_READ = {
     "run.name": "a label of the run", "run.database": "where results go (another database starts empty)",
     "run.ratings_database": "human ratings live apart from results",
+    "run.live_llm_database": "the app's live LLM answers live apart from results",
     "run.cache_dir": "where trained checkpoints are cached; the weights do not depend on it",
     "activations.batch_size": "batching", "activations.device": "where the forward pass runs",
     "activations.num_threads": "CPU threads", "activations.compile": "torch.compile runs the same network",

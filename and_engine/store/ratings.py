@@ -1,8 +1,7 @@
 """RatingsStore: the human-evaluation database (SPEC section 10), separate from the results database.
 
-Rebuilding results never touches ratings. DuckDB allows one writer *process* at a time, and Streamlit
-sessions are threads of one server process, so every operation opens its own short-lived connection
-under a process-wide lock and retries while another process holds the file. Rows are append-only
+Rebuilding results never touches ratings. Every operation opens its own short-lived connection and
+retries while another process holds the file (``side_db.SideDatabase``). Rows are append-only
 (a re-rating adds a row; readers take the latest per rater/neuron/method), so nothing is overwritten.
 
 A submission (the ratings of one neuron's descriptions + the rater's written summary) is one transaction,
@@ -13,20 +12,16 @@ results database still holds, so a rebuild that changes a description re-opens t
 
 from __future__ import annotations
 
-import random
-import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import pandas as pd
 
-T = TypeVar("T")
+from and_engine.store.side_db import SideDatabase, SideDatabaseLockedError
+
 METHODS = ("DB", "TAB", "SUMMARY")  # the three blind descriptions of Table 3
 
 RATINGS_TABLES: dict[str, list[tuple[str, str]]] = {
@@ -42,14 +37,13 @@ RATINGS_TABLES: dict[str, list[tuple[str, str]]] = {
         ("submission_id", "VARCHAR"),
     ],
 }
-_LOCK = threading.Lock()  # one writer at a time inside this process (all Streamlit sessions)
 
 
 class RatingError(ValueError):
     """A rating or written summary is invalid; the message names the field."""
 
 
-class RatingsLockedError(RuntimeError):
+class RatingsLockedError(SideDatabaseLockedError):
     """Another process kept the ratings database locked for longer than the retry budget."""
 
 
@@ -90,41 +84,14 @@ def bound_to(ratings: pd.DataFrame, current_steps: set[str] | None) -> pd.Series
     return ratings["description_step_id"].isin(current_steps)
 
 
-class RatingsStore:
-    """Ratings and written summaries in their own DuckDB file, safe for concurrent sessions/processes."""
+class RatingsStore(SideDatabase):
+    """Ratings and written summaries in their own DuckDB file, safe for concurrent sessions/processes
+    (``side_db.SideDatabase``: short-lived connections, retried while another process holds the file)."""
 
-    RETRY_S = 15.0  # how long a call waits for another process's lock before RatingsLockedError
+    TABLES = RATINGS_TABLES
+    KIND = "ratings"
+    locked_error = RatingsLockedError
 
-    def __init__(self, path: str | Path, retry_s: float | None = None):
-        self.path = Path(path)
-        self.retry_s = self.RETRY_S if retry_s is None else retry_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._with_connection(self._create, read_only=False)
-
-    @staticmethod
-    def _create(con: duckdb.DuckDBPyConnection) -> None:
-        for name, cols in RATINGS_TABLES.items():
-            con.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({", ".join(f"{c} {t}" for c, t in cols)})')
-            for col, typ in cols:  # a database written before a column existed gets it (NULL in old rows)
-                con.execute(f'ALTER TABLE "{name}" ADD COLUMN IF NOT EXISTS {col} {typ}')
-
-    def _with_connection(self, fn: Callable[[duckdb.DuckDBPyConnection], T], read_only: bool) -> T:
-        """Open a connection, run ``fn``, close; retry with jittered backoff while the file is locked."""
-        deadline = time.monotonic() + self.retry_s
-        delay = 0.02
-        while True:
-            try:
-                with _LOCK:
-                    con = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
-                    try:
-                        return fn(con)
-                    finally:
-                        con.close()
-            except (duckdb.IOException, duckdb.TransactionException) as exc:
-                if time.monotonic() > deadline:
-                    raise RatingsLockedError(f"ratings database {self.path} stayed locked: {exc}") from exc
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.5)
 
     def _insert_all(self, rows: dict[str, list[list]]) -> None:
         """Insert ``{table: [row, ...]}`` in one transaction, retried as a whole while locked, or nothing."""

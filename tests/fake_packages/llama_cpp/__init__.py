@@ -1,8 +1,11 @@
-"""A recording fake of ``llama_cpp`` (``fakes.use_fake_llama_cpp``): ``Llama(**kwargs)`` records its arguments."""
+"""A recording fake of ``llama_cpp`` (``fakes.use_fake_llama_cpp``): ``Llama(**kwargs)`` records its arguments,
+each chat completion its messages and settings (``CALLS``); ``RESPOND(prompt) -> answer`` scripts the answers."""
 
 from __future__ import annotations
 
 INITS: list[dict] = []
+CALLS: list[dict] = []
+RESPOND = None  # None: every answer is "an answer"
 
 
 class Llama:
@@ -10,4 +13,6 @@ class Llama:
         INITS.append(dict(kwargs))
 
     def create_chat_completion(self, messages, **kwargs):
-        return {"choices": [{"message": {"content": "an answer"}}]}
+        CALLS.append({"messages": messages, **kwargs})
+        answer = RESPOND(messages[-1]["content"]) if RESPOND is not None else "an answer"
+        return {"choices": [{"message": {"content": answer}}]}
