@@ -42,6 +42,7 @@ from and_engine.probing import ProbingSet
 from and_engine.stages import module_a, module_b, module_c
 from and_engine.stages.activations import activations_table, maps_table
 from and_engine.stages.captions import compute_captions
+from and_engine.stages.clip_media import clip_media_rows
 from and_engine.stages.extremes import extremes_frame, topk_bottomk
 from and_engine.stages.summaries import compute_summaries
 from and_engine.store.results import ResultsStore
@@ -230,6 +231,8 @@ def build_fixture_db(path: Path) -> Path:
         objects = {"encoder": encoder, "db": module_a.db_concept_matrix(captions, CLASSES, encoder),
                    "tab": LabelAudioText(clips["label"]).similarity(waves, CLASSES)}
         fps = _model_steps(ctx, clips_fp, outputs, held)
+        run_step(ctx, "clip_media", {}, {"sample_rates": [SAMPLE_RATE]}, [clips_fp, fps["model"]], lambda: {
+            "clip_media": clip_media_rows(waves, clips["clip_id"].to_numpy(), SAMPLE_RATE)})
         b_fps = {name: _dissect_layer(ctx, name, u, [caps_fp, fps[f"extremes:{name}"]], llms, objects)
                  for name, (u, _maps) in outputs.items()}
         _module_c(ctx, b_fps, llms[ADJECTIVE_TEMPLATE_ID], LexiconTagger(TAGS))

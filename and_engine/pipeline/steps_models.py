@@ -1,4 +1,5 @@
-"""Steps 3-4 (models, activations, extremes, activation maps) for every configured target model.
+"""Steps 3-4 (models, activations, extremes, activation maps) for every configured target model, then the
+clips' media (``clip_media``: audio file + display spectrogram at each model sample rate, for the app).
 
 Per model: ``model`` (models + layers rows; trains / loads the variant), then per layer ``activations``
 and ``extremes``, then per layer with a patch grid ``activation_maps`` (all filled by one second
@@ -22,6 +23,7 @@ from and_engine.models.base import LayerSpec, ModelError, TargetModel
 from and_engine.models.registry import TRAINED, load_target_model, training_params
 from and_engine.pipeline.core import BuildContext, probing_set, run_stage, waveforms
 from and_engine.stages.activations import activations_table, maps_table, record_activations, record_maps
+from and_engine.stages.clip_media import clip_media_rows
 from and_engine.stages.extremes import extremes_frame, topk_bottomk
 
 MAP_COLUMNS = ["model", "layer", "neuron", "clip_id", "rank", "n_freq", "n_time", "map"]
@@ -120,9 +122,27 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig) -> None:
         run_stage(ctx, "activation_maps", {"model": name, "layer": spec.name}, {}, lambda spec=spec: maps(spec))
 
 
+def _run_clip_media(ctx: BuildContext) -> None:
+    """One ``clip_media`` step: every clip at every configured model's sample rate (once per distinct rate)."""
+    rates = sorted({int(get_target_model(ctx, m.name).sample_rate) for m in ctx.config.models})
+
+    def compute() -> dict[str, pd.DataFrame]:
+        clip_ids = probing_set(ctx).clips["clip_id"].to_numpy()
+        parts = []
+        for sr in rates:
+            waves = waveforms(ctx, sr)
+            with ctx.progress.bar(len(waves), f"clip media at {sr} Hz") as bar:
+                parts.append(clip_media_rows(waves, clip_ids, sr, progress=bar))
+        return {"clip_media": pd.concat(parts, ignore_index=True)}
+
+    run_stage(ctx, "clip_media", {}, {"sample_rates": rates}, compute)
+
+
 def run_model_steps(ctx: BuildContext) -> None:
-    """Write models, layers, activations, extremes, activation_maps for every configured model."""
+    """Write models, layers, activations, extremes, activation_maps for every configured model, then clip_media."""
     if ctx.config.activations.num_threads > 0:
         torch.set_num_threads(ctx.config.activations.num_threads)
     for model_cfg in ctx.config.models:
         _run_one_model(ctx, model_cfg)
+    if ctx.config.models:
+        _run_clip_media(ctx)

@@ -78,6 +78,12 @@ RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
         ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("clip_id", "INTEGER"),
         ("rank", "INTEGER"), ("n_freq", "INTEGER"), ("n_time", "INTEGER"), ("map", "FLOAT[]"),
     ],
+    # what the app shows per clip and model sample rate: the heard waveform as an audio file (MP3, else Ogg /
+    # WAV; audio_mime says which) and its display log-mel spectrogram, (n_mels, n_frames) uint8, row-major
+    "clip_media": [
+        ("sample_rate", "INTEGER"), ("clip_id", "INTEGER"), ("audio", "BLOB"), ("audio_mime", "VARCHAR"),
+        ("n_mels", "INTEGER"), ("n_frames", "INTEGER"), ("spectrogram", "BLOB"),
+    ],
     # 5. summaries S_h ("top") and S_l ("bottom"); backend/model per row for subset overrides
     "summaries": [
         ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("side", "VARCHAR"),
@@ -173,6 +179,7 @@ INDEXES = {
     "closed_concepts": ("model", "layer", "neuron"),
     "calibration_points": ("model", "layer", "neuron"),
     "open_concepts": ("word",),
+    "clip_media": ("sample_rate", "clip_id"),
     "steps": ("stage", "scope"),
 }
 
