@@ -1,11 +1,9 @@
 """Neuron: one neuron's top-K / bottom-K clips (audio, spectrogram + map), summaries, calibration, concepts."""
 
-import numpy as np
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, live, media, queries
-from and_engine.explorer.media import UnsafePathError
-from pages._shared import layers_or_stop, md, md_lines, neuron_link, run_config, store
+from and_engine.explorer import aggregates, charts, live, queries
+from pages._shared import clip_media, layers_or_stop, md, md_lines, neuron_link, run_config, store
 
 st.title("Neuron")
 db = store()
@@ -132,29 +130,24 @@ if opened.empty:
 
 
 # --- clips -------------------------------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=256)
-def _clip(root: str, rel_path: str, sr: int, seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    wave = media.load_clip(root, rel_path, sr, seconds)
-    return wave, media.spectrogram(wave, sr)
-
-
 sr = int(models.set_index("model").loc[model, "sample_rate"])
-root = str(live.audio_root(cfg))
 maps = queries.activation_maps(db, model, layer, neuron)
+clips = clip_media(db, cfg, sr, ext)
+seconds = cfg.probing_set.clip_seconds
 for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lowest activation)", bottom)):
     st.subheader(side)
+    st.caption(f"Each image: log-mel spectrogram of the clip in grey (0–{seconds:g} s left to right, low frequencies "
+               "at the bottom)" + (", with the neuron's activation map over it (dark → bright: low → high)"
+                                   if side.startswith("top") and maps else ""))
     for r in df.itertuples():
         with st.container(border=True):
             st.markdown(f"**#{r.rank + 1}** clip {r.clip_id} · label **{md(r.label)}** · activation {r.activation:.3f}")
             st.caption(md(r.caption) if isinstance(r.caption, str) else "(no caption)")
-            try:
-                wave, spec = _clip(root, r.rel_path, sr, cfg.probing_set.clip_seconds)
-            except (UnsafePathError, OSError, ValueError) as exc:
-                st.warning(f"Audio unavailable: {md(exc)}")
+            clip = clips[int(r.clip_id)]
+            if isinstance(clip, str):
+                st.warning(clip)
                 continue
-            st.audio(wave, sample_rate=sr)
+            st.audio(clip.audio, format=clip.mime)
             amap = maps.get(int(r.clip_id)) if r.side == "top" else None
-            overlay = media.upsample_map(amap, spec.shape) if amap is not None else None
-            title = "spectrogram" + (" + neuron map" if overlay is not None else "")
-            st.plotly_chart(charts.spectrogram_overlay(spec, overlay, cfg.probing_set.clip_seconds, title),
-                            key=f"spec_{r.side}_{r.rank}")
+            st.image(charts.clip_image(clip.spectrogram, amap), width="stretch",
+                     caption="spectrogram" + (" + neuron map" if amap is not None else ""))

@@ -1,12 +1,15 @@
-"""Chart helpers: query-layer DataFrames / arrays -> plotly figures (and word-cloud images) for the pages."""
+"""Chart helpers: query-layer DataFrames / arrays -> plotly figures (and word-cloud / spectrogram images)."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from and_engine.analyses.common import per_block_means
+from and_engine.explorer.media import upsample_map
 
 _LAYOUT = {"margin": {"l": 40, "r": 10, "t": 40, "b": 40}, "height": 320}
 
@@ -50,15 +53,29 @@ def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray
     return fig
 
 
-def spectrogram_overlay(spec: np.ndarray, overlay: np.ndarray | None, duration_s: float, title: str) -> go.Figure:
-    """(mels, frames) dB spectrogram in grey with the neuron's (mels, frames) map in colour on top."""
-    fig = _fig(title, height=220, xaxis_title="seconds", yaxis_title="mel bin", showlegend=False)
-    t = np.linspace(0, duration_s, spec.shape[1])
-    fig.add_trace(go.Heatmap(z=spec, x=t, colorscale="gray", showscale=False, hoverinfo="skip"))
-    if overlay is not None:
-        fig.add_trace(go.Heatmap(z=overlay, x=t, colorscale="Hot", opacity=0.45, showscale=True,
-                                 colorbar={"title": "act", "len": 0.8}, name="neuron map"))
-    return fig
+# plotly's "Hot" colour scale: (position, r, g, b)
+_HOT = np.array([[0.0, 0, 0, 0], [0.3, 230, 0, 0], [0.6, 255, 210, 0], [1.0, 255, 255, 255]])
+
+
+def clip_image(spec: np.ndarray, act_map: np.ndarray | None, scale: int = 2, alpha: float = 0.45) -> bytes:
+    """(mels, frames) uint8 grey spectrogram (row 0 = lowest mel) with a neuron's (n_freq, n_time) activation map
+    on top (nearest-cell upsampled, min..max in "Hot" colours at ``alpha``) -> JPEG bytes (quality 90, no chroma
+    subsampling; the format Streamlit would convert a picture without alpha to anyway): time left to right, low
+    frequencies at the bottom, every cell ``scale`` x ``scale`` pixels. One small image per clip is what the
+    Neuron page sends instead of two plotly heatmaps (~30 kB instead of ~300 kB of JSON to draw)."""
+    from PIL import Image
+
+    rgb = np.repeat(spec[:, :, None].astype(np.float32), 3, axis=2)
+    if act_map is not None:
+        over = upsample_map(np.asarray(act_map, dtype=np.float32), spec.shape)
+        lo, hi = float(over.min()), float(over.max())
+        x = (over - lo) / (hi - lo) if hi > lo else np.zeros_like(over)
+        hot = np.stack([np.interp(x, _HOT[:, 0], _HOT[:, c]) for c in (1, 2, 3)], axis=2)
+        rgb = (1.0 - alpha) * rgb + alpha * hot
+    img = np.rint(rgb[::-1]).astype(np.uint8).repeat(scale, axis=0).repeat(scale, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=90, subsampling=0)
+    return buf.getvalue()
 
 
 def per_class_delta(df: pd.DataFrame, title: str) -> go.Figure:
