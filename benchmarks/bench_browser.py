@@ -58,15 +58,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_app(db: Path, ratings: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """``streamlit run app.py`` over ``db`` on a free port (own process group) -> (process, base URL)."""
+def _start_app(db: Path, ratings: Path, log: Path, app_root: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """``streamlit run app.py`` of ``app_root`` over ``db`` on a free port (own process group) -> (process, URL)."""
     port = _free_port()
     env = {**os.environ, "AND_EXPLORER_DB": str(db), "AND_EXPLORER_RATINGS": str(ratings), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_root / "app.py"), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=app_root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -151,13 +151,13 @@ def visits(db: Path, runs: int) -> list[dict]:
     return out
 
 
-def run_browser(db: Path, out: Path, runs: int) -> list[dict]:
-    """Start the app over ``db``, time every visit in Chromium -> one dict per visit."""
+def run_browser(db: Path, out: Path, runs: int, app_root: Path = ROOT) -> list[dict]:
+    """Start the app of ``app_root`` over ``db``, time every visit in Chromium -> one dict per visit."""
     if not PLAYWRIGHT.is_dir() or not Path("/usr/bin/chromium").exists():
         raise SystemExit("needs the browser setup: apt-get install -y chromium && npm --prefix tests/browser install")
     ratings = out / f"ratings_{db.stem}.duckdb"
     ratings.unlink(missing_ok=True)
-    proc, base = _start_app(db, ratings, out / f"server_{db.stem}.log")
+    proc, base = _start_app(db, ratings, out / f"server_{db.stem}.log", app_root)
     try:
         plan = visits(db, runs)
         env = {**os.environ, "BASE_URL": base, "VISITS": json.dumps(plan), "PLAYWRIGHT_DIR": str(PLAYWRIGHT)}
@@ -202,6 +202,8 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse the paper-scale DB in --out")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", choices=("demo", "paper"), default=None)
+    ap.add_argument("--before", default="", help="also time the app of another checkout (the code before a change, "
+                    "e.g. `git archive <commit> | tar -x -C DIR`) on the same databases, alternating with this one")
     ap.add_argument("--no-media", action="store_true", help="leave a demo DB without clip_media as it is (the app "
                     "then decodes clips live, as for a database built before that stage)")
     args = ap.parse_args()
@@ -222,15 +224,33 @@ def main() -> None:
             build_paper_scale_db(paper)
             print(f"paper-scale DB: {paper.stat().st_size / 1e9:.2f} GB written in {time.perf_counter() - t0:.0f} s")
         dbs["paper"] = paper
+    apps = {"after": ROOT, **({"before": Path(args.before).resolve()} if args.before else {})}
     load = os.getloadavg()[0]
-    results = {name: run_browser(db, out, args.runs) for name, db in dbs.items()}
-    (out / "visits.json").write_text(json.dumps(results, indent=1))
+    results = {(app, name): run_browser(db, out, args.runs, root) for name, db in dbs.items()
+               for app, root in reversed(apps.items())}
+    (out / "visits.json").write_text(json.dumps({f"{a} {d}": r for (a, d), r in results.items()}, indent=1))
     print(f"seconds from navigation start; first visit after the server start, then median / max of {args.runs} "
           f"runs (load average {load:.1f} -> {os.getloadavg()[0]:.1f})")
-    print(f"{'db':<7}{'page':<18}{'first main/done':>15}{'main med/max':>16}{'done med/max':>16}"
-          f"{'audio':>6}{'imgs':>6}{'plots':>6}{'ws KB':>8}{'http KB':>8}")
-    for name, rows in results.items():
-        print("\n".join(table(name, rows)))
+    for app, root in apps.items():
+        print(f"{app}: the app of {root}")
+        print(f"{'db':<7}{'page':<18}{'first main/done':>15}{'main med/max':>16}{'done med/max':>16}"
+              f"{'audio':>6}{'imgs':>6}{'plots':>6}{'ws KB':>8}{'http KB':>8}")
+        for name in dbs:
+            print("\n".join(table(name, results[(app, name)])))
+    if args.before:
+        print("after / before, median time to complete: " + ", ".join(
+            f"{name} {page} {ratio:.2f}" for name in dbs for page, ratio in
+            _ratios(results[("after", name)], results[("before", name)]).items()))
+
+
+def _ratios(after: list[dict], before: list[dict]) -> dict[str, float]:
+    """page -> median complete time of ``after`` / ``before`` (pages with an error in either are left out)."""
+    out = {}
+    for page in PAGES:
+        a, b = ([r.get("complete_ms") for r in rows if r["name"] == page][1:] for rows in (after, before))
+        if a and b and None not in a and None not in b:
+            out[page] = statistics.median(a) / statistics.median(b)
+    return out
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def test_browser_flows(app_db, tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
-    assert found["audio_players"] == 10 and found["audio_content_type"].startswith("audio/")
+    assert found["audio_players"] == 10 and found["audio_content_type"] == "audio/mpeg"  # compressed, not WAV
+    assert found["audio_playable"] == 10 and found["clip_images"] == 10 and found["map_images"] == 5
     assert int(found["pruned_on"]) > 0 and found["pruned_off"] == "0"
     saved = RatingsStore(ratings).ratings()
     assert len(saved) == 3 and sorted(saved["rating"]) == [2, 4, 5] and set(saved["rater"]) == {"browser-rater"}

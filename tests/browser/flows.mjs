@@ -52,6 +52,15 @@ try {
   const resp = await page.request.get(new URL(src, base).href);
   found.audio_content_type = resp.headers()["content-type"];
   check(resp.ok() && found.audio_content_type.startsWith("audio/"), `audio served (${resp.status()})`);
+  // every clip playable (the browser has decoded enough to play) and its time x frequency image drawn
+  await page.waitForFunction(() => {
+    const a = [...document.querySelectorAll("audio")], im = [...document.querySelectorAll('[data-testid="stImage"] img')];
+    return a.length === 10 && a.every((x) => x.readyState >= 3 && x.duration > 4) &&
+      im.length === 10 && im.every((x) => x.complete && x.naturalWidth > 0);
+  }, null, { timeout: T });
+  found.audio_playable = await audios.evaluateAll((a) => a.filter((x) => x.readyState >= 3 && !x.error).length);
+  found.clip_images = await page.locator('[data-testid="stImage"] img').count();
+  found.map_images = await page.locator('[data-testid="stImage"]').filter({ hasText: "spectrogram + neuron map" }).count();
   await page.getByText("Calibrated summary S_h^c").waitFor();
   await shot(page, "neuron");
 
