@@ -1,9 +1,11 @@
-"""Command line: ``python -m and_engine {build,status,report,probe}``.
+"""Command line: ``python -m and_engine {build,plan,status,report,probe}``.
 
 build   run the pipeline for a TOML config (skips what is done, resumes after a crash)
+plan    before a build: clips, models, neurons, stale steps, LLM prompts and tokens per round, what is cached
 status  what is built, when, how many rows, and what a build of the config would recompute
 report  the paper's tables (Table 2, Table 4, ...) from a built database
 probe   load a probing set and list the files that would be skipped, with reasons
+(status and report exit 1 when the database is missing, unreadable or holds nothing built; 2 on a bad config)
 """
 
 from __future__ import annotations
@@ -50,28 +52,51 @@ def _state_text(states: pd.DataFrame) -> str:
     return ", ".join(parts) or "up to date"
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
-    from and_engine.pipeline.status import changed_keys, step_states
+NOTHING_BUILT = 1  # exit status of status / report when there is nothing built to show
+
+
+def _open_results(args: argparse.Namespace, db: Path):
+    """The results database ``db``, read-only -> ResultsStore, or None after saying why (missing / locked)."""
     from and_engine.store.results import ResultsStore, StoreError
 
-    config = load_config(args.config)
-    db = config.resolve(config.run.database)
+    if not db.exists():
+        print(f"nothing built yet: no results database at {db}\n{_build_hint(args)}", file=sys.stderr)
+        return None
     try:
-        store = ResultsStore(db, read_only=True)
+        return ResultsStore(db, read_only=True)
     except StoreError as exc:
-        print(f"nothing built yet: {exc}")
-        return 0
+        print(f"cannot read {db} (a build may be writing it; try again when it is done): {exc}", file=sys.stderr)
+        return None
+
+
+def _build_hint(args: argparse.Namespace) -> str:
+    return f"build it: python -m and_engine build --config {args.config}"
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from and_engine.explorer.queries import last_finished_run
+    from and_engine.pipeline.status import changed_keys, step_states
+    from and_engine.pipeline.validate import validate
+
+    config = validate(load_config(args.config))
+    db = config.resolve(config.run.database)
+    store = _open_results(args, db)
+    if store is None:
+        return NOTHING_BUILT
     with store:
         steps = store.read("steps", ["stage", "scope", "params_json", "fingerprint", "n_rows", "finished_at"])
         layers = store.read("layers", ["model", "layer"])
-        runs = store.read("runs", ["config_json", "status", "started_at"], order_by=["started_at"])
+        last = last_finished_run(store)  # never a failed, interrupted or running build
+        runs = store.read("runs", ["status", "started_at"], order_by=["started_at"])
     print(f"database: {db}")
     if steps.empty:
-        print("nothing built yet: the database holds no finished step")
-        return 0
-    done = runs[(runs["status"] == "done") & (runs["config_json"] != "")]
-    if len(done):
-        changed = changed_keys(json.loads(done["config_json"].iloc[-1]), config.to_dict())
+        newest = (f" (the last build, started {str(runs['started_at'].iloc[-1])[:19]}, is "
+                  f"{runs['status'].iloc[-1]!r})") if len(runs) else ""
+        print(f"nothing built yet: the database holds no finished step{newest}\n{_build_hint(args)}",
+              file=sys.stderr)
+        return NOTHING_BUILT
+    if last:
+        changed = changed_keys(json.loads(last["config_json"]), config.to_dict())
         print(f"config keys changed since the last finished build: {', '.join(changed) or 'none'}")
     else:
         print("no build has finished yet")
@@ -87,18 +112,43 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from and_engine.report import format_report
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from and_engine.pipeline.plan import format_plan, make_plan
     from and_engine.store.results import ResultsStore
 
     config = load_config(args.config)
-    with ResultsStore(config.resolve(config.run.database), read_only=True) as store:
+    db = config.resolve(config.run.database)
+    if not db.exists():
+        plan = make_plan(config, None)
+    else:
+        with ResultsStore(db, read_only=True) as store:
+            plan = make_plan(config, store)
+    print("\n".join(format_plan(plan)))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from and_engine.report import format_report
+
+    config = load_config(args.config)
+    store = _open_results(args, config.resolve(config.run.database))
+    if store is None:
+        return NOTHING_BUILT
+    with store:
+        if not store.count("models"):
+            print(f"nothing to report: {store.path} holds no built model yet\n{_build_hint(args)}", file=sys.stderr)
+            return NOTHING_BUILT
         print(format_report(store, models=args.model or None))
     return 0
 
 
+PROBLEM_PREFIX = {"always": "a build would refuse: ", "trained": "a build that trains a variant would refuse "
+                  "(otherwise a warning): ", "": "warning: "}
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from and_engine.probing import open_probing_set
+    from and_engine.config import ActivationsConfig
+    from and_engine.probing import open_probing_set, problems
 
     cfg = ProbingSetConfig(kind=args.kind, path=str(args.path))
     ps = open_probing_set(cfg, Path(args.path))
@@ -109,6 +159,12 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     print(f"{len(ps.issues)} file(s) skipped")
     for r in ps.issues.itertuples():
         print(f"  SKIPPED {r.rel_path}: {r.reason}")
+    top_k = ActivationsConfig().top_k
+    found = problems(ps.clips, top_k, cfg.heldout_fold)
+    if found:
+        print(f"checked with the defaults activations.top_k = {top_k}, probing_set.heldout_fold = {cfg.heldout_fold}:")
+    for p in found:
+        print(f"  {PROBLEM_PREFIX[p.refuses]}{p.message}")
     return 0
 
 
@@ -117,6 +173,7 @@ def make_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, fn, help_ in [("build", _cmd_build, "build a results database from a config"),
+                            ("plan", _cmd_plan, "before a build: what it will compute, LLM prompts and tokens"),
                             ("status", _cmd_status, "show what is built and what is stale"),
                             ("report", _cmd_report, "print the paper's tables from a built database")]:
         p = sub.add_parser(name, help=help_)

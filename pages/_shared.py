@@ -70,6 +70,10 @@ def store() -> ResultsStore:
     if not hasattr(_RUN, "stores"):
         _RUN.stores = []
     _RUN.stores.append(db)
+    problem = queries.clip_id_problem(db)
+    if problem:  # results from two probing sets side by side: the pages would play the wrong files
+        st.error(f"This results database is inconsistent: {md(problem)}")
+        st.stop()
     return db
 
 
@@ -86,7 +90,7 @@ def _run_config(path: str, mtime: float, _db: ResultsStore) -> Config | None:
 
 
 def run_config(db: ResultsStore) -> Config:
-    """The stored Config of the newest build (the default Config for a database without runs)."""
+    """The stored Config of the last finished build (the default Config for a database without one)."""
     path = results_path()
     return _run_config(str(path), path.stat().st_mtime, db) or Config()
 
@@ -96,10 +100,14 @@ def _ratings(path: str) -> RatingsStore:
     return RatingsStore(path)
 
 
-def ratings_store(cfg: Config) -> RatingsStore:
+def ratings_path(cfg: Config) -> str:
     """The ratings database: ``$AND_EXPLORER_RATINGS``, else ``run.ratings_database`` of the build's config."""
-    path = os.environ.get("AND_EXPLORER_RATINGS") or str(cfg.resolve(cfg.run.ratings_database))
-    return _ratings(str(Path(path).expanduser()))
+    return str(Path(os.environ.get("AND_EXPLORER_RATINGS") or cfg.resolve(cfg.run.ratings_database)).expanduser())
+
+
+def ratings_store(cfg: Config | str) -> RatingsStore:
+    """The (cached) ratings store of ``cfg`` (``ratings_path``) or at a path kept from an earlier run."""
+    return _ratings(cfg if isinstance(cfg, str) else ratings_path(cfg))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -87,3 +87,33 @@ def save_tiny_qwen2_audio(path: Path, seed: int = 0) -> Path:
     Qwen2AudioForConditionalGeneration(config).save_pretrained(str(path))
     processor.save_pretrained(str(path))
     return path
+
+
+def _word_tokenizer(words: list[str]):
+    """A word-level fast tokenizer over the chat special tokens + ``words`` (loads offline once saved)."""
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "[UNK]"]
+    vocab = {tok: i for i, tok in enumerate(specials + list(dict.fromkeys(words)))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="<|endoftext|>",
+                                   eos_token="<|im_end|>"), vocab
+
+
+def save_tiny_causal_lm(path: Path, arch: str = "llama", seed: int = 0) -> Path:
+    """A randomly initialised LlamaForCausalLM or Qwen2ForCausalLM (the real classes) + tokenizer -> ``path``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer, vocab = _word_tokenizer(AUDIO_LLM_WORDS + ["summarise", "clips", "what", "in", "common", "yes", "no"])
+    cls, cfg = {"llama": (LlamaForCausalLM, LlamaConfig), "qwen2": (Qwen2ForCausalLM, Qwen2Config)}[arch]
+    torch.manual_seed(seed)
+    config = cfg(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                 eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<|endoftext|>"], bos_token_id=None)
+    cls(config).save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return path

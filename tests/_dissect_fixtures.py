@@ -49,3 +49,24 @@ def save_tiny_clap(path: Path, seed: int = 0) -> Path:
     processor = ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"), tokenizer=tok)
     processor.save_pretrained(str(path))
     return path
+
+
+WORDS = ["dog", "barks", "rain", "falls", "a", "the", "loud", "quiet", "engine", "bird", "sings"]
+
+
+def save_tiny_sentence_transformer(path: Path, seed: int = 0) -> Path:
+    """A randomly initialised sentence-transformers model (tiny BERT + mean pooling) saved to ``path``."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(seed)
+    bert = path.parent / (path.name + "-bert")
+    bert.mkdir(parents=True, exist_ok=True)
+    (bert / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    BertTokenizerFast(str(bert / "vocab.txt")).save_pretrained(str(bert))
+    BertModel(BertConfig(vocab_size=5 + len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(str(bert))
+    word = models.Transformer(str(bert), max_seq_length=32)
+    SentenceTransformer(modules=[word, models.Pooling(16, "mean")], device="cpu").save(str(path))
+    return path

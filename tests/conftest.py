@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _model_identity_cache(tmp_path_factory):
+    """File digests of model identities (and_engine.model_identity) are kept in a session folder, not ~/.cache."""
+    os.environ.setdefault("AND_ENGINE_CACHE", str(tmp_path_factory.mktemp("identity-cache")))
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +46,17 @@ def app_db(tmp_path_factory):
     yield path
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, "a test wrote to the shared app database"
 
+
+
+@pytest.fixture()
+def fake_vllm(monkeypatch):
+    """The recording fake of the ``vllm`` package (``tests/fake_vllm``) importable as ``vllm``, reset; the
+    real one (if any) is restored afterwards."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fake_vllm"))
+    monkeypatch.delitem(sys.modules, "vllm", raising=False)
+    import vllm
+
+    vllm.reset()
+    yield vllm
+    vllm.reset()
+    sys.modules.pop("vllm", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -110,6 +111,8 @@ class LabelAudioText:
     """An audio-text model (TAB) that scores a clip against a concept by its label: 1 for its own class,
     plus seeded noise in [0, 0.2) everywhere (ties broken)."""
 
+    sample_rate = 16000
+
     def __init__(self, labels: Sequence[str], seed: int = 0) -> None:
         self.labels, self.seed = list(labels), seed
 
@@ -120,3 +123,86 @@ class LabelAudioText:
     def describe(self) -> dict:
         return {"backend": "label-audio-text", "model": "test", "params": {"seed": self.seed}}
 
+
+
+def memo_word_vectors(dim: int = 384):
+    """The real text encoders' memo (``text_encoders._MemoEncoder``) in front of ``WordVectorEncoder``
+    embeddings; ``n_embedded`` counts the texts it had to embed, ``last`` lists the latest call's."""
+    from and_engine.backends.text_encoders import _MemoEncoder
+
+    class MemoWordVectors(_MemoEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vectors, self.n_embedded, self.last = WordVectorEncoder(dim), 0, []
+
+        def _embed(self, texts: list[str]) -> np.ndarray:
+            self.n_embedded, self.last = self.n_embedded + len(texts), texts
+            return self.vectors.encode(texts)
+
+        def describe(self) -> dict:
+            return self.vectors.describe()
+
+    return MemoWordVectors()
+
+
+FAKE_PACKAGES = Path(__file__).parent / "fake_packages"
+
+
+def _use_fake_package(monkeypatch, name: str):
+    """Put ``tests/fake_packages`` first on sys.path and import the recording fake ``name`` afresh."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(FAKE_PACKAGES))
+    for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        monkeypatch.delitem(sys.modules, mod)
+    module = importlib.import_module(name)
+    assert module.__file__.startswith(str(FAKE_PACKAGES)), f"the real {name} was imported"
+    monkeypatch.setitem(sys.modules, name, module)
+    return module
+
+
+def use_fake_vllm(monkeypatch):
+    """The recording fake of vllm (``tests/fake_packages/vllm``): INITS, CALLS, EVENTS, ON_INIT, RESPOND."""
+    module = _use_fake_package(monkeypatch, "vllm")
+    module.reset()
+    return module
+
+
+def use_fake_llama_cpp(monkeypatch):
+    """The recording fake of llama_cpp (``tests/fake_packages/llama_cpp``): INITS."""
+    module = _use_fake_package(monkeypatch, "llama_cpp")
+    module.INITS.clear()
+    return module
+
+
+class LockedAfterInserts:
+    """A stand-in for the ``duckdb`` module of ``and_engine.store.ratings``: real connections, except that every
+    INSERT after the first ``allowed`` (counted over all connections) fails as if another process held the
+    file's lock, until ``release()``. ``monkeypatch.setattr(ratings_module, "duckdb", LockedAfterInserts(1))``."""
+
+    def __init__(self, allowed: int):
+        import duckdb
+
+        self._duckdb, self.allowed, self.inserts, self.locked = duckdb, allowed, 0, True
+        self.IOException, self.TransactionException = duckdb.IOException, duckdb.TransactionException
+        self.DuckDBPyConnection = duckdb.DuckDBPyConnection
+
+    def release(self) -> None:
+        self.locked = False
+
+    def connect(self, *args, **kwargs):
+        fake, con = self, self._duckdb.connect(*args, **kwargs)
+
+        class Connection:
+            def execute(self, sql: str, *params):
+                if sql.lstrip().upper().startswith("INSERT"):
+                    if fake.locked and fake.inserts >= fake.allowed:
+                        raise fake.IOException("Could not set lock on file: held by another process")
+                    fake.inserts += 1
+                return con.execute(sql, *params)
+
+            def close(self) -> None:
+                con.close()
+
+        return Connection()

@@ -93,6 +93,25 @@ def test_maps_for_topk_clips_average_to_the_activation(random_yamnet, waves):
     np.testing.assert_allclose(row["map"], maps[1, 1].ravel())
 
 
+def test_maps_are_selected_on_the_device_and_only_kept_maps_reach_the_host(random_yamnet, waves, monkeypatch):
+    """The map pass moves to the host only the (neuron, rank) maps it keeps, never a batch's full maps."""
+    spec = random_yamnet.layer("block2.pointwise")
+    u = record_activations(random_yamnet, waves, [spec])[spec.name]
+    top = topk_bottomk(u, 1)[0]
+    expected = record_maps(random_yamnet, waves, [spec], {spec.name: top}, batch_size=5)[spec.name]
+    moved = []
+    real_cpu = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda t, *a, **k: moved.append(t.numel()) or real_cpu(t, *a, **k))
+    maps = record_maps(random_yamnet, waves, [spec], {spec.name: top}, batch_size=5)[spec.name]
+    np.testing.assert_array_equal(maps, expected)
+    kept = spec.n_neurons * 1 * spec.map_freq * spec.map_time
+    n_union = len(np.unique(top))
+    assert n_union >= 2  # a batch holds several clips' maps, of which each neuron keeps one
+    assert sum(moved) <= kept + 2 * spec.n_neurons  # the maps kept + their (neuron, rank) indices
+    np.testing.assert_allclose(maps.mean(axis=(2, 3))[:, 0], u[top[:, 0], np.arange(spec.n_neurons)], rtol=1e-4,
+                               atol=1e-5)
+
+
 def test_topk_bottomk_ties_by_clip_id():
     u = np.array([[1.0, 0.0], [3.0, 0.0], [3.0, 5.0], [1.0, 0.0]], dtype=np.float32)
     top, top_v, bottom, bottom_v = topk_bottomk(u, 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,20 +133,44 @@ def test_human_eval_helpers(store):
     assert len(orders) > 1
 
 
+def test_descriptions_name_the_steps_that_wrote_them(store):
+    steps = humaneval.description_steps(store, "tinynet", "classifier", 2)
+    stored = store.query_df('SELECT stage, step_id FROM "steps"').set_index("step_id")["stage"]
+    assert {m: stored[s] for m, s in steps.items()} == {"DB": "module_a", "TAB": "module_a", "SUMMARY": "module_b"}
+    current = humaneval.current_description_steps(store)
+    assert set(steps.values()) <= current and current == set(stored.index)
+
+
+def test_ratings_export_neutralises_spreadsheet_formulas():
+    texts = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "fine - really"]
+    ratings = pd.DataFrame({"rater": "=cmd", "model": "m", "layer": "l", "neuron": range(len(texts)), "method": "DB",
+                            "description": texts, "rating": 3, "submission_id": [f"s{i}" for i in range(len(texts))]})
+    written = pd.DataFrame({"rater": "=cmd", "model": "m", "layer": "l", "neuron": range(len(texts)),
+                            "text": texts, "submission_id": [f"s{i}" for i in range(len(texts))]})
+    out = pd.read_csv(io.BytesIO(humaneval.export_csv(ratings, written)), keep_default_na=False)
+    assert out["description"].tolist() == out["text"].tolist() == [*("'" + t for t in texts[:-1]), texts[-1]]
+    assert set(out["rater"]) == {"'=cmd"} and out["rating"].tolist() == [3] * len(texts)
+
+
 def test_text_similarity_and_table3():
     sim = TextSimilarity("minilm")
     same = sim.bertscore_f1(["a dog barks loudly"], ["a dog barks loudly"])[0]
     other = sim.bertscore_f1(["a dog barks loudly"], ["quiet piano music in a hall"])[0]
     assert same == pytest.approx(1.0, abs=1e-5) and other < same
     assert sim.cosine(["a dog barks"], ["a dog is barking"])[0] > sim.cosine(["a dog barks"], ["violin"])[0]
-    ratings = pd.DataFrame({"rater": ["a", "a", "b"], "model": "m", "layer": "l", "neuron": 0,
-                            "method": ["DB", "SUMMARY", "DB"], "description": ["dog", "dogs bark", "dog"],
-                            "rating": [2, 5, 4]})
-    written = pd.DataFrame({"rater": ["a"], "model": "m", "layer": "l", "neuron": 0, "text": ["dogs bark"]})
+    ratings = pd.DataFrame({"rater": ["a", "a", "b", "b"], "model": "m", "layer": "l", "neuron": 0,
+                            "method": ["DB", "SUMMARY", "DB", "TAB"], "description": ["dog", "dogs bark", "dog", "x"],
+                            "rating": [2, 5, 4, 1], "submission_id": ["s1", "s1", "s2", "s3"],
+                            "description_step_id": ["A", "B", "A", "A-old"]})
+    written = pd.DataFrame({"rater": ["a", "b"], "model": "m", "layer": "l", "neuron": 0,
+                            "text": ["dogs bark", "cats"], "submission_id": ["s1", "s-other"]})
     t3 = humaneval.table3(ratings, written, sim).set_index("method")
     assert t3.loc["DB", "mean_rating"] == 3.0 and t3.loc["DB", "n_ratings"] == 2 and t3.loc["DB", "n_pairs"] == 1
     assert t3.loc["SUMMARY", "cosine"] == pytest.approx(1.0, abs=1e-5)
-    assert np.isnan(t3.loc["TAB", "mean_rating"]) and t3.loc["TAB", "n_ratings"] == 0
+    assert t3.loc["TAB", "n_ratings"] == 1 and t3.loc["TAB", "n_pairs"] == 0  # b's summary is of another submission
+    current = humaneval.table3(ratings, written, sim, current_steps={"A", "B"}).set_index("method")
+    assert np.isnan(current.loc["TAB", "mean_rating"]) and current.loc["TAB", "n_ratings"] == 0  # rated a replaced text
+    assert current.loc["DB", "n_ratings"] == 2 and humaneval.superseded(ratings, {"A", "B"}) == 1
     with pytest.raises(ValueError, match="one width"):
         greedy_match_f1(np.ones((2, 3)), np.ones((2, 4)))
 

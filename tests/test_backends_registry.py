@@ -38,6 +38,8 @@ def _cases(tmp_path) -> dict[tuple[str, str], tuple[str, dict]]:
         ("captioner", "features"): ("features", {"tagger": "yamnet"}),
         ("captioner", "audio-llm"): ("audio-llm", {"model_path": str(folder)}),
         ("text_encoder", "minilm"): ("minilm", {}),
+        ("text_encoder", "minilm-l12"): ("minilm-l12", {"device": "cpu"}),
+        ("text_encoder", "sentence-transformers"): (f"sentence-transformers:{folder}", {"batch_size": 8}),
         ("text_encoder", "clip"): (f"clip:{folder}", {}),
         ("audio_text", "yamnet-labels"): ("yamnet-labels", {}),
         ("audio_text", "clap"): (f"clap:{folder}", {}),
@@ -46,6 +48,7 @@ def _cases(tmp_path) -> dict[tuple[str, str], tuple[str, dict]]:
         ("pos_tagger", "spacy"): ("spacy", {}),
         ("pos_tagger", "textblob"): ("textblob", {}),
         ("audio_tagger", "yamnet"): ("yamnet", {}),
+        ("llm_executor", "local"): ("local", {}),
     }
 
 
@@ -79,7 +82,8 @@ def test_features_captioner_provenance_is_unchanged():
 @pytest.mark.parametrize("kind, name, error, message", [
     ("llm", "gpt", LLMConfigError, "llm.backend: unknown backend 'gpt'; known: rule, llama-cpp, transformers, vllm"),
     ("captioner", "salmonn", CaptionerConfigError, "captions.backend: unknown backend 'salmonn'; known: features"),
-    ("text_encoder", "bert", TextEncoderError, "unknown text encoder 'bert'; known: minilm, clip:<local checkpoint"),
+    ("text_encoder", "bert", TextEncoderError, "unknown text encoder 'bert'; known: minilm, minilm-l12, "
+     "sentence-transformers:<model id or local folder>, clip:<local"),
     ("text_encoder", "clip", TextEncoderError, "unknown text encoder 'clip'"),  # clip needs its directory
     ("text_encoder", "minilm:x", TextEncoderError, "unknown text encoder 'minilm:x'"),  # minilm takes none
     ("audio_text", "wav2clip", AudioTextError, "module_a.audio_text_model: unknown model 'wav2clip'; known: yamnet"),
@@ -95,8 +99,8 @@ def test_unknown_names_list_the_known_ones(kind, name, error, message):
 def test_options_are_checked_and_may_be_a_config_dataclass():
     with pytest.raises(LLMConfigError, match=r"unknown option\(s\) \['temprature'\].*known: \['backend', 'model'"):
         make("llm", "rule", {"temprature": 1.0})
-    with pytest.raises(AudioTextError, match=r"unknown option\(s\) \['device'\]"):
-        make("audio_text", "yamnet-labels", {"device": "cuda"})
+    with pytest.raises(AudioTextError, match=r"unknown option\(s\) \['precision'\]"):
+        make("audio_text", "yamnet-labels", {"precision": "bfloat16"})
     with pytest.raises(LLMConfigError, match="options name backend 'openai', not 'rule'"):
         make("llm", "rule", LLMConfig(backend="openai"))
     cfg = LLMConfig(backend="openai", model="m", base_url="http://127.0.0.1:1", temperature=0.5)
@@ -108,7 +112,7 @@ def test_options_are_checked_and_may_be_a_config_dataclass():
 
 def test_names_with_an_argument_are_parsed_once():
     assert parse_name("clip:/a/b:c") == ("clip", "/a/b:c") and parse_name("minilm") == ("minilm", "")
-    assert known("audio_text") == ["yamnet-labels", "clap:<local checkpoint directory>"]
+    assert known("audio_text") == ["yamnet-labels", "clap:<local transformers / laion_clap checkpoint>"]
 
 
 def test_importing_every_backend_module_loads_no_heavy_package():

@@ -33,7 +33,7 @@ def test_generates_text_for_a_batch(tiny_model):
 
 def test_prompt_reaches_the_model_with_one_audio_token_run_per_clip(tiny_model):
     captioner = make("captioner", "audio-llm", dict(model_path=str(tiny_model)))
-    processor, _ = captioner._load()
+    processor = captioner._load()[0]
     chat = [{"role": "user", "content": [{"type": "audio", "audio_url": "clip"},
                                          {"type": "text", "text": captioner.prompt}]}]
     text = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
@@ -48,3 +48,34 @@ def test_missing_model_directory_is_a_clear_error(tmp_path):
     captioner = make("captioner", "audio-llm", dict(model_path=str(tmp_path / "nothing")))
     with pytest.raises(CaptionerError, match="not a local model directory"):
         captioner.caption(np.zeros((1, SR), np.float32), SR)
+
+
+def test_qwen2_audio_loads_in_bfloat16_on_cuda_and_float32_on_cpu(monkeypatch, tiny_model):
+    """Qwen models emit garbage in float16: on CUDA the captioner asks transformers for bfloat16."""
+    import torch
+    from transformers import Qwen2AudioForConditionalGeneration
+
+    seen = {}
+    real = Qwen2AudioForConditionalGeneration.from_pretrained
+
+    def spy(path, **kwargs):
+        seen.update(kwargs)
+        if kwargs["dtype"] != torch.float32:
+            raise RuntimeError("stop: no GPU here")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(Qwen2AudioForConditionalGeneration, "from_pretrained", spy)
+    make("captioner", "audio-llm", dict(model_path=str(tiny_model), device="cpu"))._load()
+    assert seen["dtype"] == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(RuntimeError, match="stop"):
+        make("captioner", "audio-llm", dict(model_path=str(tiny_model), device="cuda"))._load()
+    assert seen["dtype"] == torch.bfloat16
+
+
+def test_release_drops_the_model_and_it_loads_again(tiny_model):
+    captioner = make("captioner", "audio-llm", dict(model_path=str(tiny_model), max_new_tokens=2))
+    captioner._load()
+    captioner.release()
+    assert captioner._loaded is None
+    assert len(captioner.caption(signals(1.0)["tone"][None].astype(np.float32), SR).captions) == 1

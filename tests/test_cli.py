@@ -29,8 +29,8 @@ def test_status_before_and_after_a_build(tiny_build, tmp_path, capsys):
     path, _, _ = tiny_build
     fresh = tmp_path / "fresh.toml"
     fresh.write_text(path.read_text().replace("tiny.duckdb", "never-built.duckdb"))
-    assert main(["status", "--config", str(fresh)]) == 0
-    assert "nothing built yet" in capsys.readouterr().out
+    assert main(["status", "--config", str(fresh)]) == 1
+    assert "nothing built yet" in capsys.readouterr().err
     assert main(["status", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "config keys changed since the last finished build: none" in out

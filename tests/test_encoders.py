@@ -9,6 +9,7 @@ from fakes import WordVectorEncoder
 
 from and_engine.backends.audio_text import YamnetLabelsModel
 from and_engine.backends.registry import AudioTextError, TextEncoderError, make
+from and_engine.model_identity import model_identity
 
 SR = 16000
 
@@ -39,7 +40,7 @@ def test_clip_text_tower_from_a_local_tiny_random_checkpoint(tmp_path):
     assert v.shape == (3, 8) and np.isfinite(v).all()
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(make("text_encoder", f"clip:{path}").encode(["cat"])[0], v[1], atol=1e-6)
-    assert enc.describe() == {"backend": "clip", "model": str(path), "params": {"tower": "text"}}
+    assert enc.describe() == {"backend": "clip", "model": model_identity(path), "params": {"tower": "text"}}
 
 
 def test_unknown_or_missing_text_encoders_raise(tmp_path):

@@ -21,6 +21,18 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         srv.requests.append((self.path, body))
         prompt = body["messages"][0]["content"]
+        with srv.lock:
+            srv.inflight += 1
+            srv.max_inflight = max(srv.max_inflight, srv.inflight)
+        try:
+            self._answer(srv, prompt)
+        finally:
+            with srv.lock:
+                srv.inflight -= 1
+
+    def _answer(self, srv, prompt):
+        if prompt.startswith("wait "):
+            time.sleep(float(prompt.split()[1]))
         if prompt == "slow":
             time.sleep(1.0)
         if prompt == "flaky" and srv.failures < 2:
@@ -45,6 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.requests, srv.failures = [], 0
+    srv.lock, srv.inflight, srv.max_inflight = threading.Lock(), 0, 0
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -69,6 +82,22 @@ def test_batch_in_order_with_sampling_params(server):
     assert body["seed"] == 7 and body["messages"][0]["role"] == "user"
     assert llm.describe() == {"backend": "openai", "model": "served-model",
                               "params": {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 50, "seed": 7}}
+
+
+def test_stream_keeps_batch_size_requests_in_flight_and_yields_as_they_finish(server):
+    llm = _llm(server)  # batch_size 4
+    prompts = ["wait 0.6"] + [f"wait 0.05 #{i}" for i in range(11)]
+    order = [i for i, _ in llm.stream(prompts)]
+    assert sorted(order) == list(range(12)) and order[-1] == 0  # the slow one finishes last, not first
+    assert server.max_inflight == 4  # a full pool the whole time, never more
+    assert llm.generate(prompts[1:4]) == [f"echo: {p}" for p in prompts[1:4]]  # generate = stream, in order
+
+
+def test_a_failed_request_stops_the_stream_before_the_rest_is_sent(server):
+    prompts = ["a", "bad"] + [f"wait 0.2 #{i}" for i in range(40)]
+    with pytest.raises(LLMError, match="HTTP 400"):
+        list(_llm(server).stream(prompts))
+    assert len(server.requests) <= 8  # the pool in flight when it failed, not the 42
 
 
 def test_base_url_with_v1_and_retry_on_503(server):

@@ -64,7 +64,8 @@ def test_summary_prompt_rejects_missing_captions(bad):
 
 def test_builders_reject_bad_names():
     with pytest.raises(PromptError):
-        build_adjective_prompt("it's")
+        build_adjective_prompt("  ")
+    assert parse_prompt(build_adjective_prompt("it's")).adjective == "it's"  # a quote is no reason to abort
     with pytest.raises(PromptError):
         build_icl_prompt(["a, b"], "x")
 

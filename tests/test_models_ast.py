@@ -12,7 +12,15 @@ import transformers as tr
 from _models_fixtures import tiny_ast
 from torch import nn
 
-from and_engine.models.ast import ast_layer_specs, ast_patch_grid, load_ast_checkpoint, make_ast_target, patch_position
+from and_engine.models.ast import (
+    NORMALIZATIONS,
+    ast_layer_specs,
+    ast_patch_grid,
+    load_ast_checkpoint,
+    make_ast_target,
+    patch_position,
+)
+from and_engine.models.ast_frontend import ASTFrontEnd
 from and_engine.models.base import ModelError, pruned
 from and_engine.stages.activations import position_maps, record_activations
 
@@ -85,6 +93,45 @@ def test_checkpoint_loads_offline_and_matches(tmp_path, monkeypatch):
     np.testing.assert_allclose(target.logits(waves, batch_size=2), direct, atol=1e-5)
     with pytest.raises(ModelError, match="not found locally"):
         load_ast_checkpoint(str(tmp_path / "missing"))
+
+
+def test_checkpoint_without_preprocessor_config_needs_its_normalisation(tmp_path):
+    """No preprocessor_config.json: never a silent AudioSet default; the ESC-50 recipe by name, or mean/std."""
+    model, _ = tiny_ast(n_labels=3)
+    model.save_pretrained(tmp_path / "bare")
+    with pytest.raises(ModelError, match="no preprocessor_config.json.*options.normalization.*esc50"):
+        load_ast_checkpoint(str(tmp_path / "bare"))
+    esc = load_ast_checkpoint(str(tmp_path / "bare"), normalization="esc50")
+    assert NORMALIZATIONS["esc50"] == (-6.6268077, 5.358466) and "mean -6.627, std 5.358" in esc.description
+    silence = np.zeros((1, 8000), np.float32)
+    floor = np.log(np.finfo(np.float32).eps)  # log-mel of silence
+    np.testing.assert_allclose(esc.inputs(silence)[0, 0, 0].item(), (floor + 6.6268077) / (2 * 5.358466), rtol=1e-5)
+    own = load_ast_checkpoint(str(tmp_path / "bare"), normalization={"mean": -5.0, "std": 2.0})
+    np.testing.assert_allclose(own.inputs(silence)[0, 0, 0].item(), (floor + 5.0) / 4.0, rtol=1e-5)
+    for bad in ("esc-50", {"mean": 1.0}, {"mean": 0.0, "std": 0.0}):
+        with pytest.raises(ModelError, match="must be one of"):
+            load_ast_checkpoint(str(tmp_path / "bare"), normalization=bad)
+
+
+def test_front_end_on_the_device_equals_the_feature_extractor():
+    """AST features computed in torch for a whole batch (where the model runs) = ASTFeatureExtractor's, per clip."""
+    fe = tr.ASTFeatureExtractor(num_mel_bins=128, max_length=512, mean=-6.6268077, std=5.358466)
+    rng = np.random.default_rng(0)
+    t = np.arange(5 * 16000) / 16000
+    waves = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * rng.standard_normal(len(t)),
+                      np.r_[0.5 * rng.standard_normal(8000), np.zeros(len(t) - 8000)]]).astype(np.float32)
+    ref = fe(list(waves), sampling_rate=16000, return_tensors="np")["input_values"]
+    got = ASTFrontEnd(fe)(torch.from_numpy(waves)).numpy()
+    assert got.shape == ref.shape == (3, 512, 128)
+    np.testing.assert_allclose(got, ref, atol=2e-4)
+    short = ASTFrontEnd(tr.ASTFeatureExtractor(num_mel_bins=32, max_length=64))(torch.from_numpy(waves[:, :8000]))
+    assert short.shape == (3, 64, 32)  # 48 frames padded to 64
+    model, small = tiny_ast()
+    target = make_ast_target(model, small, "tiny", "ast")
+    calls = []
+    target.preprocess = (lambda f: lambda w, device=None: calls.append(str(device)) or f(w, device))(target.preprocess)
+    target.inputs(waves[:, :8000])
+    assert calls == ["cpu"]  # the model's device goes to the front end
 
 
 def test_patch_mapping_matches_the_model():

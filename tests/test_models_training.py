@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -76,9 +78,10 @@ def test_second_build_skips_and_loads_the_checkpoint(built, tmp_path):
 
 
 def test_unknown_kind_and_layer_are_errors(tmp_path):
-    config = _config(tmp_path, kind="resnet")
+    config = _config(tmp_path)  # a config file with kind "resnet" is refused when loaded; the registry also is
+    resnet = dataclasses.replace(config.models[0], kind="resnet")
     with pytest.raises(ModelError, match="unknown kind"):
-        load_target_model(config.models[0], config, None, lambda sr: None)
+        load_target_model(resnet, config, None, lambda sr: None)
     from and_engine.pipeline.steps_models import selected_layers
 
     target = make_yamnet_target(YamnetNet(2), "r", "yamnet-frozen", ["a", "b"])

@@ -125,6 +125,8 @@ def test_killed_build_resumes_with_same_results(tiny_build, tmp_path, crash_stag
     with ResultsStore(db, read_only=True) as store:  # the half-written step left nothing behind
         half = store.query_df("SELECT count(*) AS n FROM steps WHERE stage = ?", [crash_stage])["n"][0]
         done_before = store.count("steps")
+        killed = store.read("runs", ["status", "finished_at"])  # a killed build: told apart from a finished one
+        assert killed["status"].tolist() == ["running"] and killed["finished_at"].isna().all()
     resumed = build(load_config(cfg_path), Progress(quiet=True))
     assert "clips" in " ".join(resumed.skipped)  # finished work is not redone
     assert len(resumed.skipped) >= done_before > 0

@@ -44,7 +44,10 @@ class Change:
 
 
 LLM_VALUES = {"model": "unused-model", "base_url": "http://127.0.0.1:9", "temperature": 0.5, "top_p": 0.9,
-              "max_new_tokens": 512, "seed": 1, "timeout_s": 60.0, "batch_size": 4}
+              "max_new_tokens": 512, "seed": 1, "timeout_s": 60.0, "batch_size": 4, "device": "cpu",
+              "dtype": "float32", "quantization": "fp8", "n_gpu_layers": 0, "tensor_parallel_size": 2,
+              "max_model_len": 4096, "gpu_memory_utilization": 0.5, "max_num_seqs": 64,
+              "commit_every": 2}
 
 
 def served(prefix: str) -> dict:
@@ -122,6 +125,10 @@ CHANGES: dict[str, Change] = {
     "analyses.acoustic_adjectives": Change(("loud",)),
     "analyses.top_adjectives_n": Change(10),
     "analyses.cluster_words_n": Change(20),
+    "device.text_encoders": Change("cpu:0"),
+    "device.audio_text": Change("cpu:0"),
+    "device.text_batch_size": Change(16),
+    "device.audio_batch_size": Change(4),
 }
 EXPLICIT = {"run.database"}  # a new database: test_a_new_database_is_reported_and_never_read
 
@@ -313,8 +320,8 @@ def test_a_new_database_is_reported_and_never_read(env, tmp_path, capsys):
     config = with_database(env.base, elsewhere)
     toml = tmp_path / "elsewhere.toml"
     toml.write_text((env.folder / "tiny.toml").read_text().replace(str(env.folder / "tiny.duckdb"), str(elsewhere)))
-    assert main(["status", "--config", str(toml)]) == 0
-    assert "nothing built yet" in capsys.readouterr().out
+    assert main(["status", "--config", str(toml)]) == 1  # nothing built: said on stderr, with the build to run
+    assert "nothing built yet" in capsys.readouterr().err
     shutil.copy(env.database("tiny"), elsewhere)  # the same results under another path: nothing to redo
     steps, layers = _steps(elsewhere)
     states, _ = step_states(config, steps, layers)

@@ -1,18 +1,21 @@
 """Audio-text models for Module A's TAB method, chosen by name.
 
-``make("audio_text", name, {"text_encoder": encoder})`` -> an ``AudioTextModel`` with
-``similarity(waveforms_16k (N, samples), concepts) -> (N, M)`` cos-like scores (no softmax).
+``make("audio_text", name, {"text_encoder", "batch_size", "device"})`` -> an ``AudioTextModel`` with
+``similarity(waveforms (N, samples) at its sample_rate, concepts) -> (N, M)`` cos-like scores (no softmax).
 
 * ``yamnet-labels`` -- the offline stand-in for CLAP (../shared/OFFLINE.md): score(audio, text) =
   sum over YAMNet's 521 AudioSet labels of softmax_l(cos(text, "the sound of <label>") / 0.05) x
   sigmoid(YAMNet logit of label l), with the text encoder given (default: the packaged MiniLM).
-* ``clap:<dir>`` -- LAION-CLAP through transformers ``ClapModel`` + ``ClapProcessor`` from a local
-  directory (the paper: 630k-audioset-best); audio is resampled 16 kHz -> 48 kHz. No CLAP weights ship
-  in a package, so this path is tested with a tiny randomly initialised ClapModel.
+* ``clap:<path>`` -- LAION-CLAP through transformers ``ClapModel`` + ``ClapProcessor``: a transformers folder,
+  or laion_clap's own ``.pt`` checkpoint (the paper's 630k-audioset-best; ``backends/clap_checkpoint.py``).
+  It takes audio at its feature extractor's rate (48 kHz): the pipeline decodes the clips at
+  ``model.sample_rate``, so the bands above 8 kHz are there. Tested with tiny randomly initialised models.
+Every model has ``sample_rate``: the rate ``similarity`` takes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,9 +23,11 @@ import numpy as np
 from scipy.special import softmax
 
 from and_engine.backends.registry import AudioTextError, AudioTextOptions, make
+from and_engine.model_identity import model_identity
 from and_engine.text.words import concept_text
 
 LABEL_TEMPLATE = "the sound of {}"
+CLAP_RATE = 48000  # ClapFeatureExtractor's rate
 LABEL_TEMPERATURE = 0.05
 
 
@@ -39,6 +44,8 @@ def _check(waveforms: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
 
 class YamnetLabelsModel:
     """TAB stand-in: YAMNet's AudioSet label scores, mapped to concepts through label-text similarity."""
+
+    sample_rate = 16000
 
     def __init__(self, text_encoder, batch_size: int = 16) -> None:
         self.encoder, self.batch_size = text_encoder, batch_size
@@ -67,49 +74,79 @@ class YamnetLabelsModel:
 
 
 class ClapAudioText:
-    """LAION-CLAP (transformers ``ClapModel``) from a local directory: cosine of audio and text embeddings."""
+    """LAION-CLAP (transformers ``ClapModel``) from a local folder or laion_clap ``.pt``: cosine of audio and text
+    embeddings, on ``device``, ``batch_size`` clips at a time, audio at ``sample_rate`` (the extractor's)."""
 
-    def __init__(self, path: str, batch_size: int = 8) -> None:
-        self.path, self.batch_size = Path(path).expanduser(), batch_size
-        if not self.path.is_dir():
-            raise AudioTextError(f"clap: checkpoint directory not found: {self.path}")
+    def __init__(self, path: str, batch_size: int = 8, device: str = "cpu") -> None:
+        self.path, self.batch_size, self.device_name = Path(path).expanduser(), batch_size, device
+        if not self.path.exists():
+            raise AudioTextError(f"clap: checkpoint not found: {self.path}")
         self._model = self._proc = None
+        self.sample_rate = self._configured_rate()
+
+    def _weights_file(self) -> Path | None:
+        """laion_clap's .pt: the path itself, or the only .pt in a folder without config.json."""
+        if self.path.is_file():
+            return self.path
+        pts = sorted(self.path.glob("*.pt"))
+        return pts[0] if len(pts) == 1 and not (self.path / "config.json").is_file() else None
+
+    def _configured_rate(self) -> int:
+        folder = self.path if self.path.is_dir() else self.path.parent
+        cfg = folder / "preprocessor_config.json"
+        return int(json.loads(cfg.read_text()).get("sampling_rate", CLAP_RATE)) if cfg.is_file() else CLAP_RATE
 
     def _load(self):
         if self._model is None:
-            from transformers import ClapModel, ClapProcessor
+            from and_engine.devices import DeviceError, resolve_device
 
-            self._proc = ClapProcessor.from_pretrained(str(self.path))
-            self._model = ClapModel.from_pretrained(str(self.path)).eval()
+            try:
+                device = resolve_device(self.device_name, "device.audio_text")
+            except DeviceError as exc:
+                raise AudioTextError(str(exc)) from exc
+            pt = self._weights_file()
+            if pt is not None:
+                from and_engine.backends.clap_checkpoint import load_laion_clap
+
+                model, self._proc = load_laion_clap(pt)
+            else:
+                from transformers import ClapModel, ClapProcessor
+
+                self._proc = ClapProcessor.from_pretrained(str(self.path))
+                model = ClapModel.from_pretrained(str(self.path)).eval()
+            self._model = model.to(device)
+            self.sample_rate = int(self._proc.feature_extractor.sampling_rate)
         return self._model, self._proc
 
     @staticmethod
     def _features(out) -> np.ndarray:
         feats = getattr(out, "pooler_output", out)  # transformers 5 may return a ModelOutput
-        feats = feats.float().numpy().astype(np.float64)
+        feats = feats.float().cpu().numpy().astype(np.float64)
         return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
 
-    def similarity(self, waveforms_16k: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+    def similarity(self, waveforms: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+        """(N, samples) at ``sample_rate`` (48 kHz) + M concepts -> (N, M) cosines."""
         import torch
-        from scipy.signal import resample_poly
 
-        arr = _check(waveforms_16k, concepts)
+        arr = _check(waveforms, concepts)
         model, proc = self._load()
-        rate = proc.feature_extractor.sampling_rate
+        device = next(model.parameters()).device
         audio = []
         with torch.inference_mode():
-            text = proc.tokenizer([concept_text(c) for c in concepts], padding=True, return_tensors="pt")
+            text = proc.tokenizer([concept_text(c) for c in concepts], padding=True, return_tensors="pt").to(device)
             t = self._features(model.get_text_features(input_ids=text["input_ids"],
                                                        attention_mask=text["attention_mask"]))
             for s in range(0, len(arr), self.batch_size):
-                chunk = [resample_poly(w, rate, 16000).astype(np.float32) for w in arr[s:s + self.batch_size]]
-                inputs = proc.feature_extractor(chunk, sampling_rate=rate, return_tensors="pt")
+                inputs = proc.feature_extractor(list(arr[s:s + self.batch_size]), sampling_rate=self.sample_rate,
+                                                return_tensors="pt")
+                longer = inputs.get("is_longer")
                 audio.append(self._features(model.get_audio_features(
-                    input_features=inputs["input_features"], is_longer=inputs.get("is_longer"))))
+                    input_features=inputs["input_features"].to(device),
+                    is_longer=None if longer is None else longer.to(device))))
         return np.concatenate(audio) @ t.T
 
     def describe(self) -> dict:
-        return {"backend": "clap", "model": str(self.path), "params": {"input_rate": 16000}}
+        return {"backend": "clap", "model": model_identity(self.path), "params": {"input_rate": self.sample_rate}}
 
 
 def create_yamnet_labels(argument: str, options: AudioTextOptions) -> YamnetLabelsModel:
@@ -119,5 +156,5 @@ def create_yamnet_labels(argument: str, options: AudioTextOptions) -> YamnetLabe
 
 
 def create_clap(argument: str, options: AudioTextOptions) -> ClapAudioText:
-    """``clap:<dir>``: the argument is the checkpoint directory."""
-    return ClapAudioText(argument, options.batch_size)
+    """``clap:<path>``: a transformers folder or a laion_clap ``.pt`` (loads on first use)."""
+    return ClapAudioText(argument, options.batch_size, options.device)

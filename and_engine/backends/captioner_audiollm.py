@@ -6,6 +6,8 @@ batched, greedy decoding. Untested here with real weights (none ship in a packag
 same code on a tiny randomly initialised model of the same class. Acoustic features are still measured
 (``acoustic_features`` table) so the Appendix C checks work whichever captioner ran.
 Made by ``make("captioner", "audio-llm", options)`` (``options.model_path``: the local model directory).
+Weights in bfloat16 on CUDA (Qwen models emit garbage in float16), float32 on CPU. ``release()`` frees the
+model (and its GPU memory) once the captions are stored, before an LLM engine asks for the GPU.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from and_engine.acoustics.measurements import check_waveforms, measure_acoustics, relative_loudness
 from and_engine.backends.registry import CaptionContext, CaptionerConfigError, CaptionerError, CaptionResult
 from and_engine.config import CaptionsConfig
+from and_engine.devices import DeviceError, check_transformers, free_memory, resolve_device, weight_dtype
 from and_engine.model_identity import model_identity
 
 
@@ -41,28 +44,39 @@ class AudioLLMCaptioner:
             if not (self.path / "config.json").is_file():
                 raise CaptionerError(f"audio-llm captioner: {self.path} is not a local model directory "
                                      "(expected config.json, weights and processor files)")
-            import torch
             from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 
-            dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+            check_transformers()
+            try:
+                device = resolve_device(self.device, "captions.device")
+            except DeviceError as exc:
+                raise CaptionerConfigError(str(exc)) from exc
             try:
                 processor = AutoProcessor.from_pretrained(str(self.path))
-                model = Qwen2AudioForConditionalGeneration.from_pretrained(str(self.path), dtype=dtype)
+                model = Qwen2AudioForConditionalGeneration.from_pretrained(str(self.path),
+                                                                           dtype=weight_dtype("auto", device))
             except (OSError, ValueError) as exc:
                 raise CaptionerError(f"audio-llm captioner: cannot load {self.path}: {exc}") from exc
             processor.tokenizer.padding_side = "left"
-            self._loaded = (processor, model.to(self.device).eval())
+            self._loaded = (processor, model.to(device).eval(), device)
         return self._loaded
+
+    def release(self) -> None:
+        """Drop the model and hand its GPU memory back (it loads again on the next ``caption``)."""
+        if self._loaded is not None:
+            self._loaded = None
+            free_memory()
 
     def _batch(self, audio: list[np.ndarray], sample_rate: int) -> list[str]:
         import torch
 
-        processor, model = self._load()
+        processor, model, device = self._load()
         chat = [{"role": "user", "content": [{"type": "audio", "audio_url": "clip"},
                                              {"type": "text", "text": self.prompt}]}]
         text = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         inputs = processor(text=[text] * len(audio), audio=audio, sampling_rate=sample_rate, return_tensors="pt",
-                           padding=True).to(self.device)
+                           padding=True).to(device)
+        inputs["input_features"] = inputs["input_features"].to(model.dtype)
         pad = processor.tokenizer.pad_token_id
         with torch.no_grad():
             ids = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad)
@@ -72,7 +86,7 @@ class AudioLLMCaptioner:
     def caption(self, waveforms: np.ndarray, sample_rate: int, context: CaptionContext | None = None) -> CaptionResult:
         """(n, samples) float audio at the processor's rate (16 kHz) -> n captions + their measured features."""
         arr = check_waveforms(waveforms, sample_rate).astype(np.float32)
-        processor, _ = self._load()
+        processor = self._load()[0]
         expected = processor.feature_extractor.sampling_rate
         if int(sample_rate) != expected:
             raise CaptionerError(f"audio-llm captioner needs {expected} Hz audio, got {sample_rate}")

@@ -3,6 +3,8 @@
 Each takes an ``LLMConfig`` (``model`` = the file or directory), loads lazily on the first ``generate``
 and sends every prompt as one user chat turn. Temperature 0 means greedy decoding. Made by
 ``registry.make("llm", "llama-cpp" | "transformers" | "vllm", options)`` through the ``create_*`` factories.
+Device and weights: ``llm.device`` (transformers, llama-cpp: ``n_gpu_layers`` offloaded on CUDA), ``llm.dtype``
+(transformers, vllm; ``auto`` = bfloat16 on CUDA, float32 on CPU) and vLLM's engine settings (``vllm_engine_args``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from and_engine.backends.llm import check_sampling, sampling_params
 from and_engine.backends.registry import LLMConfigError, LLMError
 from and_engine.config import LLMConfig
+from and_engine.devices import DeviceError, check_transformers, resolve_device, weight_dtype
 from and_engine.model_identity import model_identity
 
 
@@ -39,6 +42,7 @@ def _missing(package: str, hint: str) -> LLMError:
 
 class _LocalLLM:
     backend = ""
+    weights: tuple[str, ...] = ()  # the LLMConfig weights settings this engine reads (dtype, quantization)
 
     def __init__(self, cfg: LLMConfig):
         check_sampling(cfg)
@@ -52,7 +56,17 @@ class _LocalLLM:
             model = model_identity(_model_path(self.cfg, "a model"))
         except LLMConfigError:
             model = self.cfg.model
-        return {"backend": self.backend, "model": model, "params": sampling_params(self.cfg)}
+        params = sampling_params(self.cfg)
+        # weights settings that change answers enter the cache identity when set (defaults keep old cache keys)
+        default = LLMConfig()
+        params.update({k: getattr(self.cfg, k) for k in self.weights if getattr(self.cfg, k) != getattr(default, k)})
+        return {"backend": self.backend, "model": model, "params": params}
+
+    def _device(self) -> str:
+        try:
+            return resolve_device(self.cfg.device, "llm.device")
+        except DeviceError as exc:
+            raise LLMConfigError(str(exc)) from exc
 
 
 class LlamaCppLLM(_LocalLLM):
@@ -69,8 +83,9 @@ class LlamaCppLLM(_LocalLLM):
             except ImportError as exc:
                 raise _missing("llama_cpp", "pip install -r requirements-llamacpp.txt (compiles; see "
                                "docs/backends.md)") from exc
+            gpu_layers = self.cfg.n_gpu_layers if self._device().startswith("cuda") else 0
             self._engine = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=1, n_threads_batch=1,
-                                 seed=self.cfg.seed, verbose=False)
+                                 n_gpu_layers=gpu_layers, seed=self.cfg.seed, verbose=False)
         return self._engine
 
     def generate(self, prompts: list[str]) -> list[str]:
@@ -87,23 +102,28 @@ class TransformersLLM(_LocalLLM):
     """A causal LM via transformers: a model directory, or a .gguf file (de-quantised, ``gguf_file=``)."""
 
     backend = "transformers"
+    weights = ("dtype",)
 
     def _load(self):
         if self._engine is None:
             path = _model_path(self.cfg, "a model directory or a .gguf file")
-            import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            check_transformers()
+            device = self._device()
+            try:
+                dtype = weight_dtype(self.cfg.dtype, device, "llm.dtype")
+            except DeviceError as exc:
+                raise LLMConfigError(str(exc)) from exc
             src, kw = (str(path.parent), {"gguf_file": path.name}) if path.suffix == ".gguf" else (str(path), {})
             try:
                 tok = AutoTokenizer.from_pretrained(src, **kw)
-                model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kw)
+                model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw)
             except (OSError, ValueError) as exc:
                 raise LLMError(f"transformers cannot load {path}: {exc}") from exc
             tok.padding_side = "left"
             if tok.pad_token is None:
                 tok.pad_token = tok.eos_token
-            device = "cuda" if torch.cuda.is_available() else "cpu"
             self._engine = (tok, model.to(device).eval(), device)
         return self._engine
 
@@ -131,18 +151,36 @@ class TransformersLLM(_LocalLLM):
         return [o.strip() for o in out]
 
 
+def vllm_engine_args(cfg: LLMConfig) -> dict:
+    """The ``vllm.LLM(...)`` keyword arguments of an LLM configuration (0 / "" = leave vLLM's default)."""
+    if cfg.tensor_parallel_size < 1 or not 0 < cfg.gpu_memory_utilization <= 1 or cfg.max_model_len < 0 \
+            or cfg.max_num_seqs < 0:
+        raise LLMConfigError("llm: tensor_parallel_size >= 1, 0 < gpu_memory_utilization <= 1, max_model_len >= 0 "
+                             f"and max_num_seqs >= 0 are needed, got {cfg.tensor_parallel_size}, "
+                             f"{cfg.gpu_memory_utilization}, {cfg.max_model_len}, {cfg.max_num_seqs}")
+    if cfg.dtype not in ("auto", "bfloat16", "float16", "float32"):
+        raise LLMConfigError(f"llm.dtype must be auto, bfloat16, float16 or float32, got {cfg.dtype!r}")
+    args = {"model": cfg.model, "enable_prefix_caching": True, "seed": cfg.seed, "dtype": cfg.dtype,
+            "tensor_parallel_size": cfg.tensor_parallel_size, "gpu_memory_utilization": cfg.gpu_memory_utilization}
+    args.update({k: v for k, v in (("max_model_len", cfg.max_model_len), ("max_num_seqs", cfg.max_num_seqs),
+                                   ("quantization", cfg.quantization)) if v})
+    return args
+
+
 class VllmLLM(_LocalLLM):
-    """vLLM offline batched generation with prefix caching (GPU only; untested on the CPU machines)."""
+    """vLLM offline batched generation with prefix caching (GPU only; tested here against a recording fake)."""
 
     backend = "vllm"
+    weights = ("dtype", "quantization")
 
     def _load(self):
         if self._engine is None:
+            args = vllm_engine_args(self.cfg)
             try:
                 from vllm import LLM as VLLMEngine
             except ImportError as exc:
                 raise _missing("vllm", "it needs a CUDA GPU: pip install -r requirements-gpu.txt") from exc
-            self._engine = VLLMEngine(model=self.cfg.model, enable_prefix_caching=True, seed=self.cfg.seed)
+            self._engine = VLLMEngine(**args)
         return self._engine
 
     def generate(self, prompts: list[str]) -> list[str]:

@@ -2,10 +2,11 @@
 
 Standard library HTTP only. ``llm.base_url`` is the server root (``http://host:8000`` or ``.../v1``);
 ``llm.model`` the served model name. Each prompt is one ``POST /v1/chat/completions``; up to
-``batch_size`` requests run concurrently (servers batch them). Timeouts (``timeout_s``), retries with
-exponential backoff on connection errors / 408 / 429 / 5xx, and an ``LLMError`` naming the URL and
-the server's message otherwise. An API key, when the server needs one, is read from the environment
-variable ``OPENAI_API_KEY``. Made by ``registry.make("llm", "openai", options)``.
+``batch_size`` requests run concurrently (servers batch them); ``stream(prompts)`` keeps that many in
+flight over a whole request list and yields answers as they finish (``backends.llm_exec``). Timeouts
+(``timeout_s``), retries with exponential backoff on connection errors / 408 / 429 / 5xx, and an
+``LLMError`` naming the URL and the server's message otherwise. An API key, when the server needs one,
+is read from the environment variable ``OPENAI_API_KEY``. Made by ``registry.make("llm", "openai", options)``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import os
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from and_engine.backends.llm import check_sampling, sampling_params
 from and_engine.backends.registry import LLMConfigError, LLMError
@@ -77,11 +79,36 @@ class OpenAICompatLLM:
                 raise LLMError(f"openai backend: unexpected response from {self.url}: {str(payload)[:300]}") from exc
         raise LLMError(f"openai backend: {self.url} failed after {self.retries + 1} attempts ({last})")
 
-    def generate(self, prompts: list[str]) -> list[str]:
+    def stream(self, prompts: list[str]) -> Iterator[tuple[int, str]]:
+        """Prompts -> (index, answer) in the order they finish, ``batch_size`` requests in flight; a failed
+        request raises at once (requests not yet started are never sent)."""
         if not prompts:
-            return []
-        with ThreadPoolExecutor(max_workers=max(1, min(self.cfg.batch_size, len(prompts)))) as pool:
-            return list(pool.map(self._request, prompts))
+            return
+        workers = max(1, min(self.cfg.batch_size, len(prompts)))
+        pool = ThreadPoolExecutor(max_workers=workers)
+        pending: dict[Future, int] = {}
+        todo = iter(range(len(prompts)))
+        try:
+            for i in todo:  # fill the pool, then one new request per finished one
+                pending[pool.submit(self._request, prompts[i])] = i
+                if len(pending) >= workers:
+                    break
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = pending.pop(fut)
+                    yield i, fut.result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending[pool.submit(self._request, prompts[nxt])] = nxt
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        out = [""] * len(prompts)
+        for i, answer in self.stream(prompts):
+            out[i] = answer
+        return out
 
 
 def create(argument: str, cfg: LLMConfig) -> OpenAICompatLLM:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -74,6 +74,19 @@ class LLM(Protocol):
         ...
 
 
+@runtime_checkable
+class LLMExecutor(Protocol):
+    """The execute part of plan -> execute -> ingest (``backends.llm.run_round``): one backend's whole
+    request list in, chunks of answers out as they finish (the caller commits each to ``llm_cache``)."""
+
+    def run(self, llm: LLM, prompts: list[str], chunk: int) -> Iterator[list[tuple[int, str]]]:
+        """Prompts -> chunks of at most ``chunk`` (index into ``prompts``, answer), every index once."""
+        ...
+
+    def describe(self) -> dict:
+        ...
+
+
 @dataclass(frozen=True)
 class CaptionContext:
     """What a captioner may know beyond the audio: clip ids and the probing set's measured features.
@@ -117,8 +130,10 @@ class TextEncoder(Protocol):
 
 @runtime_checkable
 class AudioTextModel(Protocol):
-    def similarity(self, waveforms_16k: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
-        """(N, samples) float32 at 16 kHz + M concepts -> (N, M) float64 scores."""
+    sample_rate: int  # the rate ``similarity`` takes (16 kHz yamnet-labels, 48 kHz CLAP)
+
+    def similarity(self, waveforms: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+        """(N, samples) float32 at ``sample_rate`` + M concepts -> (N, M) float64 scores."""
         ...
 
     def describe(self) -> dict:
@@ -149,18 +164,27 @@ class AudioTagger(Protocol):
 
 @dataclass(frozen=True)
 class TextEncoderOptions:
-    """Settings of a text encoder (none yet)."""
+    """Where and how fast a text encoder runs (never what it returns): config ``[device]``."""
+
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
+    batch_size: int = 64  # texts per forward pass
 
 
 @dataclass(frozen=True)
 class AudioTextOptions:
     text_encoder: TextEncoder | None = None  # yamnet-labels embeds label texts with it; None = minilm
     batch_size: int = 16
+    device: str = "cpu"  # clap: cpu | cuda | cuda:N | auto
 
 
 @dataclass(frozen=True)
 class TaggerOptions:
     """Settings of a POS or audio tagger (none yet)."""
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Settings of an LLM executor (none yet; a cluster executor adds its address and resources here)."""
 
 
 @dataclass(frozen=True)
@@ -193,11 +217,14 @@ KINDS: dict[str, Kind] = {
     }),
     "text_encoder": Kind("text encoder", "", TextEncoderError, TextEncoderOptions, {
         "minilm": Backend(_B + "text_encoders:create_minilm"),
-        "clip": Backend(_B + "text_encoders:create_clip", "local checkpoint directory"),
+        "minilm-l12": Backend(_B + "text_encoders:create_minilm_l12"),
+        "sentence-transformers": Backend(_B + "text_encoders:create_sentence_transformer",
+                                         "model id or local folder"),
+        "clip": Backend(_B + "text_encoders:create_clip", "local transformers / open_clip checkpoint"),
     }),
     "audio_text": Kind("model", "module_a.audio_text_model", AudioTextError, AudioTextOptions, {
         "yamnet-labels": Backend(_B + "audio_text:create_yamnet_labels"),
-        "clap": Backend(_B + "audio_text:create_clap", "local checkpoint directory"),
+        "clap": Backend(_B + "audio_text:create_clap", "local transformers / laion_clap checkpoint"),
     }),
     "pos_tagger": Kind("tagger", "module_c.tagger", TaggerError, TaggerOptions, {
         "auto": Backend(_B + "taggers:create_auto"),
@@ -208,6 +235,9 @@ KINDS: dict[str, Kind] = {
     "audio_tagger": Kind("tagger", "captions.tagger", CaptionerConfigError, TaggerOptions, {
         "yamnet": Backend(_B + "audio_taggers:create_yamnet"),
         "none": Backend(""),  # descriptors only: make returns None
+    }),
+    "llm_executor": Kind("executor", "", LLMConfigError, ExecutorOptions, {
+        "local": Backend(_B + "llm_exec:create_local"),
     }),
 }
 
@@ -243,19 +273,29 @@ def _options(spec: Kind, name: str, options: Mapping[str, Any] | object | None) 
     return spec.options(**values)
 
 
-def make(kind: str, name: str, options: Mapping[str, Any] | object | None = None) -> Any:
-    """Kind + backend name (+ settings: a mapping, or a dataclass such as ``LLMConfig``) -> the backend;
-    models load lazily, on first use.
-
-    Raises the kind's error class for an unknown name (listing the known ones) or an unknown option.
-    """
+def _resolve(kind: str, name: str, options: Mapping[str, Any] | object | None) -> tuple[Backend, str, Any]:
     spec = _kind(kind)
     base, argument = parse_name(name)
     backend = spec.backends.get(base)
     if backend is None or bool(argument) != bool(backend.argument):
         prefix = f"{spec.field}: " if spec.field else ""
         raise spec.error(f"{prefix}unknown {spec.title} {name!r}; known: {', '.join(known(kind))}")
-    opts = _options(spec, name, options)
+    return backend, argument, _options(spec, name, options)
+
+
+def check(kind: str, name: str, options: Mapping[str, Any] | object | None = None) -> None:
+    """What ``make`` checks before it makes anything (the name, its argument, the options), without importing
+    or loading the backend: a configuration is checked with it before a build runs."""
+    _resolve(kind, name, options)
+
+
+def make(kind: str, name: str, options: Mapping[str, Any] | object | None = None) -> Any:
+    """Kind + backend name (+ settings: a mapping, or a dataclass such as ``LLMConfig``) -> the backend;
+    models load lazily, on first use.
+
+    Raises the kind's error class for an unknown name (listing the known ones) or an unknown option.
+    """
+    backend, argument, opts = _resolve(kind, name, options)
     if not backend.factory:
         return None
     module, _, function = backend.factory.partition(":")

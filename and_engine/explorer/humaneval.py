@@ -3,8 +3,11 @@
 * ``sample_neuron``: a seeded pick among neurons that have a calibrated summary, skipping rated ones.
 * ``descriptions``: the three blind candidates: DB top concept, TAB top concept, calibrated summary.
 * ``blind_order``: a permutation of the methods seeded by (rater, neuron), so a rerun keeps the order.
+* ``description_steps`` / ``current_description_steps``: the results steps that produced a neuron's
+  descriptions / every description the database holds (each rating is bound to its description's step).
 * ``table3``: mean rating per method, and the cosine / BERTScore-style F1 between each rater's written
-  summary and the method's description (``text_similarity``).
+  summary and the method's description (``text_similarity``), over ratings of current descriptions.
+* ``export_csv``: ratings + written summaries as CSV, every text cell safe to open in a spreadsheet.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from and_engine.store.ratings import METHODS
+from and_engine.store.ratings import METHODS, bound_to
 from and_engine.store.results import ResultsStore
 
 # similarity functions preferred for the DB / TAB description (CLIP-Dissect's default first)
 SIMILARITY_PREFERENCE = ("soft_wpmi", "wpmi", "cos3", "cos", "rank_reorder")
+# a written summary belongs to the ratings of its submission (rows saved before submissions: NULL = NULL, by neuron)
+SUBMISSION_KEYS = ["rater", "model", "layer", "neuron", "submission_id"]
 
 
 def _seed(*parts: object) -> int:
@@ -69,24 +74,44 @@ def descriptions(closed: pd.DataFrame, calibrated_summary: str | None) -> dict[s
     return out
 
 
+def description_steps(store: ResultsStore, model: str, layer: str, neuron: int) -> dict[str, str]:
+    """-> {method: step_id of the results step that wrote that method's description} for one neuron
+    (DB / TAB: its Module A rows; SUMMARY: its calibrated summary)."""
+    closed = store.read("closed_concepts", ["method", "step_id"], model=model, layer=layer, neuron=int(neuron),
+                        method=[m for m in METHODS if m != "SUMMARY"])
+    out = {str(m): str(g["step_id"].iloc[0]) for m, g in closed.groupby("method")}
+    cal = store.read("calibrated_summaries", ["step_id"], model=model, layer=layer, neuron=int(neuron))
+    if len(cal):
+        out["SUMMARY"] = str(cal["step_id"].iloc[0])
+    return out
+
+
+def current_description_steps(store: ResultsStore) -> set[str]:
+    """-> the ids of the steps whose rows the results database holds now: a rating bound to another step
+    rated a description that a later build replaced (a rebuilt step gets a new id, its old rows go)."""
+    return set(store.query_df('SELECT step_id FROM "steps"')["step_id"].astype(str))
+
+
 def blind_order(rater: str, model: str, layer: str, neuron: int, methods: list[str]) -> list[str]:
     """A permutation of ``methods`` that depends only on (rater, neuron): reruns show the same order."""
     rng = np.random.default_rng(_seed(rater.strip().lower(), model, layer, int(neuron)))
     return [methods[i] for i in rng.permutation(len(methods))]
 
 
-def table3(ratings: pd.DataFrame, written: pd.DataFrame, similarity) -> pd.DataFrame:
-    """(latest ratings, latest written summaries, a ``TextSimilarity``) -> Table 3.
+def table3(ratings: pd.DataFrame, written: pd.DataFrame, similarity,
+           current_steps: set[str] | None = None) -> pd.DataFrame:
+    """(latest ratings, latest written summaries, a ``TextSimilarity``, ``current_description_steps``) -> Table 3.
 
-    -> method, mean_rating, n_ratings, cosine, bertscore_f1 (similarities over rated neurons whose rater
-    also wrote a summary; NaN when there is none).
+    -> method, mean_rating, n_ratings, cosine, bertscore_f1, n_pairs: over the ratings ``bound_to`` the current
+    steps (all when None); similarities between a description and the summary written in the same submission
+    (NaN when there is none).
     """
     rows = []
-    keys = ["rater", "model", "layer", "neuron"]
-    pairs = ratings.merge(written[[*keys, "text"]], on=keys, how="inner") if len(written) else ratings.iloc[:0]
+    ratings = ratings[bound_to(ratings, current_steps)]
+    pairs = ratings.merge(written[[*SUBMISSION_KEYS, "text"]], on=SUBMISSION_KEYS, how="inner")
     for method in METHODS:
         r = ratings[ratings["method"] == method]
-        p = pairs[pairs["method"] == method] if len(pairs) else pairs
+        p = pairs[pairs["method"] == method]
         cos = bert = float("nan")
         if len(p):
             cos = float(np.mean(similarity.cosine(p["text"].tolist(), p["description"].tolist())))
@@ -94,3 +119,26 @@ def table3(ratings: pd.DataFrame, written: pd.DataFrame, similarity) -> pd.DataF
         rows.append({"method": method, "mean_rating": float(r["rating"].mean()) if len(r) else float("nan"),
                      "n_ratings": int(len(r)), "cosine": cos, "bertscore_f1": bert, "n_pairs": int(len(p))})
     return pd.DataFrame(rows)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
+
+
+def _neutralise(value: object) -> object:
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def export_csv(ratings: pd.DataFrame, written: pd.DataFrame) -> bytes:
+    """(all ratings, written summaries) -> UTF-8 CSV, one row per rating with its submission's written summary.
+
+    Text cells that a spreadsheet would run as a formula get a leading ``'`` (OWASP's CSV-injection advice)."""
+    out = ratings.merge(written[[*SUBMISSION_KEYS, "text"]], on=SUBMISSION_KEYS, how="left")
+    for col in out.columns:
+        if pd.api.types.is_string_dtype(out[col]) or pd.api.types.is_object_dtype(out[col]):
+            out[col] = out[col].map(_neutralise)
+    return out.to_csv(index=False, lineterminator="\r\n").encode()  # RFC 4180: a CR or LF in a cell is quoted
+
+
+def superseded(ratings: pd.DataFrame, current_steps: set[str]) -> int:
+    """How many ``ratings`` rate a description the results database no longer holds (left out of Table 3)."""
+    return int((~bound_to(ratings, current_steps)).sum())

@@ -14,6 +14,7 @@ import pandas as pd
 
 from and_engine.config import Config, config_from_dict
 from and_engine.explorer.media import ClipMedia
+from and_engine.store import schema
 from and_engine.store.results import ResultsStore
 
 
@@ -32,10 +33,57 @@ def runs(store: ResultsStore) -> pd.DataFrame:
                           'FROM "runs" ORDER BY started_at DESC')
 
 
+def last_finished_run(store: ResultsStore) -> dict | None:
+    """-> the ``runs`` row (run_id, config_name, config_json, finished_at) of the last build that finished
+    (status ``done``), or None. A failed, interrupted or running build is never "the" run."""
+    df = store.query_df('SELECT run_id, config_name, config_json, finished_at FROM "runs" WHERE status = ? '
+                        "ORDER BY finished_at DESC, started_at DESC LIMIT 1", [schema.RUN_DONE])
+    return df.iloc[0].to_dict() if len(df) else None
+
+
 def run_config(store: ResultsStore) -> Config | None:
-    """-> the Config of the newest build (rebuilt from ``runs.config_json``), or None for an empty DB."""
-    df = store.query_df('SELECT config_json FROM "runs" ORDER BY started_at DESC LIMIT 1')
-    return config_from_dict(json.loads(df["config_json"].iloc[0])) if len(df) else None
+    """-> the Config of the last finished build (rebuilt from ``runs.config_json``), or None if none finished."""
+    run = last_finished_run(store)
+    return config_from_dict(json.loads(run["config_json"]), check=False) if run else None
+
+
+def clip_id_problem(store: ResultsStore) -> str | None:
+    """-> None when every stored result refers to the clips of the ``clips`` table, else why not.
+
+    ``clip_id`` is a position in the probing set's sorted file list. When the probing set changes, a build
+    recommits the ``clips`` step first and then recomputes every later step (each depends on it), so a step
+    left by a build that started before the one that committed the current ``clips`` step was computed on
+    the earlier list (an interrupted rebuild): its clip ids may name other files. (Builds are compared by
+    their ``runs.started_at``, which the store writes; a step whose run is not recorded is not judged.)
+    """
+    df = store.query_df(
+        'SELECT s.stage, count(*) AS n FROM "steps" s JOIN "runs" r USING (run_id), "steps" c JOIN "runs" rc '
+        "USING (run_id) WHERE c.stage = 'clips' AND s.stage <> 'clips' AND s.run_id <> c.run_id "
+        "AND r.started_at < rc.started_at GROUP BY s.stage ORDER BY min(s.started_at)")
+    if df.empty:
+        return None
+    stages = ", ".join(f"{r.stage} ({r.n})" for r in df.itertuples())
+    return (f"the probing set changed and a rebuild has not finished: {int(df['n'].sum())} step(s) still hold "
+            f"results computed on the earlier clip list ({stages}), so their clip ids may name other files. "
+            "Finish the build (python -m and_engine build --config ...) to make the database consistent.")
+
+
+def description_steps(store: ResultsStore, model: str, layer: str, neuron: int) -> dict[str, str]:
+    """-> {method: step_id} of the steps that wrote a neuron's blind descriptions (``humaneval.descriptions``):
+    ``DB`` / ``TAB`` (Module A's ``closed_concepts`` rows), ``SUMMARY`` (Module B's calibrated summary). A
+    rating stores the step id of the description it rates; a rebuild that rewrites the description gives it a
+    new step id, so old ratings can be told apart (``step_ids``)."""
+    df = store.query_df('SELECT DISTINCT method, step_id FROM "closed_concepts" WHERE model = ? AND layer = ? '
+                        "AND neuron = ? AND method IN ('DB', 'TAB') UNION ALL SELECT 'SUMMARY', step_id FROM "
+                        '"calibrated_summaries" WHERE model = ? AND layer = ? AND neuron = ?',
+                        [model, layer, int(neuron)] * 2)
+    return dict(zip(df["method"], df["step_id"]))
+
+
+def step_ids(store: ResultsStore) -> set[str]:
+    """-> the ids of every step whose rows are in the database now (a rating whose description step is not
+    among them rates a description that a later build replaced)."""
+    return set(store.query_df('SELECT step_id FROM "steps"')["step_id"])
 
 
 def steps(store: ResultsStore) -> pd.DataFrame:

@@ -11,14 +11,19 @@ Token layers have a patch grid: sequence index ``token_prefix + p`` with ``f = p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from and_engine.models.ast_frontend import ASTFrontEnd
 from and_engine.models.base import LayerSpec, ModelError, TargetModel
 
 AST_SAMPLE_RATE = 16000
+# log-mel (mean, std) of the AST recipes (github.com/YuanGongND/ast, egs/*/run*.sh: dataset_mean, dataset_std)
+NORMALIZATIONS = {"audioset": (-4.2677393, 4.5689974), "esc50": (-6.6268077, 5.358466),
+                  "speechcommands": (-6.845978, 5.5654526)}
 AST_TOKEN_PREFIX = 2  # CLS + distillation token
 # a small AST that trains from scratch on a CPU in minutes (ast-scratch); override via ModelConfig.options
 SCRATCH_DEFAULTS = {
@@ -103,16 +108,17 @@ def make_ast_target(hf_model: nn.Module, feature_extractor, name: str, kind: str
     if len(class_names) != cfg.num_labels:
         raise ModelError(f"{name}: {cfg.num_labels} logits but {len(class_names)} class names")
     rate = int(getattr(feature_extractor, "sampling_rate", AST_SAMPLE_RATE))
+    frontend = ASTFrontEnd(feature_extractor)
 
-    def preprocess(waveforms: np.ndarray) -> torch.Tensor:
-        feats = feature_extractor(list(np.asarray(waveforms, dtype=np.float32)), sampling_rate=rate,
-                                  return_tensors="np")
-        return torch.from_numpy(np.asarray(feats["input_values"], dtype=np.float32))
+    def preprocess(waveforms: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+        """(n, samples) -> (n, max_length, mel bins) features, computed on ``device`` (default: CPU)."""
+        return frontend(torch.from_numpy(np.asarray(waveforms, dtype=np.float32)).to(device or "cpu"))
 
     hf_model.eval()
     return TargetModel(name=name, kind=kind, sample_rate=rate, class_names=list(class_names),
                        module=ASTLogits(hf_model), layer_specs=ast_layer_specs(hf_model),
-                       preprocess=preprocess, token_prefix=AST_TOKEN_PREFIX, description=description)
+                       preprocess=preprocess, token_prefix=AST_TOKEN_PREFIX, description=description,
+                       preprocess_on_device=True)
 
 
 def build_ast_scratch(n_classes: int, options: dict | None = None, seed: int = 0):
@@ -129,19 +135,45 @@ def build_ast_scratch(n_classes: int, options: dict | None = None, seed: int = 0
     return model, fe
 
 
-def load_ast_checkpoint(path_or_id: str, name: str = "ast-checkpoint") -> TargetModel:
-    """An AST from a local directory (or a model id already in the local HF cache); never downloads."""
+def normalization_stats(normalization: Any, where: str = "options.normalization") -> tuple[float, float]:
+    """A recipe name (``NORMALIZATIONS``) or ``{mean, std}`` -> (mean, std) of the log-mel features."""
+    if isinstance(normalization, str) and normalization in NORMALIZATIONS:
+        return NORMALIZATIONS[normalization]
+    if isinstance(normalization, dict) and set(normalization) == {"mean", "std"}:
+        mean, std = normalization["mean"], normalization["std"]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mean, std)) and std > 0:
+            return float(mean), float(std)
+    raise ModelError(f"{where} must be one of {sorted(NORMALIZATIONS)} or {{ mean = <float>, std = <float > 0> }}, "
+                     f"got {normalization!r}")
+
+
+def load_ast_checkpoint(path_or_id: str, name: str = "ast-checkpoint", normalization: Any = None) -> TargetModel:
+    """An AST from a local directory (or a model id already in the local HF cache); never downloads.
+
+    Its log-mel normalisation comes from ``normalization`` (a recipe name or {mean, std}) when given, else from
+    the checkpoint's ``preprocessor_config.json``; a checkpoint without one needs ``normalization`` (AST's
+    AudioSet statistics are wrong for a model fine-tuned on ESC-50: mean -6.63, std 5.36, not -4.27, 4.57).
+    """
     tr = _transformers()
     if not path_or_id:
         raise ModelError("ast-checkpoint needs ModelConfig.checkpoint (a local directory or cached model id)")
     local = Path(path_or_id).expanduser()
     source = str(local) if local.exists() else path_or_id
+    stats = None if normalization is None else normalization_stats(normalization)
     try:
         model = tr.ASTForAudioClassification.from_pretrained(source, local_files_only=True)
-        try:
-            fe = tr.ASTFeatureExtractor.from_pretrained(source, local_files_only=True)
-        except OSError:
-            fe = tr.ASTFeatureExtractor(num_mel_bins=model.config.num_mel_bins, max_length=model.config.max_length)
     except OSError as exc:
         raise ModelError(f"AST checkpoint {path_or_id!r} not found locally (offline; no download): {exc}") from exc
-    return make_ast_target(model, fe, name, "ast-checkpoint", description=f"AST from {source}")
+    try:
+        fe = tr.ASTFeatureExtractor.from_pretrained(source, local_files_only=True)
+    except OSError:
+        if stats is None:
+            raise ModelError(
+                f"AST checkpoint {path_or_id!r} has no preprocessor_config.json, so its input normalisation is "
+                f"unknown: set the model's options.normalization to a recipe ({', '.join(sorted(NORMALIZATIONS))}"
+                f"; the AST ESC-50 recipe is 'esc50') or to {{ mean = ..., std = ... }}") from None
+        fe = tr.ASTFeatureExtractor(num_mel_bins=model.config.num_mel_bins, max_length=model.config.max_length)
+    if stats is not None:
+        fe.mean, fe.std = stats
+    return make_ast_target(model, fe, name, "ast-checkpoint",
+                           description=f"AST from {source} (log-mel mean {fe.mean:.4g}, std {fe.std:.4g})")

@@ -58,18 +58,25 @@ class TargetModel:
     token_prefix: int = 0
     description: str = ""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    preprocess_on_device: bool = False  # preprocess(waveforms, device) computes the input there (AST's front end)
 
     def to(self, device: str | torch.device) -> TargetModel:
-        """Move the module to ``device`` (e.g. "cuda"); inputs follow it, outputs come back to the CPU."""
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ModelError(f"model {self.name!r}: device {device!r} requested but CUDA is not available")
+        """Move the module to ``device`` ("cuda", "auto" = CUDA when available); inputs follow it, outputs come
+        back to the CPU."""
+        from and_engine.devices import DeviceError, resolve_device
+
+        try:
+            dev = torch.device(resolve_device(str(device), f"model {self.name!r}: device"))
+        except DeviceError as exc:
+            raise ModelError(str(exc)) from exc
         self.module.to(dev)
         self.device = dev
         return self
 
     def inputs(self, waveforms: np.ndarray) -> torch.Tensor:
         """Waveforms (n, samples) -> the module's input tensor on ``device``."""
+        if self.preprocess_on_device:
+            return self.preprocess(waveforms, self.device)
         return self.preprocess(waveforms).to(self.device)
 
     def layers(self) -> list[LayerSpec]:

@@ -1,7 +1,9 @@
 """Target models by configured kind; trained variants are trained once and cached as checkpoints.
 
 Checkpoints live in ``<run.cache_dir>/models/<kind>-<key>/`` where key = hash(kind, training params,
-probing-set fingerprint); a later build (or the app's live pruning) loads them instead of retraining.
+probing-set fingerprint); a later build (or the app's live pruning) loads them instead of retraining. Builds
+sharing a cache_dir take ``<kind>-<key>.lock`` while they look up or train one, and publish it by renaming a
+uniquely named temporary folder, so the cache never mixes two builds' files.
 """
 
 from __future__ import annotations
@@ -15,16 +17,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from and_engine.config import Config, ModelConfig, stable_hash
+from and_engine.cache_files import file_lock, temporary_sibling
+from and_engine.config import MODEL_KINDS, MODEL_OPTIONS, Config, ModelConfig, stable_hash
 from and_engine.models import training
-from and_engine.models.ast import build_ast_scratch, load_ast_checkpoint, make_ast_target
-from and_engine.models.base import ModelError, TargetModel
-from and_engine.models.yamnet import YamnetNet, load_pretrained_yamnet, load_yamnet_weights, make_yamnet_target
+from and_engine.models.ast import (
+    SCRATCH_DEFAULTS,
+    ast_layer_specs,
+    build_ast_scratch,
+    load_ast_checkpoint,
+    make_ast_target,
+)
+from and_engine.models.base import LayerSpec, ModelError, TargetModel
+from and_engine.models.yamnet import (
+    YamnetNet,
+    load_pretrained_yamnet,
+    load_yamnet_weights,
+    make_yamnet_target,
+    yamnet_layer_specs,
+)
 from and_engine.probing import heldout_clips
 
-KINDS = ("yamnet", "yamnet-frozen", "yamnet-finetuned", "ast-scratch", "ast-checkpoint")
+KINDS = MODEL_KINDS  # the configuration's vocabulary (config.MODEL_KINDS, checked when a config is loaded)
 TRAINED = ("yamnet-frozen", "yamnet-finetuned", "ast-scratch")
-MODEL_OPTIONS = ("include_depthwise", "batch_size")  # other options of ast-scratch go to ASTConfig
 
 
 def training_params(model_cfg: ModelConfig, config: Config) -> dict:
@@ -101,32 +115,71 @@ def load_target_model(model_cfg: ModelConfig, config: Config, probing_set, wavef
         target = load_pretrained_yamnet(model_cfg.name, seconds, bool(model_cfg.options.get("include_depthwise")))
         return target, {**info, "description": target.description}
     if model_cfg.kind == "ast-checkpoint":
-        target = load_ast_checkpoint(model_cfg.checkpoint, model_cfg.name)
+        target = load_ast_checkpoint(model_cfg.checkpoint, model_cfg.name, model_cfg.options.get("normalization"))
         return target, {**info, "checkpoint": model_cfg.checkpoint, "description": target.description}
     params = training_params(model_cfg, config)
     key = stable_hash({"params": params, "probing_set": probing_set.fingerprint_rows()})
     path = config.resolve(config.run.cache_dir) / "models" / f"{model_cfg.kind}-{key}"
-    if (path / "meta.json").is_file():
-        meta = json.loads((path / "meta.json").read_text())
-        target = _load_cached(model_cfg, path, meta, seconds)
-        return target, {**info, **{k: meta[k] for k in ("heldout_accuracy", "n_heldout", "description")},
-                        "checkpoint": str(path)}
-    train_rows, held_rows, labels, classes = _split(probing_set, fold)
+    if not (path / "meta.json").is_file():  # a published checkpoint is complete: reading it needs no lock
+        # one build trains it; another build of the same checkpoint waits, then loads it
+        with file_lock(path.with_name(path.name + ".lock"), on_wait=progress.log if progress is not None else None):
+            if not (path / "meta.json").is_file():
+                target, meta = _train_and_save(model_cfg, config, params, probing_set, waveforms_fn, path, progress)
+                return target, _checkpoint_info(info, meta, path)
+    meta = json.loads((path / "meta.json").read_text())
+    return _load_cached(model_cfg, path, meta, seconds), _checkpoint_info(info, meta, path)
+
+
+def _checkpoint_info(info: dict, meta: dict, path: Path) -> dict:
+    return {**info, **{k: meta[k] for k in ("heldout_accuracy", "n_heldout", "description")}, "checkpoint": str(path)}
+
+
+def _train_and_save(model_cfg: ModelConfig, config: Config, params: dict, probing_set,
+                    waveforms_fn: Callable[[int], np.ndarray], path: Path, progress) -> tuple[TargetModel, dict]:
+    """Train a variant and publish its checkpoint folder at ``path`` (written under a unique temporary name,
+    then renamed: it appears complete or not at all) -> (TargetModel, meta)."""
+    train_rows, held_rows, labels, classes = _split(probing_set, config.probing_set.heldout_fold)
     if progress is not None:
         progress.log(f"training {model_cfg.name} ({model_cfg.kind}) on {len(train_rows)} clips")
     t0 = time.perf_counter()
     waves = waveforms_fn(16000)
-    target, save = _train(model_cfg, params, waves[train_rows], labels[train_rows], classes, seconds)
+    target, save = _train(model_cfg, params, waves[train_rows], labels[train_rows], classes,
+                          config.probing_set.clip_seconds)
     acc = training.heldout_accuracy(target, waves[held_rows], labels[held_rows])
     meta = {"class_names": classes, "heldout_accuracy": None if np.isnan(acc) else acc,
             "n_heldout": int(len(held_rows)), "description": target.description, "params": params,
             "train_seconds": round(time.perf_counter() - t0, 1)}
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save(tmp)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)  # the checkpoint appears complete or not at all
-    return target, {**info, **{k: meta[k] for k in ("heldout_accuracy", "n_heldout", "description")},
-                    "checkpoint": str(path)}
+    tmp = temporary_sibling(path)
+    try:
+        tmp.mkdir(parents=True)
+        save(tmp)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        shutil.rmtree(path, ignore_errors=True)  # an incomplete folder left by an older version
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target, meta
+
+
+def layer_specs_without_weights(model_cfg: ModelConfig, config: Config, n_classes: int) -> list[LayerSpec]:
+    """The dissectable layers (names, widths) of a configured model from its architecture alone: no weights
+    loaded, nothing trained (``plan``). ``n_classes``: the probing set's classes (trained variants' heads).
+    ast-checkpoint reads the checkpoint's config.json and builds the network on the meta device."""
+    kind, seconds = model_cfg.kind, config.probing_set.clip_seconds
+    if kind in ("yamnet", "yamnet-frozen", "yamnet-finetuned"):
+        net = YamnetNet(521 if kind == "yamnet" else n_classes)
+        return yamnet_layer_specs(net, seconds, bool(model_cfg.options.get("include_depthwise")))
+    if kind not in ("ast-scratch", "ast-checkpoint"):
+        raise ModelError(f"model {model_cfg.name!r}: unknown kind {kind!r}; kinds: {KINDS}")
+    import transformers
+
+    if kind == "ast-scratch":
+        arch = {k: v for k, v in model_cfg.options.items() if k not in MODEL_OPTIONS}
+        hf_config = transformers.ASTConfig(num_labels=n_classes, **{**SCRATCH_DEFAULTS, **arch})
+    else:
+        try:
+            hf_config = transformers.ASTConfig.from_pretrained(model_cfg.checkpoint, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model {model_cfg.name!r}: no AST config at {model_cfg.checkpoint!r}: {exc}") from exc
+    with torch.device("meta"):
+        return ast_layer_specs(transformers.ASTForAudioClassification(hf_config))

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from and_engine.config import Config
 from and_engine.pipeline import graph
@@ -22,6 +23,8 @@ from and_engine.pipeline.steps_describe import run_describe_steps
 from and_engine.pipeline.steps_dissect import run_dissect_steps
 from and_engine.pipeline.steps_models import run_model_steps
 from and_engine.pipeline.steps_probe import run_probe_steps
+from and_engine.pipeline.validate import validate
+from and_engine.probing import count_entries
 from and_engine.store.results import ResultsStore
 
 GROUPS = graph.GROUPS
@@ -50,27 +53,74 @@ def build(config: Config, progress: Progress | None = None, until: str = "analys
           backends: dict | None = None) -> BuildResult:
     """Run the pipeline for ``config`` into its results database -> what ran, was skipped, was removed.
 
+    The configuration's values and names are validated and the probing set's metadata read before the
+    database is opened, so a typo or a missing folder runs nothing and creates no database. The ``runs`` row
+    ends ``done``, ``failed`` (an exception) or ``interrupted`` (Ctrl-C); a killed build leaves it
+    ``running``. Readers take the last ``done`` run. A database this build created is removed again if the
+    build ends without committing a step.
+
     ``backends``: encoders, taggers and captioners loaded by an earlier build of this process, to reuse
     (the dict is filled with what this build loads).
     """
     if until not in GROUPS:
         raise ValueError(f"until must be one of {GROUPS}, got {until!r}")
+    validate(config)
+    count_entries(config.probing_set, config.resolve(config.probing_set.path))  # ProbingSetError if absent
     progress = progress or Progress()
     run_id = uuid.uuid4().hex[:12]
     db_path = config.resolve(config.run.database)
-    with ResultsStore(db_path) as store:
-        store.record_run(run_id, config.run.name, json.dumps(config.to_dict(), sort_keys=True, default=str),
-                         config.config_hash(), code_version(), "running")
-        ctx = BuildContext(config=config, store=store, run_id=run_id, progress=progress,
-                           backends=backends if backends is not None else {})
-        progress.log(f"building {config.run.name!r} into {db_path}")
-        removed: list[tuple[str, str]] = []
-        for group in GROUPS[: GROUPS.index(until) + 1]:
-            RUNNERS[group](ctx)
-            # the group ran every step the config implies for its stages: drop the rows of the others
-            removed += _remove(progress, store.delete_steps_except(ctx.produced, graph.stages_of(group)))
-        if until == GROUPS[-1]:  # a full build also drops stages no group produces any more
-            removed += _remove(progress, store.delete_steps_except(ctx.produced))
-        store.record_run(run_id, config.run.name, "", "", "", "done", finished=True)
-        progress.log(f"done: {len(ctx.executed)} step(s) computed, {len(ctx.skipped)} unchanged")
-        return BuildResult(run_id, ctx.executed, ctx.skipped, dict(ctx.fingerprints), removed)
+    created = not db_path.exists()
+    try:
+        with ResultsStore(db_path) as store:
+            store.record_run(run_id, config.run.name, json.dumps(config.to_dict(), sort_keys=True, default=str),
+                             config.config_hash(), code_version(), "running")
+            try:
+                result = _run_groups(config, store, run_id, progress, until, backends)
+            except BaseException as exc:
+                _end_run(store, run_id, config, "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit)
+                         else "failed", progress)
+                raise
+            store.record_run(run_id, config.run.name, "", "", "", "done", finished=True)
+    except BaseException:
+        if created:
+            _remove_if_empty(db_path)
+        raise
+    progress.log(f"done: {len(result.executed)} step(s) computed, {len(result.skipped)} unchanged")
+    return result
+
+
+def _run_groups(config: Config, store: ResultsStore, run_id: str, progress: Progress, until: str,
+                backends: dict | None) -> BuildResult:
+    ctx = BuildContext(config=config, store=store, run_id=run_id, progress=progress,
+                       backends=backends if backends is not None else {})
+    progress.log(f"building {config.run.name!r} into {store.path}")
+    removed: list[tuple[str, str]] = []
+    for group in GROUPS[: GROUPS.index(until) + 1]:
+        RUNNERS[group](ctx)
+        # the group ran every step the config implies for its stages: drop the rows of the others
+        removed += _remove(progress, store.delete_steps_except(ctx.produced, graph.stages_of(group)))
+    if until == GROUPS[-1]:  # a full build also drops stages no group produces any more
+        removed += _remove(progress, store.delete_steps_except(ctx.produced))
+    return BuildResult(run_id, ctx.executed, ctx.skipped, dict(ctx.fingerprints), removed)
+
+
+def _end_run(store: ResultsStore, run_id: str, config: Config, status: str, progress: Progress) -> None:
+    """Record how a build ended; never hides the build's own error."""
+    try:
+        store.record_run(run_id, config.run.name, "", "", "", status, finished=True)
+    except Exception as exc:  # the database itself may be what failed
+        progress.log(f"could not record the run as {status}: {exc}")
+    else:
+        progress.log(f"build {status}: steps committed before it are kept; a rerun resumes from them")
+
+
+def _remove_if_empty(db_path: Path) -> None:
+    """Delete a results database (and its WAL) that holds no committed step: what a failed first build left."""
+    try:
+        with ResultsStore(db_path) as store:
+            if store.count("steps"):
+                return
+    except Exception:
+        return
+    for path in (db_path, db_path.with_name(db_path.name + ".wal")):
+        path.unlink(missing_ok=True)

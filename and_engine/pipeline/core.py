@@ -108,9 +108,9 @@ def run_step(ctx: BuildContext, stage: str, scope: Mapping[str, Any], params: Ma
     return fp
 
 
-def run_stage(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Mapping[str, Any],
-              compute: Callable[[], Tables]) -> str:
-    """``run_step`` with the params and upstream the graph declares for ``stage`` -> the fingerprint."""
+def _stage_inputs(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Mapping[str, Any]
+                  ) -> tuple[dict, list[str]]:
+    """(params, upstream fingerprints) the graph declares for a step of ``stage``."""
     st = graph.STAGE[stage]
     missing = graph.missing_upstream(st, ctx.config, scope, ctx.fingerprints)
     if missing:
@@ -118,7 +118,21 @@ def run_stage(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Ma
                        f"(run the {', '.join(sorted({graph.STAGE[m].group for m in missing}))} steps)")
     params = {"config": graph.config_part(st, ctx.config, scope), **extra}
     upstream = [ctx.fingerprints[k] for k in graph.upstream_keys(st, ctx.config, scope, ctx.fingerprints)]
+    return params, upstream
+
+
+def run_stage(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Mapping[str, Any],
+              compute: Callable[[], Tables]) -> str:
+    """``run_step`` with the params and upstream the graph declares for ``stage`` -> the fingerprint."""
+    params, upstream = _stage_inputs(ctx, stage, scope, extra)
     return run_step(ctx, stage, scope, params, upstream, compute)
+
+
+def is_current(ctx: BuildContext, stage: str, scope: Mapping[str, Any], extra: Mapping[str, Any]) -> bool:
+    """Whether ``run_stage`` with these arguments would skip the step (its committed fingerprint is the
+    one it would get now); the LLM rounds plan only the prompts of steps that will run."""
+    params, upstream = _stage_inputs(ctx, stage, scope, extra)
+    return ctx.store.fingerprint(stage, scope) == fingerprint_of(stage, scope, params, upstream)
 
 
 def shared(ctx: BuildContext, key: object, create: Callable[[], Any]) -> Any:
@@ -139,7 +153,8 @@ def backend(ctx: BuildContext, key: object, create: Callable[[], Any]) -> Any:
 def text_encoder(ctx: BuildContext, name: str):
     """The sentence / text encoder ``name``, one per build, shared by Modules A-C and the analyses (so
     texts embedded by one stage are memoised for the next)."""
-    return backend(ctx, ("text_encoder", name), lambda: make("text_encoder", name))
+    opts = {"device": ctx.config.device.text_encoders, "batch_size": ctx.config.device.text_batch_size}
+    return backend(ctx, ("text_encoder", name), lambda: make("text_encoder", name, opts))
 
 
 def probing_set(ctx: BuildContext) -> ProbingSet:

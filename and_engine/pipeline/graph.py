@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from and_engine.config import Config, ModelConfig
+from and_engine.config import Config, LLMConfig, ModelConfig
 
 GROUPS = ("probe", "models", "describe", "dissect", "analyses")
 GLOBAL, PER_MODEL, PER_LAYER = (), ("model",), ("model", "layer")
@@ -59,10 +59,22 @@ def _calibrated(c: Config, _m: ModelConfig | None) -> bool:
     return c.module_a.icl_summary == "calibrated"
 
 
+def _llm_set(key: str, overrides: bool = False) -> Callable[[Config, ModelConfig | None], bool]:
+    """Whether a weights setting of the summaries' LLM (of any override's) differs from its default: counted
+    only then, so builds made before the setting existed keep their fingerprints."""
+    def test(c: Config, _m: ModelConfig | None) -> bool:
+        llms = [o.llm for o in c.summaries.overrides] if overrides else [c.summaries.llm]
+        return any(getattr(llm, key) != getattr(LLMConfig(), key) for llm in llms)
+    return test
+
+
 LLM_KEYS = ("backend", "model", "base_url", "temperature", "top_p", "max_new_tokens", "seed")
-SUMMARY_LLM = tuple(f"summaries.llm.{k}" for k in LLM_KEYS)
+LLM_WEIGHTS = ("dtype", "quantization")  # change the answers of local engines: counted when not the default
+SUMMARY_LLM = (*(f"summaries.llm.{k}" for k in LLM_KEYS),
+               *(When(f"summaries.llm.{k}", _llm_set(k), f"llm.{k} set") for k in LLM_WEIGHTS))
 OVERRIDES = (*(f"summaries.overrides[].llm.{k}" for k in LLM_KEYS), "summaries.overrides[].models",
-             "summaries.overrides[].layers", "summaries.overrides[].sample_neurons")
+             "summaries.overrides[].layers", "summaries.overrides[].sample_neurons",
+             *(When(f"summaries.overrides[].llm.{k}", _llm_set(k, True), f"llm.{k} set") for k in LLM_WEIGHTS))
 SECONDS = "probing_set.clip_seconds"  # every stage that decodes waveforms reads it
 
 LABELLED = "models whose classes are the probing labels"
@@ -136,6 +148,14 @@ NOT_READ = {
     "captions.batch_size": "batching", "captions.device": "where the captioner runs",
     "summaries.llm.timeout_s": "how long to wait", "summaries.llm.batch_size": "batching",
     "summaries.overrides[].llm.timeout_s": "how long to wait", "summaries.overrides[].llm.batch_size": "batching",
+    "summaries.llm.commit_every": "how often answers are committed to llm_cache",
+    "summaries.overrides[].llm.commit_every": "how often answers are committed to llm_cache",
+    **{f"{section}.{k}": why for section in ("summaries.llm", "summaries.overrides[].llm") for k, why in (
+        ("device", "where the LLM runs"), ("n_gpu_layers", "how much of llama.cpp runs on the GPU"),
+        ("tensor_parallel_size", "how many GPUs share the model"), ("max_model_len", "the engine's context room"),
+        ("gpu_memory_utilization", "the engine's memory share"), ("max_num_seqs", "scheduling"))},
+    "device.text_encoders": "where the encoders run", "device.audio_text": "where the audio-text model runs",
+    "device.text_batch_size": "batching", "device.audio_batch_size": "batching",
 }
 IDENTITY = {"models[].name": "names the model a scope belongs to (a new name is a new model)"}
 

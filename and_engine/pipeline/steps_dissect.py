@@ -3,30 +3,39 @@
 ``run_dissect_steps(ctx)``: per (model, layer) with summaries ``module_a`` (DB + TAB) and ``module_b``,
 then ``adjective_checks`` (one step over the universal adjective set), then per layer ``module_c`` and
 ``module_a_icl`` (ICL runs last: with ``icl_summary = "calibrated"`` it reads S_h^c from Module B; by
-default it reads S_h). Encoders, the TAB model and the tagger are loaded once (``core.backend``); the
-DB and TAB matrices are built once per build and kept in ``ctx.objects``.
+default it reads S_h). Before the adjective step, LLM round 2 sends every uncached ICL and adjective
+prompt of the steps that will run as one request list (``steps_describe.llm_round``); the steps then
+read their answers from the cache. Encoders, the TAB model and the tagger are loaded once
+(``core.backend``); the DB and TAB matrices are built once per build and kept in ``ctx.objects``.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from and_engine.backends.llm import CachedLLM
+from and_engine.backends.llm import CachedLLM, Request
 from and_engine.backends.registry import make
-from and_engine.config import stable_hash
+from and_engine.config import Config, stable_hash
 from and_engine.pipeline import graph
-from and_engine.pipeline.core import BuildContext, backend, probing_set, run_stage, shared, text_encoder, waveforms
+from and_engine.pipeline.core import (
+    BuildContext,
+    backend,
+    is_current,
+    probing_set,
+    run_stage,
+    shared,
+    text_encoder,
+    waveforms,
+)
+from and_engine.pipeline.steps_describe import cached_llm, llm_round
 from and_engine.stages import module_a, module_b, module_c
 from and_engine.stages.concept_sets import load_concept_set
+from and_engine.store.results import ResultsStore
 from and_engine.text.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID
-
-TAB_RATE = 16000
 
 
 def _llm(ctx: BuildContext, template: str) -> CachedLLM:
     """The summaries' LLM behind the shared cache (one backend per build, shared with the describe steps)."""
-    from and_engine.pipeline.steps_describe import cached_llm
-
     return cached_llm(ctx, ctx.config.summaries.llm, template)
 
 
@@ -49,14 +58,17 @@ def _db_matrix(ctx: BuildContext, concepts: list[str]):
 
 
 def _tab(ctx: BuildContext):
-    name = ctx.config.module_a.audio_text_model
-    return backend(ctx, ("audio-text", name),
-                   lambda: make("audio_text", name, {"text_encoder": text_encoder(ctx, "minilm")}))
+    name, dev = ctx.config.module_a.audio_text_model, ctx.config.device
+    return backend(ctx, ("audio-text", name), lambda: make(
+        "audio_text", name, {"text_encoder": text_encoder(ctx, "minilm"), "device": dev.audio_text,
+                             "batch_size": dev.audio_batch_size}))
 
 
 def _tab_matrix(ctx: BuildContext, concepts: list[str]):
+    """TAB's (clips, concepts) scores, from waveforms decoded at the audio-text model's own rate (CLAP: 48 kHz)."""
     key = ("tab-matrix", ctx.config.module_a.audio_text_model, tuple(concepts), ctx.fingerprints[("clips", ())])
-    return shared(ctx, key, lambda: _tab(ctx).similarity(waveforms(ctx, TAB_RATE), concepts))
+    tab = _tab(ctx)
+    return shared(ctx, key, lambda: tab.similarity(waveforms(ctx, tab.sample_rate), concepts))
 
 
 def _module_a_step(ctx: BuildContext, model: str, layer: str) -> str:
@@ -113,20 +125,28 @@ def _module_c_extra(ctx: BuildContext) -> dict:
             "negation_window": module_c.NEGATION_WINDOW}
 
 
+def _adjective_inputs(ctx: BuildContext) -> tuple[CachedLLM | None, dict]:
+    """(the filter's LLM or None when the filter is off, the step's extra params)."""
+    llm = _llm(ctx, ADJECTIVE_TEMPLATE_ID) if ctx.config.module_c.adjective_filter else None
+    return llm, {**_module_c_extra(ctx), "llm": llm.describe() if llm else None}
+
+
+def _adjectives(ctx: BuildContext, layers: list[tuple[str, str]]) -> list[str]:
+    adjectives = set()
+    for model, layer in layers:
+        words, _ = _words(ctx, model, layer)
+        adjectives |= set(words.loc[words["pos"] == "ADJ", "word"])
+    return sorted(adjectives)
+
+
 def _adjective_step(ctx: BuildContext, layers: list[tuple[str, str]]) -> str:
-    on = ctx.config.module_c.adjective_filter
-    llm = _llm(ctx, ADJECTIVE_TEMPLATE_ID) if on else None
+    llm, extra = _adjective_inputs(ctx)
 
     def compute():
-        if not on:
+        if llm is None:
             return {"adjective_checks": module_c.check_adjectives([], None)}
-        adjectives = set()
-        for model, layer in layers:
-            words, _ = _words(ctx, model, layer)
-            adjectives |= set(words.loc[words["pos"] == "ADJ", "word"])
-        return {"adjective_checks": module_c.check_adjectives(sorted(adjectives), llm)}
-    return run_stage(ctx, "adjective_checks", {}, {**_module_c_extra(ctx), "llm": llm.describe() if llm else None},
-                     compute)
+        return {"adjective_checks": module_c.check_adjectives(_adjectives(ctx, layers), llm)}
+    return run_stage(ctx, "adjective_checks", {}, extra, compute)
 
 
 def _module_c_step(ctx: BuildContext, model: str, layer: str) -> str:
@@ -140,29 +160,58 @@ def _module_c_step(ctx: BuildContext, model: str, layer: str) -> str:
     return run_stage(ctx, "module_c", {"model": model, "layer": layer}, _module_c_extra(ctx), compute)
 
 
+def _icl_inputs(ctx: BuildContext) -> tuple[list[str], CachedLLM, object, dict]:
+    """(concepts, the ICL LLM, the sentence encoder, the step's extra params)."""
+    concepts = _concepts(ctx)
+    llm, encoder = _llm(ctx, ICL_TEMPLATE_ID), text_encoder(ctx, ctx.config.module_a.text_encoder)
+    return concepts, llm, encoder, {"concepts": concepts, "llm": llm.describe(), "encoder": encoder.describe()}
+
+
+def icl_descriptions(store: ResultsStore, config: Config, model: str, layer: str) -> pd.DataFrame:
+    """(neuron, description) ICL reads: S_h^c with ``icl_summary = "calibrated"``, else S_h (also ``plan``)."""
+    if config.module_a.icl_summary == "calibrated":
+        desc = store.read("calibrated_summaries", columns=["neuron", "calibrated_summary"],
+                          order_by=["neuron"], model=model, layer=layer)
+    else:
+        desc = store.read("summaries", columns=["neuron", "summary"], order_by=["neuron"],
+                          model=model, layer=layer, side="top")
+    desc.columns = ["neuron", "description"]
+    return desc
+
+
 def _icl_step(ctx: BuildContext, model: str, layer: str) -> str:
-    cfg, concepts = ctx.config.module_a, _concepts(ctx)
-    llm, encoder = _llm(ctx, ICL_TEMPLATE_ID), text_encoder(ctx, cfg.text_encoder)
-    extra = {"concepts": concepts, "llm": llm.describe(), "encoder": encoder.describe()}
+    concepts, llm, encoder, extra = _icl_inputs(ctx)
 
     def compute():
-        if cfg.icl_summary == "calibrated":
-            desc = ctx.store.read("calibrated_summaries", columns=["neuron", "calibrated_summary"],
-                                  order_by=["neuron"], model=model, layer=layer)
-        else:
-            desc = ctx.store.read("summaries", columns=["neuron", "summary"], order_by=["neuron"],
-                                  model=model, layer=layer, side="top")
-        desc.columns = ["neuron", "description"]
+        desc = icl_descriptions(ctx.store, ctx.config, model, layer)
         rows, missing = module_a.icl_closed_concepts(desc, concepts, llm, encoder, model=model, layer=layer,
-                                                     top_n=cfg.top_n)
+                                                     top_n=ctx.config.module_a.top_n)
         if missing:
             ctx.progress.log(f"ICL {model}/{layer}: {missing} neuron(s) without a usable description or answer")
         return {"closed_concepts": rows}
     return run_stage(ctx, "module_a_icl", {"model": model, "layer": layer}, extra, compute)
 
 
+def _round2_requests(ctx: BuildContext, layers: list[tuple[str, str]]) -> list[Request]:
+    """Round 2: the adjective questions and the ICL prompts of the steps that will run."""
+    requests: list[Request] = []
+    llm, extra = _adjective_inputs(ctx)
+    if llm is not None and not is_current(ctx, "adjective_checks", {}, extra):
+        requests.append((llm, module_c.adjective_prompts(_adjectives(ctx, layers))[1]))
+    icl = graph.STAGE["module_a_icl"]
+    for model, layer in layers:
+        scope = {"model": model, "layer": layer}
+        if graph.exists(icl, ctx.config, scope):
+            concepts, llm, _, extra = _icl_inputs(ctx)
+            if not is_current(ctx, "module_a_icl", scope, extra):
+                desc = icl_descriptions(ctx.store, ctx.config, model, layer)
+                requests.append((llm, module_a.icl_prompts(desc, concepts)[1]))
+    return requests
+
+
 def run_dissect_steps(ctx: BuildContext) -> None:
-    """Module A, B, C (and ICL when configured) for every (model, layer) whose summaries this build has."""
+    """Module A, B, C (and ICL when configured) for every (model, layer) whose summaries this build has;
+    LLM round 2 (ICL + adjective filter) once every Module B step has run."""
     if ctx.config.module_a.icl_summary not in ("calibrated", "top"):
         raise module_a.ModuleAError(f"module_a.icl_summary must be calibrated or top, got "
                                     f"{ctx.config.module_a.icl_summary!r}")
@@ -171,6 +220,7 @@ def run_dissect_steps(ctx: BuildContext) -> None:
     for model, layer in layers:
         _module_a_step(ctx, model, layer)
         _module_b_step(ctx, model, layer)
+    llm_round(ctx, "round 2 (ICL, adjective filter)", _round2_requests(ctx, layers))
     _adjective_step(ctx, layers)
     icl = graph.STAGE["module_a_icl"]
     for model, layer in layers:

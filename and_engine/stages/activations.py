@@ -228,13 +228,16 @@ def record_maps(model: TargetModel, waveforms: np.ndarray, layers: Sequence[Laye
         maps[spec.name] = np.zeros((*ids.shape, spec.map_freq, spec.map_time), dtype=np.float32)
         where[spec.name] = ids
     union = np.unique(np.concatenate([ids.ravel() for ids in where.values()]))
+    on_device = {name: torch.as_tensor(ids, device=model.device) for name, ids in where.items()}
+    batch_clips = torch.as_tensor(union, device=model.device)
 
     def keep(spec: LayerSpec, output: torch.Tensor, start: int, n: int) -> None:
-        batch_maps = position_maps(output, spec, n, model.token_prefix).cpu().numpy()
-        ids = where[spec.name]
-        for b, clip in enumerate(union[start : start + n]):
-            neurons, ranks = np.nonzero(ids == clip)
-            maps[spec.name][neurons, ranks] = batch_maps[b, neurons]
+        """Select on the device the (neuron, rank) maps whose top-K clip is in this batch; only those go to the host."""
+        hits = on_device[spec.name].unsqueeze(-1) == batch_clips[start : start + n]  # (n_neurons, K, n)
+        neurons, ranks, b = torch.nonzero(hits, as_tuple=True)
+        if len(neurons):
+            selected = position_maps(output, spec, n, model.token_prefix)[b, neurons]  # (m, F, T)
+            maps[spec.name][neurons.cpu().numpy(), ranks.cpu().numpy()] = selected.cpu().numpy()
 
     _run_hooked(model, arr, layers, batch_size, keep, precision=precision, rows=union)
     return maps

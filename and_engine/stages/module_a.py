@@ -102,15 +102,21 @@ def icl_answer_text(response: str, concepts: Sequence[str]) -> str:
     return named[0] if len(named) == 1 else cleaned
 
 
-def icl_closed_concepts(descriptions: pd.DataFrame, concepts: Sequence[str], llm, encoder, *, model: str,
-                        layer: str, top_n: int = 5) -> tuple[pd.DataFrame, int]:
-    """descriptions (neuron, description) -> (closed_concepts rows with method ICL / similarity llm,
-    number of neurons without a usable answer: empty description or empty / garbage response)."""
+def icl_prompts(descriptions: pd.DataFrame, concepts: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """descriptions (neuron, description) -> (the rows with a non-empty description, their ICL prompts)."""
     if not {"neuron", "description"} <= set(descriptions.columns):
         raise ModuleAError("ICL descriptions need columns 'neuron' and 'description'")
     names = [concept_text(c) for c in concepts]
     rows = descriptions[descriptions["description"].fillna("").str.strip() != ""]
-    prompts = [build_icl_prompt(names, d) for d in rows["description"]]
+    return rows, [build_icl_prompt(names, d) for d in rows["description"]]
+
+
+def icl_closed_concepts(descriptions: pd.DataFrame, concepts: Sequence[str], llm, encoder, *, model: str,
+                        layer: str, top_n: int = 5) -> tuple[pd.DataFrame, int]:
+    """descriptions (neuron, description) -> (closed_concepts rows with method ICL / similarity llm,
+    number of neurons without a usable answer: empty description or empty / garbage response)."""
+    names = [concept_text(c) for c in concepts]
+    rows, prompts = icl_prompts(descriptions, concepts)
     responses = llm.generate(prompts) if prompts else []
     answers = [icl_answer_text(r, concepts) for r in responses]
     keep = [i for i, a in enumerate(answers) if a]

@@ -22,6 +22,7 @@ from and_engine.text.words import tokenize
 VERB_TAGS = frozenset({"VB", "VBD", "VBG", "VBP", "VBZ"})  # VBN is counted as an adjective, not twice
 PREPOSITION_TAGS = frozenset({"IN"})
 NEGATION_WINDOW = 4
+APOSTROPHES = ("'", "\u2019")
 # Rule filter: generic words that say nothing about a sound (on top of scikit-learn's English stop-words).
 GENERIC_WORDS = frozenset({
     "other", "most", "some", "different", "first", "second", "third", "last", "next", "similar", "same",
@@ -74,6 +75,8 @@ def tag_words(calibrated: pd.DataFrame, tagger, basic_adjectives: Sequence[str])
         for i, (tok, tag) in enumerate(zip(toks, tags)):
             low = tok.lower()
             kind = PENN_POS.get(tag)
+            if kind == POS_ADJECTIVE and any(a in tok for a in APOSTROPHES):
+                kind = None  # "man's" tagged JJ: a possessive (or a contraction), never an adjective
             if kind is None or is_negated(toks, i):
                 continue
             if kind == POS_ADJECTIVE:
@@ -88,10 +91,16 @@ def tag_words(calibrated: pd.DataFrame, tagger, basic_adjectives: Sequence[str])
     return pd.DataFrame(words, columns=WORD_COLUMNS), pd.DataFrame(counts, columns=COUNT_COLUMNS)
 
 
+def adjective_prompts(adjectives: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Adjectives -> (the unique ones, sorted; their filter questions)."""
+    unique = sorted(set(adjectives))
+    return unique, [build_adjective_prompt(a) for a in unique]
+
+
 def check_adjectives(adjectives: Sequence[str], llm) -> pd.DataFrame:
     """Unique adjectives -> adjective_checks rows: asked once each; accepted when the answer says yes."""
-    unique = sorted(set(adjectives))
-    answers = llm.generate([build_adjective_prompt(a) for a in unique]) if unique else []
+    unique, prompts = adjective_prompts(adjectives)
+    answers = llm.generate(prompts) if unique else []
     return pd.DataFrame({"adjective": unique, "accepted": [parse_yes_no(a) is True for a in answers],
                          "answer": answers}).astype({"adjective": object, "accepted": bool, "answer": object})
 

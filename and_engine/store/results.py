@@ -229,6 +229,15 @@ class ResultsStore:
                 out.update(dict(rows))
         return out
 
+    def cache_lengths(self, backend: str, llm_model: str, prefix: str) -> tuple[int, float]:
+        """(answers, their mean length in characters) in ``llm_cache`` for one backend + model, of the prompts
+        that start with ``prefix`` (a template's fixed start)."""
+        with self._lock:
+            n, chars = self.con.execute(
+                'SELECT count(*), avg(length("response")) FROM "llm_cache" WHERE "backend" = ? AND "llm_model" = ? '
+                'AND starts_with("prompt", ?)', [backend, llm_model, prefix]).fetchone()
+        return int(n), float(chars or 0.0)
+
     def cache_put(self, rows: list[dict]) -> None:
         """Insert LLM answers (llm_cache columns); existing keys are kept; one transaction per call."""
         if not rows:

@@ -22,7 +22,10 @@ ICL_SIMILARITY = "llm"  # the similarity of ICL rows: the LLM's answer, mapped t
 CLOSED_METHODS = ("DB", "TAB", "ICL")  # closed_concepts.method, lastlayer_accuracy.method
 PRUNING_METHODS = ("OCP", "DB", "TAB", "random")  # pruning_summary / pruning_per_class.method
 SUMMARY_STATUSES = ("ok", "truncated", "empty", "garbage")  # summaries.status ("" summary unless ok / truncated)
-RUN_STATUSES = ("running", "done")  # runs.status
+# runs.status: "running" until the build ends (a killed build stays so), then "done", "failed" (an exception) or
+# "interrupted" (Ctrl-C); readers take the last "done" run (RUN_DONE)
+RUN_STATUSES = ("running", "done", "failed", "interrupted")
+RUN_DONE = "done"
 FIRST_RANK = 1  # every rank column starts at 1 (the best concept, the most-activating clip, ...)
 
 VALUES: dict[str, dict[str, tuple[str, ...]]] = {

@@ -80,8 +80,8 @@ def build_summary_prompt(captions: Sequence[str]) -> str:
 def build_adjective_prompt(adjective: str) -> str:
     """One adjective -> the Module C yes/no question (SPEC section 8)."""
     adjective = " ".join(str(adjective).split())
-    if not adjective or "'" in adjective:
-        raise PromptError(f"build_adjective_prompt: invalid adjective {adjective!r}")
+    if not adjective:
+        raise PromptError("build_adjective_prompt: empty adjective")
     return ADJECTIVE_TEMPLATE.format(adjective=adjective)
 
 
@@ -109,8 +109,8 @@ class ParsedPrompt:
     adjective: str = ""
 
 
-_ADJ_RE = re.compile(
-    "^" + re.escape(ADJECTIVE_TEMPLATE).replace(re.escape("{adjective}"), "(?P<adj>[^']+)") + "$"
+_ADJ_RE = re.compile(  # the adjective may hold a quote ("man's"): the template's fixed text around it delimits it
+    "^" + re.escape(ADJECTIVE_TEMPLATE).replace(re.escape("{adjective}"), "(?P<adj>.+)") + "$"
 )
 _ICL_HEAD = ICL_INSTRUCTION.split("[", 1)[0]
 

@@ -23,8 +23,7 @@ def main(port: int, tiny_model: bool) -> None:
     if tiny_model:
         registry.load_target_model = lambda *args, **kwargs: (tiny_target_model(), {"description": "tiny"})
     sys.argv = ["streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port), "--server.address",
-                "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                "--server.fileWatcherType", "none"]
+                "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # + .streamlit/
     cli.main()
 
 
