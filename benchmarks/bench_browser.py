@@ -1,24 +1,31 @@
 """Benchmark: what a person waits for, in a real browser: every page of the app, on the demo and paper-scale DBs.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_browser.py [--demo-db data/build/demo.duckdb]
-        [--out /tmp/bench_browser] [--reuse] [--runs 3] [--only demo|paper]
+        [--out /tmp/bench_browser] [--reuse] [--runs 3] [--only demo|paper] [--before DIR] [--timeout 120]
 
 For each database (a copy of the demo build; the synthetic 55,346-neuron x 2,000-clip database of
 ``bench_app.build_paper_scale_db``, written into ``--out`` unless ``--reuse`` finds it there) this starts
-``streamlit run app.py`` on a free localhost port and drives headless Chromium (playwright-core from
-``tests/browser/node_modules``, as the browser test; ``benchmarks/browser_timing.mjs``) through every page:
-one first visit after the server start, then ``--runs`` visits (each a new tab of one browser, so the browser's
-HTTP cache is warm, as for a person who has opened the app before). Every Neuron visit opens a neuron none of
-whose 10 clips was shown before in that server (no per-clip cache helps); Human evaluation is timed when it
-opens and after a rater name is entered (its 5 players). Times are ms from navigation start:
+``streamlit run app.py`` on a free localhost port (with ``--before DIR``: also the app of another checkout, e.g.
+``git archive main | tar -x -C DIR``, on its own port) and drives one headless Chromium (playwright-core from
+``tests/browser/node_modules``, as the browser test; ``benchmarks/browser_timing.mjs``) through every page: the
+first visit after the server start, then ``--runs`` visits, each in a new tab (the browser's HTTP cache is warm,
+as for a person who has opened the app before, but the page's JavaScript is loaded and run anew, as for a link
+opened in a new tab), the apps' visits alternating so that both meet the same load. The i-th Neuron visit opens
+the same neuron in every app, one whose 10 clips no earlier visit showed (no per-clip cache helps); it is then
+timed again after the next neuron's number is typed into the sidebar (``neuron+next``: a person's next neuron in
+the same tab, the JavaScript already loaded). Human evaluation is timed when it opens and after a rater name is
+entered (``human_eval+rater``: its 5 players). Times are seconds from navigation start (from the key press for
+the two rerun rows):
 
 * main: the page's first data element is visible (Overview: the metrics; Neuron: the neuron's heading and
-  its S_h / S_l summaries; Concepts: the adjective chart; Pruning: the "neurons pruned" metric or the
-  reason live pruning is unavailable; Human evaluation: the rater box, after a name: description 1);
-* complete: Streamlit idle (script finished, nothing stale) and everything drawn: every plotly chart,
-  image and dataframe rendered, every audio player ready to play (readyState >= 3), the expected players.
+  its S_h summary; Concepts: the adjective chart; Pruning: the "neurons pruned" metric or the reason live
+  pruning is unavailable; Human evaluation: the rater box, after a name: description 1);
+* complete: Streamlit idle (script finished, nothing stale) and everything drawn: every chart, image and visible
+  dataframe rendered, every audio player ready to play (readyState >= 3), the expected players / images / charts.
 
-Prints one row per (database, page): the first visit, then the median and max of the runs.
+``cpu s`` is the CPU time the browser's processes and the app server used for a visit (from /proc): unlike the
+wall times it does not grow with other jobs on the machine. Prints one row per (database, app, page): the first
+visit, then the median and max of the runs, and with ``--before`` the after / before ratios of the medians.
 """
 
 from __future__ import annotations
@@ -132,38 +139,59 @@ def fresh_neurons(db: Path, n: int, seed: int = 0) -> list[tuple[str, str, int]]
     raise RuntimeError(f"fewer than {n} neurons of {model}/{layer} with disjoint clips")
 
 
-def visits(db: Path, runs: int) -> list[dict]:
-    """The first visit of every page, then ``runs`` visits each (the browser script's VISITS)."""
-    neurons = fresh_neurons(db, runs + 1)
+def _clip_figures(app_root: Path) -> dict[str, int]:
+    """What the Neuron page of an app draws besides its players: the histogram and one image per clip (apps
+    with the clip_media stage), or the histogram and one plotly figure per clip (before it)."""
+    if (app_root / "and_engine" / "stages" / "clip_media.py").is_file():
+        return {"charts": 1, "images": 10}
+    return {"charts": 11}
+
+
+def visits(db: Path, runs: int, apps: dict[str, Path]) -> list[dict]:
+    """The first visit of every page, then ``runs`` visits each, per app, alternating between the apps (the
+    browser script's VISITS without base / server_pid). The i-th Neuron visit of every app opens the same neuron,
+    and its rerun (the next neuron typed into the sidebar) another: neurons whose 10 clips no earlier visit of
+    that app showed (each app is its own server, so no per-clip cache helps)."""
+    neurons = fresh_neurons(db, 2 * (runs + 1))
     out = []
     for page in PAGES:
         for i in range(runs + 1):
-            v = {"name": page, "path": f"/{page}", "run": i, "expect": {}}
-            if page == "neuron":
-                model, layer, neuron = neurons[i]
-                v["path"] = f"/neuron?model={model}&layer={layer}&neuron={neuron}"
-                v["expect"] = {"audio": 10}
-            elif page == "overview":
-                v["expect"] = {"text": "Top-20 adjectives"}
-            elif page == "human_eval":
-                v["rater"], v["rated_expect"] = f"bench-{i}", {"audio": 5, "text": "Description 3:"}
-            out.append(v)
+            for app in list(apps) if i % 2 == 0 else list(apps)[::-1]:
+                v = {"name": page, "app": app, "path": f"/{page}", "run": i, "expect": {}}
+                if page == "neuron":
+                    (model, layer, neuron), (_, _, rerun) = neurons[2 * i], neurons[2 * i + 1]
+                    v["path"] = f"/neuron?model={model}&layer={layer}&neuron={neuron}"
+                    v["expect"] = {"audio": 10, **_clip_figures(apps[app]), "neuron": neuron}
+                    v["neuron"], v["rerun_expect"] = rerun, {"audio": 10, **_clip_figures(apps[app])}
+                elif page == "overview":
+                    v["expect"] = {"text": "Top-20 adjectives"}
+                elif page == "human_eval":
+                    v["rater"], v["rerun_expect"] = f"bench-{i}", {"audio": 5, "text": "Description 3:"}
+                out.append(v)
     return out
 
 
-def run_browser(db: Path, out: Path, runs: int, app_root: Path = ROOT) -> list[dict]:
-    """Start the app of ``app_root`` over ``db``, time every visit in Chromium -> one dict per visit."""
+def run_browser(db: Path, out: Path, runs: int, apps: dict[str, Path], timeout_s: int = 120) -> list[dict]:
+    """Start the app of every ``apps`` root over ``db`` (one server each, own ratings DB), time every visit in one
+    Chromium, alternating between the apps -> one dict per visit."""
     if not PLAYWRIGHT.is_dir() or not Path("/usr/bin/chromium").exists():
         raise SystemExit("needs the browser setup: apt-get install -y chromium && npm --prefix tests/browser install")
-    ratings = out / f"ratings_{db.stem}.duckdb"
-    ratings.unlink(missing_ok=True)
-    proc, base = _start_app(db, ratings, out / f"server_{db.stem}.log", app_root)
+    servers = {}
     try:
-        plan = visits(db, runs)
-        env = {**os.environ, "BASE_URL": base, "VISITS": json.dumps(plan), "PLAYWRIGHT_DIR": str(PLAYWRIGHT)}
-        res = subprocess.run(["node", str(TIMING)], env=env, capture_output=True, text=True, timeout=1800)
+        for app, root in apps.items():
+            ratings = out / f"ratings_{db.stem}_{app}.duckdb"
+            ratings.unlink(missing_ok=True)
+            servers[app] = _start_app(db, ratings, out / f"server_{db.stem}_{app}.log", root)
+        plan = visits(db, runs, apps)
+        for v in plan:
+            proc, base = servers[v["app"]]
+            v["base"], v["server_pid"] = base, proc.pid
+        env = {**os.environ, "VISITS": json.dumps(plan), "PLAYWRIGHT_DIR": str(PLAYWRIGHT),
+               "TIMEOUT_MS": str(timeout_s * 1000)}
+        res = subprocess.run(["node", str(TIMING)], env=env, capture_output=True, text=True, timeout=7200)
     finally:
-        _stop(proc)
+        for proc, _ in servers.values():
+            _stop(proc)
     rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     if res.returncode or len(rows) != len(plan):
         raise RuntimeError(f"browser run failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
@@ -172,27 +200,54 @@ def run_browser(db: Path, out: Path, runs: int, app_root: Path = ROOT) -> list[d
     return rows
 
 
-def table(name: str, rows: list[dict]) -> list[str]:
-    """Rows of one database -> printed lines: first visit, median / max of the runs (main, complete)."""
+ROWS = [(page, page, "") for page in PAGES] + [("neuron+next", "neuron", "rerun_"),
+                                                  ("human_eval+rater", "human_eval", "rerun_")]
+HEADER = (f"{'db':<7}{'app':<8}{'page':<18}{'first main/done':>16}{'main med/max':>14}{'done med/max':>14}"
+          f"{'cpu s':>7}{'audio':>6}{'imgs':>6}{'charts':>7}{'ws KB':>7}{'http KB':>8}")
+
+
+def _runs(rows: list[dict], page: str, prefix: str) -> tuple[dict, list[dict]] | str:
+    """A page's first visit and the later runs, or the first error."""
+    got = [r for r in rows if r["name"] == page]
+    errors = [f"{r['error']} (not ready: {', '.join(r.get('missing', [])) or '?'})" for r in got if "error" in r]
+    return errors[0] if errors else (got[0], got[1:])
+
+
+def table(name: str, app: str, rows: list[dict]) -> list[str]:
+    """Visits of one app on one database -> printed lines: the first visit after the server start, median / max
+    of the later runs (main, complete: seconds), median CPU seconds of a run (browser + server), last run's
+    counts (players, images, plotly charts, KB over the websocket / over HTTP for media and static files)."""
     lines = []
-    for page in [*PAGES, "human_eval+rater"]:
-        key = "human_eval" if page.endswith("+rater") else page
-        prefix = "rated_" if page.endswith("+rater") else ""
-        got = [r for r in rows if r["name"] == key]
-        errors = [r["error"] for r in got if "error" in r]
-        if errors:
-            lines.append(f"{name:<7}{page:<18}ERROR {errors[0]}")
+    for label, page, prefix in ROWS:
+        got = _runs(rows, page, prefix)
+        if isinstance(got, str):
+            lines.append(f"{name:<7}{app:<8}{label:<18}ERROR {got}")
             continue
-        first, rest = got[0], got[1:]
-        main = [r[f"{prefix}main_ms"] / 1000 for r in rest]
-        done = [r[f"{prefix}complete_ms"] / 1000 for r in rest]
+        first, rest = got
+        if f"{prefix}main_ms" not in first:
+            continue
+        main, done = ([r[f"{prefix}{k}_ms"] / 1000 for r in rest] for k in ("main", "complete"))
+        cpu = statistics.median(r[f"{prefix}cpu_browser_s"] + r[f"{prefix}cpu_server_s"] for r in rest)
         last = rest[-1]
-        f_main, f_done = first[prefix + "main_ms"] / 1000, first[prefix + "complete_ms"] / 1000
-        med_main, med_done = statistics.median(main), statistics.median(done)
-        lines.append(f"{name:<7}{page:<18}{f_main:>6.2f} /{f_done:>6.2f}"
-                     f"{med_main:>9.2f} /{max(main):>5.2f}{med_done:>9.2f} /{max(done):>5.2f}"
-                     f"{last['audio']:>6}{last['images']:>6}{last['plots']:>6}{last['ws_kb']:>8}{last['http_kb']:>8}")
+        lines.append(f"{name:<7}{app:<8}{label:<18}{first[prefix + 'main_ms'] / 1000:>7.2f} /"
+                     f"{first[prefix + 'complete_ms'] / 1000:>6.2f}{statistics.median(main):>7.2f} /{max(main):>5.2f}"
+                     f"{statistics.median(done):>8.2f} /{max(done):>5.2f}{cpu:>7.2f}"
+                     f"{last['audio']:>6}{last['images']:>6}{last['charts']:>7}{last['ws_kb']:>7}{last['http_kb']:>8}")
     return lines
+
+
+def ratios(after: list[dict], before: list[dict]) -> list[str]:
+    """-> per page: after / before of the median main, complete and CPU seconds of the runs (pages with an error
+    in either app left out)."""
+    out = []
+    for label, page, prefix in ROWS:
+        a, b = _runs(after, page, prefix), _runs(before, page, prefix)
+        if isinstance(a, str) or isinstance(b, str) or f"{prefix}main_ms" not in a[0]:
+            continue
+        med = [[statistics.median(sum(r[prefix + k] for k in keys) for r in runs[1]) for runs in (a, b)]
+               for keys in (["main_ms"], ["complete_ms"], ["cpu_browser_s", "cpu_server_s"])]
+        out.append(f"{label} {'/'.join(f'{x / y:.2f}' if y else '-' for x, y in med)}")
+    return out
 
 
 def main() -> None:
@@ -201,9 +256,11 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/bench_browser")
     ap.add_argument("--reuse", action="store_true", help="reuse the paper-scale DB in --out")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--timeout", type=int, default=120, help="seconds a visit may take before it counts as failed")
     ap.add_argument("--only", choices=("demo", "paper"), default=None)
     ap.add_argument("--before", default="", help="also time the app of another checkout (the code before a change, "
-                    "e.g. `git archive <commit> | tar -x -C DIR`) on the same databases, alternating with this one")
+                    "e.g. `git archive <commit> | tar -x -C DIR`) on the same databases, its visits alternating "
+                    "with this one's")
     ap.add_argument("--no-media", action="store_true", help="leave a demo DB without clip_media as it is (the app "
                     "then decodes clips live, as for a database built before that stage)")
     args = ap.parse_args()
@@ -226,31 +283,20 @@ def main() -> None:
         dbs["paper"] = paper
     apps = {"after": ROOT, **({"before": Path(args.before).resolve()} if args.before else {})}
     load = os.getloadavg()[0]
-    results = {(app, name): run_browser(db, out, args.runs, root) for name, db in dbs.items()
-               for app, root in reversed(apps.items())}
-    (out / "visits.json").write_text(json.dumps({f"{a} {d}": r for (a, d), r in results.items()}, indent=1))
-    print(f"seconds from navigation start; first visit after the server start, then median / max of {args.runs} "
-          f"runs (load average {load:.1f} -> {os.getloadavg()[0]:.1f})")
-    for app, root in apps.items():
-        print(f"{app}: the app of {root}")
-        print(f"{'db':<7}{'page':<18}{'first main/done':>15}{'main med/max':>16}{'done med/max':>16}"
-              f"{'audio':>6}{'imgs':>6}{'plots':>6}{'ws KB':>8}{'http KB':>8}")
-        for name in dbs:
-            print("\n".join(table(name, results[(app, name)])))
+    results = {name: run_browser(db, out, args.runs, apps, args.timeout) for name, db in dbs.items()}
+    (out / "visits.json").write_text(json.dumps(results, indent=1))
+    print(f"seconds from navigation start (rerun rows: from the key press); first visit after the server start, "
+          f"then median / max of {args.runs} runs (load average {load:.1f} -> {os.getloadavg()[0]:.1f}); "
+          + ", ".join(f"{app}: the app of {root}" for app, root in apps.items()))
+    print(HEADER)
+    for name in dbs:
+        for app in apps:
+            print("\n".join(table(name, app, [r for r in results[name] if r["app"] == app])))
     if args.before:
-        print("after / before, median time to complete: " + ", ".join(
-            f"{name} {page} {ratio:.2f}" for name in dbs for page, ratio in
-            _ratios(results[("after", name)], results[("before", name)]).items()))
-
-
-def _ratios(after: list[dict], before: list[dict]) -> dict[str, float]:
-    """page -> median complete time of ``after`` / ``before`` (pages with an error in either are left out)."""
-    out = {}
-    for page in PAGES:
-        a, b = ([r.get("complete_ms") for r in rows if r["name"] == page][1:] for rows in (after, before))
-        if a and b and None not in a and None not in b:
-            out[page] = statistics.median(a) / statistics.median(b)
-    return out
+        for name in dbs:
+            by = {app: [r for r in results[name] if r["app"] == app] for app in apps}
+            print(f"after / before, {name}, median main / complete / CPU: " + ", ".join(ratios(by["after"],
+                                                                                               by["before"])))
 
 
 if __name__ == "__main__":
