@@ -82,8 +82,8 @@ except queries.NotFoundError as exc:
 st.subheader(f"{model} / {layer} / neuron {neuron}")
 values = queries.activations(db, model, layer, neuron)
 top, bottom = ext[ext["side"] == "top"], ext[ext["side"] == "bottom"]
-st.plotly_chart(charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy()),
-                key="hist")
+hist = charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy())
+st.vega_lite_chart(spec=hist, width="stretch", key="hist")
 
 # --- summaries and live calibration -------------------------------------------------------------
 summ = queries.summaries(db, model, layer, neuron)

@@ -49,16 +49,16 @@ else:
 
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(charts.per_block_lines(aggregates.adjective_stats(db), "mean_adjectives",
-                                           "adjectives per neuron per block (Figure 5)", "mean adjectives"),
-                    key="fig5")
+    fig5 = charts.per_block_lines(aggregates.adjective_stats(db), "mean_adjectives",
+                                  "adjectives per neuron per block (Figure 5)", "mean adjectives")
+    st.vega_lite_chart(spec=fig5, width="stretch", key="fig5")
 with right:
     taus = aggregates.taus(db)
     if taus:
         tau = st.select_slider("τ (top-K clips sharing a cluster)", taus, value=taus[0], key="tau")
-        st.plotly_chart(charts.per_block_lines(aggregates.interpretability(db, tau), "pct_uninterpretable",
-                                               f"% uninterpretable neurons per block, τ = {tau} (Figure 6)",
-                                               "% uninterpretable"), key="fig6")
+        fig6 = charts.per_block_lines(aggregates.interpretability(db, tau), "pct_uninterpretable",
+                                      f"% uninterpretable neurons per block, τ = {tau} (Figure 6)", "% uninterpretable")
+        st.vega_lite_chart(spec=fig6, width="stretch", key="fig6")
     else:
         st.info("No interpretability analysis in this database.")
 
@@ -68,4 +68,5 @@ top = aggregates.top_adjectives(db, model, n=20)
 if top.empty:
     st.info("No adjectives for this model.")
 else:
-    st.plotly_chart(charts.word_bars(top, "adjective", "n_neurons", f"top-20 adjectives of {model}"), key="top20")
+    st.vega_lite_chart(spec=charts.word_bars(top, "adjective", "n_neurons", f"top-20 adjectives of {model}"),
+                       width="stretch", key="top20")

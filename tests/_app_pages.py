@@ -14,5 +14,5 @@ __all__ = ["chart_titles", "run_page"]
 
 
 def chart_titles(at) -> list[str]:
-    """Titles of the plotly charts an AppTest run rendered, in order."""
-    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    """Titles of the (Vega-Lite) charts an AppTest run rendered, in order."""
+    return [json.loads(c.proto.spec).get("title", "") for c in at.get("vega_lite_chart")]

@@ -91,5 +91,8 @@ def test_browser_flows(app_db, tmp_path):
     assert found["audio_players"] == 10 and found["audio_content_type"] == "audio/mpeg"  # compressed, not WAV
     assert found["audio_playable"] == 10 and found["clip_images"] == 10 and found["map_images"] == 5
     assert int(found["pruned_on"]) > 0 and found["pruned_off"] == "0"
+    # charts are Vega-Lite (no 4.7 MB plotly bundle per tab), drawn: the histogram has its bars and marks
+    assert found["neuron_charts"] == 1 and found["histogram_bars"] >= 10 and found["histogram_marks"] == 10
+    assert found["overview_charts"] == 3 and found["pruning_charts"] == 2
     saved = RatingsStore(ratings).ratings()
     assert len(saved) == 3 and sorted(saved["rating"]) == [2, 4, 5] and set(saved["rater"]) == {"browser-rater"}

@@ -18,8 +18,15 @@ function check(cond, msg) {
 
 async function shot(page, name) {
   if (!shots) return;
-  await page.waitForTimeout(800); // let plotly finish drawing
+  await page.waitForTimeout(800); // let the charts finish drawing
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+async function chartsDrawn(page, n) {
+  // waits for n Vega-Lite charts with their marks drawn -> the number of charts on the page
+  await page.waitForFunction((k) => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+    .filter((c) => c.querySelector("svg.marks .mark-group, canvas.marks")).length >= k, n, { timeout: T });
+  return await page.locator('[data-testid="stVegaLiteChart"]').count();
 }
 
 async function metric(page, label) {
@@ -62,13 +69,17 @@ try {
   found.clip_images = await page.locator('[data-testid="stImage"] img').count();
   found.map_images = await page.locator('[data-testid="stImage"]').filter({ hasText: "spectrogram + neuron map" }).count();
   await page.getByText("Calibrated summary S_h^c").waitFor();
+  found.neuron_charts = await chartsDrawn(page, 1); // the activation histogram
+  const hist = page.locator('[data-testid="stVegaLiteChart"] svg.marks');
+  found.histogram_bars = await hist.locator("g.mark-rect.role-mark > path").count();
+  found.histogram_marks = await hist.locator("g.mark-symbol.role-mark > path").count(); // a triangle per clip
   await shot(page, "neuron");
 
   // 2. overview
   await page.goto(base, { waitUntil: "domcontentloaded" });
   await page.getByRole("heading", { name: "AND Explorer: overview" }).waitFor();
   await page.getByText("Last-layer accuracy").waitFor();
-  found.overview = true;
+  found.overview_charts = await chartsDrawn(page, 3); // Figures 5 and 6, top-20 adjectives
   await shot(page, "overview");
 
   // 3. concepts
@@ -85,6 +96,7 @@ try {
     await page.getByText(new RegExp(`after pruning for .* \\(${pruneMethod}\\)`)).first().waitFor();
   }
   found.pruned_on = await metric(page, "neurons pruned");
+  found.pruning_charts = await chartsDrawn(page, 2); // Figure 10, the chosen clip's prediction
   check(Number(found.pruned_on) > 0, `neurons pruned with pruning on: ${found.pruned_on}`);
   await shot(page, "pruning");
   await page.getByText("prune the selected neurons").click();
