@@ -118,25 +118,28 @@ def ensure_clip_media(db: Path) -> bool:
     return True
 
 
-def fresh_neurons(db: Path, n: int, seed: int = 0) -> list[tuple[str, str, int]]:
-    """``n`` neurons of a layer that keeps time x frequency maps whose 10 clips are pairwise disjoint."""
+def fresh_neurons(db: Path, n_pairs: int, seed: int = 0) -> list[tuple[tuple[str, str, int], tuple[str, str, int]]]:
+    """``n_pairs`` pairs of neurons, both of a pair in one layer that keeps time x frequency maps, whose 10 clips
+    are pairwise disjoint over all the neurons returned (tried in a seeded random order, layer by layer)."""
     with ResultsStore(db, read_only=True) as store:
         layers = store.query_df('SELECT model, layer, n_neurons FROM "layers" WHERE map_freq > 0 '
-                                'ORDER BY model, layer_index LIMIT 1')
-        model, layer, n_neurons = layers.iloc[0]
+                                'ORDER BY model, layer_index')
         rng = np.random.default_rng(seed)
         seen: set[int] = set()
         out = []
-        for neuron in rng.permutation(int(n_neurons))[:400]:
-            row = store.read("extremes", ["topk_clip_ids", "bottomk_clip_ids"], model=model, layer=layer,
-                             neuron=int(neuron)).iloc[0]
-            clips = {int(c) for c in [*row["topk_clip_ids"], *row["bottomk_clip_ids"]]}
-            if not clips & seen:
-                seen |= clips
-                out.append((str(model), str(layer), int(neuron)))
-            if len(out) == n:
-                return out
-    raise RuntimeError(f"fewer than {n} neurons of {model}/{layer} with disjoint clips")
+        for model, layer, n_neurons in layers.itertuples(index=False):
+            ext = store.read("extremes", ["neuron", "topk_clip_ids", "bottomk_clip_ids"], model=model, layer=layer,
+                             neuron=[int(i) for i in rng.permutation(int(n_neurons))[:300]])
+            found = []
+            for r in ext.sample(frac=1.0, random_state=seed).itertuples():
+                clips = {int(c) for c in [*r.topk_clip_ids, *r.bottomk_clip_ids]}
+                if not clips & seen:
+                    seen |= clips
+                    found.append((str(model), str(layer), int(r.neuron)))
+            out += [(found[i], found[i + 1]) for i in range(0, len(found) - 1, 2)]
+            if len(out) >= n_pairs:
+                return out[:n_pairs]
+    raise RuntimeError(f"fewer than {n_pairs} pairs of neurons with disjoint clips in {db}")
 
 
 def _clip_figures(app_root: Path) -> dict[str, int]:
@@ -152,14 +155,14 @@ def visits(db: Path, runs: int, apps: dict[str, Path]) -> list[dict]:
     browser script's VISITS without base / server_pid). The i-th Neuron visit of every app opens the same neuron,
     and its rerun (the next neuron typed into the sidebar) another: neurons whose 10 clips no earlier visit of
     that app showed (each app is its own server, so no per-clip cache helps)."""
-    neurons = fresh_neurons(db, 2 * (runs + 1))
+    neurons = fresh_neurons(db, runs + 1)
     out = []
     for page in PAGES:
         for i in range(runs + 1):
             for app in list(apps) if i % 2 == 0 else list(apps)[::-1]:
                 v = {"name": page, "app": app, "path": f"/{page}", "run": i, "expect": {}}
                 if page == "neuron":
-                    (model, layer, neuron), (_, _, rerun) = neurons[2 * i], neurons[2 * i + 1]
+                    (model, layer, neuron), (_, _, rerun) = neurons[i]
                     v["path"] = f"/neuron?model={model}&layer={layer}&neuron={neuron}"
                     v["expect"] = {"audio": 10, **_clip_figures(apps[app]), "neuron": neuron}
                     v["neuron"], v["rerun_expect"] = rerun, {"audio": 10, **_clip_figures(apps[app])}
