@@ -139,7 +139,8 @@ def fresh_neurons(db: Path, n_pairs: int, seed: int = 0) -> list[tuple[tuple[str
             out += [(found[i], found[i + 1]) for i in range(0, len(found) - 1, 2)]
             if len(out) >= n_pairs:
                 return out[:n_pairs]
-    raise RuntimeError(f"fewer than {n_pairs} pairs of neurons with disjoint clips in {db}")
+    raise RuntimeError(f"only {len(out)} pairs of neurons with disjoint clips in {db}, {n_pairs} needed: "
+                       f"use --runs {len(out) - 1} or fewer")
 
 
 def _clip_figures(app_root: Path) -> dict[str, int]:
@@ -263,7 +264,8 @@ def main() -> None:
     ap.add_argument("--only", choices=("demo", "paper"), default=None)
     ap.add_argument("--before", default="", help="also time the app of another checkout (the code before a change, "
                     "e.g. `git archive <commit> | tar -x -C DIR`) on the same databases, its visits alternating "
-                    "with this one's")
+                    "with this one's; link its data/demo and data/cache to this checkout's (extracted files get new "
+                    "times, so the probing set's fingerprint and with it the checkpoint key would differ)")
     ap.add_argument("--no-media", action="store_true", help="leave a demo DB without clip_media as it is (the app "
                     "then decodes clips live, as for a database built before that stage)")
     args = ap.parse_args()
