@@ -16,6 +16,8 @@ PAGES = [
     st.Page("pages/neuron.py", title="Neuron", icon=":material/search:", url_path="neuron"),
     st.Page("pages/concepts.py", title="Concepts", icon=":material/label:", url_path="concepts"),
     st.Page("pages/pruning.py", title="Pruning", icon=":material/content_cut:", url_path="pruning"),
+    st.Page("pages/by_sound.py", title="Query by sound", icon=":material/graphic_eq:", url_path="by_sound"),
+    st.Page("pages/compare.py", title="Compare models", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/human_eval.py", title="Human evaluation", icon=":material/how_to_reg:", url_path="human_eval"),
 ]
 

@@ -5,6 +5,7 @@ plan    before a build: clips, models, neurons, stale steps, LLM prompts and tok
 status  what is built, when, how many rows, and what a build of the config would recompute
 report  the paper's tables (Table 2, Table 4, ...) from a built database
 probe   load a probing set and list the files that would be skipped, with reasons
+export  a neuron, a layer or a model of a built database to Parquet / JSON / CSV
 (status and report exit 1 when the database is missing, unreadable or holds nothing built; 2 on a bad config)
 """
 
@@ -22,14 +23,39 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_CONFIG = "configs/demo.toml"
+EXIT_BUILD_RUNNING = 75  # build --no-wait: another build of the same database is running (EX_TEMPFAIL)
+READ_WAIT_S = 60.0  # status / report wait this long for a running build to finish a commit
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from and_engine.pipeline.build import build
     from and_engine.pipeline.core import Progress
+    from and_engine.store.build_status import BuildRunningError
 
     config = load_config(args.config)
-    build(config, Progress(quiet=args.quiet), until=args.until)
+    if args.background:
+        return _background_build(args, config)
+    try:
+        build(config, Progress(quiet=args.quiet, bars=not args.no_bars), until=args.until,
+              **({"wait_s": 0.0} if args.no_wait else {}))
+    except BuildRunningError as exc:
+        print(f"{exc} (its progress: the app's banner, or {config.run.database}.build.json)", file=sys.stderr)
+        return EXIT_BUILD_RUNNING
+    return 0
+
+
+def _background_build(args: argparse.Namespace, config) -> int:
+    """Start the same build as a detached process (log lines, no bars, into ``<database>.build.log``)."""
+    import subprocess
+
+    log = Path(str(config.resolve(config.run.database)) + ".build.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "and_engine", "build", "--config", args.config, "--until", args.until, "--no-bars",
+           *(["--no-wait"] if args.no_wait else [])]
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)  # not stopped by the terminal's Ctrl+C
+    print(f"building in the background: process {proc.pid}, log {log}")
     return 0
 
 
@@ -63,7 +89,7 @@ def _open_results(args: argparse.Namespace, db: Path):
         print(f"nothing built yet: no results database at {db}\n{_build_hint(args)}", file=sys.stderr)
         return None
     try:
-        return ResultsStore(db, read_only=True)
+        return ResultsStore(db, read_only=True, wait_s=READ_WAIT_S)  # a running build may be committing
     except StoreError as exc:
         print(f"cannot read {db} (a build may be writing it; try again when it is done): {exc}", file=sys.stderr)
         return None
@@ -74,6 +100,7 @@ def _build_hint(args: argparse.Namespace) -> str:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from and_engine.explorer import build_progress
     from and_engine.explorer.queries import last_finished_run
     from and_engine.pipeline.status import changed_keys, step_states
     from and_engine.pipeline.validate import validate
@@ -89,6 +116,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         last = last_finished_run(store)  # never a failed, interrupted or running build
         runs = store.read("runs", ["status", "started_at"], order_by=["started_at"])
     print(f"database: {db}")
+    running = build_progress.banner(db)
+    if running is not None:
+        print(running[1])
     if steps.empty:
         newest = (f" (the last build, started {str(runs['started_at'].iloc[-1])[:19]}, is "
                   f"{runs['status'].iloc[-1]!r})") if len(runs) else ""
@@ -121,7 +151,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if not db.exists():
         plan = make_plan(config, None)
     else:
-        with ResultsStore(db, read_only=True) as store:
+        with ResultsStore(db, read_only=True, wait_s=READ_WAIT_S) as store:
             plan = make_plan(config, store)
     print("\n".join(format_plan(plan)))
     return 0
@@ -139,6 +169,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
             print(f"nothing to report: {store.path} holds no built model yet\n{_build_hint(args)}", file=sys.stderr)
             return NOTHING_BUILT
         print(format_report(store, models=args.model or None))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from and_engine.explorer.export import export_tables, stem, write_export
+    from and_engine.explorer.queries import NotFoundError
+
+    if args.db:
+        db = Path(args.db).expanduser()
+    else:
+        config = load_config(args.config)
+        db = config.resolve(config.run.database)
+    store = _open_results(args, db)
+    if store is None:
+        return NOTHING_BUILT
+    with store:
+        try:
+            tables = export_tables(store, args.model, args.layer, args.neuron)
+        except NotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    name = stem(args.model, args.layer, args.neuron)
+    for path in write_export(tables, args.format, Path(args.out), name):
+        print(path)
     return 0
 
 
@@ -182,12 +236,27 @@ def make_parser() -> argparse.ArgumentParser:
     b = sub.choices["build"]
     b.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     b.add_argument("--until", default="analyses", help="stop after this step group (probe, models, describe, "
-                   "dissect, analyses)")
+                   "dissect, scores, analyses)")
+    b.add_argument("--no-bars", action="store_true", help="log lines without progress bars (for log files)")
+    b.add_argument("--background", action="store_true", help="run the build as a detached process (its log: "
+                   "<database>.build.log; the app shows its progress) and return at once")
+    b.add_argument("--no-wait", action="store_true", help=f"exit at once (status {EXIT_BUILD_RUNNING}) when "
+                   "another build of the same database is running, instead of waiting for it")
     sub.choices["report"].add_argument("--model", action="append", help="only this model (repeatable)")
     p = sub.add_parser("probe", help="check a probing set and list the files that would be skipped")
     p.add_argument("path", type=Path, help="probing set folder (or CSV file with --kind csv)")
     p.add_argument("--kind", default="folder", choices=["demo", "esc50", "folder", "csv"])
     p.set_defaults(fn=_cmd_probe)
+    p = sub.add_parser("export", help="write a neuron, a layer or a model to Parquet / JSON / CSV")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config whose database is read (default "
+                   f"{DEFAULT_CONFIG})")
+    p.add_argument("--db", help="a results database to read instead of the config's")
+    p.add_argument("--model", required=True, help="the model's name")
+    p.add_argument("--layer", help="only this layer (default: every dissected layer)")
+    p.add_argument("--neuron", type=int, help="only this neuron of --layer")
+    p.add_argument("--format", default="parquet", choices=["parquet", "json", "csv"])
+    p.add_argument("--out", default="export", help="output folder (default ./export)")
+    p.set_defaults(fn=_cmd_export)
     return parser
 
 

@@ -26,6 +26,12 @@ MODEL_KINDS = ("yamnet", "yamnet-frozen", "yamnet-finetuned", "ast-scratch", "as
 # options of every kind (normalization: ast-checkpoint without a preprocessor_config.json); ast-scratch's others
 # go to ASTConfig
 MODEL_OPTIONS = ("include_depthwise", "batch_size", "normalization")
+SAE_SUFFIX = ".sae"  # the SAE layer trained on layer L is named L + SAE_SUFFIX (docs/sae.md)
+
+
+def sae_layer_name(layer: str) -> str:
+    """The name of the SAE layer trained on ``layer`` (``block13.pointwise`` -> ``block13.pointwise.sae``)."""
+    return layer + SAE_SUFFIX
 
 
 class ConfigError(ValueError):
@@ -105,6 +111,8 @@ class ModelConfig:
     train_epochs: Annotated[int, at_least(0)] = 0  # trained variants; 0 = the model kind's default
     train_lr: Annotated[float, at_least(0)] = 0.0  # 0 = the model kind's default
     options: dict[str, Any] = field(default_factory=dict)  # kind-specific extras (e.g. AST size)
+    # layers to train a sparse autoencoder on; each adds the layer <name>.sae of its latents ([sae], docs/sae.md)
+    sae_layers: Annotated[tuple[str, ...], each(NONEMPTY), UNIQUE] = ()
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,7 @@ class ModuleAConfig:
 class ModuleBConfig:
     threshold: Annotated[float, between(0, 1)] = 0.7  # the paper's text; its code used 0.5
     sentence_encoder: str = "minilm"
+    keep_opposites: bool = False  # true: an S_l point claiming the opposite (quiet vs loud) never removes an S_h point
 
 
 @dataclass(frozen=True)
@@ -219,6 +228,21 @@ class AnalysesConfig:
     acoustic_adjectives: Annotated[tuple[str, ...], each(NONEMPTY)] = ("loud", "high-pitched")  # Appendix C checks
     top_adjectives_n: Annotated[int, at_least(1)] = 20  # Figure 3 / 9 histogram length
     cluster_words_n: Annotated[int, at_least(1)] = 40  # words kept per cluster for the word clouds
+    # pruning / feature importance: threads evaluating clip chunks at once (0 = one per CPU core)
+    workers: Annotated[int, at_least(0)] = 0
+    related_top_n: Annotated[int, at_least(1)] = 5  # related neurons kept per neuron and relation (correlation)
+
+
+@dataclass(frozen=True)
+class SaeConfig:
+    """The TopK sparse autoencoders of ``models[].sae_layers`` (docs/sae.md)."""
+
+    expansion: Annotated[int, at_least(1)] = 4  # latents = expansion x the layer's width
+    k: Annotated[int, at_least(1)] = 32  # latents active per frame / patch vector
+    epochs: Annotated[int, at_least(1)] = 30  # passes over the training vectors
+    lr: Annotated[float, at_least(0)] = 0.0  # Adam's; 0 = 2e-4 / sqrt(latents / 2^14) (sparsify's rule)
+    batch_size: Annotated[int, at_least(1)] = 512  # vectors per training step
+    max_vectors: Annotated[int, at_least(1)] = 100_000  # a seeded sample of the training clips' vectors, at most
 
 
 @dataclass(frozen=True)
@@ -234,6 +258,30 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
+class ScoresConfig:
+    """Scores of every explanation on clips it was not written from (docs/scores.md)."""
+
+    # the scorers without an LLM, run on every neuron (names checked in pipeline/validate.py)
+    scorers: Annotated[tuple[str, ...], UNIQUE] = ("embedding", "audio-text")
+    # detection | simulation: the summaries' LLM judges captions (LLM cost)
+    llm_scorers: Annotated[tuple[str, ...], UNIQUE] = ()
+    # scoring clips drawn evenly from the activation quantiles of the top fraction
+    n_activating: Annotated[int, at_least(1)] = 20
+    # scoring clips drawn from the bottom half (never the top-K / bottom-K)
+    n_non_activating: Annotated[int, at_least(1)] = 20
+    activating_fraction: Annotated[float, above(0), at_most(0.5)] = 0.2  # the top share that counts as activating
+    text_encoder: str = "minilm"  # embedding scorer: explanation vs each scoring clip's caption
+    audio_text_model: str = "yamnet-labels"  # audio-text scorer: explanation vs the clip audio
+    llm_neurons: Annotated[int, at_least(0)] = 0  # LLM scorers: 0 = every neuron, n = a seeded sample of n per layer
+    llm_clips_per_prompt: Annotated[int, at_least(1)] = 10  # LLM scorers: captions shown in one prompt
+
+
+@dataclass(frozen=True)
+class GroundTruthConfig:
+    label_words: str = ""  # a CSV (label,words) of extra words naming each label; "" = the label's own words
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     probing_set: ProbingSetConfig = field(default_factory=ProbingSetConfig)
@@ -246,6 +294,9 @@ class Config:
     module_c: ModuleCConfig = field(default_factory=ModuleCConfig)
     analyses: AnalysesConfig = field(default_factory=AnalysesConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    scores: ScoresConfig = field(default_factory=ScoresConfig)
+    ground_truth: GroundTruthConfig = field(default_factory=GroundTruthConfig)
+    sae: SaeConfig = field(default_factory=SaeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -298,7 +349,7 @@ _NESTED = {
     "run": RunConfig, "probing_set": ProbingSetConfig, "activations": ActivationsConfig,
     "captions": CaptionsConfig, "summaries": SummariesConfig, "module_a": ModuleAConfig,
     "module_b": ModuleBConfig, "module_c": ModuleCConfig, "analyses": AnalysesConfig, "llm": LLMConfig,
-    "device": DeviceConfig,
+    "device": DeviceConfig, "scores": ScoresConfig, "ground_truth": GroundTruthConfig, "sae": SaeConfig,
 }
 
 

@@ -2,7 +2,9 @@
 
 Per model: Table 2 (last-layer accuracy, method x similarity: top-1 / top-5 / concept cosine), Table 4
 (OCP / DB / TAB / random: mean pruned, ΔA, ΔR, ΔA−ΔR in the paper's sign), then Figure 4 / 5 / 6 and
-Appendix C in brief. Global: the caption-sentence clusters. Reads only through the store.
+Appendix C in brief, and "which method explains best" (``explorer.scores.method_table``: the mean score of
+each explanation source on clips it was not written from, and how often it names the labelled source). Global:
+the caption-sentence clusters and how many captions name their clip's label. Reads only through the store.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import pandas as pd
 
 from and_engine.analyses.common import per_block_means
+from and_engine.explorer.scores import caption_rate, method_table
 from and_engine.store.schema import ICL_SIMILARITY, SIMILARITIES
 
 METHOD_ORDER = {"random": 0, "TAB": 1, "DB": 2, "OCP": 3, "ICL": 0}
@@ -68,6 +71,14 @@ def _figure4(df: pd.DataFrame) -> str:
     return head + _table(["criterion \\ % pruned (accuracy %, mean of seeds)", *(f"{p:g}" for p in mean.columns)], rows)
 
 
+def best_methods(df: pd.DataFrame) -> str:
+    """``method_table`` rows of one model -> the "which method explains best" layout, best first."""
+    cols = [c for c in df.columns if c != "source"]
+    rows = [[r["source"], *("-" if pd.isna(r[c]) else f"{r[c]:.0f}" if c == "neurons" or c.endswith("%")
+                            else f"{r[c]:.2f}" for c in cols)] for _, r in df.iterrows()]
+    return _table(["explanation", *cols], rows)
+
+
 def _model_section(store, model: str) -> list[str]:
     out = [f"=== model {model} ==="]
     t2 = store.read("lastlayer_accuracy", model=model)
@@ -93,6 +104,11 @@ def _model_section(store, model: str) -> list[str]:
         g = per_block_means(grp, "pct_uninterpretable")
         vals = ", ".join(f"{r.block}: {r.pct_uninterpretable:.0f}%" for r in g.itertuples())
         out.append(f"Figure 6 (% uninterpretable by block, tau={tau}): {vals}")
+    methods = method_table(store, model)
+    if len(methods):
+        out += ["", "Which method explains best (mean over neurons of the scores on clips each explanation was not "
+                "written from: AUC 0.5 = chance, r 0 = chance; 'shuffled' = another neuron's S_h^c, the control; "
+                "names label % = explanations naming the top-K majority label):", best_methods(methods), ""]
     ac = store.read("acoustic_check", model=model)
     for r in ac.itertuples():
         out.append(f"Appendix C: '{r.adjective}' {'in' if r.has_adjective else 'not in'} C_open: "
@@ -111,6 +127,9 @@ def format_report(store, models: list[str] | None = None) -> str:
     lines = ["AND Explorer — analyses report", ""]
     for model in wanted:
         lines += _model_section(store, model)
+    hits, total = caption_rate(store)
+    if total:
+        lines.append(f"Captions that name their clip's label: {hits} / {total} = {100 * hits / total:.0f} %")
     words = store.read("cluster_words", order_by=["cluster", "weight"])
     if len(words):
         lines.append(f"Caption-sentence clusters (k = {words['cluster'].nunique()}):")

@@ -11,7 +11,8 @@ For each database (a copy of the demo build; the synthetic 55,346-neuron x 2,000
 first visit after the server start, then ``--runs`` visits, each in a new tab (the browser's HTTP cache is warm,
 as for a person who has opened the app before, but the page's JavaScript is loaded and run anew, as for a link
 opened in a new tab), the apps' visits alternating so that both meet the same load. The i-th Neuron visit opens
-the same neuron in every app, one whose 10 clips no earlier visit showed (no per-clip cache helps); it is then
+the same neuron in every app, one whose 10 top-K / bottom-K clips no earlier visit showed (no per-clip cache
+helps; its 10 activation-quantile clips are drawn per neuron and may repeat); it is then
 timed again after the next neuron's number is typed into the sidebar (``neuron+next``: a person's next neuron in
 the same tab, the JavaScript already loaded). Human evaluation is timed when it opens and after a rater name is
 entered (``human_eval+rater``: its 5 players). Times are seconds from navigation start (from the key press for
@@ -143,12 +144,14 @@ def fresh_neurons(db: Path, n_pairs: int, seed: int = 0) -> list[tuple[tuple[str
                        f"use --runs {len(out) - 1} or fewer")
 
 
-def _clip_figures(app_root: Path) -> dict[str, int]:
-    """What the Neuron page of an app draws besides its players: the histogram and one image per clip (apps
-    with the clip_media stage), or the histogram and one plotly figure per clip (before it)."""
+def _neuron_expect(app_root: Path) -> dict[str, int]:
+    """What the Neuron page of an app draws: 10 players (top-K, bottom-K) and, in apps with the quantile section,
+    10 more (5 activation quantiles x 2 clips); the histogram and one image per top/bottom clip (apps with the
+    clip_media stage), or the histogram and one plotly figure per clip (before it)."""
+    audio = 20 if (app_root / "pages" / "_neuron_views.py").is_file() else 10
     if (app_root / "and_engine" / "stages" / "clip_media.py").is_file():
-        return {"charts": 1, "images": 10}
-    return {"charts": 11}
+        return {"audio": audio, "charts": 1, "images": 10}
+    return {"audio": audio, "charts": 11}
 
 
 def visits(db: Path, runs: int, apps: dict[str, Path]) -> list[dict]:
@@ -165,8 +168,8 @@ def visits(db: Path, runs: int, apps: dict[str, Path]) -> list[dict]:
                 if page == "neuron":
                     (model, layer, neuron), (_, _, rerun) = neurons[i]
                     v["path"] = f"/neuron?model={model}&layer={layer}&neuron={neuron}"
-                    v["expect"] = {"audio": 10, **_clip_figures(apps[app]), "neuron": neuron}
-                    v["neuron"], v["rerun_expect"] = rerun, {"audio": 10, **_clip_figures(apps[app])}
+                    v["expect"] = {**_neuron_expect(apps[app]), "neuron": neuron}
+                    v["neuron"], v["rerun_expect"] = rerun, _neuron_expect(apps[app])
                 elif page == "overview":
                     v["expect"] = {"text": "Top-20 adjectives"}
                 elif page == "human_eval":

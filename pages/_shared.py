@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 
 from and_engine.config import Config, load_config
-from and_engine.explorer import live, media, queries
+from and_engine.explorer import aggregates, build_progress, export, live, media, queries
 from and_engine.store.ratings import RatingsStore
-from and_engine.store.results import ResultsStore, StoreError
+from and_engine.store.results import ResultsStore, StoreError, StoreLockedError
 
 NEURON_PAGE = "pages/neuron.py"
+READ_WAIT_S = 60.0  # how long a page waits for a build's commit to release the database
+BANNER_REFRESH_S = 3.0  # how often the running build's banner refreshes
 
 def _leave_pages_directory_mode() -> None:
     """A fresh server whose first request deep-links a page (e.g. /neuron?...) runs that file directly in
@@ -61,7 +64,11 @@ def store() -> ResultsStore:
     """
     _leave_pages_directory_mode()
     try:
-        db = ResultsStore(results_path(), read_only=True)
+        try:
+            db = ResultsStore(results_path(), read_only=True)
+        except StoreLockedError:
+            with st.spinner("A build is committing a step to the database; waiting for it…"):
+                db = ResultsStore(results_path(), read_only=True, wait_s=READ_WAIT_S)
     except StoreError as exc:
         st.error(f"Cannot open the results database: {md(exc)}")
         st.info("Build it first: `python -m and_engine build --config configs/demo.toml`, or point "
@@ -70,11 +77,36 @@ def store() -> ResultsStore:
     if not hasattr(_RUN, "stores"):
         _RUN.stores = []
     _RUN.stores.append(db)
+    build_banner()
     problem = queries.clip_id_problem(db)
     if problem:  # results from two probing sets side by side: the pages would play the wrong files
         st.error(f"This results database is inconsistent: {md(problem)}")
         st.stop()
     return db
+
+
+def missing(stage: str, what: str, absent: str | None = None) -> str:
+    """The text for an empty result of ``stage``: being computed by the running build, or not in the database."""
+    return md(build_progress.missing_text(results_path(), stage, what, absent))
+
+
+def build_banner() -> None:
+    """What a running (or unfinished) build of this database is doing; refreshed every few seconds while it
+    runs, and the page reruns when the build finishes a step group (new results to show)."""
+    path = str(results_path())
+    shown = build_progress.banner(path)
+    if shown is None:
+        return
+    seen = build_progress.state_key(path)
+
+    def body() -> None:
+        now = build_progress.banner(path)
+        if build_progress.state_key(path) != seen:
+            st.rerun()  # a step group finished, or the build ended: show the new results
+        if now is not None:
+            (st.info if now[0] == "info" else st.warning)(md(now[1]), icon=":material/construction:")
+
+    st.fragment(body, run_every=BANNER_REFRESH_S if shown[0] == "info" else None)()
 
 
 def close_stores() -> None:
@@ -130,6 +162,19 @@ def clip_media(db: ResultsStore, cfg: Config, sample_rate: int, clips) -> dict[i
     return out
 
 
+@st.cache_resource(show_spinner="Loading the model and its held-out clips…", max_entries=4)
+def _pruning_target(db_path: str, db_mtime: float, model: str, _cfg: Config, _db: ResultsStore) -> live.PruningTarget:
+    return live.load_pruning_target(_cfg, model, queries.clips(_db).reset_index(),
+                                    aggregates.sae_checkpoints(_db, model))
+
+
+def pruning_target(db: ResultsStore, cfg: Config, model: str) -> live.PruningTarget:
+    """The live pruning target of ``model`` (model, held-out clips, pruning engine), loaded once per server and
+    database version; shared by the Pruning page and the Neuron page's effect on the output."""
+    path = results_path()
+    return _pruning_target(str(path), path.stat().st_mtime, model, cfg, db)
+
+
 def layers_or_stop(db: ResultsStore, model: str):
     """The model's dissected layers (queries.layers), or a warning and the end of the page if it has none."""
     try:
@@ -143,3 +188,21 @@ def neuron_link(model: str, layer: str, neuron: int, label: str | None = None) -
     """A link to the Neuron page with the neuron in its query parameters."""
     st.page_link(NEURON_PAGE, label=md(label or f"{model} / {layer} / {neuron}"), icon=":material/search:",
                  query_params={"model": model, "layer": layer, "neuron": str(int(neuron))})
+
+
+def download(label: str, name: str, tables: Callable[[ResultsStore], dict], key: str) -> None:
+    """A format choice and a download button for what a page shows: ``tables(store)`` -> {table: DataFrame},
+    written by ``export.export_bytes`` when the button is clicked (on a read-only store of its own: the page's
+    store is closed by then)."""
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    fmt = c1.selectbox("format", export.FORMATS, key=f"{key}_format", help="Parquet and CSV: a zip with one file "
+                       "per table; JSON: one document")
+    path = results_path()
+
+    def data() -> bytes:
+        with ResultsStore(path, read_only=True) as db:
+            return export.export_bytes(tables(db), fmt, name)[0]
+
+    file_name, mime = export.download_name(name, fmt)
+    c2.download_button(label, data, file_name=file_name, mime=mime, key=key, icon=":material/download:",
+                       on_click="ignore")

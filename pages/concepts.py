@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, queries
-from pages._shared import layers_or_stop, neuron_link, run_config, store
+from and_engine.explorer import aggregates, charts, queries, scores
+from pages._shared import layers_or_stop, missing, neuron_link, run_config, store
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -35,11 +35,17 @@ else:
                        width="stretch", key="adj_hist")
 
 st.subheader("Find neurons by concept or adjective")
-s1, s2 = st.columns([3, 1])
+s1, s2, s3 = st.columns([3, 1, 2])
 term = s1.text_input("concept or adjective (e.g. loud, cow)", key="cc_term")
 only = s2.selectbox("model", ["all", *models], key="cc_search_model")
+sort_by = scores.sort_options(db)
+order = s3.selectbox("sort by", ["model / layer / neuron", *sort_by], key="cc_sort",
+                     help="Sort the neurons found by how well an explanation predicts them on other clips "
+                          "(AUC: 0.5 = chance, 1 = perfect; r: 0 = chance).")
 if term.strip():
     hits = aggregates.search_neurons(db, term, None if only == "all" else only, limit=200)
+    if order in sort_by:
+        hits = scores.with_scores(db, hits, *sort_by[order], column=order)
     st.caption(f"{len(hits)} match(es)" + (" (first 200)" if len(hits) == 200 else ""))
     if not hits.empty:
         st.dataframe(hits, hide_index=True, width="stretch", height=220)
@@ -49,7 +55,7 @@ if term.strip():
 st.subheader("Interpretability clusters (Algorithm 1)")
 words = aggregates.cluster_words(db, top=60)
 if words.empty:
-    st.info("No clusters in this database.")
+    st.info(missing("clusters", "clusters"))
 else:
     clusters = sorted(words["cluster"].unique())
     cols = st.columns(3)

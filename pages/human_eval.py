@@ -8,6 +8,7 @@ shown, so a build holding the results database cannot drop it. It is one transac
 import streamlit as st
 
 from and_engine.explorer import humaneval, queries
+from and_engine.explorer import scores as explanation_scores
 from and_engine.explorer.text_similarity import TextSimilarity
 from and_engine.store.ratings import RatedDescription, RatingError, RatingsLockedError
 from pages._shared import clip_media, md, ratings_path, ratings_store, run_config, store
@@ -138,5 +139,14 @@ with results_tab:
             table = humaneval.table3(all_ratings, written, _similarity(), current_steps)
             st.dataframe(table.style.format({"mean_rating": "{:.2f}", "cosine": "{:.2f}", "bertscore_f1": "{:.2f}"}),
                          hide_index=True, width="stretch")
+            corr = humaneval.score_correlations(all_ratings, explanation_scores.scores_for(db, all_ratings),
+                                                current_steps)
+            st.markdown("**Ratings vs automatic scores**: Spearman's rho between the ratings and the scores of the "
+                        "rated explanations (over all ratings and per method)")
+            if corr.empty:
+                st.info("The rated explanations have no automatic scores in this results database.")
+            else:
+                st.dataframe(corr.style.format({"spearman_rho": "{:.2f}"}, na_rep="–"), hide_index=True,
+                             width="stretch")
             st.download_button("Download ratings (CSV)", humaneval.export_csv(all_ratings, written), "ratings.csv",
                                "text/csv", key="he_csv")

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, live, queries
+from and_engine.explorer import aggregates, charts, live, queries, scores
+from pages._neuron_views import density_section, download_section, effect_section, quantile_clips, related_section
 from pages._shared import clip_media, layers_or_stop, md, md_lines, neuron_link, run_config, store
 
 st.title("Neuron")
@@ -93,6 +94,9 @@ c1.markdown("**S_h: summary of the top-K captions**")
 c1.markdown(md_lines(summ.get("top", {}).get("summary", "—")))
 c2.markdown("**S_l: summary of the bottom-K captions**")
 c2.markdown(md_lines(summ.get("bottom", {}).get("summary", "—")))
+scored = scores.neuron_scores(db, model, layer, neuron)
+if line := scores.score_line(scored, "S_h"):
+    c1.caption(md(f"S_h scores: {line}"), help=scores.LINE_HELP)
 if "top" in summ:
     status = summ["top"].get("status") or "ok"
     st.caption(md(f"summaries by {summ['top']['backend']} / {summ['top']['llm_model']} (status: {status})"))
@@ -105,6 +109,8 @@ else:
     marked, calibrated = live.recalibrate(points, thr)
     st.markdown("**Calibrated summary S_h^c**")
     st.success(md(calibrated) if calibrated else "(every point was removed)")
+    if line := scores.score_line(scored, "S_h^c"):
+        st.caption(md(f"scores of the stored S_h^c (t = {default_t:.2f}): {line}"), help=scores.LINE_HELP)
     for r in marked.itertuples():
         if r.removed:
             st.markdown(f"- ~~{md(r.point)}~~ ↔ *{md(r.best_match)}* (cos {r.best_cosine:.2f})")
@@ -113,13 +119,11 @@ else:
 
 # --- concepts --------------------------------------------------------------------------------------
 st.subheader("Closed-set concepts (Module A)")
-closed = queries.closed_concepts(db, model, layer, neuron)
+closed = queries.closed_concepts_table(db, model, layer, neuron)
 if closed.empty:
-    st.info("No closed-set concepts for this neuron.")
+    st.info("No closed-set concepts for this layer.")
 else:
-    closed["concept (score)"] = closed["concept"] + " (" + closed["score"].round(3).astype(str) + ")"
-    table = closed.groupby(["method", "similarity"])["concept (score)"].agg(" · ".join).reset_index()
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(closed, hide_index=True, width="stretch")
 opened = queries.open_concepts(db, model, layer, neuron)
 st.subheader("Open-set concepts (Module C)")
 for kind in sorted(opened["pos"].unique()):
@@ -127,6 +131,24 @@ for kind in sorted(opened["pos"].unique()):
     st.markdown(f"**{md(kind)}**: " + " · ".join(md(w) for w in words))
 if opened.empty:
     st.info("No open-set concepts for this neuron.")
+
+# --- scores of every explanation ----------------------------------------------------------------------
+st.subheader("Scores: how well each explanation predicts this neuron on other clips")
+truth = scores.neuron_truth(db, model, layer, neuron)
+if truth:
+    st.caption(md(f"top-K majority label: {truth['majority_label']} ({truth['purity']:.0%} of the top-K clips); "
+                  f"{truth['n_naming_captions']} top-K caption(s) name it"), help=scores.NAMES_HELP)
+if scored.empty:
+    st.info("No scores for this neuron (built without the scores stage).")
+else:
+    tips = scores.help_text(scored.columns)
+    config = {c: st.column_config.NumberColumn(c, help=h, format="%.2f") for c, h in tips.items()}
+    config["names_majority"] = st.column_config.CheckboxColumn("names label", help=scores.NAMES_HELP)
+    st.dataframe(scored, hide_index=True, width="stretch", column_config=config)
+
+density_section(db, model, layer, values)
+related_section(db, model, layer, neuron, len(models))
+effect_section(db, cfg, model, layer, neuron)
 
 
 # --- clips -------------------------------------------------------------------------------------------
@@ -151,3 +173,21 @@ for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lo
             amap = maps.get(int(r.clip_id)) if r.side == "top" else None
             st.image(charts.clip_image(clip.spectrogram, amap), width="stretch",
                      caption="spectrogram" + (" + neuron map" if amap is not None else ""))
+
+st.subheader("Clips from every activation quantile")
+picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
+info = queries.clips(db, picked["clip_id"].tolist())
+quantile_media = clip_media(db, cfg, sr, info.reset_index())
+for r in picked.itertuples():
+    c = info.loc[r.clip_id]
+    with st.container(border=True):
+        st.markdown(f"**quantile {r.pct_from:.0f}–{r.pct_to:.0f} %** clip {r.clip_id} · label **{md(c.label)}** · "
+                    f"activation {r.activation:.3f}")
+        st.caption(md(c.caption) if isinstance(c.caption, str) else "(no caption)")
+        clip = quantile_media[int(r.clip_id)]
+        if isinstance(clip, str):
+            st.warning(clip)
+            continue
+        st.audio(clip.audio, format=clip.mime)
+
+download_section(model, layer, neuron)

@@ -4,8 +4,8 @@ import json
 
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, queries
-from pages._shared import store
+from and_engine.explorer import aggregates, charts, queries, score_charts, scores
+from pages._shared import md, missing, neuron_link, store
 
 st.title("AND Explorer: overview")
 db = store()
@@ -19,7 +19,8 @@ if models.empty:
 c1, c2, c3 = st.columns(3)
 c1.metric("models", len(models))
 layer_df = aggregates.layer_summary(db)
-c2.metric("neurons", f"{int(layer_df['n_neurons'].sum()):,}")
+c2.metric("neurons", f"{int(layer_df.loc[layer_df['kind'] != 'sae', 'n_neurons'].sum()):,}",
+          help="units of the networks' own layers (the latents of SAE layers are not counted)")
 c3.metric("builds", len(runs))
 
 st.subheader("Models")
@@ -28,6 +29,15 @@ shown.insert(2, "n_classes", models["class_names"].map(len))
 st.dataframe(shown, hide_index=True, width="stretch")
 st.subheader("Layers")
 st.dataframe(layer_df, hide_index=True, width="stretch")
+sae = aggregates.sae_metrics(db)
+if not sae.empty:
+    st.subheader("Sparse autoencoders")
+    st.caption("Layers of kind sae hold the latents of a TopK sparse autoencoder trained on a layer's frame / patch "
+               "vectors; they are dissected like neurons. FVE: fraction of variance explained on the training "
+               "vectors (all; typical: less the outliers left out of training; held-out fold). L0: active latents "
+               "per vector. Dead: never active; dense: active on over 10 % of the vectors. See docs/sae.md.")
+    st.dataframe(sae.style.format({"fve": "{:.3f}", "fve_typical": "{:.3f}", "fve_heldout": "{:.3f}",
+                                   "l0": "{:.1f}"}), hide_index=True, width="stretch")
 
 with st.expander("Runs and provenance (every step's backends and parameters)"):
     st.dataframe(runs, hide_index=True, width="stretch")
@@ -41,7 +51,7 @@ with st.expander("Runs and provenance (every step's backends and parameters)"):
 st.subheader("Last-layer accuracy (Table 2 / 7)")
 acc = aggregates.lastlayer_accuracy(db)
 if acc.empty:
-    st.info("No last-layer accuracy in this database.")
+    st.info(missing("lastlayer", "last-layer accuracy"))
 else:
     st.caption("top-1 / top-5 in % of the output neurons whose predicted concept is their class")
     st.dataframe(acc.style.format({"top1": "{:.1f}", "top5": "{:.1f}", "concept_cosine": "{:.2f}"}),
@@ -60,13 +70,66 @@ with right:
                                       f"% uninterpretable neurons per block, τ = {tau} (Figure 6)", "% uninterpretable")
         st.vega_lite_chart(spec=fig6, width="stretch", key="fig6")
     else:
-        st.info("No interpretability analysis in this database.")
+        st.info(missing("interpretability", "interpretability analysis"))
 
 st.subheader("Top-20 adjectives")
 model = st.selectbox("model", models["model"].tolist(), key="top_adj_model")
 top = aggregates.top_adjectives(db, model, n=20)
 if top.empty:
-    st.info("No adjectives for this model.")
+    st.info(missing("adjectives", "adjectives for this model", "No adjectives for this model."))
 else:
     st.vega_lite_chart(spec=charts.word_bars(top, "adjective", "n_neurons", f"top-20 adjectives of {model}"),
                        width="stretch", key="top20")
+
+st.subheader("Explanation scores: how well each explanation predicts its neuron on other clips")
+avail = scores.scorer_metrics(db)
+if not avail:
+    st.info("No explanation scores in this database (built without the scores stage).")
+else:
+    s1, s2, s3 = st.columns(3)
+    sc_model = s1.selectbox("model", models["model"].tolist(), key="sc_model")
+    sc_scorer = s2.selectbox("scorer", list(avail), key="sc_scorer")
+    sc_metric = s3.selectbox("metric", avail[sc_scorer], format_func=lambda m: scores.METRIC_NAMES.get(m, m),
+                             key=f"sc_metric_{sc_scorer}")
+    st.caption(md(scores.HELP.get((sc_scorer, sc_metric), "")) + " The dotted 'shuffled' line is the chance control: "
+               "each neuron scored with another neuron's S_h^c.")
+    dist = scores.layer_distributions(db, sc_model, sc_scorer, sc_metric)
+    if dist.empty:
+        st.info("No scores of this kind for this model.")
+    else:
+        st.vega_lite_chart(spec=score_charts.score_lines(dist, sc_scorer, sc_metric), width="stretch",
+                           key="score_lines")
+        sc_layer = st.selectbox("layer", list(dict.fromkeys(dist["layer"])), key=f"sc_layer_{sc_model}")
+        st.vega_lite_chart(spec=score_charts.score_boxes(dist[dist["layer"] == sc_layer], sc_scorer, sc_metric,
+                                                        sc_layer), width="stretch", key="score_boxes")
+        options = scores.sort_options(db)
+        pick = st.selectbox("neurons of this layer ranked by", list(options), key="sc_rank_by")
+        best = st.radio("show", ["best explained", "worst explained"], horizontal=True, key="sc_best")
+        ranked = scores.neurons_by_score(db, sc_model, sc_layer, *options[pick], best_first=best == "best explained",
+                                         limit=10)
+        for r in ranked.itertuples():
+            neuron_link(sc_model, sc_layer, r.neuron, f"{sc_layer} / {r.neuron} · {r.score:.2f} · {r.explanation[:90]}")
+    table = scores.method_table(db, sc_model)
+    if not table.empty:
+        st.markdown(f"**Which method explains best ({md(sc_model)})**: mean over its neurons, all layers")
+        tips = scores.help_text(table.columns)
+        config = {c: st.column_config.NumberColumn(c, help=h, format="%.2f") for c, h in tips.items()}
+        st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+
+st.subheader("Ground truth: do captions and explanations name the labelled sound source?")
+hits, total = scores.caption_rate(db)
+if not total:
+    st.info("No ground truth in this database (built without the scores stage).")
+else:
+    st.metric("captions that name their clip's label", f"{hits} / {total} = {hits / total:.0%}",
+              help=scores.NAMES_HELP)
+    gt_model = st.selectbox("model", models["model"].tolist(), key="gt_model")
+    measures = {"names_majority": "explanation names the top-K majority label (% of neurons)",
+                "names_majority_where_captions_do": "… where ≥ 4/5 top-K clips share the label and ≥ 3 captions name "
+                                                    "it (% of those neurons)"}
+    measure = st.radio("measure", list(measures), format_func=measures.get, key="gt_measure")
+    truth = scores.truth_table(db, gt_model, measure)
+    if truth.empty:
+        st.info("No ground-truth rates for this model.")
+    else:
+        st.dataframe(truth.style.format(precision=0, na_rep="–"), hide_index=True, width="stretch")

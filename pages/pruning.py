@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, live, queries
-from pages._shared import layers_or_stop, md, results_path, run_config, store
+from and_engine.explorer import aggregates, charts, live
+from pages._shared import layers_or_stop, md, missing, pruning_target, results_path, run_config, store
 
 st.title("Concept-specific pruning")
 db = store()
@@ -15,11 +15,6 @@ if not prunable:
     st.stop()
 
 
-@st.cache_resource(show_spinner="Loading the model and its held-out clips…", max_entries=4)
-def _target(db_path: str, db_mtime: float, model: str) -> live.PruningTarget:
-    return live.load_pruning_target(cfg, model, queries.clips(db).reset_index())
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def _candidates(db_path: str, db_mtime: float, model: str, concept: str, top_n: int):
     return aggregates.pruning_candidates(db, model, concept, top_n)
@@ -29,7 +24,7 @@ c1, c2, c3 = st.columns(3)
 model = c1.selectbox("model", prunable, key="pr_model")
 db_key = (str(results_path()), results_path().stat().st_mtime)  # reload when the database is rebuilt
 try:
-    target = _target(*db_key, model)
+    target = pruning_target(db, cfg, model)
 except (live.LiveError, ImportError, OSError, ValueError) as exc:
     st.warning(f"Live pruning is unavailable for {md(model)}: {md(exc)}")
     st.stop()
@@ -38,7 +33,14 @@ concept = c2.selectbox("target concept", target.concepts, key=f"pr_concept_{mode
 method = c3.radio("method", ["OCP", "DB", "TAB", "random"], key="pr_method", horizontal=True)
 top_n = cfg.analyses.closed_top_n_for_pruning
 closed, opened = _candidates(*db_key, model, concept, top_n)
-sizes = layers_or_stop(db, model).set_index("layer")["n_neurons"].astype(int).to_dict()
+layer_rows = layers_or_stop(db, model)
+sae_sizes = live.pruning_layers(target, layer_rows, sae=True)
+units = "neurons"
+if sae_sizes:
+    units = st.radio("units", ["neurons", "SAE latents"], key="pr_units", horizontal=True,
+                     help="SAE latents: ablated in the sparse autoencoder's reconstruction of their layer (the "
+                          "reconstruction error is kept), selected by the same rules from their own concepts")
+sizes = sae_sizes if units == "SAE latents" else live.pruning_layers(target, layer_rows)
 similarity = None
 if method in ("DB", "TAB"):
     sims = aggregates.similarities(db, model, method)
@@ -59,7 +61,7 @@ except ValueError as exc:
     st.stop()
 
 m1, m2, m3, m4, m5 = st.columns(5)
-m1.metric("neurons pruned", sum(len(v) for v in res.neurons.values()))
+m1.metric(f"{units} pruned", sum(len(v) for v in res.neurons.values()))
 m2.metric("ΔA (target class)", f"{res.delta_a:+.3f}")
 m3.metric("ΔR (other classes)", f"{res.delta_r:+.3f}")
 m4.metric("ΔR − ΔA", f"{res.delta_a_minus_r:+.3f}",
@@ -72,7 +74,7 @@ left, right = st.columns([2, 1])
 left.vega_lite_chart(spec=charts.per_class_delta(res.per_class, f"change of each class's logit after pruning for "
                                                  f"'{concept}' ({method})"), width="stretch", key="fig10")
 with right:
-    st.markdown("**neurons pruned per layer**")
+    st.markdown(f"**{units} pruned per layer**")
     st.dataframe(res.per_layer, hide_index=True, width="stretch")
 st.vega_lite_chart(spec=charts.before_after(res.clip_probs), width="stretch", key="clip_pred")
 top_before, top_after = res.clip_probs.iloc[0], res.clip_probs.sort_values("after").iloc[-1]
@@ -80,4 +82,8 @@ st.caption(f"Prediction before: **{md(top_before['class_name'])}** ({top_before[
            f"**{md(top_after['class_name'])}** ({top_after['after']:.1%}).")
 
 with st.expander("Stored Table 4 for all concepts (from the build)"):
-    st.dataframe(aggregates.pruning_summary(db, model), hide_index=True, width="stretch")
+    table4 = aggregates.pruning_summary(db, model)
+    if table4.empty:
+        st.info(missing("pruning", "stored Table 4"))
+    else:
+        st.dataframe(table4, hide_index=True, width="stretch")

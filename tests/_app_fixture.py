@@ -7,7 +7,9 @@ through ``run_step`` into a ``ResultsStore``, so every value obeys the schema's 
 model's (activations tuned to one class per neuron, random maps), captions come from a captioner that knows
 the labels, the text encoder is word vectors, the tagger a lexicon, TAB's audio-text model scores labels.
 Summaries, ICL answers and the adjective filter come from the embedded ``rule`` LLM; Table 4 and Figure 4
-prune the tiny random ``tinynet`` on the held-out clips. conftest's ``app_db`` builds it once per session.
+prune the tiny random ``tinynet`` on the held-out clips. Every explanation is scored (embedding with the word
+vectors, audio-text with the label model, detection by the rule LLM) and checked against the labels with the
+benchmark's label-words table. conftest's ``app_db`` builds it once per session.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from and_engine.analyses import adjectives, clusters
 from and_engine.analyses.acoustic_check import acoustic_check
 from and_engine.analyses.feature_importance import feature_importance
 from and_engine.analyses.lastlayer import lastlayer_accuracy
+from and_engine.analyses.related import related_neurons
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
 from and_engine.backends.llm import CachedLLM
 from and_engine.backends.registry import make
@@ -39,17 +42,28 @@ from and_engine.config import (
 from and_engine.models.training import heldout_accuracy
 from and_engine.pipeline.core import BuildContext, Progress, run_step
 from and_engine.probing import ProbingSet
+from and_engine.stages import ground_truth as gt
 from and_engine.stages import module_a, module_b, module_c
 from and_engine.stages.activations import activations_table, maps_table
 from and_engine.stages.captions import compute_captions
 from and_engine.stages.clip_media import clip_media_rows
+from and_engine.stages.explanations import collect_explanations
 from and_engine.stages.extremes import extremes_frame, topk_bottomk
+from and_engine.stages.llm_scores import judge_scores
+from and_engine.stages.scores import score_rows, separation, similarity_at_sets, summarise, text_vectors, unique_texts
+from and_engine.stages.scoring_sets import draw_scoring_sets, layer_rng
 from and_engine.stages.summaries import compute_summaries
 from and_engine.store.results import ResultsStore
 from and_engine.store.schema import POS_ADJECTIVE
-from and_engine.text.prompts import ADJECTIVE_TEMPLATE_ID, ICL_TEMPLATE_ID, SUMMARY_TEMPLATE_ID
+from and_engine.text.labels import read_label_words
+from and_engine.text.prompts import (
+    ADJECTIVE_TEMPLATE_ID,
+    DETECTION_TEMPLATE_ID,
+    ICL_TEMPLATE_ID,
+    SUMMARY_TEMPLATE_ID,
+)
 
-__all__ = ["CLASSES", "DEMO_ROOT", "MODEL", "build_fixture_db", "fixture_config"]
+__all__ = ["CLASSES", "DEMO_ROOT", "MODEL", "SAE_LAYER", "build_fixture_db", "fixture_config"]
 
 DEMO_ROOT = PROJECT_ROOT / "data" / "demo"
 Held = tuple[np.ndarray, np.ndarray]  # the held-out clips' waveforms (n, samples) and class indices (n,)
@@ -132,6 +146,38 @@ def _model_steps(ctx: BuildContext, clips_fp: str, outputs: dict, held: Held) ->
     return fps
 
 
+SAE_LAYER = "block1.conv.sae"
+
+
+def _sae_steps(ctx: BuildContext, fps: dict[str, str], waves: np.ndarray, folder: Path) -> dict:
+    """A real TopK SAE (16 latents) trained on ``tinynet``'s block1.conv vectors, saved beside the database, and
+    its layer's activations (the SAE's pooled codes), extremes and (random) maps -> {SAE layer: (activations,
+    maps)} (``fps`` gains its extremes' fingerprint)."""
+    from and_engine.models.sae import attach_sae, load_or_train_sae
+    from and_engine.stages.activations import record_activations
+    from and_engine.stages.sae import fit_sae, layer_vectors, sae_tables
+
+    target, k = tiny_target_model(), ctx.config.activations.top_k
+    source = target.layer("block1.conv")
+    vectors, _ = layer_vectors(target, waves, source, range(len(waves)), 4000, 0)
+    path = folder / "sae" / "tinynet-block1.conv"
+    sae, meta = load_or_train_sae(path, lambda: fit_sae(vectors, vectors[:0], 16, 2, 3, 0.0, 256, 0, source.name))
+    spec = attach_sae(target, source.name, sae)
+    scope = {"model": MODEL, "layer": spec.name}
+    up = run_step(ctx, "sae", scope, {"expansion": 2}, [fps["model"]], lambda: sae_tables(
+        MODEL, source, spec, 0, meta, str(path)))
+    u = record_activations(target, waves, [spec], pool="mean")[spec.name]
+    rng = np.random.default_rng(1)  # tinynet's real conv output is 16 x 50, not its declared 4 x 10 grid: fake maps
+    maps = rng.random((spec.n_neurons, k, spec.map_freq, spec.map_time)).astype(np.float32)
+    a = run_step(ctx, "activations", scope, {"pool": "mean"}, [fps["model"], up],
+                 lambda: {"activations": activations_table(MODEL, spec.name, u)})
+    fps[f"extremes:{spec.name}"] = run_step(ctx, "extremes", scope, {"top_k": k}, [a], lambda: {
+        "extremes": extremes_frame(MODEL, spec.name, u, k)})
+    run_step(ctx, "activation_maps", scope, {"top_k": k}, [fps[f"extremes:{spec.name}"]], lambda: {
+        "activation_maps": maps_table(MODEL, spec.name, maps, topk_bottomk(u, k)[0])})
+    return {spec.name: (u, maps)}
+
+
 def _dissect_layer(ctx: BuildContext, name: str, u: np.ndarray, up: list[str], llms: dict, objects: dict) -> str:
     """Summaries, Module A (DB, TAB, ICL) and Module B of one layer -> Module B's fingerprint."""
     store, cfg, scope = ctx.store, ctx.config, {"model": MODEL, "layer": name}
@@ -205,6 +251,44 @@ def _analyses(ctx: BuildContext, n_clips: int, held: Held, encoder, up: list[str
                                          cfg.acoustic_adjectives)})
 
 
+def _scores(ctx: BuildContext, outputs: dict, up: list[str], objects: dict, judge) -> None:
+    """Scores (embedding: word vectors on captions; audio-text: the label model; detection: the rule LLM) and
+    ground truth of every layer, with the stages' own functions."""
+    read, table = ctx.store.read, read_label_words(PROJECT_ROOT / "benchmarks" / "label_words.csv")
+    clips, caps = read("clips", ["clip_id", "label"]), read("captions", ["clip_id", "caption"], order_by=["clip_id"])
+    ct_fp = run_step(ctx, "caption_truth", {}, {"label_words": sorted(table.items())}, up, lambda: {
+        "caption_truth": gt.caption_truth(clips, caps, table)})
+    encoder, audio = objects["encoder"], objects["audio"]
+    cap_emb, clip_emb = encoder.encode(caps["caption"].tolist()), audio.audio_embeddings(np.zeros((len(clips), 1)))
+    for name, (u, _maps) in outputs.items():
+        scope, rng = {"model": MODEL, "layer": name}, layer_rng(0, MODEL, name)
+        sets = draw_scoring_sets(u, ctx.config.activations.top_k, rng=rng)
+        expl = collect_explanations(
+            read("summaries", ["neuron", "summary", "status"], model=MODEL, layer=name, side="top"),
+            read("calibrated_summaries", ["neuron", "calibrated_summary"], model=MODEL, layer=name),
+            read("closed_concepts", model=MODEL, layer=name), read("open_concepts", model=MODEL, layer=name),
+            model=MODEL, layer=name, rng=rng)
+        rows, (texts, idx) = expl["neuron"].to_numpy(), unique_texts(expl["explanation"])
+        frames = []
+        for scorer, clips_e, embed in (("embedding", cap_emb, encoder.encode), ("audio-text", clip_emb,
+                                                                               audio.text_embeddings)):
+            a, r = separation(similarity_at_sets(text_vectors(texts, embed), idx, rows, clips_e, sets), rows, sets, u)
+            frames.append(score_rows(expl, scorer, a, r, None, sets.valid[rows].sum(axis=1)))
+        few = expl[expl["neuron"] < 4]
+        frames.append(judge_scores("detection", few, sets, caps["caption"].tolist(), u, judge, 10, rng))
+        scores = pd.concat(frames, ignore_index=True)
+        tables = {"explanations": expl, "scoring_sets": sets.frame(MODEL, name), "explanation_scores": scores,
+                  "score_summary": summarise(scores)}
+        s_fp = run_step(ctx, "scores", scope, {"scorers": ["embedding", "audio-text", "detection"]}, up,
+                        lambda t=tables: t)
+        ext = read("extremes", ["neuron", "topk_clip_ids"], model=MODEL, layer=name, order_by=["neuron"])
+        truth = gt.neuron_truth(ext, clips, caps, table, model=MODEL, layer=name)
+        named = gt.explanation_truth(expl, truth, table)
+        tables = {"neuron_truth": truth, "explanation_truth": named, "truth_rates": gt.truth_rates(
+            truth, named, ext, read("caption_truth"), ctx.config.activations.top_k, model=MODEL, layer=name)}
+        run_step(ctx, "ground_truth", scope, {"label_words": sorted(table.items())}, [ct_fp, s_fp], lambda t=tables: t)
+
+
 def build_fixture_db(path: Path) -> Path:
     """Write the fixture results database at ``path`` (a new file) -> ``path``."""
     path = Path(path)
@@ -221,21 +305,27 @@ def build_fixture_db(path: Path) -> Path:
                          "fixture", "running")
         rule = make("llm", cfg.summaries.llm.backend, cfg.summaries.llm)
         llms = {t: CachedLLM(rule, store.cache_get, store.cache_put, template=t)
-                for t in (SUMMARY_TEMPLATE_ID, ICL_TEMPLATE_ID, ADJECTIVE_TEMPLATE_ID)}
+                for t in (SUMMARY_TEMPLATE_ID, ICL_TEMPLATE_ID, ADJECTIVE_TEMPLATE_ID, DETECTION_TEMPLATE_ID)}
         clips_fp = run_step(ctx, "clips", {}, {"kind": "demo"}, [], lambda: {"clips": clips,
                                                                            "clip_issues": probing.issues})
         captioner = LabelCaptioner(dict(zip(clips["clip_id"], clips["label"].map(_caption))))
         caps_fp = run_step(ctx, "captions", {}, {"captioner": captioner.describe()}, [clips_fp],
                            lambda: compute_captions(waves, SAMPLE_RATE, captioner, clips["clip_id"].to_numpy()))
         captions = store.read("captions", ["caption"], order_by=["clip_id"])["caption"].tolist()
+        audio = LabelAudioText(clips["label"])
         objects = {"encoder": encoder, "db": module_a.db_concept_matrix(captions, CLASSES, encoder),
-                   "tab": LabelAudioText(clips["label"]).similarity(waves, CLASSES)}
+                   "tab": audio.similarity(waves, CLASSES), "audio": audio}
         fps = _model_steps(ctx, clips_fp, outputs, held)
         run_step(ctx, "clip_media", {}, {"sample_rates": [SAMPLE_RATE]}, [clips_fp, fps["model"]], lambda: {
             "clip_media": clip_media_rows(waves, clips["clip_id"].to_numpy(), SAMPLE_RATE)})
+        outputs = {**outputs, **_sae_steps(ctx, fps, waves, path.parent)}
         b_fps = {name: _dissect_layer(ctx, name, u, [caps_fp, fps[f"extremes:{name}"]], llms, objects)
                  for name, (u, _maps) in outputs.items()}
         _module_c(ctx, b_fps, llms[ADJECTIVE_TEMPLATE_ID], LexiconTagger(TAGS))
+        _scores(ctx, outputs, [caps_fp, *b_fps.values()], objects, llms[DETECTION_TEMPLATE_ID])
         _analyses(ctx, len(clips), held, encoder, [caps_fp, *b_fps.values()])
+        run_step(ctx, "related_neurons", {}, {"top_n": cfg.analyses.related_top_n}, [fps["model"]], lambda: dict(zip(
+            ("related_neurons", "neuron_partners"),
+            related_neurons({(MODEL, n): u for n, (u, _m) in outputs.items()}, cfg.analyses.related_top_n))))
         store.record_run("fixture-run", "fixture", "", "", "fixture", "done", finished=True)
     return path

@@ -1,4 +1,5 @@
-"""A tiny but complete pipeline configuration (26 demo clips, two small YAMNet variants, two layers each)."""
+"""A tiny but complete pipeline configuration (26 demo clips, two small YAMNet variants, two layers each, and an
+SAE layer on yamnet's block3.pointwise)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ TINY_BODY = """
 name = "yamnet"
 kind = "yamnet"
 layers = ["block2.pointwise", "block3.pointwise"]
+sae_layers = ["block3.pointwise"]
 
 [[models]]
 name = "yamnet-frozen"
@@ -31,8 +33,19 @@ kind = "yamnet-frozen"
 layers = ["block2.pointwise", "classifier"]
 train_epochs = 30
 
+[sae]
+expansion = 2
+k = 8
+epochs = 2
+batch_size = 256
+max_vectors = 3000
+
 [summaries.llm]
 backend = "rule"
+
+[scores]
+llm_scorers = ["detection", "simulation"]
+llm_neurons = 8
 
 [analyses]
 n_clusters = 4

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -50,13 +48,10 @@ def app_db(tmp_path_factory):
 
 @pytest.fixture()
 def fake_vllm(monkeypatch):
-    """The recording fake of the ``vllm`` package (``tests/fake_vllm``) importable as ``vllm``, reset; the
-    real one (if any) is restored afterwards."""
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fake_vllm"))
-    monkeypatch.delitem(sys.modules, "vllm", raising=False)
-    import vllm
+    """The recording fake of the ``vllm`` package (``tests/fake_packages/vllm``, ``fakes.use_fake_vllm``) importable
+    as ``vllm``, reset; the real one (if any) is restored afterwards."""
+    from fakes import use_fake_vllm
 
-    vllm.reset()
+    vllm = use_fake_vllm(monkeypatch)
     yield vllm
     vllm.reset()
-    sys.modules.pop("vllm", None)

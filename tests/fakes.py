@@ -120,9 +120,37 @@ class LabelAudioText:
         own = (np.asarray(self.labels)[:, None] == np.asarray(concepts)[None, :]).astype(np.float64)
         return own + 0.2 * np.random.default_rng(self.seed).random(own.shape)
 
+    def audio_embeddings(self, waveforms: np.ndarray) -> np.ndarray:
+        """Each clip's label one-hot over the distinct labels (N, L): the clip "audio" says what it is."""
+        names = sorted(set(self.labels))
+        return (np.asarray(self.labels)[:, None] == np.asarray(names)[None, :]).astype(np.float64)
+
+    def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """(M, L): 1 for every label whose words the text contains."""
+        names = sorted(set(self.labels))
+        return np.array([[float(n.replace("_", " ") in str(t).lower().replace("_", " ")) for n in names]
+                         for t in texts])
+
     def describe(self) -> dict:
         return {"backend": "label-audio-text", "model": "test", "params": {"seed": self.seed}}
 
+
+
+class ScriptedTagger:
+    """An audio tagger (``registry.AudioTagger``) with fixed scores per window: ``windows[i]`` is clip i's
+    (W, C) array over ``class_names`` (AudioSet display names)."""
+
+    def __init__(self, class_names: Sequence[str], windows: Sequence[np.ndarray]) -> None:
+        self.class_names, self.windows = list(class_names), [np.asarray(w, dtype=np.float32) for w in windows]
+
+    def window_scores(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        return np.stack(self.windows[: len(waveforms_16k)])
+
+    def scores(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        return self.window_scores(waveforms_16k).mean(axis=1)
+
+    def describe(self) -> dict:
+        return {"backend": "scripted-tagger", "model": "test", "params": {}}
 
 
 def memo_word_vectors(dim: int = 384):
@@ -167,6 +195,11 @@ def use_fake_vllm(monkeypatch):
     module = _use_fake_package(monkeypatch, "vllm")
     module.reset()
     return module
+
+
+def vllm_calls(vllm) -> list[tuple[str, int]]:
+    """The fake vllm's calls as ``(kind, number of prompts)``, in order."""
+    return [(c["kind"], c["n_prompts"]) for c in vllm.CALLS]
 
 
 def use_fake_llama_cpp(monkeypatch):

@@ -83,6 +83,10 @@ def test_rate_a_neuron_and_see_table3(env):
     table = table.set_index("method")
     assert table.loc["SUMMARY", "n_ratings"] == 1 and table.loc["DB", "mean_rating"] in (1, 3, 5)
     assert 0 < table.loc["SUMMARY", "cosine"] <= 1 and 0 < table.loc["SUMMARY", "bertscore_f1"] <= 1
+    corr = at.dataframe[1].value.data if hasattr(at.dataframe[1].value, "data") else at.dataframe[1].value
+    assert {"method", "scorer", "metric", "n", "spearman_rho"} <= set(corr.columns)  # ratings vs automatic scores
+    both = corr.set_index(["method", "scorer", "metric"])
+    assert set(corr["method"]) == {"all", "DB", "TAB", "SUMMARY"} and both.loc[("all", "embedding", "auc"), "n"] == 3
     assert at.get("download_button")
 
 

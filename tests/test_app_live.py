@@ -69,7 +69,7 @@ def test_app_never_trains_a_model(store, monkeypatch):
 
 def test_live_prune_zeroes_selected_neurons(store, target):
     closed, opened = aggregates.pruning_candidates(store, "tinynet", "cow")
-    sizes = queries.layers(store, "tinynet").set_index("layer")["n_neurons"].to_dict()
+    sizes = live.pruning_layers(target, queries.layers(store, "tinynet"))
     res = live.live_prune(target, "OCP", "cow", closed, opened, sizes, clip_row=1)
     assert res.neurons == {"block1.conv": [2], "block2.fc": [2, 8], "classifier": [2]}  # C_open holds "cow"
     assert res.per_layer["n_pruned"].tolist() == [1, 2, 1]
@@ -87,11 +87,37 @@ def test_live_prune_zeroes_selected_neurons(store, target):
         live.live_prune(target, "OCP", "cow", closed, opened, sizes, clip_row=999)
 
 
+def test_live_pruning_ablates_sae_latents_by_concept(store, monkeypatch):
+    from _app_fixture import SAE_LAYER
+
+    patch_model_loader(monkeypatch)
+    saes = aggregates.sae_checkpoints(store, "tinynet")
+    assert list(saes) == ["block1.conv"]
+    target = live.load_pruning_target(queries.run_config(store), "tinynet", queries.clips(store).reset_index(), saes)
+    layers = queries.layers(store, "tinynet")
+    assert live.pruning_layers(target, layers, sae=True) == {SAE_LAYER: 16}
+    assert SAE_LAYER not in live.pruning_layers(target, layers)
+    sizes = live.pruning_layers(target, layers, sae=True)
+    hits = []
+    for concept in target.concepts:
+        closed, opened = aggregates.pruning_candidates(store, "tinynet", concept)
+        res = live.live_prune(target, "OCP", concept, closed, opened, sizes)
+        if res.neurons:
+            hits.append(res)
+    assert hits, "no concept names any SAE latent of the fixture"
+    for res in hits:
+        assert set(res.neurons) == {SAE_LAYER}
+        assert res.accuracy_after != res.accuracy_before or not np.allclose(res.per_class["delta_logit"], 0.0)
+    missing = live.load_pruning_target(queries.run_config(store), "tinynet", queries.clips(store).reset_index(),
+                                       {"block1.conv": "/nonexistent/sae"})
+    assert live.pruning_layers(missing, layers, sae=True) == {}  # a missing SAE folder is simply not offered
+
+
 def test_live_prune_off_matches_an_empty_evaluation(store, target):
     from and_engine.analyses.pruning import evaluate_pruning
 
     closed, opened = aggregates.pruning_candidates(store, "tinynet", "door")
-    sizes = queries.layers(store, "tinynet").set_index("layer")["n_neurons"].to_dict()
+    sizes = live.pruning_layers(target, queries.layers(store, "tinynet"))
     off = live.live_prune(target, "DB", "door", closed, opened, sizes, similarity="cos", enabled=False)
     full = evaluate_pruning(target.model, target.waveforms, target.labels, {})
     assert np.allclose(off.per_class["delta_logit"], 0.0) and np.allclose(full.per_class_delta, 0.0, atol=1e-5)
@@ -103,3 +129,34 @@ def test_live_prune_off_matches_an_empty_evaluation(store, target):
             live.live_prune(target, "OCP", "door", closed, opened, sizes)
     finally:
         target.labels = saved
+
+
+def test_overlapping_live_sessions_never_see_each_others_units(store, target):
+    """Issue 12 item 1: Streamlit sessions are threads sharing one cached model."""
+    import threading
+
+    import torch
+
+    sizes = live.pruning_layers(target, queries.layers(store, "tinynet"))
+    asks = [(c, *aggregates.pruning_candidates(store, "tinynet", c)) for c in ("cow", "door")]
+    alone = {c: live.live_prune(target, "OCP", c, cl, op, sizes) for c, cl, op in asks}
+    weights = {k: v.clone() for k, v in target.model.module.state_dict().items()}
+    got, errors = [], []
+
+    def session(c, cl, op):
+        try:
+            for _ in range(4):
+                got.append((c, live.live_prune(target, "OCP", c, cl, op, sizes)))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=a) for a in asks * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(got) == 16
+    for c, res in got:
+        assert res.neurons == alone[c].neurons
+        np.testing.assert_array_equal(res.per_class["delta_logit"], alone[c].per_class["delta_logit"])
+    assert all(torch.equal(v, weights[k]) for k, v in target.model.module.state_dict().items())

@@ -33,8 +33,9 @@ def test_neuron_from_url_with_clips_players_and_maps(db):
     assert not at.exception and not at.warning
     assert at.number_input(key="nr_neuron_tinynet_block1.conv").value == 3
     audio = at.get("audio")
-    assert len(audio) == 10 and all(a.proto.url.endswith(".mp3") for a in audio)  # top-K + bottom-K (K = 5), MP3s
-    assert chart_titles(at) == ["activation over the probing set"]  # the clips are images, not plotly heatmaps
+    assert len(audio) == 20  # top-K and bottom-K (K = 5) + 5 quantile bins x 2 clips
+    assert all(a.proto.url.endswith(".mp3") for a in audio)  # stored clip media, MP3s
+    assert chart_titles(at) == ["activation over the probing set"]  # the clips are images, not chart heatmaps
     captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
     assert all(i.url.endswith(".jpg") for img in at.get("image") for i in img.proto.imgs)
     assert captions.count("spectrogram + neuron map") == 5  # conv layer keeps maps for its top-K clips
@@ -80,7 +81,7 @@ def test_bad_query_parameters_give_a_warning(db, params, message):
     at = run_page("pages/neuron.py", params)
     assert not at.exception
     assert any(message in w.value for w in at.warning)
-    assert len(at.get("audio")) == 10  # falls back to a valid neuron
+    assert len(at.get("audio")) == 20  # falls back to a valid neuron (10 top/bottom-K + 10 quantile clips)
 
 
 def test_random_neuron_and_search(db):
@@ -119,3 +120,22 @@ def test_database_text_is_shown_literally():
     for raw in ("![", "](", "<b>", "**", "http:"):
         assert raw not in shown
     assert shown.replace("\\", "") == "![x](http://evil.example/a.png) <b>bold</b> **b** a_b"
+
+
+def test_a_neuron_without_an_icl_answer_says_no_answer(db, tmp_path, monkeypatch):
+    import shutil
+
+    import duckdb
+
+    copy = tmp_path / "results.duckdb"  # the engine stores no ICL rows for a neuron without an answer
+    shutil.copy(db, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("DELETE FROM closed_concepts WHERE method = 'ICL' AND layer = 'block1.conv' AND neuron = 3")
+        con.execute("DELETE FROM closed_concepts WHERE similarity = 'wpmi' AND layer = 'block1.conv' AND neuron = 3")
+    monkeypatch.setenv("AND_EXPLORER_DB", str(copy))
+    at = run_page("pages/neuron.py", NEURON)
+    assert not at.exception
+    table = at.dataframe[0].value.set_index(["method", "similarity"])["concepts"]
+    assert table["ICL", "llm"].startswith("no answer") and "named no class" in table["ICL", "llm"]
+    assert table["DB", "wpmi"].startswith("no concept") and "best score is shared" in table["DB", "wpmi"]
+    assert table["DB", "cos"].startswith("crackling_fire (")  # the other pairs still show concepts and scores

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from _app_pages import chart_titles, run_page
+from _app_fixture import SAE_LAYER
+from _app_pages import chart_data, chart_titles, run_page
 
 
 @pytest.fixture
@@ -17,14 +18,28 @@ def test_overview_renders_everything(db, monkeypatch):
     monkeypatch.setenv("AND_EXPLORER_DB", str(db))
     at = run_page("pages/overview.py")
     assert not at.exception
-    assert [m.value for m in at.metric] == ["1", "26", "1"]  # models, neurons (8 + 12 + 6), builds
+    assert [m.value for m in at.metric][:3] == ["1", "26", "1"]  # models, neurons (8 + 12 + 6), builds
     frames = [d.value for d in at.dataframe]
     assert any("heldout_accuracy" in f.columns for f in frames)
-    assert any(set(f["layer"]) == {"block1.conv", "block2.fc", "classifier"} for f in frames if "layer" in f)
+    assert any(set(f["layer"]) == {"block1.conv", "block2.fc", "classifier", SAE_LAYER} for f in frames if "layer" in f)
     assert any("top1" in f.columns for f in frames)
     titles = chart_titles(at)
-    assert len(titles) == 3
+    assert len(titles) == 5  # + the explanation scores per layer and in one layer (tests/test_app_scores.py)
     assert "τ = 3" in titles[1] and "Figure 5" in titles[0] and "top-20" in titles[2]
+
+
+def test_sae_layers_are_listed_beside_the_raw_ones_with_their_metrics(db, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(db))
+    at = run_page("pages/overview.py")
+    assert not at.exception
+    layers = next(d.value for d in at.dataframe if {"layer", "kind"} <= set(d.value.columns))
+    assert layers.loc[layers["layer"] == SAE_LAYER, ["kind", "n_neurons", "block"]].values.tolist() == [["sae", 16, 0]]
+    assert "Sparse autoencoders" in [h.value for h in at.subheader]
+    sae = next(d.value for d in at.dataframe if "fve_typical" in d.value.columns)
+    row = sae.iloc[0]
+    assert (row["layer"], row["source_layer"], row["n_latents"], row["k"]) == (SAE_LAYER, "block1.conv", 16, 2)
+    assert 0 < row["fve"] <= 1 and row["n_dead"] + row["n_dense"] <= 16
+    assert set(chart_data(at, "Figure 6")["model"]) == {"tinynet", "tinynet (SAE)"}  # a line of its own
 
 
 def test_tau_selector_and_provenance(db, monkeypatch):

@@ -33,6 +33,9 @@ def test_live_pruning_toggle_and_methods(app_db, monkeypatch):
     at.selectbox(key="pr_clip_tinynet").set_value(2).run()
     assert not at.exception
     assert calls == ["tinynet"]  # the model and held-out clips stay cached across reruns
+    assert at.radio(key="pr_units").options == ["neurons", "SAE latents"]  # the fixture's SAE layer
+    at.radio(key="pr_units").set_value("SAE latents").run()
+    assert not at.exception and "SAE latents pruned" in _metrics(at)
 
 
 def test_untrained_model_gives_a_warning(app_db, tmp_path, monkeypatch):

@@ -48,7 +48,7 @@ def test_bad_neurons_raise_not_found(store, layer, neuron, message):
 
 def test_aggregates(store):
     assert aggregates.taus(store) == [3, 4, 5]
-    assert len(aggregates.interpretability(store, 4)) == 3
+    assert len(aggregates.interpretability(store, 4)) == 4  # three layers of neurons and the SAE layer
     hist = aggregates.adjective_histogram(store, "tinynet", "classifier")
     rows = store.read("open_concepts", ["neuron", "word"], model="tinynet", layer="classifier", pos="ADJ")
     expected = rows.drop_duplicates().groupby("word").size().rename("n_neurons").reset_index()
@@ -68,7 +68,7 @@ def test_aggregates(store):
     words = aggregates.cluster_words(store, top=3)
     assert words.groupby("cluster").size().max() == 3
     draws = {aggregates.random_neuron(store, "tinynet", seed=s) for s in range(30)}
-    sizes = {"block1.conv": 8, "block2.fc": 12, "classifier": 6}
+    sizes = {"block1.conv": 8, "block2.fc": 12, "classifier": 6, "block1.conv.sae": 16}  # SAE latents browse too
     assert len(draws) > 10 and all(0 <= n < sizes[layer] for layer, n in draws)
     assert aggregates.similarities(store, "tinynet", "DB") == ["cos", "cos3", "wpmi"]
 
@@ -119,7 +119,7 @@ def test_human_eval_helpers(store):
     assert first == humaneval.sample_neuron(store, "ann", set())
     assert humaneval.sample_neuron(store, "ann", {first}) != first
     every = set()
-    for layer, n in (("block1.conv", 8), ("block2.fc", 12), ("classifier", 6)):
+    for layer, n in (("block1.conv", 8), ("block2.fc", 12), ("classifier", 6), ("block1.conv.sae", 16)):
         every |= {("tinynet", layer, i) for i in range(n)}
     assert humaneval.sample_neuron(store, "ann", every) is None
     closed = queries.closed_concepts(store, "tinynet", "classifier", 2)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _describe_fixtures import SR, signals
+from fakes import ScriptedTagger
 
 from and_engine.acoustics.measurements import AcousticInputError, measure_acoustics, relative_loudness
-from and_engine.backends.captioner_features import FeaturesCaptioner, confident_labels
+from and_engine.backends.captioner_features import FeaturesCaptioner
 from and_engine.backends.registry import CaptionerConfigError, CaptionerError, make
 from and_engine.stages.captions import CaptionsInputError, compute_captions
 from and_engine.store.schema import columns
@@ -75,11 +76,66 @@ def test_yamnet_tags_name_the_sources(clips):
     assert set(columns("acoustic_features")[1:]) <= set(result.features.columns)  # the stage keeps these
 
 
-def test_confident_labels_hedges_when_unsure():
-    scores = np.array([[0.9, 0.5, 0.1], [0.05, 0.2, 0.1]])
-    assert confident_labels(scores, ["a", "b", "c"], 0.3, 3) == [[("a", 0.9), ("b", 0.5)], [("b", 0.2)]]
+def test_unidentified_sound_without_a_tagger():
     caption = FeaturesCaptioner(None).caption(signals()["white"][None].astype(np.float32), SR).captions[0]
     assert "unidentified" in caption or "unclear" in caption or "hard to tell" in caption
+
+
+def test_pitch_words_only_for_a_stable_voiced_pitch():
+    t = np.arange(5 * SR) / SR
+    harmonic = sum(np.sin(2 * np.pi * 200 * h * t) / h for h in range(1, 6))  # a steady 200 Hz voice-like note
+    f0 = 150 * 2 ** (np.sin(2 * np.pi * 0.7 * t) * 0.8)  # a voice gliding over more than an octave, like speech
+    glide = sum(np.sin(2 * np.pi * h * np.cumsum(f0) / SR) / h for h in range(1, 6))
+    audio = 0.3 * np.stack([harmonic / np.abs(harmonic).max(), glide / np.abs(glide).max()])
+    result = FeaturesCaptioner(None).caption(audio.astype(np.float32), SR)
+    f = result.features
+    assert f["pitch_hz"][0] == pytest.approx(200, abs=3) and f["voiced_share"][0] > 0.9
+    assert f["voiced_share"][1] > 0.5 and f["pitch_spread_st"][1] > 3 and np.isnan(f["pitch_hz"][1])
+    assert "low-pitched" in result.captions[0] and "tonal" in result.captions[0]
+    assert not {"pitched", "tonal"} & set(result.captions[1].replace(",", " ").replace(".", " ").split())
+
+
+def test_sources_come_from_the_tagger_evidence_over_time():
+    names = ["Speech", "Animal", "Chicken, rooster", "Cluck", "Bark", "Silence", "Inside, small room"]
+    through = np.array([0.1, 0.6, 0.5, 0.35, 0.0, 0.9, 0.8])  # the same in every window
+    windows = np.tile(through, (9, 1))
+    windows[4, 4] = 0.7  # a dog barks once: 0.08 on the clip mean, 0.7 in one window
+    quiet = np.full((9, len(names)), 0.01)
+    quiet[:, 0] = 0.12  # speech, never confident
+    tagger = ScriptedTagger(names, [windows, quiet, np.zeros((9, len(names)))])
+    audio = np.stack([signals()["white"]] * 3).astype(np.float32)
+    result = FeaturesCaptioner(tagger, tag_threshold=0.3, max_tags=3).caption(audio, SR)
+    first, second, third = result.captions
+    assert first.split(".")[0].endswith(("chicken, along with animal", "chicken, with animal also present",
+                                         "chicken can be heard, together with animal"))  # specific first
+    assert "chicken clucking" not in first  # a specific source is not repeated (cluck = chicken clucking)
+    assert "dog barking" in first and "at moments" in first.lower()  # heard in one window only
+    assert "silence" not in first.lower() and "room" not in first.lower()  # scenes are never sources
+    assert "possibly" in second and "speech" in second  # named, but hedged below the threshold
+    assert "unidentified" in third or "unclear" in third or "hard to tell" in third
+    assert result.features["tags"][0] == "Chicken, rooster:0.50; Animal:0.60; Speech:0.10; Bark:0.08 (peak 0.70)"
+
+
+def test_the_source_vocabulary_is_audioset_not_the_probing_labels():
+    from and_engine.models.yamnet import audioset_class_names
+    from and_engine.text.sound_sources import SOURCE_KINDS, _table, plain_source
+
+    table = _table()
+    assert list(table) == audioset_class_names()  # one row per YAMNet class, in its order: nothing else
+    assert {kind for _, kind in table.values()} == set(SOURCE_KINDS)
+    assert plain_source("Waves, surf") == ("waves", "specific") and plain_source("Oink") == ("pig oinking", "specific")
+    assert plain_source("Silence") == ("", "none") and plain_source("Vehicle") == ("vehicle", "generic")
+    assert plain_source("Made-up class, other") == ("made-up class", "specific")
+
+
+def test_one_loudness_scale_and_no_contradictions(clips):
+    _, audio = clips
+    caps = compute_captions(audio, SR, FeaturesCaptioner(None), clip_ids=np.arange(5))["captions"]["caption"]
+    for text in caps:
+        assert "than most" not in text  # the relative scale is gone: "loud ... softer than most" cannot happen
+        said = set(text.lower().replace(",", " ").replace(".", " ").split())
+        assert not ({"loud", "quiet"} <= said) and not ({"tonal", "noisy"} <= said)
+        assert not ("silence" in said and "loud" in said)
 
 
 def test_captions_stage_is_whole_set_relative_and_validates(clips):
@@ -89,7 +145,6 @@ def test_captions_stage_is_whole_set_relative_and_validates(clips):
     feats = out["acoustic_features"]
     assert list(feats.columns) == columns("acoustic_features")[1:] and feats["clip_id"].tolist() == [10, 11, 12, 13, 14]
     assert feats["relative_loudness"].round(2).tolist() == [0.9, 0.3, 0.5, 0.7, 0.1]  # across batches
-    assert "louder than most clips" in out["captions"]["caption"][0]
     with pytest.raises(CaptionsInputError, match="unique"):
         compute_captions(audio, SR, FeaturesCaptioner(None), clip_ids=np.zeros(5))
 

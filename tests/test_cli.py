@@ -42,7 +42,7 @@ def test_status_before_and_after_a_build(tiny_build, tmp_path, capsys):
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert lines["activations"].endswith("up to date") and lines["clips"].endswith("up to date")
-    assert lines["module_b"].endswith("recompute 4 of 4") and lines["adjective_checks"].endswith("recompute 1 of 1")
+    assert lines["module_b"].endswith("recompute 5 of 5")  # four layers and the SAE layer and lines["adjective_checks"].endswith("recompute 1 of 1")
     assert "module_b.threshold" in lines["config"]
 
 
@@ -53,7 +53,7 @@ def test_status_sees_that_module_c_reads_basic_adjectives(tiny_build, tmp_path, 
     changed.write_text(path.read_text().replace("[analyses]", '[analyses]\nbasic_adjectives = ["loud"]'))
     assert main(["status", "--config", str(changed)]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
-    assert "recompute 4 of 4" in lines["module_c"] and "recompute 1 of 1" in lines["adjective_checks"]
+    assert "recompute 5 of 5" in lines["module_c"] and "recompute 1 of 1" in lines["adjective_checks"]
     assert lines["module_b"].endswith("up to date") and lines["clusters"].endswith("up to date")
 
 

@@ -51,6 +51,10 @@ from and_engine.pipeline.validate import name_problems, validate
     ({"analyses": {"taus": [0]}}, r"analyses.taus must be a list whose items are >= 1"),
     ({"analyses": {"n_clusters": 0}}, r"analyses.n_clusters must be >= 1"),
     ({"run": {"ratings_database": "data/build/demo.duckdb"}}, r"ratings_database must differ from run.database"),
+    ({"scores": {"activating_fraction": 0.6}}, r"scores.activating_fraction must be <= 0.5, got 0.6"),
+    ({"scores": {"n_activating": 0}}, r"scores.n_activating must be >= 1"),
+    ({"scores": {"scorers": ["embedding", "embedding"]}}, r"scores.scorers must be free of repeats"),
+    ({"scores": {"llm_clips_per_prompt": 0}}, r"scores.llm_clips_per_prompt must be >= 1"),
 ])
 def test_a_bad_value_is_refused_when_the_configuration_is_loaded(data, match):
     with pytest.raises(ConfigError, match=match):
@@ -70,7 +74,7 @@ def test_every_problem_is_listed_at_once_and_good_values_pass():
 NAMES = {"models[].options", "activations.precision", "captions.backend", "captions.tagger", "summaries.llm.backend",
          "summaries.overrides[].llm.backend", "module_a.concept_set", "module_a.text_encoder",
          "module_a.audio_text_model", "module_b.sentence_encoder", "module_c.tagger", "analyses.sentence_encoder",
-         "analyses.pruning_similarity"}
+         "analyses.pruning_similarity", "scores.text_encoder", "scores.audio_text_model", "ground_truth.label_words"}
 FREE = {
     "models[].checkpoint": "required for ast-checkpoint (a constraint between keys); a path or a cached model id",
     "summaries.llm.quantization": "a vLLM quantization method name (\"\" = none); vLLM checks it",
@@ -118,6 +122,21 @@ def test_every_name_is_checked_before_anything_runs(tmp_path):
     missing = dataclasses.replace(cfg.module_a, concept_set=f"file:{tmp_path}/none.txt")
     assert "word list not found" in "".join(name_problems(dataclasses.replace(Config(), module_a=missing)))
     assert validate(Config()) == Config() and name_problems(Config()) == []
+
+
+def test_scorer_names_and_the_label_words_file_are_checked_before_anything_runs(tmp_path):
+    cfg = Config()
+    bad = dataclasses.replace(
+        cfg, scores=dataclasses.replace(cfg.scores, scorers=("embedding", "vibes"), llm_scorers=("judge",),
+                                        text_encoder="bert", audio_text_model="clap"),
+        ground_truth=dataclasses.replace(cfg.ground_truth, label_words=str(tmp_path / "none.csv")))
+    problems = "\n".join(name_problems(bad))
+    for expected in ("scores.scorers: unknown scorer(s) ['vibes']; known: embedding, audio-text",
+                     "scores.llm_scorers: unknown scorer(s) ['judge']; known: detection, simulation",
+                     "unknown text encoder 'bert'", "unknown model 'clap'", "label_words: file not found"):
+        assert expected in problems
+    no_scorers = dataclasses.replace(cfg, scores=dataclasses.replace(bad.scores, scorers=(), llm_scorers=()))
+    assert name_problems(no_scorers) == []  # the encoders of scorers that do not run are not loaded
 
 
 def test_a_build_with_a_bad_name_runs_nothing(tmp_path):

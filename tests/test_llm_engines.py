@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from _describe_fixtures import save_tiny_causal_lm
-from fakes import use_fake_llama_cpp, use_fake_vllm
+from fakes import use_fake_llama_cpp, use_fake_vllm, vllm_calls
 
 from and_engine.backends.registry import LLMConfigError, make
 from and_engine.config import LLMConfig
@@ -25,7 +25,7 @@ def test_vllm_engine_gets_every_configured_setting(monkeypatch):
     assert vllm.INITS == [{"model": "/models/llama-8b", "enable_prefix_caching": True, "seed": 3,
                            "dtype": "bfloat16", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.6,
                            "max_model_len": 4096, "max_num_seqs": 512, "quantization": "awq"}]
-    assert [(c["kind"], c["n_prompts"]) for c in vllm.CALLS] == [("chat", 3), ("chat", 1)]  # one engine, two calls
+    assert vllm_calls(vllm) == [("chat", 3), ("chat", 1)]  # one engine, two calls
     assert vllm.CALLS[0]["params"] == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1024, "seed": 3}
     assert llm.describe()["params"]["dtype"] == "bfloat16" and llm.describe()["params"]["quantization"] == "awq"
 

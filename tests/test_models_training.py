@@ -140,3 +140,29 @@ def test_ast_scratch_checkpoint_round_trip(tmp_path):
     bad = config_from_dict({"models": [{"name": "y", "kind": "yamnet-frozen", "options": {"hidden_size": 8}}]})
     with pytest.raises(ModelError, match="unknown option"):
         load_target_model(bad.models[0], bad, ps, no_decode)
+
+
+@pytest.mark.parametrize("kind, trainer", [("yamnet-frozen", "train_linear_head"),
+                                           ("yamnet-finetuned", "train_yamnet_full"), ("ast-scratch", "train_ast")])
+def test_training_runs_on_the_configured_device(tmp_path, monkeypatch, kind, trainer):
+    """Issue 11 item 13: training ran on the CPU whatever ``activations.device`` said."""
+    from and_engine.probing import open_probing_set
+
+    config = config_from_dict({
+        "run": {"cache_dir": str(tmp_path / "cache")}, "activations": {"device": "cpu:0"},
+        "probing_set": {"kind": "demo", "path": "data/demo", "max_clips": 30, "clip_seconds": 1.0},
+        "models": [{"name": "m", "kind": kind, "train_epochs": 1,
+                    "options": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                "intermediate_size": 32} if kind == "ast-scratch" else {}}],
+    })
+    seen = []
+    real = getattr(training, trainer)
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("device", args[-1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, trainer, spy)
+    ps = open_probing_set(config.probing_set, config.resolve(config.probing_set.path))
+    target, _ = load_target_model(config.models[0], config, ps, lambda sr: ps.load_waveforms(16000, 1.0))
+    assert seen == ["cpu:0"] and target.device == torch.device("cpu:0")

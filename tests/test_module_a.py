@@ -67,6 +67,8 @@ def test_closed_concepts_topk_scope_and_errors():
     ("It could be a dog or rain, hard to tell.", "It could be a dog or rain, hard to tell."),  # two named
     ("", ""),
     ("@@@ ### 123 ### @@@", ""),  # garbage
+    ("No classname fits the description.\nAnswer: none", ""),  # names no class: no concept, never a guess
+    ("Answer: 'unknown'", ""), ("Answer: N/A", ""), ("I don't know.", ""),
 ])
 def test_icl_answer_parsing(response, expected):
     assert icl_answer_text(response, CONCEPTS) == expected
@@ -90,6 +92,47 @@ def test_icl_prompts_the_paper_template_and_maps_answers_to_the_nearest_concepts
     top = rows[rows["rank"] == 1].set_index("neuron")["concept"].to_dict()
     assert top == {3: "dog", 5: "crying_baby"}
     assert rows.loc[rows["neuron"] == 3, "score"].iloc[0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_icl_answers_naming_no_class_store_no_concept():
+    llm = ScriptedLLM(lambda p: "Answer: dog" if "dogs" in parse_prompt(p).description else "Answer: none")
+    desc = pd.DataFrame({"neuron": [0, 1], "description": ["dogs barking", "something unclear"]})
+    rows, missing = icl_closed_concepts(desc, CONCEPTS, llm, WordVectorEncoder(), model="m", layer="l")
+    assert missing == 1 and set(rows["neuron"]) == {0}  # neuron 1 has no ICL rows: no concept, no score
+
+
+SIMS = ["cos", "cos3", "rank_reorder", "wpmi", "soft_wpmi"]
+
+
+def test_a_neuron_that_does_not_vary_gets_no_concept():
+    rng = np.random.default_rng(0)
+    u = rng.random((40, 3))
+    u[:, 1] = 0.0  # a dead neuron: any ranking of concepts would only reflect the clip order
+    P = rng.random((40, len(CONCEPTS)))
+    rows = closed_concepts(u, P, CONCEPTS, model="m", layer="l", method="DB", similarities=SIMS, top_n=3)
+    for sim, grp in rows.groupby("similarity"):
+        assert set(grp["neuron"]) == {0, 2}, sim
+        assert (grp.groupby("neuron")["rank"].max() == 3).all()
+
+
+def test_similarities_tying_across_all_concepts_give_no_concept():
+    rng = np.random.default_rng(1)
+    u = rng.random((40, 3))
+    P = np.repeat(rng.random((40, 1)), len(CONCEPTS), axis=1)  # every concept scores every clip alike
+    assert (closed_concepts(u, P, CONCEPTS, model="m", layer="l", method="DB", similarities=["rank_reorder"])
+            .empty)  # rank_reorder scores every concept -0 here; the first concept must not win
+    assert closed_concepts(u, P, CONCEPTS, model="m", layer="l", method="DB", similarities=SIMS).empty
+
+
+def test_more_concepts_sharing_the_best_score_than_top_n_give_no_concept():
+    from and_engine.stages.module_a import top_n_rows
+
+    scores = np.array([[-0.0, -0.0, -0.0, -1.0],  # three share the best: a top-2 would be the first two listed
+                       [-0.0, -0.0, -2.0, -1.0],  # two share it: both are the best, stored
+                       [0.3, 0.1, 0.2, 0.0]])
+    rows = top_n_rows(scores, CONCEPTS, 2)
+    assert set(rows["neuron"]) == {1, 2} and rows[rows["neuron"] == 1]["concept"].tolist() == ["dog", "rain"]
+    assert set(top_n_rows(scores, CONCEPTS, 3)["neuron"]) == {0, 1, 2}  # a top-3 holds all three
 
 
 def test_concept_sets(tmp_path):

@@ -93,3 +93,34 @@ def test_calibration_points_validate_sides():
                            model="m", layer="l")
     with pytest.raises(ModuleBError, match="columns"):
         calibration_points(pd.DataFrame({"neuron": [0]}), WordVectorEncoder(), model="m", layer="l")
+
+
+LOUD = "All five clips are loud and forceful, blaring at high volume."
+QUIET = "Four of the five clips are quiet, faint and hushed, barely audible."
+TONAL = "Three of the five clips are tonal, with a steady pitched note."
+
+
+def test_keep_opposites_never_lets_the_opposite_remove_a_point():
+    summ = pd.DataFrame({"neuron": [0, 0], "side": ["top", "bottom"], "summary": [f"1. {LOUD}\n2. {TONAL}", QUIET]})
+    paper = calibration_points(summ, WordVectorEncoder(), model="m", layer="l")
+    assert paper["best_match"].tolist() == [QUIET, QUIET]  # the paper's rule: any S_l point may match
+    assert calibrate(paper, -1.0)[1] == ""  # and a low threshold removes LOUD because S_l is QUIET
+    kept = calibration_points(summ, WordVectorEncoder(), model="m", layer="l", keep_opposites=True)
+    assert kept["best_match"].isna().tolist() == [True, False]  # LOUD has no non-opposite match; TONAL keeps it
+    assert calibrate(kept, -1.0)[1] == LOUD
+
+
+def test_opposites_are_found_on_every_axis_of_the_rule_glosses():
+    from and_engine.text.polarity import opposite, poles
+    from and_engine.text.rule_phrases import IDEAS
+
+    pairs = [("loud", "quiet"), ("relatively-loud", "relatively-quiet"), ("high-pitched", "low-pitched"),
+             ("high-frequency", "low-frequency"), ("tonal", "noisy"), ("continuous", "intermittent"),
+             ("continuous", "brief"), ("repetitive", "intermittent"), ("dynamic", "even-level")]
+    for a, b in pairs:
+        assert opposite(IDEAS[a][1], IDEAS[b][1]) and opposite(IDEAS[b][1], IDEAS[a][1]), (a, b)
+    for idea, (_, sentence) in IDEAS.items():
+        assert not opposite(sentence.replace("{Count}", "All clips"), sentence.replace("{Count}", "Two clips")), idea
+    assert opposite("The sound is softer than most.", "The sound is louder than most.")
+    assert not opposite("The clips are loud and high-pitched.", "The clips are loud and piercing.")
+    assert poles("It goes from quiet to loud.") == {}  # both sides of one axis: no side taken

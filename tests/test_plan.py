@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from _tiny import write_config
+from fakes import vllm_calls
 
 from and_engine.cli import main
 from and_engine.config import load_config
@@ -109,5 +110,5 @@ def test_plan_on_a_built_database_and_what_the_build_then_sends(tmp_path, fake_v
     assert summ.estimated == 0 and summ.unique == summ.send == unique and summ.steps == 2
     assert plan["ICL"].estimated > 0  # its descriptions are the summaries still to come
     build(vllm, Progress(quiet=True), until="dissect")
-    assert fake_vllm.CALLS[0] == ("chat", summ.send)
-    assert fake_vllm.CALLS[1][1] <= plan["ICL"].send + plan["adjective filter"].send
+    assert vllm_calls(fake_vllm)[0] == ("chat", summ.send)
+    assert vllm_calls(fake_vllm)[1][1] <= plan["ICL"].send + plan["adjective filter"].send

@@ -74,6 +74,13 @@ CHANGES: dict[str, Change] = {
     "models[].train_epochs": Change(3, model="yamnet-frozen"),
     "models[].train_lr": Change(0.002, model="yamnet-frozen"),
     "models[].options": Change({"include_depthwise": True}, model="yamnet"),
+    "models[].sae_layers": Change((), model="yamnet"),
+    "sae.expansion": Change(3),
+    "sae.k": Change(3),
+    "sae.epochs": Change(1),
+    "sae.lr": Change(0.001),
+    "sae.batch_size": Change(128),
+    "sae.max_vectors": Change(1000),
     "activations.pool": Change("mean"),
     "activations.batch_size": Change(8),
     "activations.top_k": Change(4),
@@ -110,6 +117,7 @@ CHANGES: dict[str, Change] = {
     "module_a.top_n": Change(3),
     "module_b.threshold": Change(0.5),
     "module_b.sentence_encoder": Change(lambda env: "clip:" + env.tiny_model("clip")),
+    "module_b.keep_opposites": Change(True),
     "module_c.tagger": Change("textblob"),
     "module_c.adjective_filter": Change(False),
     "analyses.n_clusters": Change(3),
@@ -125,6 +133,18 @@ CHANGES: dict[str, Change] = {
     "analyses.acoustic_adjectives": Change(("loud",)),
     "analyses.top_adjectives_n": Change(10),
     "analyses.cluster_words_n": Change(20),
+    "scores.scorers": Change(("embedding",)),
+    "scores.llm_scorers": Change(("detection", "simulation")),
+    "scores.n_activating": Change(10),
+    "scores.n_non_activating": Change(10),
+    "scores.activating_fraction": Change(0.3),
+    "scores.text_encoder": Change(lambda env: "clip:" + env.tiny_model("clip")),
+    "scores.audio_text_model": Change(lambda env: "clap:" + env.tiny_model("clap")),
+    "scores.llm_neurons": Change(6),
+    "scores.llm_clips_per_prompt": Change(5),
+    "ground_truth.label_words": Change(str(PROJECT_ROOT / "benchmarks" / "label_words.csv")),
+    "analyses.workers": Change(2),
+    "analyses.related_top_n": Change(3),
     "device.text_encoders": Change("cpu:0"),
     "device.audio_text": Change("cpu:0"),
     "device.text_batch_size": Change(16),
@@ -229,6 +249,7 @@ BODY = """
 name = "yamnet"
 kind = "yamnet"
 layers = ["block1.conv"]
+sae_layers = ["block1.conv"]
 
 [[models]]
 name = "yamnet-frozen"
@@ -236,8 +257,19 @@ kind = "yamnet-frozen"
 layers = ["block1.conv", "classifier"]
 train_epochs = 2
 
+[sae]
+expansion = 2
+k = 4
+epochs = 2
+batch_size = 256
+max_vectors = 2000
+
 [summaries.llm]
 backend = "rule"
+
+[scores]
+llm_scorers = ["detection"]
+llm_neurons = 4
 
 [analyses]
 n_clusters = 4

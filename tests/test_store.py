@@ -52,7 +52,8 @@ def test_clip_media_blobs_are_stored_uncompressed(tmp_path):
                          "spectrogram": [bytes(2000) for _ in range(300)]})
     with ResultsStore(tmp_path / "r.duckdb") as store:
         _commit(store, {}, {"clip_media": rows}, stage="clip_media")
-        store.con.execute("CHECKPOINT")
+        with store._db.use() as con:  # write the table to its blocks (as closing the file does)
+            con.execute("CHECKPOINT")
         kinds = store.query_df("SELECT column_name, compression FROM pragma_storage_info('clip_media') "
                                "WHERE segment_type = 'BLOB'")
         got = store.read("clip_media", ["clip_id", "audio"], sample_rate=16000, clip_id=[7, 250])

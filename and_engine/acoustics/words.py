@@ -1,9 +1,11 @@
 """Measured acoustic descriptors -> truthful words, and the caption sentences built from them.
 
-``descriptor_words(row)`` turns one row of ``measure_acoustics`` (+ ``relative_loudness``) into words by
-fixed thresholds (``THRESHOLDS``, documented in docs/backends.md); ``compose_caption(tags, words, seed)``
-writes 2-4 varied sentences in the manner of an audio-language model asked to "describe the audio in
-detail". The variant of each sentence is picked from ``seed`` so captions are deterministic.
+``descriptor_words(row)`` turns one row of ``measure_acoustics`` into words by fixed thresholds
+(``THRESHOLDS``, documented in docs/backends.md), never two that contradict each other: one loudness scale
+(the level of the active part), pitch words and "tonal" only for a stable, voiced pitch (``pitch_hz`` is
+measured only then), "noisy" only without one. ``compose_caption(sources, moments, words, seed)`` writes
+2-5 varied sentences in the manner of an audio-language model asked to "describe the audio in detail".
+The variant of each sentence is picked from ``seed`` so captions are deterministic.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from collections.abc import Mapping, Sequence
 
 THRESHOLDS = {
     "loud_db": -20.0, "moderate_db": -35.0, "quiet_db": -50.0,  # rms_db of the active part (dBFS)
-    "louder_than_most": 0.8, "softer_than_most": 0.2,  # relative_loudness percentiles
-    "high_pitch_hz": 1000.0, "low_pitch_hz": 250.0,  # pitch_hz of tonal sounds
-    "high_freq_hz": 3000.0, "low_freq_hz": 500.0,  # median_frequency_hz of non-tonal sounds
-    "noisy_flatness": 0.3,  # tonal = a pitch was measured; noisy = flatness >= this; else both
+    "high_pitch_hz": 1000.0, "low_pitch_hz": 250.0,  # pitch_hz of a stable, voiced pitch
+    "high_freq_hz": 3000.0, "low_freq_hz": 500.0,  # median_frequency_hz of sounds without one
+    "noisy_flatness": 0.3,  # tonal = a stable pitch was measured; noisy = no pitch and flatness >= this
     "repetitive_regularity": 0.75, "min_onsets": 3, "continuous_share": 0.8, "brief_s": 1.0,
     "wide_range_db": 30.0, "even_range_db": 6.0,
 }
@@ -27,14 +28,11 @@ def _ok(x: object) -> bool:
 
 
 def descriptor_words(row: Mapping[str, float], clip_seconds: float) -> dict[str, str]:
-    """One clip's measurements -> {loudness, relative, pitch, texture, time, dynamics} phrases ('' = none)."""
+    """One clip's measurements -> {loudness, pitch, texture, time, dynamics} phrases ('' = none)."""
     t = THRESHOLDS
     db = row["rms_db"]
     loud = ("loud" if db >= t["loud_db"] else "moderately loud" if db >= t["moderate_db"]
             else "quiet" if db >= t["quiet_db"] else "very quiet")
-    rel = row.get("relative_loudness", float("nan"))
-    relative = ("louder than most clips in the set" if _ok(rel) and rel >= t["louder_than_most"]
-                else "softer than most clips in the set" if _ok(rel) and rel <= t["softer_than_most"] else "")
     pitch_hz, med = row.get("pitch_hz"), row.get("median_frequency_hz")
     if _ok(pitch_hz):
         pitch = ("high-pitched" if pitch_hz >= t["high_pitch_hz"] else "low-pitched" if pitch_hz <= t["low_pitch_hz"]
@@ -45,8 +43,7 @@ def descriptor_words(row: Mapping[str, float], clip_seconds: float) -> dict[str,
     else:
         pitch = ""
     flat = row.get("spectral_flatness")
-    texture = ("tonal" if _ok(pitch_hz) else "" if not _ok(flat) else "noisy" if flat >= t["noisy_flatness"]
-               else "both tonal and noisy")
+    texture = "tonal" if _ok(pitch_hz) else "noisy" if _ok(flat) and flat >= t["noisy_flatness"] else ""
     n_on, reg, active = int(row.get("n_onsets", 0)), row.get("onset_regularity"), float(row.get("active_s", 0.0))
     if n_on >= t["min_onsets"] and _ok(reg) and reg >= t["repetitive_regularity"]:
         time = f"repetitive and rhythmic, about {row['onset_rate_hz']:.1f} events per second"
@@ -61,8 +58,7 @@ def descriptor_words(row: Mapping[str, float], clip_seconds: float) -> dict[str,
     dr = row.get("dynamic_range_db", float("nan"))
     dynamics = ("with strong changes in level" if _ok(dr) and dr >= t["wide_range_db"]
                 else "at an even level" if _ok(dr) and dr <= t["even_range_db"] else "")
-    return {"loudness": loud, "relative": relative, "pitch": pitch, "texture": texture, "time": time,
-            "dynamics": dynamics}
+    return {"loudness": loud, "pitch": pitch, "texture": texture, "time": time, "dynamics": dynamics}
 
 
 def _join(items: Sequence[str]) -> str:
@@ -70,35 +66,41 @@ def _join(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
 
-def compose_caption(tags: Sequence[str], words: Mapping[str, str], seed: int, hedged: bool = False) -> str:
-    """Tagger labels + descriptor words -> 2-4 sentences; ``seed`` picks the phrasing variant.
-
-    ``hedged``: the labels are not confident (the caption says "possibly").
-    """
-    labels = [t.lower() for t in tags]
-    v = seed % 3
-    if not labels:
-        first = ["The audio contains an unidentified sound.", "It is hard to tell what produces this sound.",
-                 "The source of this sound is unclear."][v]
-    elif hedged:
-        first = [f"The audio possibly features {_join(labels)}.", f"This may be a recording of {_join(labels)}.",
-                 f"What can be heard is possibly {_join(labels)}."][v]
+def _source_sentences(sources: Sequence[tuple[str, bool]], moments: Sequence[str], v: int) -> list[str]:
+    sure, maybe = [w for w, ok in sources if ok], [w for w, ok in sources if not ok]
+    if sure:
+        rest = _join(sure[1:])
+        first = [f"The audio features {sure[0]}" + (f", along with {rest}." if rest else "."),
+                 f"This is a recording of {sure[0]}" + (f", with {rest} also present." if rest else "."),
+                 f"The sound of {sure[0]} can be heard" + (f", together with {rest}." if rest else ".")][v]
+        out = [first] + ([f"It possibly also contains {_join(maybe)}."] if maybe else [])
+    elif maybe:
+        out = [[f"The audio possibly features {_join(maybe)}.", f"This may be a recording of {_join(maybe)}.",
+                f"What can be heard is possibly {_join(maybe)}."][v]]
     else:
-        rest = _join(labels[1:])
-        first = [f"The audio features {labels[0]}" + (f", along with {rest}." if rest else "."),
-                 f"This is a recording of {labels[0]}" + (f", with {rest} also present." if rest else "."),
-                 f"The sound of {labels[0]} can be heard" + (f", together with {rest}." if rest else ".")][v]
+        out = [["The audio contains an unidentified sound.", "It is hard to tell what produces this sound.",
+                "The source of this sound is unclear."][v]]
+    if moments:
+        m = _join(list(moments))
+        out.append([f"At moments, {m} can be heard.", f"{m[0].upper() + m[1:]} can be heard at moments.",
+                    f"At moments there is also {m}."][v])
+    return out
+
+
+def compose_caption(sources: Sequence[tuple[str, bool]], words: Mapping[str, str], seed: int,
+                    moments: Sequence[str] = ()) -> str:
+    """Sound sources heard through the clip [(plain words, confident)] + descriptor words (+ sources heard at
+    moments) -> 2-5 sentences; ``seed`` picks the phrasing variant. Unconfident sources are hedged
+    ("possibly"); no source at all -> "an unidentified sound"."""
+    v = seed % 3
+    sentences = _source_sentences([(w.lower(), ok) for w, ok in sources], [m.lower() for m in moments], v)
     qual = _join([words["loudness"], words["pitch"]])
-    texture = {"tonal": "with a tonal quality", "noisy": "with a noisy texture"}.get(
-        words["texture"], f"with {words['texture']} components" if words["texture"] else "")
+    texture = {"tonal": "with a tonal quality", "noisy": "with a noisy texture"}.get(words["texture"], "")
     second = ", ".join(x for x in (qual, texture) if x)
     if second:
-        second = ("The sound is " if (seed // 3) % 2 == 0 else "It is ") + second + "."
-    sentences = [first, second]
+        sentences.append(("The sound is " if (seed // 3) % 2 == 0 else "It is ") + second + ".")
     time_part = ", ".join(x for x in (words["time"], words["dynamics"]) if x)
     if time_part:
         sentences.append(["It is " + time_part + ".", "Over time, it is " + time_part + ".",
                           "The sound is " + time_part + "."][(seed // 6) % 3])
-    if words["relative"]:
-        sentences.append(f"Overall, it is {words['relative']}.")
     return " ".join(s for s in sentences if s)

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from and_engine.config import SAE_SUFFIX
+
 
 class AnalysisInputError(ValueError):
     """An analysis received input it cannot use; the message names the offending table / column / value."""
@@ -64,11 +66,30 @@ def selection_size(selection: dict[str, list[int]]) -> int:
     return sum(len(v) for v in selection.values())
 
 
+def varying_units(extremes: pd.DataFrame) -> pd.DataFrame:
+    """``extremes`` rows (with ``topk_values``, ``bottomk_values``) of the units whose activation is not constant
+    over the clips: a constant unit (an SAE latent never active) has no top-K clips to speak of."""
+    require_columns(extremes, ("topk_values", "bottomk_values"), "extremes")
+    top = np.array([np.max(v) if len(v) else np.nan for v in extremes["topk_values"]], dtype=np.float64)
+    bottom = np.array([np.min(v) if len(v) else np.nan for v in extremes["bottomk_values"]], dtype=np.float64)
+    return extremes[top > bottom]
+
+
+def sae_series(model: str) -> str:
+    """The name under which a model's SAE layers appear beside its neurons in per-block figures."""
+    return f"{model} (SAE)"
+
+
 def per_block_means(per_layer: pd.DataFrame, value: str) -> pd.DataFrame:
     """Per-layer rows (model, block, ``value``, n_neurons) -> one row per (model, block) with the mean of
     ``value`` over the block's neurons (layers weighted by their neuron counts), as Figures 5 / 6 plot it;
-    blocks without neurons are left out. The report and the app's charts both use it."""
+    blocks without neurons are left out. SAE layers (rows with a ``layer`` of kind sae) are never mixed with
+    the neurons: they form their own series, model ``sae_series(model)``. The report and the app's charts
+    both use it."""
     require_columns(per_layer, ("model", "block", value, "n_neurons"), "per-layer rows")
+    if "layer" in per_layer and len(per_layer):
+        sae = per_layer["layer"].astype(str).str.endswith(SAE_SUFFIX)
+        per_layer = per_layer.assign(model=per_layer["model"].where(~sae, per_layer["model"].map(sae_series)))
     out = (per_layer.assign(_sum=per_layer[value] * per_layer["n_neurons"])
            .groupby(["model", "block"], as_index=False)[["_sum", "n_neurons"]].sum())
     out = out[out["n_neurons"] > 0]

@@ -75,33 +75,47 @@ def select_by_criterion(
     return to_selection(pool.iloc[order[:n]])
 
 
-def feature_importance(
-    model, waveforms: np.ndarray, labels: np.ndarray, pos_counts: pd.DataFrame, open_concepts: pd.DataFrame,
-    layer_sizes: dict[str, int], model_name: str, percents: Sequence[float], seeds: Sequence[int],
-    basic_adjectives: Sequence[str], batch_size: int = 16, progress=None,
-) -> pd.DataFrame:
-    """Held-out accuracy after each (criterion, percent, seed) pruning -> ``feature_importance`` rows.
-
-    ``waveforms`` (n, samples), ``labels`` (n,) class indices. Identical selections (e.g. a criterion
-    without ties under another seed) reuse one forward pass. ``progress``: optional callable(n=1).
-    """
-    from and_engine.analyses.pruning import batched_logits, evaluate_pruning
-
-    pool = rank_pool(pos_counts, layer_sizes)
-    baseline = batched_logits(model, np.asarray(waveforms), batch_size)
-    done: dict[tuple, tuple[float, int]] = {}
-    base_acc = float(np.mean(baseline.argmax(1) == np.asarray(labels)))
-    rows = [(model_name, "none", 0.0, int(seed), 100.0 * base_acc, 0) for seed in seeds]  # unpruned reference
+def importance_selections(
+    pool: pd.DataFrame, open_concepts: pd.DataFrame, model_name: str, percents: Sequence[float],
+    seeds: Sequence[int], basic_adjectives: Sequence[str],
+) -> tuple[list[tuple], dict[tuple, dict[str, list[int]]]]:
+    """Figure 4's selections -> (rows (model, criterion, percent, seed, key), {key: distinct selection})."""
+    rows, distinct = [], {}
     for crit in criteria(basic_adjectives):
         for pct in percents:
             for seed in seeds:
                 sel = select_by_criterion(crit, float(pct), int(seed), pool, open_concepts)
                 key = tuple((k, tuple(v)) for k, v in sorted(sel.items()))
-                if key not in done:
-                    res = evaluate_pruning(model, waveforms, labels, sel, batch_size, baseline_logits=baseline)
-                    done[key] = (res.accuracy_after, res.n_pruned)
-                acc, n = done[key]
-                rows.append((model_name, crit, float(pct), int(seed), 100.0 * acc, n))
-                if progress is not None:
-                    progress(1)
-    return pd.DataFrame(rows, columns=COLUMNS)
+                distinct.setdefault(key, sel)
+                rows.append((model_name, crit, float(pct), int(seed), key))
+    return rows, distinct
+
+
+def feature_importance(
+    model, waveforms: np.ndarray, labels: np.ndarray, pos_counts: pd.DataFrame, open_concepts: pd.DataFrame,
+    layer_sizes: dict[str, int], model_name: str, percents: Sequence[float], seeds: Sequence[int],
+    basic_adjectives: Sequence[str], batch_size: int = 16, progress=None, engine=None,
+) -> pd.DataFrame:
+    """Held-out accuracy after each (criterion, percent, seed) pruning -> ``feature_importance`` rows.
+
+    ``waveforms`` (n, samples) (unused when ``engine`` is given), ``labels`` (n,) class indices. Identical
+    selections (e.g. a criterion without ties under another seed) are evaluated once; all distinct ones in
+    one call of the pruning engine (``engine``: a ``PruningEngine`` on these clips, else one is built with
+    ``batch_size``). ``progress``: optional callable(done, total) (``PruningEngine.logits``).
+    """
+    from and_engine.analyses.pruning import check_labels
+
+    rows, distinct = importance_selections(rank_pool(pos_counts, layer_sizes), open_concepts, model_name,
+                                           percents, seeds, basic_adjectives)
+    if engine is None:
+        from and_engine.analyses.pruning_engine import PruningEngine  # lazy: torch only when a model runs
+
+        engine = PruningEngine(model, waveforms, batch_size)
+    labels = check_labels(labels, engine.n_clips, engine.baseline.shape[1])
+    logits = engine.logits(list(distinct.values()), progress)
+    accuracy = {key: float(np.mean(lg.argmax(1) == labels)) for key, lg in zip(distinct, logits, strict=True)}
+    base_acc = float(np.mean(engine.baseline.argmax(1) == labels))
+    out = [(model_name, "none", 0.0, int(seed), 100.0 * base_acc, 0) for seed in seeds]  # unpruned reference
+    out += [(m, crit, pct, seed, 100.0 * accuracy[key], sum(len(v) for _, v in key))
+            for m, crit, pct, seed, key in rows]
+    return pd.DataFrame(out, columns=COLUMNS)

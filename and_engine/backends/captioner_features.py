@@ -1,10 +1,12 @@
-"""The embedded ``features`` captioner: AudioSet tagger labels + measured acoustic descriptors.
+"""The embedded ``features`` captioner: AudioSet tagger sources in plain words + measured acoustic descriptors.
 
-For each clip: the tagger's confident labels (YAMNet's 521 AudioSet classes, score >= ``tag_threshold``,
-at most ``max_tags``; the best label alone, hedged as "possibly", when none is confident) and the words
-of ``acoustics.words.descriptor_words`` composed into 2-4 sentences. The measurements are returned with the
-captions (clip_id, tags and the measured columns) so each caption can be checked against them.
-``make("captioner", "features", options)`` builds it with ``make("audio_tagger", options.tagger)``.
+For each clip: the tagger's scores per 0.96 s window (YAMNet's 521 AudioSet classes) -> the sound sources
+in plain words (``text.sound_sources.name_sources``: the ``max_tags`` best by mean over the windows, hedged
+as "possibly" below ``tag_threshold``, plus a source heard at moments when its best window reaches
+``tag_threshold``), and the words of ``acoustics.words.descriptor_words`` composed into 2-5 sentences. The
+measurements are returned with the captions (clip_id, tags and the measured columns) so each caption can
+be checked against them. ``make("captioner", "features", options)`` builds it with
+``make("audio_tagger", options.tagger)``.
 """
 
 from __future__ import annotations
@@ -24,19 +26,9 @@ from and_engine.backends.registry import (
     make,
 )
 from and_engine.config import CaptionsConfig
+from and_engine.text.sound_sources import MIN_SOURCE_SCORE, NamedSources, name_sources
 
-ACOUSTIC_VERSION = "acoustic-v2"  # bump when the measurements or the wording change (part of provenance)
-
-
-def confident_labels(scores: np.ndarray, names: list[str], threshold: float,
-                     max_tags: int) -> list[list[tuple[str, float]]]:
-    """(n, C) scores -> per clip [(label, score)], confident ones first; the top label alone if none is."""
-    out = []
-    for row in np.asarray(scores, dtype=np.float64):
-        order = np.argsort(-row, kind="stable")[:max_tags]
-        picked = [(names[i], float(row[i])) for i in order if row[i] >= threshold]
-        out.append(picked or [(names[order[0]], float(row[order[0]]))])
-    return out
+ACOUSTIC_VERSION = "acoustic-v3"  # bump when the measurements or the wording change (part of provenance)
 
 
 class FeaturesCaptioner:
@@ -53,7 +45,7 @@ class FeaturesCaptioner:
         tagger = {"tagger": info["backend"], "weights": info["model"]} if info else {"tagger": "none"}
         return {"backend": "features", "model": f"{tagger['tagger']}+{ACOUSTIC_VERSION}",
                 "params": {**tagger, "tag_threshold": self.tag_threshold, "max_tags": self.max_tags,
-                           "thresholds": THRESHOLDS}}
+                           "min_source_score": MIN_SOURCE_SCORE, "thresholds": THRESHOLDS}}
 
     def caption(self, waveforms: np.ndarray, sample_rate: int, context: CaptionContext | None = None) -> CaptionResult:
         """(n, samples) float audio -> n captions + their measured features (clip ids from the context)."""
@@ -72,19 +64,17 @@ class FeaturesCaptioner:
         feats = feats.reset_index(drop=True).copy()
         if self.tagger is not None:
             audio = arr if sample_rate == CAPTION_SAMPLE_RATE else _resample(arr, sample_rate)
-            labels = confident_labels(self.tagger.scores(audio.astype(np.float32)), self.tagger.class_names,
-                                      self.tag_threshold, self.max_tags)
+            windows = self.tagger.window_scores(audio.astype(np.float32))
+            named = [name_sources(w, self.tagger.class_names, self.tag_threshold, self.max_tags) for w in windows]
         else:
-            labels = [[] for _ in range(n)]
+            named = [NamedSources([], [], "") for _ in range(n)]
         seconds = ctx.clip_seconds or arr.shape[1] / sample_rate
         captions = []
         for i, row in enumerate(feats.to_dict("records")):
-            confident = [name for name, s in labels[i] if s >= self.tag_threshold]
-            tags = confident or [name for name, _ in labels[i]]
             seed = zlib.crc32(str(int(ids[i])).encode())
-            captions.append(compose_caption(tags, descriptor_words(row, seconds), seed, hedged=not confident))
+            captions.append(compose_caption(named[i].through, descriptor_words(row, seconds), seed, named[i].moments))
         feats["clip_id"] = ids
-        feats["tags"] = ["; ".join(f"{name}:{s:.2f}" for name, s in lab) for lab in labels]
+        feats["tags"] = [x.tags for x in named]
         return CaptionResult(captions, feats)
 
 

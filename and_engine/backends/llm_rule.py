@@ -3,8 +3,11 @@
 * summary   -> numbered points stating what a majority (more than half) of the K captions share,
   strongest first: sound sources, then acoustic properties (loudness, pitch, timbre, time structure,
   quality, mood), each as a content-first sentence (``text.rule_phrases``) saying how many clips share it.
-* icl       -> the concept whose words the description mentions most, ending "Answer: <class>".
+  A source that most of its captions name only in a hedged sentence ("possibly", "may") stays hedged.
+* icl       -> the concept whose words the description mentions most, ending "Answer: <class>";
+  "Answer: none" when it mentions no concept's words (never a guess: Module A stores no concept then).
 * adjective -> "Yes"/"No" from the acoustic lexicon, with the reason.
+* detection / simulation -> the scorers' judges by word overlap (``llm_rule_judge``).
 
 Prompts are recognised by their fixed templates (``and_engine.text.prompts.parse_prompt``). Made by
 ``registry.make("llm", "rule")`` (the sampling settings do not apply: it never samples).
@@ -16,6 +19,7 @@ import math
 import re
 from collections import Counter, defaultdict
 
+from and_engine.backends.llm_rule_judge import judge
 from and_engine.config import LLMConfig
 from and_engine.text.lexicon import (
     CATEGORY_ORDER,
@@ -28,10 +32,12 @@ from and_engine.text.lexicon import (
 from and_engine.text.prompts import ParsedPrompt, parse_prompt
 from and_engine.text.rule_phrases import IDEA_OF, acoustic_point, source_point
 
-RULE_MODEL = "rule-extractive-v3"  # bump when the algorithm changes: it is part of every cache key
+RULE_MODEL = "rule-extractive-v4"  # bump when the algorithm changes: it is part of every cache key
 NO_COMMONALITY = ("1. No clear commonality: the descriptions do not share a sound source or an acoustic "
                   "property.")
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
+_HEDGE = re.compile(r"\b(possibly|may|might|perhaps|maybe|probably)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def _stem(word: str) -> str:
@@ -57,7 +63,7 @@ class RuleLLM:
     """Deterministic extractive LLM stand-in (CPU, no weights); ``generate`` never samples."""
 
     max_sources: int = 3  # sound-source words per point
-    max_source_points: int = 2
+    max_source_points: int = 3
     max_points: int = 6
 
     def describe(self) -> dict:
@@ -73,6 +79,8 @@ class RuleLLM:
             return self.summarize(list(parsed.captions))
         if parsed.kind == "icl":
             return self.pick_concept(list(parsed.concepts), parsed.description)
+        if parsed.kind in ("detection", "simulation"):  # the scorers' judge prompts (llm_rule_judge)
+            return judge(parsed.kind, parsed.description, list(parsed.captions))
         return self.judge_adjective(parsed.adjective)
 
     def summarize(self, captions: list[str]) -> str:
@@ -81,26 +89,31 @@ class RuleLLM:
         k = len(captions)
         surface: dict[str, Counter] = defaultdict(Counter)
         clips_with: dict[str, set[int]] = defaultdict(set)
+        sure_in: dict[str, set[int]] = defaultdict(set)  # clips naming a key in a sentence without a hedge
         category: dict[str, str] = {}  # acoustic keys (an IDEAS key or a lexicon entry) -> their category
         for i, caption in enumerate(captions):
-            for word in _terms(caption):
-                form = lexicon_form(word)
-                key = _stem(word) if form is None else IDEA_OF.get(form, form)
-                if form is not None:
-                    category[key] = acoustic_category(form)
-                surface[key][word] += 1
-                clips_with[key].add(i)
+            for sentence in _SENTENCE_END.split(caption):
+                hedged = bool(_HEDGE.search(sentence))
+                for word in _terms(sentence):
+                    form = lexicon_form(word)
+                    key = _stem(word) if form is None else IDEA_OF.get(form, form)
+                    if form is not None:
+                        category[key] = acoustic_category(form)
+                    surface[key][word] += 1
+                    clips_with[key].add(i)
+                    if not hedged:
+                        sure_in[key].add(i)
         shared = sorted(((len(ids), min(ids), key) for key, ids in clips_with.items() if len(ids) >= majority(k)),
                         key=lambda t: (-t[0], t[1], t[2]))
-        by_count: dict[int, list[str]] = defaultdict(list)
+        by_count: dict[tuple[int, bool], list[str]] = defaultdict(list)
         acoustic: list[tuple[int, int, str, str]] = []
         for n, _, key in shared:
             cat = category.get(key)
             if cat is None:
-                by_count[n].append(surface[key].most_common(1)[0][0])
+                by_count[n, len(sure_in[key]) < majority(k)].append(surface[key].most_common(1)[0][0])
             else:
                 acoustic.append((-n, CATEGORY_ORDER.index(cat), key, cat))
-        points = [source_point(words[: self.max_sources], n, k) for n, words in by_count.items()]
+        points = [source_point(words[: self.max_sources], n, k, hedged) for (n, hedged), words in by_count.items()]
         points = points[: self.max_source_points]
         points += [acoustic_point(word, cat, -neg_n, k) for neg_n, _, word, cat in sorted(acoustic)]
         if not points:
@@ -108,7 +121,8 @@ class RuleLLM:
         return "\n".join(f"{i}. {p}" for i, p in enumerate(points[: self.max_points], start=1))
 
     def pick_concept(self, concepts: list[str], description: str) -> str:
-        """Concept set + description -> a response naming the best-matching concept, then 'Answer: <c>'."""
+        """Concept set + description -> a response naming the best-matching concept, then 'Answer: <c>';
+        'Answer: none' when the description mentions no concept's words."""
         words = [_stem(w) for w in _terms(description)]
         counts, first = Counter(words), {w: i for i, w in reversed(list(enumerate(words)))}
         best, best_key, matched = concepts[0], None, []
@@ -120,12 +134,10 @@ class RuleLLM:
             key = (cover, strength, -min((first[w] for w in hits), default=10**9), -order)
             if best_key is None or key > best_key:
                 best, best_key, matched = concept, key, hits
-        if matched:
-            reason = f"the description mentions {', '.join(sorted(set(matched)))}"
-        else:
-            reason = "no classname is mentioned, so this is the first listed classname (a guess)"
-        return (f"Based on the description, the most suitable classname is '{best}', since {reason}.\n"
-                f"Answer: {best}")
+        if not matched:
+            return "The description mentions none of the classnames, so no classname can be selected.\nAnswer: none"
+        return (f"Based on the description, the most suitable classname is '{best}', since the description "
+                f"mentions {', '.join(sorted(set(matched)))}.\nAnswer: {best}")
 
     def judge_adjective(self, adjective: str) -> str:
         """Adjective -> 'Yes. ...' when the lexicon knows it as an acoustic word, else 'No. ...'."""

@@ -136,6 +136,14 @@ class AudioTextModel(Protocol):
         """(N, samples) float32 at ``sample_rate`` + M concepts -> (N, M) float64 scores."""
         ...
 
+    def audio_embeddings(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        """(N, samples) at 16 kHz -> (N, D) float64, with ``similarity = audio @ text_embeddings(texts).T``."""
+        ...
+
+    def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """M texts -> (M, D) float64 (the other half of ``similarity``)."""
+        ...
+
     def describe(self) -> dict:
         ...
 
@@ -156,6 +164,10 @@ class AudioTagger(Protocol):
 
     def scores(self, waveforms_16k: np.ndarray) -> np.ndarray:
         """(n, samples) at 16 kHz -> (n, n_classes) scores in [0, 1]."""
+        ...
+
+    def window_scores(self, waveforms_16k: np.ndarray) -> np.ndarray:
+        """(n, samples) at 16 kHz -> (n, windows, n_classes) scores of each analysis window (over time)."""
         ...
 
     def describe(self) -> dict:

@@ -28,6 +28,19 @@ def layer_summary(store: ResultsStore) -> pd.DataFrame:
                           "ORDER BY model, layer_index")
 
 
+def sae_metrics(store: ResultsStore) -> pd.DataFrame:
+    """-> per SAE layer: its source layer, latents, k, fraction of variance explained (all training vectors, the
+    typical ones it was trained on, held-out), L0, dead and dense latents (empty without SAE layers)."""
+    return store.query_df('SELECT model, layer, source_layer, n_latents, k, fve, fve_typical, fve_heldout, l0, '
+                          'n_dead, n_dense, n_vectors, n_outliers FROM "sae_metrics" ORDER BY model, layer')
+
+
+def sae_checkpoints(store: ResultsStore, model: str) -> dict[str, str]:
+    """-> {source layer: SAE folder} of ``model``'s SAE layers (what live pruning attaches)."""
+    rows = store.read("sae_metrics", ["source_layer", "checkpoint"], model=model, order_by=["layer"])
+    return dict(zip(rows["source_layer"], rows["checkpoint"], strict=True))
+
+
 def lastlayer_accuracy(store: ResultsStore, model: str | None = None) -> pd.DataFrame:
     """-> Table 2 / 7 rows: top-1 / top-5 accuracy and concept cosine per method and similarity."""
     where, params = _where(model=model)

@@ -140,3 +140,37 @@ def word_cloud(weights: dict[str, float], width: int = 360, height: int = 220, s
     cloud = WordCloud(width=width, height=height, background_color="white", random_state=seed,
                       prefer_horizontal=0.9).generate_from_frequencies({k: float(v) for k, v in weights.items()})
     return cloud.to_array()
+
+
+def match_heatmap(counts: pd.DataFrame, model_a: str, model_b: str, threshold: float) -> dict:
+    """``related.partner_counts`` rows -> a (layers of A x layers of B) heatmap of the share of A's neurons whose
+    best partner in B's layer correlates >= ``threshold`` (tooltip: matched / neurons)."""
+    rows = list(dict.fromkeys(counts["layer"]))
+    cols = list(dict.fromkeys(counts["other_layer"]))
+    d = counts[["layer", "other_layer", "share", "n_matched", "n_neurons"]].astype(
+        {"n_matched": int, "n_neurons": int})
+    d = d.assign(matched=d["n_matched"].astype(str) + " / " + d["n_neurons"].astype(str))
+    return _chart(f"share of {model_a}'s neurons with a partner (r ≥ {threshold:.2f}) in {model_b}'s layer",
+                  height={"step": 24}, data=_values(d[["layer", "other_layer", "share", "matched"]]),
+                  mark={"type": "rect", "tooltip": True},
+                  encoding={"x": _n("other_layer", f"layer of {model_b}", sort=cols, axis={"labelAngle": -45}),
+                            "y": _n("layer", f"layer of {model_a}", sort=rows),
+                            "color": _q("share", "share", scale={"domain": [0, 1], "scheme": "viridis"}),
+                            "tooltip": [_n("layer", model_a), _n("other_layer", model_b), _n("matched", "matched"),
+                                        _q("share", "share", format=".2f")]})
+
+
+def effect_bars(per_class: pd.DataFrame, title: str) -> dict:
+    """``effect.neuron_effect`` rows -> per class: its mean logit change over every held-out clip, and over its
+    own held-out clips (the true-class change of Figure 10; absent for a class without one)."""
+    df = per_class.sort_values("mean_change")
+    order = df["class_name"].tolist()
+    over = {"mean_change": "over all held-out clips", "own_change": "over the class's own clips"}
+    d = df[["class_name", "mean_change", "own_change"]].melt(id_vars="class_name", var_name="over",
+                                                             value_name="change").dropna(subset=["change"])
+    d["over"] = d["over"].map(over)
+    side = _n("over", "", scale={"domain": list(over.values()), "range": [OTHER, TOP]})
+    return _chart(title, height=300, data=_values(d), mark={"type": "bar", "tooltip": True},
+                  encoding={"x": _n("class_name", sort=order, axis={"labelAngle": -60}),
+                            "xOffset": _n("over", sort=list(over.values())), "y": _q("change", "Δ logit"),
+                            "color": side})

@@ -7,6 +7,8 @@
   descriptions / every description the database holds (each rating is bound to its description's step).
 * ``table3``: mean rating per method, and the cosine / BERTScore-style F1 between each rater's written
   summary and the method's description (``text_similarity``), over ratings of current descriptions.
+* ``score_correlations``: how the ratings of current descriptions correlate with the automatic scores of the
+  rated explanations (Spearman's rho per scorer and metric, over all ratings and per method).
 * ``export_csv``: ratings + written summaries as CSV, every text cell safe to open in a spreadsheet.
 """
 
@@ -121,24 +123,53 @@ def table3(ratings: pd.DataFrame, written: pd.DataFrame, similarity,
     return pd.DataFrame(rows)
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
-
-
-def _neutralise(value: object) -> object:
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
-
-
 def export_csv(ratings: pd.DataFrame, written: pd.DataFrame) -> bytes:
     """(all ratings, written summaries) -> UTF-8 CSV, one row per rating with its submission's written summary.
 
-    Text cells that a spreadsheet would run as a formula get a leading ``'`` (OWASP's CSV-injection advice)."""
-    out = ratings.merge(written[[*SUBMISSION_KEYS, "text"]], on=SUBMISSION_KEYS, how="left")
-    for col in out.columns:
-        if pd.api.types.is_string_dtype(out[col]) or pd.api.types.is_object_dtype(out[col]):
-            out[col] = out[col].map(_neutralise)
-    return out.to_csv(index=False, lineterminator="\r\n").encode()  # RFC 4180: a CR or LF in a cell is quoted
+    Text cells that a spreadsheet would run as a formula get a leading ``'`` (``export.safe_csv``)."""
+    from and_engine.explorer.export import safe_csv
+
+    return safe_csv(ratings.merge(written[[*SUBMISSION_KEYS, "text"]], on=SUBMISSION_KEYS, how="left"))
 
 
 def superseded(ratings: pd.DataFrame, current_steps: set[str]) -> int:
     """How many ``ratings`` rate a description the results database no longer holds (left out of Table 3)."""
     return int((~bound_to(ratings, current_steps)).sum())
+
+
+RATED_SOURCE = {"SUMMARY": "S_h^c"}  # DB / TAB: the similarity ``descriptions`` shows (SIMILARITY_PREFERENCE)
+
+
+def rated_source(method: str, sources: set[str]) -> str | None:
+    """A rated method -> the explanation source it showed, among ``sources`` of the neuron (None if absent)."""
+    if method in RATED_SOURCE:
+        return RATED_SOURCE[method] if RATED_SOURCE[method] in sources else None
+    return next((f"{method}/{sim}" for sim in SIMILARITY_PREFERENCE if f"{method}/{sim}" in sources), None)
+
+
+def score_correlations(ratings: pd.DataFrame, scores: pd.DataFrame, current_steps: set[str] | None = None,
+                       min_n: int = 3) -> pd.DataFrame:
+    """(latest ratings, the rated neurons' ``explanation_scores`` rows, ``current_description_steps``) -> method
+    ("all" or one), scorer, metric, n (ratings with a score), spearman_rho (NaN below ``min_n`` or without
+    variation), over the ratings ``bound_to`` the current steps (all when None), as Table 3."""
+    from scipy.stats import spearmanr
+
+    cols = ["method", "scorer", "metric", "n", "spearman_rho"]
+    ratings = ratings[bound_to(ratings, current_steps)]
+    if ratings.empty or scores.empty:
+        return pd.DataFrame(columns=cols)
+    keys = ["model", "layer", "neuron"]
+    sources = scores.groupby(keys)["source"].agg(set)
+    r = ratings.assign(source=[rated_source(m, sources.get((a, b, int(c)), set()))
+                               for m, a, b, c in zip(ratings["method"], ratings["model"], ratings["layer"],
+                                                     ratings["neuron"])])
+    long = scores.melt(id_vars=[*keys, "source", "scorer"], value_vars=["auc", "pearson_r", "balanced_accuracy"],
+                       var_name="metric").dropna(subset=["value"])
+    both = r.dropna(subset=["source"]).merge(long, on=[*keys, "source"])
+    rows = []
+    for (scorer, metric), g in both.groupby(["scorer", "metric"], sort=True):
+        for method, h in [("all", g), *g.groupby("method", sort=True)]:
+            ok = len(h) >= min_n and h["rating"].nunique() > 1 and h["value"].nunique() > 1
+            rho = float(spearmanr(h["rating"], h["value"]).statistic) if ok else float("nan")
+            rows.append((method, scorer, metric, len(h), rho))
+    return pd.DataFrame(rows, columns=cols)

@@ -2,9 +2,12 @@
 
 * ``recalibrate``: Module B's rule (``module_b.calibrate``) at a new threshold on the stored points.
 * ``load_pruning_target``: the model of a results database + its held-out waveforms and labels, built
-  from the run's stored config (``runs.config_json``) and the ``clips`` table; audio read safely.
-* ``live_prune``: select neurons for a concept (``analyses.pruning.select_neurons``), zero them and
-  evaluate (``evaluate_pruning``) -> ΔA, ΔR, per-class changes, accuracy, one clip before / after.
+  from the run's stored config (``runs.config_json``) and the ``clips`` table; audio read safely; the
+  build's pruning engine (``analyses.pruning_engine``) on the configured device and precision.
+* ``live_prune``: select neurons for a concept (``analyses.pruning.select_neurons``), zero them in this
+  session's forward pass only (masks, never the shared model's weights) and evaluate -> ΔA, ΔR,
+  per-class changes, accuracy, one clip before / after. The units may be an SAE layer's latents
+  (``pruning_layers``): masked the same way, they are ablated in the SAE's reconstruction (``models.sae``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,29 @@ def audio_root(config: Config) -> Path:
     return path.parent if config.probing_set.kind == "csv" else path
 
 
+def load_model(config: Config, model_name: str, clips: pd.DataFrame, saes: dict[str, str] | None = None):
+    """The TargetModel ``model_name`` of a build, on the CPU (pretrained weights, an AST checkpoint, or a trained
+    variant from the checkpoint cache; ``clips``, the database's ``clips`` table, keys that cache as the build's
+    probing set did), with the SAE layers of ``saes`` attached (``_attach_saes``). LiveError if it is not
+    configured or would have to be trained (the app never trains)."""
+    from and_engine.models.registry import load_target_model  # lazy: torch and model code
+    from and_engine.probing import ProbingSet
+
+    cfgs = {m.name: m for m in config.models}
+    if model_name not in cfgs:
+        raise LiveError(f"model {model_name!r} is not in this build's config (has {sorted(cfgs)})")
+    ps = ProbingSet(root=audio_root(config).resolve(), clips=clips.reset_index(drop=True),
+                    issues=pd.DataFrame(columns=["rel_path", "reason"]))
+
+    def no_training(sample_rate: int) -> np.ndarray:  # the registry asks for waveforms only to train
+        raise LiveError(f"no cached checkpoint of {model_name!r} under {config.run.cache_dir}: run the build "
+                        "first (the app never trains a model)")
+
+    model = load_target_model(cfgs[model_name], config, ps, no_training)[0]
+    _attach_saes(model, saes or {})
+    return model
+
+
 @dataclass
 class PruningTarget:
     """A loaded target model with its held-out clips (what live pruning evaluates on)."""
@@ -49,7 +75,12 @@ class PruningTarget:
     waveforms: np.ndarray  # (n_heldout, n_samples) float32 at model.sample_rate
     labels: np.ndarray  # (n_heldout,) class indices into model.class_names
     clips: pd.DataFrame  # the held-out clips' rows (clip_id, rel_path, label, ...)
-    baseline_logits: np.ndarray  # (n_heldout, n_classes) unpruned logits, computed once
+    engine: object  # analyses.pruning_engine.PruningEngine on the held-out clips (features, unpruned logits once)
+
+    @property
+    def baseline_logits(self) -> np.ndarray:
+        """(n_heldout, n_classes) unpruned logits, computed once."""
+        return self.engine.baseline
 
     @property
     def concepts(self) -> list[str]:
@@ -57,33 +88,52 @@ class PruningTarget:
         return [self.model.class_names[i] for i in sorted(set(self.labels.tolist()))]
 
 
-def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame) -> PruningTarget:
+def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame,
+                        saes: dict[str, str] | None = None) -> PruningTarget:
     """Load ``model_name`` of a build (trained variants from the checkpoint cache) and decode its held-out fold.
 
     ``clips``: the database's ``clips`` table; the held-out ones are ``probing.heldout_clips`` (as the build's).
+    ``saes``: {source layer: SAE folder} of the model's SAE layers (``aggregates.sae_checkpoints``), attached
+    when their folder is there. The model runs on ``activations.device`` (the CPU when that device is absent
+    here) with ``activations.precision``, as the build's pruning does.
     """
-    from and_engine.models.registry import load_target_model  # lazy: torch and model code
+    from and_engine.analyses.pruning_engine import PruningEngine, auto_workers
+    from and_engine.models.base import ModelError
     from and_engine.probing import ProbingSet, heldout_clips
 
-    cfgs = {m.name: m for m in config.models}
-    if model_name not in cfgs:
-        raise LiveError(f"model {model_name!r} is not in this build's config (has {sorted(cfgs)})")
-    root = audio_root(config)
-    ps = ProbingSet(root=root.resolve(), clips=clips.reset_index(drop=True),
+    model = load_model(config, model_name, clips, saes)
+    ps = ProbingSet(root=audio_root(config).resolve(), clips=clips.reset_index(drop=True),
                     issues=pd.DataFrame(columns=["rel_path", "reason"]))
     seconds = config.probing_set.clip_seconds
-
-    def no_training(sample_rate: int) -> np.ndarray:  # the registry asks for waveforms only to train
-        raise LiveError(f"no cached checkpoint of {model_name!r} under {config.run.cache_dir}: run the build "
-                        "first (the app never trains a model)")
-
-    model, _info = load_target_model(cfgs[model_name], config, ps, no_training)
+    try:
+        model.to(config.activations.device)
+    except ModelError:  # e.g. built on a GPU machine, browsed on a laptop
+        model.to("cpu")
     held = heldout_clips(clips, list(model.class_names), config.probing_set.heldout_fold).reset_index(drop=True)
     if held.empty:
         raise LiveError(f"no held-out clips (fold {config.probing_set.heldout_fold}) with a class of {model_name!r}")
     waves = ps.load_waveforms(model.sample_rate, seconds, clip_ids=held["clip_id"].tolist())
+    engine = PruningEngine(model, waves, config.activations.batch_size, config.activations.precision,
+                           config.analyses.workers or auto_workers(model.device))
     return PruningTarget(model, waves, held["class_index"].to_numpy(np.int64), held.drop(columns="class_index"),
-                         np.asarray(model.logits(waves), dtype=np.float64))
+                         engine)
+
+
+def _attach_saes(model, saes: dict[str, str]) -> None:
+    """Attach each SAE whose folder exists (the app never trains one; a missing one is simply not offered)."""
+    from and_engine.models.sae import attach_sae, load_sae
+
+    for source, folder in saes.items():
+        if (Path(folder) / "meta.json").is_file():
+            attach_sae(model, source, load_sae(Path(folder))[0])
+
+
+def pruning_layers(target: PruningTarget, layers: pd.DataFrame, sae: bool = False) -> dict[str, int]:
+    """The model's dissected ``layers`` rows (layer, kind, n_neurons) -> {layer: units} live pruning may touch:
+    the neuron layers, or (``sae``) the SAE layers attached to ``target.model``."""
+    attached = {s.name for s in target.model.layers()}
+    rows = layers[((layers["kind"] == "sae") == sae) & layers["layer"].isin(attached)]
+    return dict(zip(rows["layer"].astype(str), rows["n_neurons"].astype(int), strict=True))
 
 
 @dataclass
@@ -109,8 +159,7 @@ def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.Data
     ``closed`` / ``opened``: closed- and open-set concept rows (the full tables or
     ``aggregates.pruning_candidates``); ``similarity`` is required for DB / TAB.
     """
-    from and_engine.analyses.pruning import concept_deltas, evaluate_pruning, select_neurons
-    from and_engine.models.base import pruned
+    from and_engine.analyses.pruning import concept_deltas, pruning_result, select_neurons
 
     names = list(target.model.class_names)
     if concept not in names:
@@ -127,21 +176,14 @@ def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.Data
                                  similarity=similarity)
     neurons = {k: v for k, v in neurons.items() if v}
     t = names.index(concept)
-    if neurons:
-        res = evaluate_pruning(target.model, target.waveforms, target.labels, neurons,
-                               baseline_logits=target.baseline_logits)
-        d, acc_before, acc_after = res.per_class_delta, res.accuracy_before, res.accuracy_after
-    else:  # nothing pruned: the model is the unpruned one, no forward pass needed
-        d = np.where(np.bincount(target.labels, minlength=len(names)) > 0, 0.0, np.nan)
-        acc_before = acc_after = float(np.mean(target.baseline_logits.argmax(1) == target.labels))
+    logits = target.engine.logits([neurons])[0]  # the baseline itself when nothing is pruned (no forward pass)
+    res = pruning_result(target.baseline_logits, logits, target.labels, sum(map(len, neurons.values())))
+    d, acc_before, acc_after = res.per_class_delta, res.accuracy_before, res.accuracy_after
     deltas = concept_deltas(d, t)
     per_class = pd.DataFrame({"class_name": names, "delta_logit": d, "is_target": np.arange(len(names)) == t})
-    after = target.baseline_logits[clip_row]
-    if neurons:
-        with pruned(target.model, neurons):
-            after = np.asarray(target.model.logits(target.waveforms[clip_row:clip_row + 1]), dtype=np.float64)[0]
     probs = pd.DataFrame({"class_name": names, "before": _softmax(target.baseline_logits[clip_row]),
-                          "after": _softmax(after)}).sort_values("before", ascending=False, ignore_index=True)
+                          "after": _softmax(logits[clip_row])}).sort_values("before", ascending=False,
+                                                                            ignore_index=True)
     return LivePruning(neurons, pd.DataFrame({"layer": list(neurons), "n_pruned": [len(v) for v in neurons.values()]}),
                        per_class.dropna(subset=["delta_logit"]), deltas.delta_a, deltas.delta_r,
                        deltas.delta_a_minus_r, acc_before, acc_after, probs)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from and_engine.probing import safe_join
-from and_engine.stages.clip_media import clip_media_rows, spectrogram
+from and_engine.stages.clip_media import clip_media_rows, quantise, spectrogram
 
-__all__ = ["ClipMedia", "UnsafePathError", "live_clip_media", "load_clip", "safe_audio_path", "spectrogram",
-           "upsample_map"]
+__all__ = ["ClipMedia", "UnsafePathError", "display_spectrogram", "live_clip_media", "load_clip", "safe_audio_path",
+           "spectrogram", "upsample_map"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,12 @@ def live_clip_media(root: str | Path, rel_path: str, sample_rate: int, seconds: 
     """Decode one clip (safely resolved) and make its media with the build stage's function -> ClipMedia."""
     wave = load_clip(root, rel_path, sample_rate, seconds)
     return ClipMedia.from_row(clip_media_rows(wave[None], np.array([0]), sample_rate).iloc[0])
+
+
+def display_spectrogram(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(n_samples,) waveform -> (n_mels, n_frames) uint8 display spectrogram, as ``clip_media`` stores it (for a
+    clip that is not in the probing set, e.g. an uploaded one; ``charts.clip_image`` draws it)."""
+    return quantise(spectrogram(wave, sample_rate))
 
 
 def upsample_map(act_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

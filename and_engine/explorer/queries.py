@@ -22,6 +22,11 @@ class NotFoundError(ValueError):
     """The model / layer / neuron asked for is not in the results database; the message names it."""
 
 
+def has_table(store: ResultsStore, table: str) -> bool:
+    """Whether the database has ``table`` (one written by an older version may lack a newer stage's tables)."""
+    return not store.query_df("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [table]).empty
+
+
 def models(store: ResultsStore) -> pd.DataFrame:
     """-> one row per target model (kind, held-out accuracy, class names, ...)."""
     return store.read("models", order_by=["model"])
@@ -191,6 +196,25 @@ def closed_concepts(store: ResultsStore, model: str, layer: str, neuron: int) ->
     """-> the neuron's top-5 closed-set concepts per method and similarity function, with scores."""
     return store.read("closed_concepts", ["method", "similarity", "rank", "concept", "score"], model=model,
                       layer=layer, neuron=int(neuron), order_by=["method", "similarity", "rank"])
+
+
+NO_ANSWER = "no answer: the LLM named no class for this description, so no concept is stored"
+NO_CONCEPT = ("no concept: the best score is shared by every concept or by more than the top-n (e.g. "
+              "rank_reorder -0), or the neuron's activation does not vary")
+
+
+def closed_concepts_table(store: ResultsStore, model: str, layer: str, neuron: int) -> pd.DataFrame:
+    """-> one row per (method, similarity) the layer has: the neuron's concepts as "concept (score)" joined
+    by " · ", or why it has none (ICL: no answer; a similarity: too many concepts tie). Columns: method,
+    similarity, concepts."""
+    pairs = store.query_df('SELECT DISTINCT method, similarity FROM "closed_concepts" WHERE model = ? AND layer = ? '
+                           "ORDER BY method, similarity", [model, layer])
+    mine = closed_concepts(store, model, layer, neuron)
+    shown = (mine["concept"] + " (" + mine["score"].round(3).astype(str) + ")").groupby(
+        [mine["method"], mine["similarity"]]).agg(" · ".join) if len(mine) else pd.Series(dtype=object)
+    rows = [(m, s, shown.get((m, s), NO_ANSWER if m == "ICL" else NO_CONCEPT))
+            for m, s in pairs.itertuples(index=False)]
+    return pd.DataFrame(rows, columns=["method", "similarity", "concepts"])
 
 
 def open_concepts(store: ResultsStore, model: str, layer: str, neuron: int) -> pd.DataFrame:

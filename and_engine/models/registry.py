@@ -63,27 +63,28 @@ def _split(probing_set, heldout_fold: int) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _train(model_cfg: ModelConfig, params: dict, waves: np.ndarray, labels: np.ndarray, classes: list[str],
-           seconds: float):
-    """Train one variant -> (TargetModel, saver(path))."""
+           seconds: float, device: str = "cpu"):
+    """Train one variant on ``device`` -> (TargetModel on that device, saver(path))."""
     kind, name = model_cfg.kind, model_cfg.name
     if kind == "ast-scratch":
         hf, fe = build_ast_scratch(len(classes), params["arch"], params["seed"])
         hf.config.id2label = dict(enumerate(classes))
         hf.config.label2id = {c: i for i, c in enumerate(classes)}
-        training.train_ast(hf, fe, waves, labels, params["epochs"], params["lr"], params["seed"], params["batch_size"])
-        return (make_ast_target(hf, fe, name, kind, classes, "small AST trained from scratch on the probing set"),
-                lambda path: (hf.save_pretrained(path), fe.save_pretrained(path)))
+        training.train_ast(hf, fe, waves, labels, params["epochs"], params["lr"], params["seed"], params["batch_size"],
+                           device)
+        target = make_ast_target(hf.cpu(), fe, name, kind, classes, "small AST trained from scratch on the probing set")
+        return target.to(device), lambda path: (hf.save_pretrained(path), fe.save_pretrained(path))
     net = load_yamnet_weights(YamnetNet(len(classes)), with_classifier=False)
     if kind == "yamnet-frozen":
-        training.train_linear_head(net, waves, labels, params["epochs"], params["lr"], params["seed"])
+        training.train_linear_head(net, waves, labels, params["epochs"], params["lr"], params["seed"], device)
         desc = "YAMNet (AudioSet) frozen + a linear head trained on the probing set"
     else:
         training.train_yamnet_full(net, waves, labels, params["epochs"], params["lr"], params["seed"],
-                                   params["batch_size"])
+                                   params["batch_size"], device)
         desc = "YAMNet (AudioSet) fully fine-tuned on the probing set"
-    target = make_yamnet_target(net, name, kind, classes, seconds, bool(model_cfg.options.get("include_depthwise")),
-                                desc)
-    return target, lambda path: torch.save(net.state_dict(), path / "weights.pt")
+    target = make_yamnet_target(net.cpu(), name, kind, classes, seconds,
+                                bool(model_cfg.options.get("include_depthwise")), desc)
+    return target.to(device), lambda path: torch.save(net.state_dict(), path / "weights.pt")
 
 
 def _load_cached(model_cfg: ModelConfig, path: Path, meta: dict, seconds: float) -> TargetModel:
@@ -144,7 +145,7 @@ def _train_and_save(model_cfg: ModelConfig, config: Config, params: dict, probin
     t0 = time.perf_counter()
     waves = waveforms_fn(16000)
     target, save = _train(model_cfg, params, waves[train_rows], labels[train_rows], classes,
-                          config.probing_set.clip_seconds)
+                          config.probing_set.clip_seconds, config.activations.device)
     acc = training.heldout_accuracy(target, waves[held_rows], labels[held_rows])
     meta = {"class_names": classes, "heldout_accuracy": None if np.isnan(acc) else acc,
             "n_heldout": int(len(held_rows)), "description": target.description, "params": params,

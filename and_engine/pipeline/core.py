@@ -35,23 +35,67 @@ Tables = Mapping[str, pd.DataFrame | pa.Table]
 
 
 class Progress:
-    """Progress bars (tqdm on stderr) and log lines; ``quiet=True`` for tests."""
+    """Progress bars (tqdm on stderr; ``bars=False``: none) and log lines; ``quiet=True``: neither (tests).
+    With ``status`` (a ``store.build_status.StatusWriter``) the current step and bar are also written for the
+    app to show."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, bars: bool = True):
         self.quiet = quiet
+        self.bars = bars and not quiet
         self.messages: list[str] = []
+        self.status = None
 
     def log(self, msg: str) -> None:
         self.messages.append(msg)
         if not self.quiet:
             print(f"[and] {msg}", file=sys.stderr, flush=True)
 
+    def report(self, force: bool = False, **fields: Any) -> None:
+        """Update the build's status file, if any (throttled unless ``force``)."""
+        if self.status is not None:
+            self.status.update(force=force, **fields)
+
     @contextmanager
     def bar(self, total: int, desc: str) -> Iterator[Any]:
         from tqdm import tqdm
 
-        with tqdm(total=total, desc=desc, disable=self.quiet, file=sys.stderr, leave=False, dynamic_ncols=True) as b:
-            yield b
+        with tqdm(total=total, desc=desc, disable=not self.bars, file=sys.stderr, leave=False, dynamic_ncols=True) as b:
+            yield _Bar(b, self, desc)
+        self.report(force=True, bar={})
+
+
+class _Bar:
+    """A tqdm bar whose updates also go to the build's status file (``update(n)``, ``reset(total)``, ``n``,
+    ``total``)."""
+
+    def __init__(self, bar: Any, progress: Progress, desc: str):
+        self._bar, self._progress, self.desc = bar, progress, desc
+        self.n = 0
+        self._report(force=True)  # a new bar is shown at once, even right after another write
+
+    @property
+    def total(self) -> int:
+        return self._bar.total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._bar.total = value
+        self._bar.refresh()
+        self._report()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._bar.update(n)
+        self._report()
+
+    def reset(self, total: int | None = None) -> None:
+        """Start again from 0 (with a new ``total``), as tqdm's ``reset``."""
+        self.n = 0
+        self._bar.reset(total=total)
+        self._report()
+
+    def _report(self, force: bool = False) -> None:
+        self._progress.report(force, bar={"desc": self.desc, "done": self.n, "total": self._bar.total or 0})
 
 
 @dataclass
@@ -97,13 +141,16 @@ def run_step(ctx: BuildContext, stage: str, scope: Mapping[str, Any], params: Ma
     label = f"{stage} {' '.join(f'{k}={v}' for k, v in sorted(scope.items()))}".strip()
     if ctx.store.fingerprint(stage, scope) == fp:
         ctx.skipped.append(label)
+        ctx.progress.report(skipped=len(ctx.skipped))
         return fp
     started = datetime.now(UTC).replace(tzinfo=None)
     t0 = time.perf_counter()
+    ctx.progress.report(force=True, step=label, bar={})
     tables = compute()
     ctx.store.commit_step(ctx.run_id, stage, scope, params, fp, tables, started,
                           shared(ctx, "_code_version", code_version))
     ctx.executed.append(label)
+    ctx.progress.report(force=True, step="", bar={}, computed=len(ctx.executed))
     ctx.progress.log(f"{label}: {sum(len(t) for t in tables.values())} rows in {time.perf_counter() - t0:.1f} s")
     return fp
 

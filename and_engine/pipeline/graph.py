@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from and_engine.config import Config, LLMConfig, ModelConfig
+from and_engine.config import SAE_SUFFIX, Config, LLMConfig, ModelConfig, sae_layer_name
 
-GROUPS = ("probe", "models", "describe", "dissect", "analyses")
+GROUPS = ("probe", "models", "describe", "dissect", "scores", "analyses")
 GLOBAL, PER_MODEL, PER_LAYER = (), ("model",), ("model", "layer")
 Scope = tuple[tuple[str, str], ...]  # sorted (name, value) pairs: (), (("model", m),), (("layer", l), ("model", m))
 StepKey = tuple[str, Scope]  # (stage, scope)
@@ -45,6 +45,7 @@ class Stage:
     reads: tuple[str | When, ...]  # dotted config keys whose values enter the fingerprint
     only_if: When | None = None  # the stage exists only when this holds (decided by the configuration)
     optional: str = ""  # when a step may be absent for reasons of data (status cannot tell in advance)
+    sae_only: bool = False  # a per-layer stage with steps for the SAE layers only (models[].sae_layers)
 
 
 def _trained(_c: Config, m: ModelConfig | None) -> bool:
@@ -57,6 +58,10 @@ def _from_checkpoint(_c: Config, m: ModelConfig | None) -> bool:
 
 def _calibrated(c: Config, _m: ModelConfig | None) -> bool:
     return c.module_a.icl_summary == "calibrated"
+
+
+def _icl(c: Config, _m: ModelConfig | None) -> bool:
+    return c.module_a.icl
 
 
 def _llm_set(key: str, overrides: bool = False) -> Callable[[Config, ModelConfig | None], bool]:
@@ -87,7 +92,10 @@ STAGES: tuple[Stage, ...] = (
         When("models[].checkpoint", _from_checkpoint, "kind ast-checkpoint"),
         When("models[].train_epochs", _trained, "trained variants"),
         When("models[].train_lr", _trained, "trained variants"), When("run.seed", _trained, "trained variants"))),
-    Stage("activations", "models", PER_LAYER, tables=("activations",), upstream=("model",),
+    Stage("sae", "models", PER_LAYER, tables=("sae_metrics", "layers"), upstream=("model",), reads=(
+        "sae.expansion", "sae.k", "sae.epochs", "sae.lr", "sae.batch_size", "sae.max_vectors", "run.seed",
+        "probing_set.heldout_fold", SECONDS), sae_only=True),
+    Stage("activations", "models", PER_LAYER, tables=("activations",), upstream=("model", "sae"),
           reads=("activations.pool", "activations.precision", SECONDS)),
     Stage("extremes", "models", PER_LAYER, tables=("extremes",), upstream=("activations",),
           reads=("activations.top_k",)),
@@ -105,7 +113,8 @@ STAGES: tuple[Stage, ...] = (
               "module_a.concept_set", "module_a.text_encoder", "module_a.audio_text_model", "module_a.similarities",
               "module_a.db_scope", "module_a.top_n", SECONDS)),
     Stage("module_b", "dissect", PER_LAYER, tables=("calibration_points", "calibrated_summaries"),
-          upstream=("summaries",), reads=("module_b.threshold", "module_b.sentence_encoder")),
+          upstream=("summaries",),
+          reads=("module_b.threshold", "module_b.sentence_encoder", "module_b.keep_opposites")),
     Stage("adjective_checks", "dissect", GLOBAL, tables=("adjective_checks",), upstream=("module_b",), reads=(
         "module_c.tagger", "module_c.adjective_filter", "analyses.basic_adjectives", *SUMMARY_LLM)),
     Stage("module_c", "dissect", PER_LAYER, tables=("open_concepts", "pos_counts"),
@@ -115,6 +124,19 @@ STAGES: tuple[Stage, ...] = (
         "summaries", When("module_b", _calibrated, "module_a.icl_summary = calibrated")), reads=(
         "module_a.concept_set", "module_a.text_encoder", "module_a.top_n", "module_a.icl_summary", *SUMMARY_LLM),
         only_if=When("module_a.icl", lambda c, _m: c.module_a.icl, "module_a.icl = true")),
+    Stage("scores", "scores", PER_LAYER, tables=("explanations", "scoring_sets", "explanation_scores", "score_summary"),
+          upstream=("clips", "captions", "activations", "extremes", "summaries", "module_a", "module_b", "module_c",
+                    When("module_a_icl", _icl, "module_a.icl = true")), reads=(
+              "scores.scorers", "scores.n_activating", "scores.n_non_activating", "scores.activating_fraction",
+              "scores.text_encoder", "scores.audio_text_model", "run.seed", SECONDS)),
+    Stage("llm_scores", "scores", PER_LAYER, tables=("explanation_scores", "score_summary"),
+          upstream=("captions", "activations", "scores"), reads=(
+              "scores.llm_scorers", "scores.llm_neurons", "scores.llm_clips_per_prompt", "run.seed", *SUMMARY_LLM),
+          only_if=When("scores.llm_scorers", lambda c, _m: bool(c.scores.llm_scorers), "scores.llm_scorers set")),
+    Stage("caption_truth", "scores", GLOBAL, tables=("caption_truth",), upstream=("clips", "captions"),
+          reads=("ground_truth.label_words",)),
+    Stage("ground_truth", "scores", PER_LAYER, tables=("neuron_truth", "explanation_truth", "truth_rates"),
+          upstream=("caption_truth", "extremes", "scores"), reads=("ground_truth.label_words",)),
     Stage("clusters", "analyses", GLOBAL, tables=("caption_sentences", "cluster_elbow", "cluster_words"),
           upstream=("captions",), reads=("analyses.n_clusters", "analyses.elbow_max_k", "analyses.cluster_words_n",
                                          "analyses.sentence_encoder", "run.seed")),
@@ -130,11 +152,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("pruning", "analyses", PER_MODEL, tables=("pruning_summary", "pruning_per_class"),
           upstream=("model", "module_a", "module_c", "lastlayer"), reads=(
               "analyses.closed_top_n_for_pruning", "analyses.pruning_similarity", "analyses.prune_classifier",
-              "run.seed", SECONDS), optional=f"{LABELLED}, with a layer to prune"),
+              "run.seed", SECONDS, "activations.precision"), optional=f"{LABELLED}, with a layer to prune"),
+    Stage("related_neurons", "analyses", GLOBAL, tables=("related_neurons", "neuron_partners"),
+          upstream=("activations",), reads=("analyses.related_top_n",)),
     Stage("feature_importance", "analyses", PER_MODEL, tables=("feature_importance",),
           upstream=("model", "module_c"), reads=(
               "analyses.prune_percents", "analyses.seeds", "analyses.basic_adjectives", "analyses.prune_classifier",
-              SECONDS), optional=f"{LABELLED}, with a layer to prune"),
+              SECONDS, "activations.precision"), optional=f"{LABELLED}, with a layer to prune"),
 )
 STAGE = {s.name: s for s in STAGES}
 
@@ -156,8 +180,10 @@ NOT_READ = {
         ("gpu_memory_utilization", "the engine's memory share"), ("max_num_seqs", "scheduling"))},
     "device.text_encoders": "where the encoders run", "device.audio_text": "where the audio-text model runs",
     "device.text_batch_size": "batching", "device.audio_batch_size": "batching",
+    "analyses.workers": "threads evaluating the same pruning passes",
 }
-IDENTITY = {"models[].name": "names the model a scope belongs to (a new name is a new model)"}
+IDENTITY = {"models[].name": "names the model a scope belongs to (a new name is a new model)",
+            "models[].sae_layers": "names the SAE layers, the scopes of the sae stage (a new name is a new layer)"}
 
 
 def config_keys(cls: type = Config, prefix: str = "") -> list[str]:
@@ -213,9 +239,27 @@ def config_part(stage: Stage, config: Config, scope: Mapping[str, str]) -> dict[
     return out
 
 
+def is_sae_layer(layer: str) -> bool:
+    """Whether a layer name is an SAE layer's (``<source layer>.sae``)."""
+    return layer.endswith(SAE_SUFFIX)
+
+
 def exists(stage: Stage, config: Config, scope: Mapping[str, str]) -> bool:
     """Whether the configuration asks for this stage at all (data may still leave an ``optional`` step out)."""
+    if stage.sae_only and not is_sae_layer(scope.get("layer", "")):
+        return False
     return stage.only_if is None or stage.only_if.test(config, model_config(config, scope))
+
+
+def layer_names(model: ModelConfig, stored: list[str] | None) -> list[str] | None:
+    """The layers of ``model`` with per-layer steps: its dissected layers (``models[].layers``, else ``stored``:
+    those in the database, None = not known yet) and then its SAE layers."""
+    saes = [sae_layer_name(layer) for layer in model.sae_layers]
+    if model.layers:
+        return [*model.layers, *saes]
+    if stored is None:
+        return saes or None
+    return [n for n in stored if not is_sae_layer(n)] + saes
 
 
 def scope_of(scope: Mapping[str, Any]) -> Scope:
@@ -244,8 +288,8 @@ def missing_upstream(stage: Stage, config: Config, scope: Mapping[str, str], ste
     """Upstream stages ``stage`` cannot do without that have no step for ``scope`` among ``steps``: those
     not ``optional`` whose scope is no finer than ``scope`` (a global or same-model step)."""
     found = {s for s, _ in upstream_keys(stage, config, scope, steps)}
-    return [u for u in upstream_stages(stage, config, scope)
-            if u not in found and not STAGE[u].optional and set(STAGE[u].scope) <= set(scope)]
+    return [u for u in upstream_stages(stage, config, scope) if u not in found and not STAGE[u].optional
+            and set(STAGE[u].scope) <= set(scope) and exists(STAGE[u], config, scope)]
 
 
 def stages_of(group: str) -> tuple[str, ...]:

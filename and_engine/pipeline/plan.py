@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from and_engine.config import Config
+from and_engine.config import Config, sae_layer_name
 from and_engine.models.base import ModelError
 from and_engine.models.registry import layer_specs_without_weights
+from and_engine.pipeline.graph import is_sae_layer
 from and_engine.pipeline.plan_llm import LLMRound, llm_rounds
 from and_engine.pipeline.status import step_states
 from and_engine.probing import ProbingSetError, listed_labels
@@ -71,20 +72,28 @@ def _probing(config: Config, store: ResultsStore | None, states: pd.DataFrame) -
         return None, f"unknown ({exc})"
 
 
+def _sae_layers(config: Config, model_cfg, widths: dict[str, int]) -> dict[str, int]:
+    """{SAE layer: latents} of ``models[].sae_layers`` whose source width is in ``widths``."""
+    return {sae_layer_name(n): config.sae.expansion * widths[n] for n in model_cfg.sae_layers if n in widths}
+
+
 def _model(config: Config, store: ResultsStore | None, states: pd.DataFrame, model_cfg, n_classes: int | None
            ) -> ModelPlan:
     scope = f"model={model_cfg.name}"
     if store is not None and _state(states, "model", scope) == "up to date":
         rows = store.read("layers", ["layer", "n_neurons"], order_by=["block", "layer"], model=model_cfg.name)
-        return ModelPlan(model_cfg.name, model_cfg.kind, dict(zip(rows["layer"], rows["n_neurons"].astype(int))),
-                         "the database")
+        stored = {str(r.layer): int(r.n_neurons) for r in rows.itertuples() if not is_sae_layer(str(r.layer))}
+        if set(model_cfg.sae_layers) <= set(stored):
+            return ModelPlan(model_cfg.name, model_cfg.kind, {**stored, **_sae_layers(config, model_cfg, stored)},
+                             "the database")
     try:
         specs = layer_specs_without_weights(model_cfg, config, n_classes or 0)
     except (ModelError, OSError, ValueError) as exc:
         return ModelPlan(model_cfg.name, model_cfg.kind, {}, f"unknown: {exc}")
     keep = set(model_cfg.layers) or {s.name for s in specs}
     layers = {s.name: s.n_neurons for s in specs if s.name in keep}
-    missing = sorted(keep - set(layers))
+    layers.update(_sae_layers(config, model_cfg, {s.name: s.n_neurons for s in specs}))
+    missing = sorted((keep | set(model_cfg.sae_layers)) - {s.name for s in specs})
     return ModelPlan(model_cfg.name, model_cfg.kind, layers, "the architecture, no weights loaded"
                      + (f" (unknown layer(s): {', '.join(missing)})" if missing else ""))
 

@@ -1,14 +1,17 @@
 """The LLM part of ``plan``: per round, kind and LLM, the prompts a build will send and their tokens.
 
 Round 1 = summaries (S_h and S_l of every neuron of every layer whose step will run), round 2 = ICL and
-the adjective filter (``backends.llm.run_round``). For each (round, kind, LLM):
+the adjective filter, round 3 = the LLM scorers (detection, simulation; only with ``scores.llm_scorers``)
+(``backends.llm.run_round``). For each (round, kind, LLM):
 
 * **exact** when a step's inputs are in the database and up to date: its prompts are built by the
-  functions the steps use (``summary_prompts``, ``module_a.icl_prompts``), keyed as ``CachedLLM`` keys
+  functions the steps use (``summary_prompts``, ``module_a.icl_prompts``, ``llm_scores.judge_prompts``), keyed
+  as ``CachedLLM`` keys
   them, de-duplicated and looked up in ``llm_cache``;
 * **estimated** otherwise: at most one prompt per neuron-side (summaries; neurons sharing a top-K set
   share one, which is known only once the activations exist) or per neuron (ICL); the adjective filter
-  asks as many adjectives as the last build did, else ``ASSUMED_ADJECTIVES``.
+  asks as many adjectives as the last build did, else ``ASSUMED_ADJECTIVES``; a judge asks per sampled
+  neuron and explanation source ⌈scoring clips / ``llm_clips_per_prompt``⌉ prompts.
 
 Tokens: the LLM's own tokenizer when it is a local directory with one, else characters / 4 (the usual
 ratio for English text and BPE tokenizers); the chat template (about 10 tokens a prompt) is not
@@ -32,8 +35,11 @@ from and_engine.config import Config, LLMConfig
 from and_engine.pipeline import graph
 from and_engine.pipeline.steps_describe import resolved_llm_config
 from and_engine.pipeline.steps_dissect import icl_descriptions
+from and_engine.pipeline.steps_scores import llm_score_inputs
 from and_engine.stages import module_a
 from and_engine.stages.concept_sets import ConceptSetError, load_concept_set
+from and_engine.stages.llm_scores import judge_prompts, sample_neurons
+from and_engine.stages.scoring_sets import layer_rng, set_size
 from and_engine.stages.summaries import assign_llms, summary_prompts
 from and_engine.store.results import ResultsStore, scope_key
 from and_engine.text.prompts import (
@@ -42,10 +48,14 @@ from and_engine.text.prompts import (
     ICL_EXAMPLES,
     ICL_INSTRUCTION,
     ICL_TEMPLATE_ID,
+    JUDGE_HEAD,
+    JUDGE_TASKS,
+    JUDGE_TEMPLATE_IDS,
     SUMMARY_INSTRUCTION,
     SUMMARY_TEMPLATE_ID,
     build_adjective_prompt,
     build_icl_prompt,
+    build_judge_prompt,
 )
 
 RUNS = ("stale", "new", "maybe new")  # step states whose steps a build computes
@@ -53,9 +63,11 @@ CHARS_PER_TOKEN = 4.0
 ASSUMED_CAPTION_CHARS = {"features": 200, "audio-llm": 400}  # features: the demo's mean (197)
 ASSUMED_SUMMARY_CHARS = {"rule": 320}  # an ICL description; rule: the demo's mean (323); others 600
 ASSUMED_ADJECTIVES = {"rule": 100}  # distinct adjectives without a previous build (demo, rule: 47); others 2,000
-TEMPLATES = {"summaries": SUMMARY_TEMPLATE_ID, "ICL": ICL_TEMPLATE_ID, "adjective filter": ADJECTIVE_TEMPLATE_ID}
+TEMPLATES = {"summaries": SUMMARY_TEMPLATE_ID, "ICL": ICL_TEMPLATE_ID, "adjective filter": ADJECTIVE_TEMPLATE_ID,
+             **JUDGE_TEMPLATE_IDS}
 PREFIXES = {"summaries": SUMMARY_INSTRUCTION, "ICL": ICL_INSTRUCTION.split("[")[0],
-            "adjective filter": ADJECTIVE_TEMPLATE.split("{")[0]}  # a cached prompt's kind, by its fixed start
+            "adjective filter": ADJECTIVE_TEMPLATE.split("{")[0],
+            **{k: f"{JUDGE_HEAD} {task}" for k, task in JUDGE_TASKS.items()}}  # a cached prompt's kind, by its start
 
 
 @dataclass
@@ -64,7 +76,7 @@ class LLMRound:
     upper bounds (``estimated`` of them not built yet)."""
 
     round: int
-    kind: str  # summaries | ICL | adjective filter
+    kind: str  # summaries | ICL | adjective filter | detection | simulation
     llm: str  # "backend model"
     steps: int  # steps of this kind that will run
     prompts: int  # what the steps ask, duplicates included
@@ -84,7 +96,7 @@ class LLMRound:
 class _Ask:
     steps: int = 0
     prompts: list[str] = field(default_factory=list)  # built exactly
-    estimated: int = 0  # not built yet: one per neuron-side / neuron / adjective
+    estimated: int = 0  # not built yet: one per neuron-side / neuron / adjective / judge prompt
     estimate_chars: float = 0.0  # characters of one estimated prompt
 
 
@@ -175,7 +187,36 @@ def _asks(config: Config, store: ResultsStore | None, states: pd.DataFrame, laye
             ask.estimated += ASSUMED_ADJECTIVES.get(llm.backend, 2000)
             notes.append(f"adjective filter: {ask.estimated} distinct adjectives assumed (known after Module C "
                          "tags the calibrated summaries; the filter is a small share of the tokens either way)")
+    _judge_asks(config, store, layers, current, runs, captions, len(labels) if labels is not None else None, asks)
     return asks
+
+
+def _judge_asks(config: Config, store: ResultsStore | None, layers: dict[tuple[str, str], int], current, runs,
+                captions: pd.DataFrame | None, n_clips: int | None, asks: dict) -> None:
+    """Round 3: the judge prompts of the llm_scores steps that will run, built when their scores step is up to
+    date, else estimated (sampled neurons x explanation sources x prompts per scoring set of ``set_size``)."""
+    sc, llm, stage = config.scores, config.summaries.llm, graph.STAGE["llm_scores"]
+    per, seed = sc.llm_clips_per_prompt, config.run.seed
+    sources = 4 + 2 * len(config.module_a.similarities) + int(config.module_a.icl)  # S_h, S_h^c, adj., shuffled
+    clips = sc.n_activating + sc.n_non_activating if n_clips is None else set_size(
+        n_clips, config.activations.top_k, sc.n_activating, sc.n_non_activating, sc.activating_fraction)
+    per_neuron = sources * -(-clips // per)
+    caption_chars = _mean_caption_chars(config, captions)
+    texts = captions["caption"].fillna("").astype(str).tolist() if captions is not None else []
+    for kind in sc.llm_scorers:
+        chars = len(build_judge_prompt(kind, "x" * ASSUMED_SUMMARY_CHARS.get(llm.backend, 600),
+                                       ["x" * round(caption_chars)] * per))
+        for (model, layer), n in layers.items():
+            scope = {"model": model, "layer": layer}
+            if not (graph.exists(stage, config, scope) and runs("llm_scores", scope)):
+                continue
+            ask = asks.setdefault((3, kind, llm), _Ask(estimate_chars=chars))
+            ask.steps += 1
+            if current("scores", scope) and current("captions", {}):
+                sets, expl = llm_score_inputs(store, config, model, layer, n)
+                ask.prompts += judge_prompts(kind, expl, sets, texts, per, layer_rng(seed, model, layer))[0]
+            else:
+                ask.estimated += len(sample_neurons(n, sc.llm_neurons, layer_rng(seed, model, layer))) * per_neuron
 
 
 def llm_rounds(config: Config, store: ResultsStore | None, states: pd.DataFrame, layers: dict[tuple[str, str], int],

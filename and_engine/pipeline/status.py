@@ -32,8 +32,8 @@ def _scopes(stage: graph.Stage, config: Config, db_layers: dict[str, list[str]],
         return [{"model": m.name} for m in config.models]
     out = []
     for m in config.models:
-        names = list(m.layers) or db_layers.get(m.name)
-        if names is None:
+        names = graph.layer_names(m, db_layers.get(m.name))
+        if names is None or (not m.layers and m.name not in db_layers):
             notes.add(f"model {m.name}: new, with every dissectable layer (known once the model is loaded)")
         out += [{"model": m.name, "layer": layer} for layer in names or []]
     return out

@@ -14,11 +14,11 @@ import pandas as pd
 
 from and_engine.analyses import adjectives, clusters
 from and_engine.analyses.acoustic_check import acoustic_check
-from and_engine.analyses.common import AnalysisInputError
-from and_engine.analyses.feature_importance import criteria, feature_importance
+from and_engine.analyses.common import AnalysisInputError, varying_units
+from and_engine.analyses.feature_importance import feature_importance
 from and_engine.analyses.lastlayer import best_similarity, lastlayer_accuracy, missing_classes
 from and_engine.analyses.unlearning import candidate_layers, heldout_labels, run_table4
-from and_engine.pipeline.core import BuildContext, probing_set, run_stage, text_encoder, waveforms
+from and_engine.pipeline.core import BuildContext, probing_set, run_stage, shared, text_encoder, waveforms
 from and_engine.probing import classes_are_labels
 
 
@@ -74,13 +74,31 @@ def _cluster_step(ctx: BuildContext) -> pd.DataFrame:
     return sents
 
 
-def _eval_inputs(ctx: BuildContext, model: str, classes: list[str], fold: int):
-    """(TargetModel, held-out waveforms (n, samples), labels (n,)) for a trained variant."""
-    from and_engine.pipeline.steps_models import get_target_model
+def _engine(ctx: BuildContext, model: str, classes: list[str], fold: int):
+    """(PruningEngine of a trained variant on its held-out clips, labels (n,)): built once per build and shared
+    by the pruning and feature-importance steps (front-end features and unpruned logits computed once)."""
 
-    target = get_target_model(ctx, model)
-    clip_ids, labels = heldout_labels(probing_set(ctx).clips, classes, fold)
-    return target, waveforms(ctx, target.sample_rate)[clip_ids], labels
+    def create():
+        from and_engine.analyses.pruning_engine import PruningEngine, auto_workers
+        from and_engine.pipeline.steps_models import get_target_model
+
+        acfg = ctx.config.activations
+        target = get_target_model(ctx, model).to(acfg.device)
+        clip_ids, labels = heldout_labels(probing_set(ctx).clips, classes, fold)
+        workers = ctx.config.analyses.workers or auto_workers(target.device)
+        wav = waveforms(ctx, target.sample_rate)[clip_ids]
+        return PruningEngine(target, wav, acfg.batch_size, acfg.precision, workers), labels
+
+    return shared(ctx, ("pruning_engine", model), create)
+
+
+def _bar_progress(bar):
+    """A tqdm bar as the engine's ``progress(done, total)``."""
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+    return update
 
 
 def _similarities(ctx: BuildContext, lastlayer: pd.DataFrame | None, stored: pd.DataFrame) -> dict[str, str]:
@@ -126,28 +144,35 @@ def _eval_steps(ctx: BuildContext, model: str, classes: list[str], fold: int, la
     stored = read("closed_concepts", ["method", "similarity"], model=model, layer=next(iter(sizes)))
     sims = _similarities(ctx, lastlayer, stored)
     methods = ["OCP", *sims, "random"]
-    bs = ctx.config.activations.batch_size
     common = {"fold": fold, "classes": classes, "candidate_layers": sizes}
 
     def pruning():
-        target, wav, labels = _eval_inputs(ctx, model, classes, fold)
+        engine, labels = _engine(ctx, model, classes, fold)
         closed, opened = read("closed_concepts", model=model), read("open_concepts", model=model)
-        with ctx.progress.bar(len(methods) * len(set(labels.tolist())), f"pruning {model}") as bar:
-            summary, per_class = run_table4(target, wav, labels, classes, closed, opened, sizes, sims, model,
-                                            methods, cfg.closed_top_n_for_pruning, ctx.config.run.seed, bs, bar.update)
+        with ctx.progress.bar(len(methods) * len(set(labels.tolist())) * len(labels), f"pruning {model}") as bar:
+            summary, per_class = run_table4(engine.model, None, labels, classes, closed, opened, sizes, sims, model,
+                                            methods, cfg.closed_top_n_for_pruning, ctx.config.run.seed,
+                                            progress=_bar_progress(bar), engine=engine)
         return {"pruning_summary": summary, "pruning_per_class": per_class}
 
     run_stage(ctx, "pruning", scope, {**common, "similarities": sims, "methods": methods}, pruning)
 
     def importance():
-        target, wav, labels = _eval_inputs(ctx, model, classes, fold)
-        total = len(criteria(cfg.basic_adjectives)) * len(cfg.prune_percents) * len(cfg.seeds)
-        with ctx.progress.bar(total, f"feature importance {model}") as bar:
+        engine, labels = _engine(ctx, model, classes, fold)
+        with ctx.progress.bar(1, f"feature importance {model}") as bar:
             return {"feature_importance": feature_importance(
-                target, wav, labels, read("pos_counts", model=model), read("open_concepts", model=model), sizes,
-                model, cfg.prune_percents, cfg.seeds, cfg.basic_adjectives, bs, bar.update)}
+                engine.model, None, labels, read("pos_counts", model=model), read("open_concepts", model=model),
+                sizes, model, cfg.prune_percents, cfg.seeds, cfg.basic_adjectives, progress=_bar_progress(bar),
+                engine=engine)}
 
     run_stage(ctx, "feature_importance", scope, common, importance)
+
+
+def _neuron_rows(rows: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` of the neuron layers only: the per-model figures (top adjectives, acoustic check) count neurons as
+    the paper does; SAE layers keep their per-layer rows (adjective stats, interpretability)."""
+    sae = layers.loc[layers["kind"] == "sae", "layer"]
+    return rows[~rows["layer"].isin(sae)] if len(sae) else rows
 
 
 def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
@@ -159,17 +184,18 @@ def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
     def adjective_tables():
         opened = read("open_concepts", model=model)
         return {"adjective_stats": adjectives.adjective_stats(opened, read("pos_counts", model=model), layers, model),
-                "top_adjectives": adjectives.top_adjectives(opened, model, cfg.top_adjectives_n)}
+                "top_adjectives": adjectives.top_adjectives(_neuron_rows(opened, layers), model, cfg.top_adjectives_n)}
 
     run_stage(ctx, "adjectives", scope, {}, adjective_tables)
     top_k = ["layer", "neuron", "topk_clip_ids"]
-    run_stage(ctx, "interpretability", scope, {}, lambda: {
-        "interpretability": clusters.interpretability(read("extremes", top_k, model=model), layers, membership,
-                                                      cfg.taus, model)})
+    values = [*top_k, "topk_values", "bottomk_values"]
+    run_stage(ctx, "interpretability", scope, {}, lambda: {  # units of constant activation have no top-K: left out
+        "interpretability": clusters.interpretability(varying_units(read("extremes", values, model=model)), layers,
+                                                      membership, cfg.taus, model)})
     run_stage(ctx, "acoustic_check", scope, {}, lambda: {
-        "acoustic_check": acoustic_check(read("open_concepts", model=model), read("pos_counts", model=model),
-                                         read("extremes", top_k, model=model), read("acoustic_features"), model,
-                                         cfg.acoustic_adjectives)})
+        "acoustic_check": acoustic_check(*(_neuron_rows(read(t, model=model), layers) for t in (
+            "open_concepts", "pos_counts")), _neuron_rows(read("extremes", top_k, model=model), layers),
+            read("acoustic_features"), model, cfg.acoustic_adjectives)})
     if not _classes_are_labels(ctx, classes):
         ctx.progress.log(f"analyses: {model}: its {len(classes)} classes are not the probing labels -> "
                          "last-layer accuracy, pruning and feature importance skipped")
@@ -177,9 +203,24 @@ def _model_steps(ctx: BuildContext, model: str, membership: np.ndarray) -> None:
     _eval_steps(ctx, model, classes, fold, layers)
 
 
+def _related_step(ctx: BuildContext) -> None:
+    """Related neurons and cross-model partners over every dissected layer of every model (one global step)."""
+    from and_engine.analyses.related import related_neurons
+
+    def compute():
+        layers = ctx.store.read("layers", ["model", "layer"], model=[m.name for m in ctx.config.models],
+                                order_by=["model", "layer_index"])
+        acts = {(r.model, r.layer): ctx.store.read_activations(r.model, r.layer) for r in layers.itertuples()}
+        related, partners = related_neurons(acts, ctx.config.analyses.related_top_n)
+        return {"related_neurons": related, "neuron_partners": partners}
+
+    run_stage(ctx, "related_neurons", {}, {}, compute)
+
+
 def run_analyses_steps(ctx: BuildContext) -> None:
-    """Write every analysis table: the clusters, then every analysis of every configured model."""
+    """Write every analysis table: the clusters, related neurons, then every analysis of every configured model."""
     sents = _cluster_step(ctx)
+    _related_step(ctx)
     membership = clusters.clip_cluster_matrix(sents, len(probing_set(ctx).clips))
     for m in ctx.config.models:
         _model_steps(ctx, m.name, membership)

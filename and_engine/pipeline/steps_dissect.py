@@ -74,7 +74,7 @@ def _tab_matrix(ctx: BuildContext, concepts: list[str]):
 def _module_a_step(ctx: BuildContext, model: str, layer: str) -> str:
     cfg, concepts = ctx.config.module_a, _concepts(ctx)
     extra = {"concepts": concepts, "text_encoder": text_encoder(ctx, cfg.text_encoder).describe(),
-             "audio_text": _tab(ctx).describe()}
+             "audio_text": _tab(ctx).describe(), "no_concept": module_a.NO_CONCEPT_RULE}
 
     def compute():
         u = ctx.store.read_activations(model, layer)
@@ -98,7 +98,8 @@ def _module_b_step(ctx: BuildContext, model: str, layer: str) -> str:
 
     def compute():
         summ = ctx.store.read("summaries", columns=["neuron", "side", "summary"], model=model, layer=layer)
-        points = module_b.calibration_points(summ, encoder, model=model, layer=layer)
+        points = module_b.calibration_points(summ, encoder, model=model, layer=layer,
+                                             keep_opposites=cfg.keep_opposites)
         neurons = sorted(set(summ["neuron"].astype(int)))
         return {"calibration_points": points, "calibrated_summaries": module_b.calibrated_summaries(
             points, neurons, cfg.threshold, model=model, layer=layer)}
@@ -164,7 +165,8 @@ def _icl_inputs(ctx: BuildContext) -> tuple[list[str], CachedLLM, object, dict]:
     """(concepts, the ICL LLM, the sentence encoder, the step's extra params)."""
     concepts = _concepts(ctx)
     llm, encoder = _llm(ctx, ICL_TEMPLATE_ID), text_encoder(ctx, ctx.config.module_a.text_encoder)
-    return concepts, llm, encoder, {"concepts": concepts, "llm": llm.describe(), "encoder": encoder.describe()}
+    return concepts, llm, encoder, {"concepts": concepts, "llm": llm.describe(), "encoder": encoder.describe(),
+                                    "no_concept": module_a.NO_CONCEPT_RULE}
 
 
 def icl_descriptions(store: ResultsStore, config: Config, model: str, layer: str) -> pd.DataFrame:

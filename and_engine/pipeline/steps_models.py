@@ -1,9 +1,10 @@
-"""Steps 3-4 (models, activations, extremes, activation maps) for every configured target model, then the
-clips' media (``clip_media``: audio file + display spectrogram at each model sample rate, for the app).
+"""Steps 3-4 (models, SAEs, activations, extremes, activation maps) for every configured target model, then
+the clips' media (``clip_media``: audio file + display spectrogram at each model sample rate, for the app).
 
-Per model: ``model`` (models + layers rows; trains / loads the variant), then per layer ``activations``
-and ``extremes``, then per layer with a patch grid ``activation_maps`` (all filled by one second
-forward pass over the union of the top-K clips, committed layer by layer; empty when
+Per model: ``model`` (models + layers rows; trains / loads the variant), per SAE layer ``sae`` (trains or
+loads the sparse autoencoder of ``models[].sae_layers``; its metrics and layers rows), then per layer (SAE
+layers too) ``activations`` and ``extremes``, then per layer with a patch grid ``activation_maps`` (all
+filled by one second forward pass over the union of the top-K clips, committed layer by layer; empty when
 ``keep_maps = false``). One forward pass records every layer whose activations need recomputing;
 when every fingerprint is unchanged nothing runs except loading the (cached) model.
 """
@@ -11,17 +12,20 @@ when every fingerprint is unchanged nothing runs except loading the (cached) mod
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
 
-from and_engine.config import ModelConfig
+from and_engine.config import ModelConfig, stable_hash
 from and_engine.model_identity import model_identity
 from and_engine.models.base import LayerSpec, ModelError, TargetModel
 from and_engine.models.registry import TRAINED, load_target_model, training_params
+from and_engine.models.sae import Sae, attach_sae, load_or_train_sae, sae_layer_spec
 from and_engine.pipeline.core import BuildContext, probing_set, run_stage, waveforms
+from and_engine.stages import sae as sae_stage
 from and_engine.stages.activations import activations_table, maps_table, record_activations, record_maps
 from and_engine.stages.clip_media import clip_media_rows
 from and_engine.stages.extremes import extremes_frame, topk_bottomk
@@ -74,6 +78,47 @@ def _model_tables(target: TargetModel, info: dict, dissected: list[LayerSpec]) -
     return {"models": models, "layers": layers}
 
 
+def sae_specs(target: TargetModel, model_cfg: ModelConfig, expansion: int) -> list[tuple[LayerSpec, LayerSpec]]:
+    """(source layer, SAE layer) of each of ``models[].sae_layers`` (ModelError naming the layers for an unknown
+    or unsuitable source)."""
+    return [(target.layer(n), sae_layer_spec(target.layer(n), expansion * target.layer(n).n_neurons))
+            for n in model_cfg.sae_layers]
+
+
+def _sae_key(ctx: BuildContext, source: LayerSpec, identity: dict) -> str:
+    """What identifies the SAE of ``source``: its parameters, the model's identity and the probing set it is
+    trained on (as for trained variants)."""
+    cfg = ctx.config
+    return stable_hash({"sae": dataclasses.asdict(cfg.sae), "seed": cfg.run.seed, "source": dataclasses.asdict(source),
+                        "model": identity, "heldout_fold": cfg.probing_set.heldout_fold,
+                        "clip_seconds": cfg.probing_set.clip_seconds,
+                        "probing_set": probing_set(ctx).fingerprint_rows()})
+
+
+def _sae(ctx: BuildContext, target: TargetModel, source: LayerSpec, path: str) -> tuple[Sae, dict]:
+    """The SAE of ``source`` (cached at ``path``, else trained on the training clips' vectors) -> (Sae, meta)."""
+    key = ("sae", target.name, source.name)
+    if key not in ctx.objects:
+        cfg, seed = ctx.config.sae, ctx.config.run.seed
+
+        def train() -> tuple[Sae, dict]:
+            waves = waveforms(ctx, target.sample_rate)
+            train_ids, held_ids = sae_stage.sae_clips(probing_set(ctx).clips, ctx.config.probing_set.heldout_fold)
+            ctx.progress.log(f"SAE {target.name}/{source.name}: collecting vectors of {len(train_ids)} clips")
+            bs = ctx.config.activations.batch_size
+            vectors, _ = sae_stage.layer_vectors(target, waves, source, train_ids, cfg.max_vectors, seed, bs)
+            held = (sae_stage.layer_vectors(target, waves, source, held_ids, cfg.max_vectors, seed, bs)[0]
+                    if len(held_ids) else np.empty((0, source.n_neurons), np.float32))
+            n_latents = cfg.expansion * source.n_neurons
+            steps = sae_stage.training_steps(len(vectors), cfg.epochs, cfg.batch_size)
+            with ctx.progress.bar(steps, f"SAE {target.name}/{source.name}") as bar:
+                return sae_stage.fit_sae(vectors, held, n_latents, cfg.k, cfg.epochs, cfg.lr, cfg.batch_size, seed,
+                                         source.name, bar)
+
+        ctx.objects[key] = load_or_train_sae(Path(path), train, ctx.progress.log)
+    return ctx.objects[key]
+
+
 def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig) -> None:
     acfg = ctx.config.activations
     target, info = _loaded(ctx, model_cfg.name)
@@ -83,7 +128,25 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig) -> None:
     if model_cfg.kind == "ast-checkpoint" and model_cfg.checkpoint:  # weights replaced in the same directory
         extra["checkpoint_identity"] = model_identity(model_cfg.checkpoint)  # must invalidate everything downstream
     layers = selected_layers(target, model_cfg.layers)
+    saes = sae_specs(target, model_cfg, ctx.config.sae.expansion)
+    index = {s.name: i for i, s in enumerate(target.layers())}
     run_stage(ctx, "model", {"model": name}, extra, lambda: _model_tables(target, info, layers))
+    cache = ctx.config.resolve(ctx.config.run.cache_dir) / "sae"
+    paths = {}
+    for source, spec in saes:
+        key = _sae_key(ctx, source, {"kind": model_cfg.kind, "options": model_cfg.options, **extra})
+        paths[source.name] = path = str(cache / f"{model_cfg.kind}-{source.name}-{key}")
+        run_stage(ctx, "sae", {"model": name, "layer": spec.name}, {"cache_key": key},
+                  lambda source=source, spec=spec, path=path: sae_stage.sae_tables(
+                      name, source, spec, index[source.name], _sae(ctx, target, source, path)[1], path))
+
+    def attach_saes() -> None:
+        """Put the SAEs into the model before a forward pass records their latents."""
+        for source, spec in saes:
+            if spec not in target.layers():
+                attach_sae(target, source.name, _sae(ctx, target, source, paths[source.name])[0])
+
+    layers += [spec for _, spec in saes]
     values: dict[str, np.ndarray] = {}
 
     def acts(spec: LayerSpec, fresh: bool = False) -> np.ndarray:
@@ -91,6 +154,7 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig) -> None:
         if spec.name not in values and not fresh:
             values[spec.name] = ctx.store.read_activations(name, spec.name)
         elif spec.name not in values:
+            attach_saes()
             waves = waveforms(ctx, target.sample_rate)
             with ctx.progress.bar(len(waves), f"activations {name}") as bar:
                 values.update(record_activations(target, waves, layers, acfg.pool, acfg.batch_size, progress=bar,
@@ -112,6 +176,7 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig) -> None:
         if not acfg.keep_maps:
             return {"activation_maps": pd.DataFrame(columns=MAP_COLUMNS)}
         if not kept:
+            attach_saes()
             top = {s.name: topk_bottomk(acts(s), acfg.top_k)[0] for s in grid}
             got = record_maps(target, waveforms(ctx, target.sample_rate), grid, top, acfg.batch_size, acfg.precision)
             kept.update({s.name: (got[s.name], top[s.name]) for s in grid})

@@ -3,15 +3,16 @@
 ``validate(config) -> config`` raises ``ConfigError`` listing every problem at once: the declared value
 constraints (``config.check_config``), then the names — model kinds and options, the backend of every kind
 (``backends.registry.check``: LLMs of the summaries and their overrides, captioner, audio tagger, text and
-sentence encoders, audio-text model, POS tagger), similarity functions, the concept set and the activation
-precision. A typo then stops the build before a model is retrained or a table replaced.
+sentence encoders, audio-text model, POS tagger), similarity functions, the concept set, the activation
+precision, the scorers and the ground truth's label-words file. A typo then stops the build before a model is
+retrained or a table replaced.
 """
 
 from __future__ import annotations
 
 from and_engine.backends.registry import BackendError, check
 from and_engine.config import MODEL_OPTIONS, Config, ConfigError, check_config
-from and_engine.store.schema import ICL_SIMILARITY, SIMILARITIES
+from and_engine.store.schema import EMBEDDING_SCORERS, ICL_SIMILARITY, LLM_SCORERS, SIMILARITIES
 
 CONCEPT_SETS = ("probing-labels", "esc50", "file:<word list>")
 
@@ -25,6 +26,9 @@ def _backends(config: Config) -> list[tuple[str, str, object | None]]:
             ("audio_text", config.module_a.audio_text_model, None),
             ("text_encoder", config.module_b.sentence_encoder, None),
             ("text_encoder", config.analyses.sentence_encoder, None), ("pos_tagger", config.module_c.tagger, None)]
+    if config.scores.scorers:
+        out += [("text_encoder", config.scores.text_encoder, None),
+                ("audio_text", config.scores.audio_text_model, None)]
     return out
 
 
@@ -36,6 +40,20 @@ def _concept_set_problem(config: Config) -> str | None:
         return f"module_a.concept_set: unknown concept set {spec!r}; known: {', '.join(CONCEPT_SETS)}"
     path = config.resolve(spec[5:])
     return None if path.is_file() else f"module_a.concept_set: word list not found: {path}"
+
+
+def _scores_problems(config: Config) -> list[str]:
+    """Unknown scorer names (``store.schema``) and a missing label-words file."""
+    out = []
+    for key, names, known in (("scores.scorers", config.scores.scorers, EMBEDDING_SCORERS),
+                              ("scores.llm_scorers", config.scores.llm_scorers, LLM_SCORERS)):
+        bad = [n for n in names if n not in known]
+        if bad:
+            out.append(f"{key}: unknown scorer(s) {bad}; known: {', '.join(known)}")
+    path = config.ground_truth.label_words
+    if path.strip() and not config.resolve(path).is_file():
+        out.append(f"ground_truth.label_words: file not found: {config.resolve(path)}")
+    return out
 
 
 def name_problems(config: Config) -> list[str]:
@@ -67,7 +85,7 @@ def name_problems(config: Config) -> list[str]:
     if config.activations.precision not in PRECISIONS:
         out.append(f"activations.precision: unknown {config.activations.precision!r}; known: {', '.join(PRECISIONS)}")
     problem = _concept_set_problem(config)
-    return out + ([problem] if problem else [])
+    return out + ([problem] if problem else []) + _scores_problems(config)
 
 
 def validate(config: Config) -> Config:

@@ -29,10 +29,11 @@ def pool_rows(output: torch.Tensor, spec: LayerSpec, pool: str) -> torch.Tensor:
 
     conv (rows, C, T, F): mean over time x frequency; tokens (rows, S, D): ``cls`` = token 0, ``mean`` /
     ``max`` over all tokens; (rows, D) as is. Reduces first, casts after: no float32 copy of a bf16 output.
+    SAE latents come channel-last ((rows, T, F, L) or (rows, S, L); ``models.sae``), pooled the same way.
     """
     if pool not in POOLS:
         raise ActivationsError(f"pool must be one of {POOLS}, got {pool!r}")
-    out, f32 = output.detach(), torch.float32
+    out, f32 = _unit_axis_1(output.detach(), spec), torch.float32
     if out.ndim == 4:
         out = out.mean(dim=(2, 3), dtype=f32)
     elif out.ndim == 3:
@@ -45,6 +46,11 @@ def pool_rows(output: torch.Tensor, spec: LayerSpec, pool: str) -> torch.Tensor:
     if out.shape[-1] != spec.n_neurons:
         raise ActivationsError(f"layer {spec.name!r}: {out.shape[-1]} units, LayerSpec says {spec.n_neurons}")
     return out
+
+
+def _unit_axis_1(output: torch.Tensor, spec: LayerSpec) -> torch.Tensor:
+    """An SAE layer's channel-last (rows, T, F, L) codes viewed as a conv output (rows, L, T, F); else as is."""
+    return output.movedim(-1, 1) if spec.kind == "sae" and output.ndim == 4 else output
 
 
 def pool_output(output: torch.Tensor, spec: LayerSpec, n_clips: int, pool: str) -> torch.Tensor:
@@ -62,7 +68,7 @@ def position_maps(output: torch.Tensor, spec: LayerSpec, n_clips: int, token_pre
     f, t = spec.map_freq, spec.map_time
     if f <= 0 or t <= 0:
         raise ActivationsError(f"layer {spec.name!r} has no per-position map")
-    out = output.detach().float()
+    out = _unit_axis_1(output.detach(), spec).float()
     if out.ndim == 4:
         w = out.shape[0] // n_clips
         x = out.reshape(n_clips, w, out.shape[1], out.shape[2], out.shape[3])  # (n, W, C, T, F)
@@ -153,6 +159,15 @@ def _run_hooked(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec]
     finally:
         for h in hooks:
             h.remove()
+
+
+def for_each_output(model: TargetModel, waveforms: np.ndarray, layers: Sequence[LayerSpec], batch_size: int,
+                    on_output: Callable[[LayerSpec, torch.Tensor, int, int], None], precision: str = "float32",
+                    rows: np.ndarray | None = None) -> None:
+    """Forward passes over ``waveforms`` (n_clips, samples) (or only its ``rows``) calling ``on_output(spec,
+    output, start, n)`` inside each layer's hook (``start``: the batch's offset in ``rows``, ``n``: its clips)."""
+    arr = _check(model, waveforms, layers, precision)
+    _run_hooked(model, arr, layers, batch_size, on_output, precision=precision, rows=rows)
 
 
 def _run_compiled(model: TargetModel, arr: np.ndarray, layers: Sequence[LayerSpec], pool: str, batch_size: int,

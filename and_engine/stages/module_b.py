@@ -1,7 +1,10 @@
 """Module B -- summary calibration (SPEC section 7): S_h minus the points that S_l also makes.
 
 ``calibration_points(summaries, encoder)`` splits S_h / S_l into points, embeds them, and gives every
-S_h point its best match in S_l with the cosine (``calibration_points`` rows). ``calibrate(points, t)``
+S_h point its best match in S_l with the cosine (``calibration_points`` rows). With ``keep_opposites``
+(``[module_b] keep_opposites``; off = the paper's rule) an S_l point taking the opposite side of an acoustic
+axis (``text.polarity.opposite``: "quiet" for "loud") is never an S_h point's match, so S_l's opposite
+cannot remove it (a sentence encoder scores "loud" and "quiet" sentences alike). ``calibrate(points, t)``
 re-applies any threshold without re-embedding: a point is removed when its best cosine *exceeds* t
 (strictly greater); the build and the app's live threshold slider both call it.
 ``calibrated_summaries(points, neurons, t)`` -> ``calibrated_summaries`` rows.
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from and_engine.text.answers import strip_chatter
+from and_engine.text.polarity import opposite
 
 MIN_POINT_WORDS = 6  # fragments of 5 words or fewer are dropped
 POINT_COLUMNS = ["model", "layer", "neuron", "point_index", "point", "best_match", "best_cosine"]
@@ -61,8 +65,10 @@ def _sides(summaries: pd.DataFrame) -> pd.DataFrame:
     return wide.reindex(columns=["top", "bottom"]).fillna("")
 
 
-def calibration_points(summaries: pd.DataFrame, encoder, *, model: str, layer: str) -> pd.DataFrame:
-    """summaries (neuron, side top|bottom, summary) of one layer -> every S_h point with its best S_l match."""
+def calibration_points(summaries: pd.DataFrame, encoder, *, model: str, layer: str,
+                       keep_opposites: bool = False) -> pd.DataFrame:
+    """summaries (neuron, side top|bottom, summary) of one layer -> every S_h point with its best S_l match
+    (with ``keep_opposites``: the best S_l point that is not its opposite; none left -> no match, NaN)."""
     wide = _sides(summaries)
     top = {int(n): split_points(s) for n, s in wide["top"].items()}
     bottom = {int(n): split_points(s) for n, s in wide["bottom"].items()}
@@ -73,8 +79,10 @@ def calibration_points(summaries: pd.DataFrame, encoder, *, model: str, layer: s
         low = bottom[neuron]
         sims = (np.clip(np.stack([emb[p] for p in points]) @ np.stack([emb[q] for q in low]).T, -1.0, 1.0)
                 if points and low else None)  # clipped: float32 rounding must not push a cosine past 1
+        if sims is not None and keep_opposites:
+            sims[[[opposite(p, q) for q in low] for p in points]] = -np.inf
         for i, point in enumerate(points):
-            j = int(np.argmax(sims[i])) if sims is not None else -1
+            j = int(np.argmax(sims[i])) if sims is not None and np.isfinite(sims[i]).any() else -1
             rows.append((model, layer, neuron, i, point, low[j] if j >= 0 else None,
                          float(sims[i, j]) if j >= 0 else float("nan")))
     return pd.DataFrame(rows, columns=POINT_COLUMNS).astype({"neuron": "int32", "point_index": "int32"})

@@ -8,24 +8,21 @@ and the ``steps`` row, all in one transaction (see ``commit_step``).
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from and_engine.store import schema
+from and_engine.store.connection import SharedConnection, StoreError, StoreLockedError
 
-
-class StoreError(RuntimeError):
-    """The results database is missing, locked or does not hold what was asked for."""
+__all__ = ["ResultsStore", "StoreError", "StoreLockedError", "check_values", "scope_key"]
 
 
 def _now() -> datetime:
@@ -53,24 +50,30 @@ def _check_columns(table: str, cols: Iterable[str]) -> list[str]:
 
 
 class ResultsStore:
-    """A DuckDB results database. ``read_only=True`` for the app and reports."""
+    """A DuckDB results database. ``read_only=True`` for the app and reports.
 
-    def __init__(self, path: str | Path, read_only: bool = False):
+    ``wait_s``: how long to wait, retrying, while another process holds the file (0 = fail at once);
+    ``idle_s``: close the file after this many seconds without use (the build: other processes get in
+    while a step computes); ``on_wait(message)`` is told once when a wait gets long.
+    """
+
+    def __init__(self, path: str | Path, read_only: bool = False, wait_s: float = 0.0, idle_s: float | None = None,
+                 on_wait: Callable[[str], None] | None = None):
         self.path = Path(path)
         self.read_only = read_only
         if read_only and not self.path.exists():
             raise StoreError(f"results database not found: {self.path} (build it: python -m and_engine build)")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            raise StoreError(f"cannot open {self.path}: {exc}") from exc
-        self._lock = threading.RLock()
-        if not read_only:
-            with self._lock:
+        self._db = SharedConnection(self.path, read_only, wait_s, idle_s, on_wait)
+        with self._db.use() as con:
+            if not read_only:
                 for ddl in schema.create_statements():
-                    self.con.execute(ddl)
+                    con.execute(ddl)
+
+    def release(self) -> None:
+        """Close the file until the next use (other processes may open it meanwhile)."""
+        self._db.release()
 
     # ---------- reads ----------
     def read(self, table: str, columns: list[str] | None = None, order_by: list[str] | None = None,
@@ -99,20 +102,20 @@ class ResultsStore:
 
     def query_df(self, sql: str, params: list | tuple = ()) -> pd.DataFrame:
         """Run a parameterised SELECT -> DataFrame (thread-safe on this store's connection)."""
-        with self._lock:
-            return self.con.execute(sql, list(params)).df()
+        with self._db.use() as con:
+            return con.execute(sql, list(params)).df()
 
     def count(self, table: str, **filters: Any) -> int:
         _check_columns(table, filters)
         where = " AND ".join(f'"{c}" = ?' for c in filters)
         sql = f'SELECT count(*) FROM "{_table(table)}"' + (f" WHERE {where}" if where else "")
-        with self._lock:
-            return int(self.con.execute(sql, list(filters.values())).fetchall()[0][0])
+        with self._db.use() as con:
+            return int(con.execute(sql, list(filters.values())).fetchall()[0][0])
 
     def read_activations(self, model: str, layer: str) -> np.ndarray:
         """-> (n_clips, n_neurons) float32 activation matrix of one layer (rows in clip_id order)."""
-        with self._lock:
-            tbl = self.con.sql(
+        with self._db.use() as con:
+            tbl = con.sql(
                 'SELECT "neuron", "values" FROM "activations" WHERE "model" = ? AND "layer" = ? ORDER BY "neuron"',
                 params=[model, layer],
             ).to_arrow_table()
@@ -125,8 +128,8 @@ class ResultsStore:
 
     def fingerprint(self, stage: str, scope: Mapping[str, Any]) -> str | None:
         """The fingerprint of the committed step (stage, scope), or None if it was never completed."""
-        with self._lock:
-            row = self.con.execute(
+        with self._db.use() as con:
+            row = con.execute(
                 'SELECT "fingerprint" FROM "steps" WHERE "stage" = ? AND "scope" = ?', [stage, scope_key(scope)]
             ).fetchall()
         return row[0][0] if row else None
@@ -140,26 +143,26 @@ class ResultsStore:
         key = scope_key(scope)
         prepared = {name: _prepare(name, rows, step_id) for name, rows in tables.items()}
         n_rows = sum(t.num_rows for t in prepared.values())
-        with self._lock:
-            self.con.execute("BEGIN TRANSACTION")
+        with self._db.use() as con:
+            con.execute("BEGIN TRANSACTION")
             try:
-                old = [r[0] for r in self.con.execute(
+                old = [r[0] for r in con.execute(
                     'SELECT "step_id" FROM "steps" WHERE "stage" = ? AND "scope" = ?', [stage, key]).fetchall()]
                 if old:
                     marks = ", ".join("?" for _ in old)
                     for name in schema.RESULT_TABLES:
-                        self.con.execute(f'DELETE FROM "{name}" WHERE "step_id" IN ({marks})', old)
-                    self.con.execute(f'DELETE FROM "steps" WHERE "step_id" IN ({marks})', old)
+                        con.execute(f'DELETE FROM "{name}" WHERE "step_id" IN ({marks})', old)
+                    con.execute(f'DELETE FROM "steps" WHERE "step_id" IN ({marks})', old)
                 for name, tbl in prepared.items():
                     self._insert_rows(name, tbl)
-                self.con.execute(
+                con.execute(
                     'INSERT INTO "steps" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
                     [step_id, run_id, stage, key, json.dumps(params, sort_keys=True, default=str), fingerprint,
                      code_version, started_at, _now(), n_rows],
                 )
-                self.con.execute("COMMIT")
+                con.execute("COMMIT")
             except BaseException:
-                self.con.execute("ROLLBACK")
+                con.execute("ROLLBACK")
                 raise
         return step_id
 
@@ -172,45 +175,46 @@ class ResultsStore:
         configuration leaves no stale rows behind for later stages (or the app) to read.
         """
         only = None if stages is None else set(stages)
-        with self._lock:
-            steps = self.con.execute('SELECT "step_id", "stage", "scope" FROM "steps"').fetchall()
+        with self._db.use() as con:
+            steps = con.execute('SELECT "step_id", "stage", "scope" FROM "steps"').fetchall()
             gone = [(sid, stage, scope) for sid, stage, scope in steps
                     if (stage, scope) not in keep and (only is None or stage in only)]
             if not gone:
                 return []
             ids = [sid for sid, _, _ in gone]
             marks = ", ".join("?" for _ in ids)
-            self.con.execute("BEGIN TRANSACTION")
+            con.execute("BEGIN TRANSACTION")
             try:
                 for name in schema.RESULT_TABLES:
-                    self.con.execute(f'DELETE FROM "{name}" WHERE "step_id" IN ({marks})', ids)
-                self.con.execute(f'DELETE FROM "steps" WHERE "step_id" IN ({marks})', ids)
-                self.con.execute("COMMIT")
+                    con.execute(f'DELETE FROM "{name}" WHERE "step_id" IN ({marks})', ids)
+                con.execute(f'DELETE FROM "steps" WHERE "step_id" IN ({marks})', ids)
+                con.execute("COMMIT")
             except BaseException:
-                self.con.execute("ROLLBACK")
+                con.execute("ROLLBACK")
                 raise
         return [(stage, scope) for _, stage, scope in gone]
 
     def _insert_rows(self, table: str, tbl: pa.Table) -> None:
-        """INSERT a prepared arrow table into ``table`` (inside the caller's transaction)."""
-        self.con.register("_incoming", tbl)
-        try:
-            cols = ", ".join(f'"{c}"' for c in tbl.column_names)
-            self.con.execute(f'INSERT INTO "{_table(table)}" ({cols}) SELECT {cols} FROM _incoming')
-        finally:
-            self.con.unregister("_incoming")
+        """INSERT a prepared arrow table into ``table`` (inside the caller's transaction: same connection)."""
+        with self._db.use() as con:
+            con.register("_incoming", tbl)
+            try:
+                cols = ", ".join(f'"{c}"' for c in tbl.column_names)
+                con.execute(f'INSERT INTO "{_table(table)}" ({cols}) SELECT {cols} FROM _incoming')
+            finally:
+                con.unregister("_incoming")
 
     def record_run(self, run_id: str, config_name: str, config_json: str, config_hash: str, code_version: str,
                    status: str, finished: bool = False) -> None:
         """Insert or update the ``runs`` row of this build (``status`` one of ``schema.RUN_STATUSES``)."""
         check_values("runs", pa.table({"status": [status]}))
-        with self._lock:
-            exists = self.con.execute('SELECT 1 FROM "runs" WHERE "run_id" = ?', [run_id]).fetchall()
+        with self._db.use() as con:
+            exists = con.execute('SELECT 1 FROM "runs" WHERE "run_id" = ?', [run_id]).fetchall()
             if exists:
-                self.con.execute('UPDATE "runs" SET "status" = ?, "finished_at" = ? WHERE "run_id" = ?',
+                con.execute('UPDATE "runs" SET "status" = ?, "finished_at" = ? WHERE "run_id" = ?',
                                  [status, _now() if finished else None, run_id])
             else:
-                self.con.execute('INSERT INTO "runs" VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                con.execute('INSERT INTO "runs" VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
                                  [run_id, config_name, config_json, config_hash, code_version, _now(), None, status])
 
     # ---------- LLM cache ----------
@@ -219,11 +223,11 @@ class ResultsStore:
         if not keys:
             return {}
         out: dict[str, str] = {}
-        with self._lock:
+        with self._db.use() as con:
             for i in range(0, len(keys), 5000):
                 chunk = list(keys[i:i + 5000])
                 marks = ", ".join("?" for _ in chunk)
-                rows = self.con.execute(
+                rows = con.execute(
                     f'SELECT "cache_key", "response" FROM "llm_cache" WHERE "cache_key" IN ({marks})', chunk
                 ).fetchall()
                 out.update(dict(rows))
@@ -232,8 +236,8 @@ class ResultsStore:
     def cache_lengths(self, backend: str, llm_model: str, prefix: str) -> tuple[int, float]:
         """(answers, their mean length in characters) in ``llm_cache`` for one backend + model, of the prompts
         that start with ``prefix`` (a template's fixed start)."""
-        with self._lock:
-            n, chars = self.con.execute(
+        with self._db.use() as con:
+            n, chars = con.execute(
                 'SELECT count(*), avg(length("response")) FROM "llm_cache" WHERE "backend" = ? AND "llm_model" = ? '
                 'AND starts_with("prompt", ?)', [backend, llm_model, prefix]).fetchone()
         return int(n), float(chars or 0.0)
@@ -247,22 +251,21 @@ class ResultsStore:
         frame = pd.DataFrame([{c: (r.get(c) or now) if c == "created_at" else r.get(c) for c in cols} for r in rows],
                              columns=cols).drop_duplicates("cache_key")
         names = ", ".join(f'"{c}"' for c in cols)
-        with self._lock:
-            self.con.execute("BEGIN TRANSACTION")
+        with self._db.use() as con:
+            con.execute("BEGIN TRANSACTION")
             try:
-                self.con.register("_cache_rows", frame)
-                self.con.execute(f'INSERT INTO "llm_cache" ({names}) SELECT {names} FROM _cache_rows '
+                con.register("_cache_rows", frame)
+                con.execute(f'INSERT INTO "llm_cache" ({names}) SELECT {names} FROM _cache_rows '
                                  "ON CONFLICT DO NOTHING")
-                self.con.execute("COMMIT")
+                con.execute("COMMIT")
             except BaseException:
-                self.con.execute("ROLLBACK")
+                con.execute("ROLLBACK")
                 raise
             finally:
-                self.con.unregister("_cache_rows")
+                con.unregister("_cache_rows")
 
     def close(self) -> None:
-        with self._lock:
-            self.con.close()
+        self._db.close()
 
     def __enter__(self) -> ResultsStore:
         return self

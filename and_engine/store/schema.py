@@ -27,6 +27,26 @@ SUMMARY_STATUSES = ("ok", "truncated", "empty", "garbage")  # summaries.status (
 RUN_STATUSES = ("running", "done", "failed", "interrupted")
 RUN_DONE = "done"
 FIRST_RANK = 1  # every rank column starts at 1 (the best concept, the most-activating clip, ...)
+# explanation sources that are scored (explanation_scores.source): S_h, S_h^c, each closed-set method's rank-1
+# concept ("DB/<similarity>", "TAB/<similarity>", "ICL"), the C_open adjectives, and the chance control: the
+# S_h^c of another neuron of the same layer
+SOURCE_SUMMARY, SOURCE_CALIBRATED, SOURCE_ICL = "S_h", "S_h^c", "ICL"
+SOURCE_ADJECTIVES, SOURCE_SHUFFLED = "adjectives", "shuffled"
+EXPLANATION_SOURCES = (SOURCE_SUMMARY, SOURCE_CALIBRATED, *(f"{m}/{s}" for m in ("DB", "TAB") for s in SIMILARITIES),
+                       SOURCE_ICL, SOURCE_ADJECTIVES, SOURCE_SHUFFLED)
+EMBEDDING_SCORERS = ("embedding", "audio-text")  # no LLM: scores.scorers
+LLM_SCORERS = ("detection", "simulation")  # an LLM judges captions: scores.llm_scorers
+SCORE_METRICS = ("auc", "pearson_r", "balanced_accuracy")  # the metric columns of explanation_scores
+TRUTH_MEASURES = ("captions_name_label", "names_majority", "names_majority_where_captions_do")  # truth_rates
+
+
+def closed_source(method: str, similarity: str) -> str:
+    """A closed-set method's rank-1 concept as an explanation source: ``DB/cos``, ``TAB/wpmi``, ``ICL``."""
+    return SOURCE_ICL if method == "ICL" else f"{method}/{similarity}"
+
+
+# related_neurons.relation: the most correlated neurons of the same layer, the model's other layers, other models
+RELATIONS = ("same_layer", "other_layer", "other_model")
 
 VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "summaries": {"side": SIDES, "status": SUMMARY_STATUSES},
@@ -36,8 +56,15 @@ VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "pruning_summary": {"method": PRUNING_METHODS},
     "pruning_per_class": {"method": PRUNING_METHODS},
     "runs": {"status": RUN_STATUSES},
+    "explanations": {"source": EXPLANATION_SOURCES},
+    "explanation_scores": {"source": EXPLANATION_SOURCES, "scorer": (*EMBEDDING_SCORERS, *LLM_SCORERS)},
+    "score_summary": {"source": EXPLANATION_SOURCES, "scorer": (*EMBEDDING_SCORERS, *LLM_SCORERS),
+                      "metric": SCORE_METRICS},
+    "explanation_truth": {"source": EXPLANATION_SOURCES},
+    "truth_rates": {"measure": TRUTH_MEASURES, "source": ("", *EXPLANATION_SOURCES)},
+    "related_neurons": {"relation": RELATIONS},
 }
-RANKED = {"closed_concepts": "rank", "activation_maps": "rank", "top_adjectives": "rank"}
+RANKED = {"closed_concepts": "rank", "activation_maps": "rank", "top_adjectives": "rank", "related_neurons": "rank"}
 
 RAW_BLOB = "BLOB USING COMPRESSION uncompressed"  # blobs read a few rows at a time (see clip_media)
 # name -> [(column, duckdb type)]; "step_id" is added to every table except the bookkeeping ones.
@@ -89,6 +116,16 @@ RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
     "clip_media": [
         ("sample_rate", "INTEGER"), ("clip_id", "INTEGER"), ("audio", RAW_BLOB), ("audio_mime", "VARCHAR"),
         ("n_mels", "INTEGER"), ("n_frames", "INTEGER"), ("spectrogram", RAW_BLOB),
+    ],
+    # sparse autoencoders of models[].sae_layers (docs/sae.md): one row per SAE layer; fve / l0 / dead / dense on
+    # the vectors of the clips outside the held-out fold (fve_typical: less the n_outliers left out of training),
+    # fve_heldout on the held-out fold's
+    "sae_metrics": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("source_layer", "VARCHAR"), ("n_inputs", "INTEGER"),
+        ("n_latents", "INTEGER"), ("k", "INTEGER"), ("n_vectors", "INTEGER"), ("n_outliers", "INTEGER"),
+        ("n_heldout_vectors", "INTEGER"), ("fve", "DOUBLE"), ("fve_typical", "DOUBLE"), ("fve_heldout", "DOUBLE"),
+        ("l0", "DOUBLE"), ("n_dead", "INTEGER"), ("n_dense", "INTEGER"), ("dense_fraction", "DOUBLE"),
+        ("checkpoint", "VARCHAR"),
     ],
     # 5. summaries S_h ("top") and S_l ("bottom"); backend/model per row for subset overrides
     "summaries": [
@@ -156,6 +193,49 @@ RESULT_TABLES: dict[str, list[tuple[str, str]]] = {
         ("model", "VARCHAR"), ("adjective", "VARCHAR"), ("has_adjective", "BOOLEAN"), ("n_neurons", "INTEGER"),
         ("mean_amplitude", "DOUBLE"), ("mean_median_frequency_hz", "DOUBLE"),
     ],
+    # 10. scores of every explanation on clips it was not written from (stages/scores.py, docs/scores.md)
+    "explanations": [  # the exact text scored per neuron and source
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("source", "VARCHAR"),
+        ("explanation", "VARCHAR"),
+    ],
+    "scoring_sets": [  # each neuron's scoring clips (never its top-K / bottom-K) and which count as activating
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("clip_ids", "INTEGER[]"),
+        ("activating", "BOOLEAN[]"),
+    ],
+    "explanation_scores": [  # NULL where a scorer does not define the metric or the neuron cannot be scored
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("source", "VARCHAR"),
+        ("scorer", "VARCHAR"), ("auc", "DOUBLE"), ("pearson_r", "DOUBLE"), ("balanced_accuracy", "DOUBLE"),
+        ("n_clips", "INTEGER"), ("n_malformed", "INTEGER"),
+    ],
+    "score_summary": [  # per layer, source, scorer and metric: the distribution over neurons (Overview, report)
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("source", "VARCHAR"), ("scorer", "VARCHAR"),
+        ("metric", "VARCHAR"), ("n_neurons", "INTEGER"), ("mean", "DOUBLE"), ("q10", "DOUBLE"), ("q25", "DOUBLE"),
+        ("median", "DOUBLE"), ("q75", "DOUBLE"), ("q90", "DOUBLE"),
+    ],
+    # 11. ground truth where the probing set has labels (stages/ground_truth.py)
+    "caption_truth": [("clip_id", "INTEGER"), ("label", "VARCHAR"), ("names_label", "BOOLEAN")],
+    "neuron_truth": [  # the majority label of the top-K clips, its share, and how many top-K captions name it
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("majority_label", "VARCHAR"),
+        ("purity", "DOUBLE"), ("n_naming_captions", "INTEGER"),
+    ],
+    "explanation_truth": [
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("source", "VARCHAR"),
+        ("names_majority", "BOOLEAN"),
+    ],
+    "truth_rates": [  # hits / total per layer, measure and explanation source ("" for captions)
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("measure", "VARCHAR"), ("source", "VARCHAR"),
+        ("hits", "INTEGER"), ("total", "INTEGER"), ("rate", "DOUBLE"),
+    ],
+    # related neurons by the Pearson correlation of their activations over the probing set (analyses/related.py)
+    "related_neurons": [  # each neuron's top-N per relation, rank 1 = highest correlation
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("relation", "VARCHAR"),
+        ("rank", "INTEGER"), ("other_model", "VARCHAR"), ("other_layer", "VARCHAR"), ("other_neuron", "INTEGER"),
+        ("correlation", "DOUBLE"),
+    ],
+    "neuron_partners": [  # each neuron's best partner in every layer of every other model (the compare page)
+        ("model", "VARCHAR"), ("layer", "VARCHAR"), ("neuron", "INTEGER"), ("other_model", "VARCHAR"),
+        ("other_layer", "VARCHAR"), ("other_neuron", "INTEGER"), ("correlation", "DOUBLE"),
+    ],
 }
 
 # Bookkeeping tables (no step_id).
@@ -186,6 +266,13 @@ INDEXES = {
     "calibration_points": ("model", "layer", "neuron"),
     "open_concepts": ("word",),
     "clip_media": ("sample_rate", "clip_id"),
+    "explanations": ("model", "layer", "neuron"),
+    "scoring_sets": ("model", "layer", "neuron"),
+    "explanation_scores": ("model", "layer", "neuron"),
+    "explanation_truth": ("model", "layer", "neuron"),
+    "neuron_truth": ("model", "layer", "neuron"),
+    "related_neurons": ("model", "layer", "neuron"),
+    "neuron_partners": ("model", "other_model"),
     "steps": ("stage", "scope"),
 }
 

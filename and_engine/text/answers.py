@@ -4,6 +4,7 @@
 ``ok``; ``truncated`` (a cut-off trailing fragment was dropped); ``empty`` (nothing left after cleaning);
 ``garbage`` (mostly non-text or one token repeated; stored as ""). An unusable answer is stored as the
 empty string with its status, so downstream modules see "no summary" rather than noise.
+``is_no_answer(answer)`` says whether a (closed-set) answer names nothing: "none", "unknown", "N/A", "".
 """
 
 from __future__ import annotations
@@ -32,6 +33,21 @@ _TERMINAL = ".!?)\"'”’:;"
 _FRAGMENT = re.compile(r"^(.*[.!?])\s+([^.!?]+)$")  # complete sentence(s) + an unfinished one
 _FUNCTION_WORDS = frozenset(("a an the of to in on at by for with and or but as from that which is are was were be "
                              "its their this these those than then very").split())
+
+
+_NO_ANSWER = re.compile(
+    r"^(none|nothing|unknown|unclear|uncertain|n/?a|no answer|no (suitable |matching )?(class|classname|concept)s?"
+    r"|no match|not sure|none of (the|them|these)|(it )?cannot be determined|(i )?cannot (tell|determine|say)"
+    r"|(i )?can'?t (tell|determine|say)|(i )?(do not|don'?t) know)\b",
+    re.IGNORECASE,
+)
+
+
+def is_no_answer(answer: str) -> bool:
+    """A closed-set answer (the text after "Answer:") -> True when it names nothing: empty, "none",
+    "unknown", "N/A", "no suitable classname", "cannot determine", "I don't know"."""
+    text = str(answer or "").strip().strip("'\"*.()[]").strip()
+    return not text or bool(_NO_ANSWER.match(text))
 
 
 def strip_chatter(text: str) -> str:

@@ -62,7 +62,7 @@ several many various different similar first second third fourth fifth overall a
 includes including along whole entire around mostly slightly somewhat quite rather fairly part
 quality texture level levels changes change set active components time seconds second events per lasting
 bursts heard possibly together present unidentified unclear hard tell produces source something may
-contain contains containing way
+contain contains containing way moments moment
 """.split())
 # Multi-word descriptors rewritten to one token before counting (so "strong changes in level" is one idea).
 PHRASES: tuple[tuple[str, str], ...] = (

@@ -6,6 +6,9 @@ Every module that talks to an LLM builds its prompts here, so the templates are 
 * summary   -- ``build_summary_prompt(captions)``: S_h / S_l of a neuron from its top-K / bottom-K captions.
 * icl       -- ``build_icl_prompt(concepts, description)``: pick a closed-set concept (Table 5, 2-shot).
 * adjective -- ``build_adjective_prompt(adjective)``: is this adjective acoustic? (Module C filter).
+* detection / simulation -- ``build_judge_prompt(kind, explanation, captions)``: which captioned clips fit an
+  explanation (0/1 each, Delphi's detection) / how strongly the neuron fires on each (0-10, OpenAI's
+  simulation); ``parse_number_list`` reads the answer (docs/scores.md).
 """
 
 from __future__ import annotations
@@ -60,6 +63,20 @@ ICL_EXAMPLES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+JUDGE_HEAD = "A neuron of an audio network is explained as follows."
+JUDGE_TASKS = {
+    "detection": ("Below are descriptions of audio clips. For each clip, decide whether the explanation fits it, "
+                  "that is, whether the neuron would respond to it. Reply with one number per clip, 1 if it fits "
+                  "and 0 if not, as a list in clip order, for example [1, 0, 0, 1]."),
+    "simulation": ("Below are descriptions of audio clips. For each clip, predict how strongly the neuron responds "
+                   "to it, from 0 (not at all) to 10 (as strongly as it ever does). Reply with one whole number per "
+                   "clip, as a list in clip order, for example [0, 10, 3, 0]."),
+}
+JUDGE_RANGES = {"detection": (0, 1), "simulation": (0, 10)}  # the values an answer may hold
+DETECTION_TEMPLATE_ID, SIMULATION_TEMPLATE_ID = "and-detection-v1", "and-simulation-v1"
+JUDGE_TEMPLATE_IDS = {"detection": DETECTION_TEMPLATE_ID, "simulation": SIMULATION_TEMPLATE_ID}
+
+
 class PromptError(ValueError):
     """A prompt cannot be built (bad input) or parsed (unknown kind); the message says which."""
 
@@ -98,9 +115,24 @@ def build_icl_prompt(concepts: Sequence[str], description: str) -> str:
     return "\n\n".join(parts)
 
 
+def _line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def build_judge_prompt(kind: str, explanation: str, captions: Sequence[str]) -> str:
+    """``detection`` / ``simulation`` + an explanation (one line) + n captions -> the prompt, ending 'Answer:'."""
+    if kind not in JUDGE_TASKS:
+        raise PromptError(f"build_judge_prompt: kind must be one of {list(JUDGE_TASKS)}, got {kind!r}")
+    if not _line(explanation) or not captions or any(not _line(c) for c in captions):
+        raise PromptError("build_judge_prompt: an explanation and non-empty captions are needed")
+    clips = "\n".join(f"Clip {i}: {_line(c)}" for i, c in enumerate(captions, start=1))
+    return f"{JUDGE_HEAD} {JUDGE_TASKS[kind]}\nExplanation: {_line(explanation)}\n{clips}\nAnswer:"
+
+
 @dataclass(frozen=True)
 class ParsedPrompt:
-    """A prompt recognised by its template: kind in {summary, icl, adjective} and its fields."""
+    """A prompt recognised by its template: kind in {summary, icl, adjective, detection, simulation} and its
+    fields (a judge prompt's explanation is in ``description``)."""
 
     kind: str
     captions: tuple[str, ...] = ()
@@ -124,6 +156,12 @@ def parse_prompt(prompt: str) -> ParsedPrompt:
     m = _ADJ_RE.match(prompt.strip())
     if m:
         return ParsedPrompt("adjective", adjective=m.group("adj"))
+    for kind, task in JUDGE_TASKS.items():
+        if prompt.startswith(f"{JUDGE_HEAD} {task}\n"):
+            lines = prompt.splitlines()[1:]
+            explanation = lines[0].removeprefix("Explanation: ") if lines else ""
+            caps = tuple(re.sub(r"^Clip \d+: ", "", line) for line in lines[1:] if re.match(r"^Clip \d+: ", line))
+            return ParsedPrompt(kind, captions=caps, description=explanation)
     if prompt.startswith(_ICL_HEAD):
         concepts = prompt[len(_ICL_HEAD) + 1 :].split("]", 1)[0]
         desc = prompt.rsplit("Now your turn:\nDescription: ", 1)[-1].rsplit("\nResponse:", 1)[0]
@@ -144,3 +182,27 @@ def parse_yes_no(text: str) -> bool | None:
     """An adjective answer -> True (yes), False (no), or None when it says neither first."""
     m = re.search(r"\b(yes|no)\b", text.lower())
     return None if m is None else m.group(1) == "yes"
+
+
+_LIST = re.compile(r"\[([^\[\]]*)\]")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_CLIP_LINE = re.compile(r"clip\s*(\d+)\s*[:=\-]\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def parse_number_list(text: str, n: int, low: float, high: float) -> list[float] | None:
+    """A judge's answer -> n numbers in [low, high], or None when it holds no such answer (a malformed answer).
+
+    Read after the last 'Answer:' if there is one: the last bracketed list of n numbers, else n 'Clip i: v'
+    lines, else the text's numbers when there are exactly n."""
+    text = str(text or "")
+    idx = text.lower().rfind("answer:")
+    tail = text[idx + len("answer:"):] if idx >= 0 else text
+    candidates = [[float(x) for x in _NUMBER.findall(m)] for m in _LIST.findall(tail)][::-1]
+    lines = {int(i): float(v) for i, v in _CLIP_LINE.findall(tail)}
+    if sorted(lines) == list(range(1, n + 1)):
+        candidates.append([lines[i] for i in range(1, n + 1)])
+    candidates.append([float(x) for x in _NUMBER.findall(tail)])
+    for values in candidates:
+        if len(values) == n and all(low <= v <= high for v in values):
+            return values
+    return None

@@ -21,7 +21,7 @@ IDEAS: dict[str, tuple[tuple[str, ...], str]] = {
     "loud": (("loud", "deafening", "booming", "thunderous"),
              "{Count} [are/is] loud and forceful, blaring at high volume."),
     "moderately-loud": (("moderately-loud", "moderate"),
-                        "{Count} [sit/sits] at a medium, moderate volume, comfortable to listen to."),
+                        "{Count} [sit/sits] at a medium, moderate volume, in the middle of the range."),
     "quiet": (("quiet", "soft", "faint", "hushed", "silent"),
               "{Count} [are/is] quiet, faint and hushed, barely audible."),
     "relatively-loud": (("relatively-loud",), "Compared with the rest, {count} [are/is] turned up higher and louder."),
@@ -31,23 +31,23 @@ IDEAS: dict[str, tuple[tuple[str, ...], str]] = {
     # pitch
     "high-pitched": (("high-pitched", "shrill", "squeaky"),
                      "A shrill, squeaky, high-pitched whine pierces through {count}."),
-    "low-pitched": (("low-pitched", "deep", "bassy"), "Deep, bassy, low-pitched rumbling underlies {count}."),
+    "low-pitched": (("low-pitched", "deep", "bassy"), "A deep, bassy, low-pitched hum underlies {count}."),
     "mid-pitched": (("mid-pitched",), "{Count} [are/is] mid-pitched, hovering in a middle register."),
-    "high-frequency": (("high-frequency",), "Bright, hissy high-frequency energy fills {count}."),
+    "high-frequency": (("high-frequency",), "Bright, treble-heavy high-frequency energy fills {count}."),
     "low-frequency": (("low-frequency",), "Heavy, dull low-frequency bass weighs down {count}."),
     "mid-range": (("mid-range",), "{Count} [have/has] a balanced, neutral mid-range spectrum."),
     # timbre
     "noisy": (("noisy",), "A grainy, hissing, static-like noisy texture pervades {count}."),
-    "tonal": (("tonal", "harmonic"), "{Count} [are/is] tonal, carrying pure, pitched notes."),
+    "tonal": (("tonal", "harmonic"), "{Count} [are/is] tonal, with a stable, clearly pitched note."),
     # time structure
     "repetitive": (("repetitive", "rhythmic", "repeated", "periodic", "regular", "pulsing"),
                    "{Count} [repeat/repeats] events in a regular, repetitive rhythm, evenly spaced like a beat."),
     "intermittent": (("intermittent", "irregular", "sporadic", "occasional"),
                      "{Count} [are/is] intermittent, stuttering erratically in scattered, haphazard bursts."),
     "continuous": (("continuous", "steady", "constant", "sustained", "stationary"),
-                   "{Count} [are/is] continuous, droning on unbroken and steady."),
+                   "{Count} [are/is] continuous, going on unbroken and steady."),
     "brief": (("brief", "short", "momentary", "transient"),
-              "{Count} [are/is] brief, over almost instantly, a single momentary blip."),
+              "{Count} [are/is] brief, over almost instantly, a momentary sound."),
 }
 IDEA_OF: dict[str, str] = {alias: idea for idea, (aliases, _) in IDEAS.items() for alias in aliases}
 
@@ -67,6 +67,7 @@ SOURCE_FRAMES = (
     "{Count} [contain/contains] recognisable {sources}.",
     "{Sources} [[are/is]] present in {count}.",
 )
+HEDGED_FRAME = "{Sources} can possibly be heard in {count}."  # most captions naming them only said "possibly"
 MIN_WORDS = 6  # Module B drops points of 5 words or fewer
 _VERB = re.compile(r"\[(\w+)/(\w+)\]")  # [plural/singular] verb form, agreeing with the count
 _NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve".split()
@@ -92,10 +93,11 @@ def _fill(frame: str, count: str, one: bool, **fields: str) -> str:
     return text.format(count=count, Count=count[0].upper() + count[1:], **fields)
 
 
-def source_point(words: Sequence[str], n: int, k: int) -> str:
-    """Shared sound-source words + how many clips share them -> one sentence of at least 6 words."""
+def source_point(words: Sequence[str], n: int, k: int, hedged: bool = False) -> str:
+    """Shared sound-source words + how many clips share them -> one sentence of at least 6 words;
+    ``hedged``: the captions mostly named them as possible only, and so does the sentence."""
     sources = join_words(list(words))
-    frame = SOURCE_FRAMES[zlib.crc32(" ".join(words).encode()) % len(SOURCE_FRAMES)]
+    frame = HEDGED_FRAME if hedged else SOURCE_FRAMES[zlib.crc32(" ".join(words).encode()) % len(SOURCE_FRAMES)]
     frame = frame.replace("[[are/is]]", "are" if len(words) > 1 else "is")
     text = _fill(frame, count_phrase(n, k), n == 1, sources=sources, Sources=sources[0].upper() + sources[1:])
     if len(text.split()) < MIN_WORDS:  # e.g. "Both clips feature rain prominently."

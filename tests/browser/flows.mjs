@@ -1,6 +1,7 @@
 // Real-browser flows for AND Explorer, run by tests/test_browser.py against a running app.
 // env: BASE_URL (http://127.0.0.1:PORT), USER_DATA_DIR (fresh folder), SCREENSHOT_DIR (optional),
-// NEURON (model/layer/neuron to open; default the test fixture's), PRUNE_METHOD (default OCP).
+// NEURON (model/layer/neuron to open; default the test fixture's), PRUNE_METHOD (default OCP),
+// UPLOAD_CLIP (an audio file for Query by sound; default a demo clip).
 // Prints one JSON line of findings; exits non-zero on the first failed check.
 import { chromium } from "playwright-core";
 import path from "node:path";
@@ -29,6 +30,20 @@ async function chartsDrawn(page, n) {
   return await page.locator('[data-testid="stVegaLiteChart"]').count();
 }
 
+function chart(page, title) {
+  // the Vega-Lite chart whose (SVG) title contains ``title``
+  return page.locator('[data-testid="stVegaLiteChart"]').filter({ hasText: title });
+}
+
+// a viewport screenshot with ``text`` at its top (one view of a long page)
+async function shotAt(page, text, name) {
+  if (!shots) return;
+  await page.getByText(text, { exact: true }).first().scrollIntoViewIfNeeded();
+  await page.getByText(text, { exact: true }).first().evaluate((e) => e.scrollIntoView({ block: "start" }));
+  await page.waitForTimeout(800);
+  await page.screenshot({ path: path.join(shots, `${name}.png`) });
+}
+
 async function metric(page, label) {
   const m = page.locator('[data-testid="stMetric"]').filter({ hasText: label });
   return (await m.locator('[data-testid="stMetricValue"]').innerText()).trim();
@@ -51,10 +66,10 @@ try {
   await page.getByText(`${nModel} / ${nLayer} / neuron ${nIndex}`).waitFor();
   const nav = await page.locator('[data-testid="stSidebarNav"]').innerText();
   check(nav.includes("Human evaluation") && !nav.includes("shared"), `app.py's page list, got: ${nav}`);
-  await page.locator("audio").nth(9).waitFor({ state: "attached" });
+  await page.locator("audio").nth(19).waitFor({ state: "attached" });
   const audios = page.locator("audio");
   found.audio_players = await audios.count();
-  check(found.audio_players === 10, `10 audio players, found ${found.audio_players}`);
+  check(found.audio_players === 20, `20 audio players (top-K, bottom-K, quantiles), found ${found.audio_players}`);
   const src = await audios.first().getAttribute("src");
   const resp = await page.request.get(new URL(src, base).href);
   found.audio_content_type = resp.headers()["content-type"];
@@ -62,7 +77,7 @@ try {
   // every clip playable (the browser has decoded enough to play) and its time x frequency image drawn
   await page.waitForFunction(() => {
     const a = [...document.querySelectorAll("audio")], im = [...document.querySelectorAll('[data-testid="stImage"] img')];
-    return a.length === 10 && a.every((x) => x.readyState >= 3 && x.duration > 4) &&
+    return a.length === 20 && a.every((x) => x.readyState >= 3 && x.duration > 4) &&
       im.length === 10 && im.every((x) => x.complete && x.naturalWidth > 0);
   }, null, { timeout: T });
   found.audio_playable = await audios.evaluateAll((a) => a.filter((x) => x.readyState >= 3 && !x.error).length);
@@ -73,13 +88,20 @@ try {
   const hist = page.locator('[data-testid="stVegaLiteChart"] svg.marks');
   found.histogram_bars = await hist.locator("g.mark-rect.role-mark > path").count();
   found.histogram_marks = await hist.locator("g.mark-symbol.role-mark > path").count(); // a triangle per clip
+  // every explanation shows its scores (the S_h line and the table of all explanations)
+  found.neuron_scores = await page.getByText(/S_h scores: embedding AUC \d\.\d\d/).first().innerText();
+  await page.getByText("Scores: how well each explanation predicts this neuron on other clips").waitFor();
   await shot(page, "neuron");
 
   // 2. overview
   await page.goto(base, { waitUntil: "domcontentloaded" });
   await page.getByRole("heading", { name: "AND Explorer: overview" }).waitFor();
   await page.getByText("Last-layer accuracy").waitFor();
-  found.overview_charts = await chartsDrawn(page, 3); // Figures 5 and 6, top-20 adjectives
+  found.overview_charts = await chartsDrawn(page, 5); // Figures 5 and 6, top-20 adjectives, 2 score charts
+  // score distributions by explanation source, per layer and within one layer
+  await chart(page, "median embedding AUC per layer, by explanation").waitFor();
+  await chart(page, "embedding AUC of the neurons of").waitFor();
+  found.score_charts = await chart(page, "AUC").count();
   await shot(page, "overview");
 
   // 3. concepts
@@ -106,7 +128,42 @@ try {
   }, null, { timeout: T });
   found.pruned_off = await metric(page, "neurons pruned");
 
-  // 5. rate a neuron and see the rating in the results
+  // 5. query by sound: upload a clip file, then open a neuron from the result
+  await page.goto(`${base}/by_sound`, { waitUntil: "domcontentloaded" });
+  await page.getByText("nothing is kept on disk").waitFor();
+  const clip = process.env.UPLOAD_CLIP || path.resolve("../../data/demo/audio/crackling_fire/crackling_fire_05.ogg");
+  await page.locator('[data-testid="stFileUploader"] input[type="file"]').setInputFiles(clip);
+  await page.getByText(/^percentile \d/).first().waitFor({ timeout: 120000 });
+  const results = page.locator('[data-testid="stMain"] a[data-testid="stPageLink-NavLink"]');
+  found.sound_results = await results.count();
+  check(found.sound_results > 0, "query by sound lists neurons with links");
+  await shot(page, "by_sound");
+  const href = new URL(await results.first().getAttribute("href"), base);
+  await results.first().click();
+  const want = href.searchParams;
+  await page.getByText(`${want.get("model")} / ${want.get("layer")} / neuron ${want.get("neuron")}`).waitFor();
+  found.opened_from_sound = `${want.get("model")}/${want.get("layer")}/${want.get("neuron")}`;
+  check(new URL(page.url()).searchParams.get("neuron") === want.get("neuron"), `neuron page opened: ${page.url()}`);
+
+  // 6. the neuron page's views beyond the explanation: density, related neurons, effect on the output, quantiles
+  await page.getByText("Activation density", { exact: true }).waitFor();
+  await shotAt(page, "Activation density", "neuron_density_related");
+  await page.getByText("measure it on the held-out clips (runs the model)").click();
+  await chart(page, "change of each class's logit").waitFor({ timeout: 120000 });
+  found.effect = await metric(page, "predictions changed");
+  await shotAt(page, "Effect on the output", "neuron_effect");
+  await page.getByText("Clips from every activation quantile", { exact: true }).waitFor();
+  await shotAt(page, "Clips from every activation quantile", "neuron_quantiles");
+
+  // 7. compare two models (one model: the page says why there is nothing to compare)
+  await page.goto(`${base}/compare`, { waitUntil: "domcontentloaded" });
+  await page.getByRole("heading", { name: "Compare two models" }).waitFor();
+  await page.getByText(/Neurons matched by activation correlation|a comparison needs two models/).first().waitFor();
+  found.compare = await page.getByText("a comparison needs two models").count() ? "one model" : "compared";
+  if (found.compare === "compared") await chart(page, "with a partner").waitFor();
+  await shot(page, "compare");
+
+  // 8. rate a neuron and see the rating in the results
   await page.goto(`${base}/human_eval`, { waitUntil: "domcontentloaded" });
   const rater = page.getByLabel("Your rater name");
   await rater.fill("browser-rater");
@@ -121,7 +178,8 @@ try {
   await page.getByText("Saved. Here is the next neuron.").waitFor().catch(() => {});
   await page.getByRole("tab", { name: "Results (Table 3)" }).click();
   await page.getByText("1 rater(s), 3 rating(s), 1 written summaries").waitFor({ timeout: 120000 });
-  await page.locator('[data-testid="stDataFrame"]').waitFor({ timeout: 120000 }); // Table 3 (loads MiniLM)
+  await page.locator('[data-testid="stDataFrame"]').first().waitFor({ timeout: 120000 }); // Table 3 (loads MiniLM)
+  await page.getByText("Ratings vs automatic scores").waitFor();
   found.results = true;
   await shot(page, "human_eval_results");
   console.log(JSON.stringify(found));

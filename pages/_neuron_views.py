@@ -1,0 +1,127 @@
+"""The Neuron page's views beyond its explanation (issue 15): activation density, related neurons, the effect on
+the output, clips from every activation quantile, and the neuron's download. Widgets only: every value comes
+from ``and_engine.explorer``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from and_engine.explorer import aggregates, charts, distribution, effect, export, live, related
+from pages._shared import download, md, pruning_target, results_path
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=600)
+def _layer_density(db_path: str, db_mtime: float, model: str, layer: str, threshold: float, _db) -> dict:
+    return distribution.layer_density(_db, model, layer, threshold)
+
+
+def density_section(db, model: str, layer: str, values: np.ndarray) -> None:
+    """Share of the probing clips the neuron fires on, its dead / always-on flag and the layer's counts."""
+    st.subheader("Activation density")
+    c1, c2, c3, c4 = st.columns(4)
+    threshold = c1.number_input("fires when the activation is above", value=distribution.DENSITY_THRESHOLD,
+                                step=0.1, format="%.2f", key="nr_density_t",
+                                help="The stored activations are the layer's pooled outputs (before the "
+                                     "non-linearity for conv / linear layers).")
+    d = distribution.density(values, threshold)
+    c2.metric("density", f"{d.share_above:.1%}", help=f"share of the {d.n_clips} probing clips above the threshold")
+    c3.metric("flag", "dead" if d.dead else "always on" if d.always_on else "—",
+              help="dead: above the threshold on no probing clip; always on: on every one")
+    path = results_path()
+    counts = _layer_density(str(path), path.stat().st_mtime, model, layer, float(threshold), db)
+    c4.metric("in this layer", f"{counts['dead']} dead · {counts['always_on']} always on",
+              help=f"of the layer's {counts['n_neurons']} neurons, at this threshold")
+
+
+def _links(df: pd.DataFrame, model: str, layer: str, neuron: str) -> pd.Series:
+    return "neuron?model=" + df[model].astype(str) + "&layer=" + df[layer].astype(str) + "&neuron=" + \
+        df[neuron].astype(str)
+
+
+def related_section(db, model: str, layer: str, neuron: int, n_models: int) -> None:
+    """The neuron's most correlated neurons: same layer, other layers, other models, with their explanations."""
+    st.subheader("Related neurons (correlation of the activations over the probing set)")
+    if not related.has_related(db):
+        st.info("This database was built before the related_neurons stage: rebuild it to see related neurons "
+                "(only that stage is computed).")
+        return
+    rel = related.related(db, model, layer, neuron)
+    tabs = st.tabs([related.RELATION_TITLES[r] for r in related.RELATIONS])
+    for tab, relation in zip(tabs, related.RELATIONS):
+        rows = rel[rel["relation"] == relation]
+        with tab:
+            if rows.empty:
+                why = {"other_model": "this database holds one model: dissect another on the same probing set to "
+                                      "compare", "other_layer": "this model has one dissected layer"}.get(
+                    relation, "no other neuron of this layer varies over the probing set")
+                st.info(f"No related neuron here: {why}." if n_models == 1 or relation != "other_model"
+                        else "No related neuron in the other models.")
+                continue
+            shown = rows.assign(link=_links(rows, "other_model", "other_layer", "other_neuron"))
+            st.dataframe(shown[["rank", "link", "other_model", "other_layer", "correlation", "top_concept",
+                                "calibrated_summary", "summary_auc"]], hide_index=True, width="stretch",
+                         column_config={"link": st.column_config.LinkColumn("neuron", display_text=r"neuron=(\d+)$"),
+                                        "other_model": "model", "other_layer": "layer",
+                                        "correlation": st.column_config.NumberColumn("r", format="%.3f"),
+                                        "top_concept": "DB concept", "calibrated_summary": "S_h^c",
+                                        "summary_auc": AUC_COLUMN})
+
+
+AUC_COLUMN = st.column_config.NumberColumn("S_h^c AUC", format="%.2f", help="the calibrated summary's embedding "
+                                          "AUC on clips it was not written from (0.5 = chance; docs/scores.md)")
+SCALES = [0.0, 0.5, 2.0, 5.0]  # what the neuron's output is multiplied by (0 = zeroed, as pruning does)
+
+
+@st.cache_data(show_spinner="Running the held-out clips…", max_entries=256)
+def _effect(db_path: str, db_mtime: float, model: str, layer: str, neuron: int, scale: float, _target
+            ) -> effect.NeuronEffect:
+    return effect.neuron_effect(_target, layer, neuron, scale)
+
+
+def effect_section(db, cfg, model: str, layer: str, neuron: int) -> None:
+    """Zero or scale this neuron in the forward pass: every class's logit change and the held-out accuracy."""
+    st.subheader("Effect on the output")
+    prunable = aggregates.prunable_models(db)
+    if model not in prunable:
+        st.info(f"Unavailable for {md(model)}: its classes are not the probing set's labels (or none of its "
+                "held-out clips has one), so there is no held-out label to measure a logit change against. "
+                + (f"Models with it: {md(', '.join(prunable))}." if prunable else "No model of this database has "
+                   "it: a trained variant (kind yamnet-frozen, yamnet-finetuned or ast-scratch) would."))
+        return
+    if not st.toggle("measure it on the held-out clips (runs the model)", key="nr_effect_on"):
+        st.caption("Zero this neuron (or scale it) in the forward pass and see what every class's logit does.")
+        return
+    scale = st.select_slider("multiply the neuron's output by", SCALES, value=0.0, key="nr_effect_scale",
+                             format_func=lambda f: "0 (zeroed)" if f == 0 else f"{f:g}×")
+    try:
+        target = pruning_target(db, cfg, model)
+    except (live.LiveError, ImportError, OSError, ValueError) as exc:
+        st.warning(f"Unavailable for {md(model)}: {md(exc)}")
+        return
+    path = results_path()
+    eff = _effect(str(path), path.stat().st_mtime, model, layer, int(neuron), float(scale), target)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("held-out accuracy", f"{eff.accuracy_after:.1%}", f"{eff.accuracy_after - eff.accuracy_before:+.1%}",
+              help=f"before {eff.accuracy_before:.1%}, after {eff.accuracy_after:.1%} ({eff.n_clips} held-out clips)")
+    c2.metric("predictions changed", f"{eff.n_flipped} of {eff.n_clips}")
+    top = eff.per_class.loc[eff.per_class["mean_change"].abs().idxmax()]
+    c3.metric("largest mean change", f"{top['mean_change']:+.3f}", help=f"class {top['class_name']}")
+    what = "zeroed" if scale == 0 else f"scaled {scale:g}×"
+    bars = charts.effect_bars(eff.per_class, f"change of each class's logit, neuron {neuron} {what}")
+    st.vega_lite_chart(spec=bars, width="stretch", key="nr_effect_chart")
+
+
+def quantile_clips(values: np.ndarray, model: str, layer: str, neuron: int) -> pd.DataFrame:
+    """The clips shown from every activation quantile (seeded by the neuron, so a revisit shows the same)."""
+    seed = int.from_bytes(f"{model}/{layer}/{neuron}".encode()[-8:].rjust(8, b"\0"), "little")
+    return distribution.quantile_clips(values, n_bins=5, per_bin=2, seed=seed)
+
+
+def download_section(model: str, layer: str, neuron: int) -> None:
+    """The neuron's export (``python -m and_engine export --layer --neuron``) as a download."""
+    st.subheader("Download")
+    download("Download this neuron", export.stem(model, layer, neuron),
+             lambda db: export.export_tables(db, model, layer, neuron), key="nr_download")
+    st.caption(md(f"the same as: python -m and_engine export --model {model} --layer {layer} --neuron {neuron}"))
