@@ -288,6 +288,8 @@ def main() -> None:
             t0 = time.perf_counter()
             build_paper_scale_db(paper)
             print(f"paper-scale DB: {paper.stat().st_size / 1e9:.2f} GB written in {time.perf_counter() - t0:.0f} s")
+        with ResultsStore(paper):  # tables added to the schema since it was written (as a build of this code would)
+            pass
         dbs["paper"] = paper
     apps = {"after": ROOT, **({"before": Path(args.before).resolve()} if args.before else {})}
     load = os.getloadavg()[0]
