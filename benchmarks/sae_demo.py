@@ -9,7 +9,7 @@ explanation scores (scores stage: median AUC of S_h^c by the embedding and audio
 shuffled control). ``--pruning`` adds Table 4 (ΔR − ΔA per method) restricted to the source layer's neurons
 and to the SAE layer's latents, through the same pruning engine.
 
-    python benchmarks/sae_demo.py --database data/build/demo-sae.duckdb [--pruning]
+    python benchmarks/sae_demo.py --database data/build/demo-sae.duckdb [--pruning] [--config configs/demo-sae.toml]
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default=str(ROOT / "data" / "build" / "demo-sae.duckdb"))
     parser.add_argument("--pruning", action="store_true", help="also Table 4 on the source layer vs the SAE layer")
+    parser.add_argument("--config", default=str(ROOT / "configs" / "demo-sae.toml"),
+                        help="used only when the database holds no finished build (its analyses still running)")
     args = parser.parse_args(argv)
     from and_engine.analyses import clusters
     from and_engine.explorer import aggregates, live, queries
@@ -84,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     with ResultsStore(args.database, read_only=True) as store:
         metrics = store.read("sae_metrics", order_by=["model", "layer"])
         config = queries.run_config(store)
+        if config is None:  # the core steps are there but the build has not finished: the configuration file
+            from and_engine.config import load_config
+
+            config = load_config(args.config)
         clips = store.read("clips", order_by=["clip_id"])
         labels = clips["label"].to_numpy()
         sents = store.read("caption_sentences", ["clip_id", "cluster"])

@@ -96,7 +96,7 @@ with rate_tab:
         st.session_state[SHOWN] = {
             "rater": rater, "neuron": current, "order": order, "descriptions": descs,
             "steps": humaneval.description_steps(db, model, layer, neuron), "ratings_path": ratings_path(cfg),
-            "run_id": str(queries.runs(db)["run_id"].iloc[0])}  # the build the descriptions came from
+            "run_id": str((queries.last_finished_run(db) or {"run_id": ""})["run_id"])}  # the finished build shown
         st.caption(f"neuron {md(model)} / {md(layer)} / {neuron} · "
                    "listen to its top-K clips, then rate each description")
         sr = int(queries.models(db).set_index("model").loc[model, "sample_rate"])

@@ -137,7 +137,11 @@ def seed_store(store, models: dict[str, list[str]] | None = None) -> None:
                             order[::-1][:3].tolist(), acts[order[::-1][:3], j].tolist()))
         extremes = pd.DataFrame(ext, columns=["model", "layer", "neuron", "topk_clip_ids", "topk_values",
                                               "bottomk_clip_ids", "bottomk_values"])
-        commit("models", {"model": m}, {"models": info, "layers": layers, "extremes": extremes})
+        activations = pd.DataFrame([(m, layer, j, acts[:, j].astype(np.float32).tolist())
+                                    for layer, acts in logits.items() for j in range(acts.shape[1])],
+                                   columns=["model", "layer", "neuron", "values"])
+        commit("models", {"model": m}, {"models": info, "layers": layers, "extremes": extremes,
+                                        "activations": activations})
         closed = pd.concat([closed_concepts(), head_concepts(m)]).assign(model=m)
         commit("dissect", {"model": m}, {"closed_concepts": closed,
                                          "open_concepts": open_concepts().assign(model=m),

@@ -42,7 +42,8 @@ def test_status_before_and_after_a_build(tiny_build, tmp_path, capsys):
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert lines["activations"].endswith("up to date") and lines["clips"].endswith("up to date")
-    assert lines["module_b"].endswith("recompute 5 of 5")  # four layers and the SAE layer and lines["adjective_checks"].endswith("recompute 1 of 1")
+    assert lines["module_b"].endswith("recompute 5 of 5")  # four layers and the SAE layer
+    assert lines["adjective_checks"].endswith("recompute 1 of 1")
     assert "module_b.threshold" in lines["config"]
 
 

@@ -50,8 +50,9 @@ def test_a_layer_and_a_model(store):
     layer = export.export_tables(store, "tinynet", "block2.fc")
     assert len(layer["neurons"]) == 12 and "activations" not in layer and len(layer["extremes"]) == 12 * 10
     model = export.export_tables(store, "tinynet")
-    assert len(model["neurons"]) == 8 + 12 + 6 and set(model["neurons"]["layer"]) == {"block1.conv", "block2.fc",
-                                                                                      "classifier"}
+    # the three layers + the fixture's SAE layer (16 latents over block1.conv)
+    assert len(model["neurons"]) == 8 + 12 + 6 + 16 and set(model["neurons"]["layer"]) == {
+        "block1.conv", "block2.fc", "classifier", "block1.conv.sae"}
     with pytest.raises(queries.NotFoundError, match="no dissected layer 'nope'"):
         export.export_tables(store, "tinynet", "nope")
     with pytest.raises(queries.NotFoundError, match="out of range"):

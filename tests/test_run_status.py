@@ -13,7 +13,7 @@ import pytest
 from _app_pages import run_page
 
 from and_engine.config import PROJECT_ROOT, ActivationsConfig, Config, ModelConfig, ProbingSetConfig, RunConfig
-from and_engine.explorer import queries
+from and_engine.explorer import humaneval, queries
 from and_engine.pipeline import build as build_module
 from and_engine.pipeline.build import build
 from and_engine.pipeline.core import Progress
@@ -99,13 +99,13 @@ def test_description_steps_name_the_steps_that_wrote_a_neurons_descriptions(app_
     with ResultsStore(app_db, read_only=True) as store:
         row = store.query_df('SELECT model, layer, neuron FROM "calibrated_summaries" '
                              "WHERE length(calibrated_summary) > 0 ORDER BY layer, neuron LIMIT 1").iloc[0]
-        got = queries.description_steps(store, row.model, row.layer, int(row.neuron))
+        got = humaneval.description_steps(store, row.model, row.layer, int(row.neuron))
         steps = store.query_df('SELECT stage, step_id FROM "steps" WHERE scope = ?',
                                [f"layer={row.layer}/model={row.model}"])
         by_stage = dict(zip(steps["stage"], steps["step_id"]))
         assert got == {"DB": by_stage["module_a"], "TAB": by_stage["module_a"], "SUMMARY": by_stage["module_b"]}
-        assert set(got.values()) <= queries.step_ids(store)
-        assert queries.description_steps(store, row.model, row.layer, 10**6) == {}
+        assert set(got.values()) <= humaneval.current_description_steps(store)
+        assert humaneval.description_steps(store, row.model, row.layer, 10**6) == {}
 
 
 def test_an_interrupted_rebuild_after_adding_a_clip_is_refused_until_finished(tmp_path, monkeypatch):

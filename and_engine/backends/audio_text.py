@@ -5,7 +5,7 @@
 ``audio_embeddings(waveforms) (N, D) @ text_embeddings(texts).T (D, M)``: the audio-text scorer embeds the
 clips once and each explanation text once (the last clips' embeddings are memoised).
 
-* ``yamnet-labels`` -- the offline stand-in for CLAP (../shared/OFFLINE.md): score(audio, text) =
+* ``yamnet-labels`` -- the offline stand-in for CLAP (no CLAP checkpoint can be downloaded here): score(audio, text) =
   sum over YAMNet's 521 AudioSet labels of softmax_l(cos(text, "the sound of <label>") / 0.05) x
   sigmoid(YAMNet logit of label l), with the text encoder given (default: the packaged MiniLM).
 * ``clap:<path>`` -- LAION-CLAP through transformers ``ClapModel`` + ``ClapProcessor``: a transformers folder,

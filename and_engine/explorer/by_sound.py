@@ -53,15 +53,28 @@ def decode_upload(data: bytes, name: str, sample_rate: int, seconds: float, min_
 def clip_activations(model, wave: np.ndarray, layers: list, pool: str = "cls", precision: str = "float32",
                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """A TargetModel, one (n_samples,) waveform, its dissected LayerSpecs -> ({layer: (n_neurons,) pooled
-    activations}, {layer: (n_neurons, map_freq, map_time) maps} for the layers with a map grid)."""
-    from and_engine.stages.activations import record_activations, record_maps  # lazy: torch
+    activations}, {layer: (n_neurons, map_freq, map_time) maps} for the layers with a map grid that their output
+    fits; a layer that does not is left out of the maps, never failing the query)."""
+    from and_engine.stages.activations import ActivationsError, record_activations, record_maps  # lazy: torch
 
     batch = np.asarray(wave, dtype=np.float32)[None]
     acts = record_activations(model, batch, layers, pool, 1, precision=precision)
     grid = [s for s in layers if s.map_freq and s.map_time]
-    ids = {s.name: np.zeros((s.n_neurons, 1), dtype=np.int64) for s in grid}
-    maps = record_maps(model, batch, grid, ids, 1, precision) if grid else {}
-    return {k: v[0] for k, v in acts.items()}, {k: v[:, 0] for k, v in maps.items()}
+
+    def maps_of(specs: list) -> dict:
+        ids = {s.name: np.zeros((s.n_neurons, 1), dtype=np.int64) for s in specs}
+        return {k: v[:, 0] for k, v in record_maps(model, batch, specs, ids, 1, precision).items()}
+
+    try:
+        maps = maps_of(grid) if grid else {}
+    except ActivationsError:  # a layer whose output does not fit its declared grid: the others keep their maps
+        maps = {}
+        for spec in grid:
+            try:
+                maps.update(maps_of([spec]))
+            except ActivationsError:
+                continue
+    return {k: v[0] for k, v in acts.items()}, maps
 
 
 def top_neurons(values: dict[str, np.ndarray], reference: dict[str, np.ndarray], per_layer: int = 5) -> pd.DataFrame:

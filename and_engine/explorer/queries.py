@@ -73,24 +73,6 @@ def clip_id_problem(store: ResultsStore) -> str | None:
             "Finish the build (python -m and_engine build --config ...) to make the database consistent.")
 
 
-def description_steps(store: ResultsStore, model: str, layer: str, neuron: int) -> dict[str, str]:
-    """-> {method: step_id} of the steps that wrote a neuron's blind descriptions (``humaneval.descriptions``):
-    ``DB`` / ``TAB`` (Module A's ``closed_concepts`` rows), ``SUMMARY`` (Module B's calibrated summary). A
-    rating stores the step id of the description it rates; a rebuild that rewrites the description gives it a
-    new step id, so old ratings can be told apart (``step_ids``)."""
-    df = store.query_df('SELECT DISTINCT method, step_id FROM "closed_concepts" WHERE model = ? AND layer = ? '
-                        "AND neuron = ? AND method IN ('DB', 'TAB') UNION ALL SELECT 'SUMMARY', step_id FROM "
-                        '"calibrated_summaries" WHERE model = ? AND layer = ? AND neuron = ?',
-                        [model, layer, int(neuron)] * 2)
-    return dict(zip(df["method"], df["step_id"]))
-
-
-def step_ids(store: ResultsStore) -> set[str]:
-    """-> the ids of every step whose rows are in the database now (a rating whose description step is not
-    among them rates a description that a later build replaced)."""
-    return set(store.query_df('SELECT step_id FROM "steps"')["step_id"])
-
-
 def steps(store: ResultsStore) -> pd.DataFrame:
     """-> provenance: every committed step with its parameters (backend, model, ...) and row count."""
     df = store.query_df('SELECT stage, scope, params_json, fingerprint, code_version, started_at, finished_at, '
