@@ -96,8 +96,8 @@ def test_browser_flows(app_db, tmp_path):
     # charts are Vega-Lite (no 4.7 MB plotly bundle per tab), drawn: the histogram has its bars and marks
     assert found["neuron_charts"] == 1 and found["histogram_bars"] >= 10 and found["histogram_marks"] == 10
     assert found["overview_charts"] == 5 and found["pruning_charts"] == 2
-    # query by sound: 3 neurons per layer, the fixture's SAE layer among the 4
-    assert found["sound_results"] == 12 and found["opened_from_sound"].startswith("tinynet/block1.conv/")
+    # query by sound: 3 neurons per layer, the fixture's SAE layer among the 4 (listed first: block1.conv.sae)
+    assert found["sound_results"] == 12 and found["opened_from_sound"].startswith("tinynet/block1.conv")
     assert found["effect"].endswith(" of 12") and found["compare"] == "one model"
     saved = RatingsStore(ratings).ratings()
     assert len(saved) == 3 and sorted(saved["rating"]) == [2, 4, 5] and set(saved["rater"]) == {"browser-rater"}
