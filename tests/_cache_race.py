@@ -27,7 +27,7 @@ folder, cache, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 trained = False
 
 
-def slow_train(model_cfg, params, waves, labels, classes, seconds):
+def slow_train(model_cfg, params, waves, labels, classes, seconds, device="cpu"):
     global trained
     trained = True
 

@@ -108,6 +108,9 @@ def test_a_failed_save_stores_nothing_and_keeps_the_neuron(env, monkeypatch):
 
 
 def test_a_save_while_a_build_holds_the_results_database_is_kept(env, app_db, tmp_path, monkeypatch):
+    import pages._shared
+
+    monkeypatch.setattr(pages._shared, "READ_WAIT_S", 1.0)  # a page waits 60 s for a commit by default
     db = shutil.copyfile(app_db, tmp_path / "results.duckdb")
     monkeypatch.setenv("AND_EXPLORER_DB", str(db))
     at = run_page("pages/human_eval.py")

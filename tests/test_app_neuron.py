@@ -81,7 +81,7 @@ def test_bad_query_parameters_give_a_warning(db, params, message):
     at = run_page("pages/neuron.py", params)
     assert not at.exception
     assert any(message in w.value for w in at.warning)
-    assert len(at.get("audio")) == 20  # falls back to a valid neuron (10 top/bottom-K + 10 quantile clips)
+    assert len(at.get("audio")) == 20  # falls back to a valid neuron (top-K, bottom-K, quantile clips)
 
 
 def test_random_neuron_and_search(db):

@@ -13,7 +13,10 @@ def _metrics(at) -> dict[str, str]:
 
 
 def test_live_pruning_toggle_and_methods(app_db, monkeypatch):
+    import streamlit as st
+
     monkeypatch.setenv("AND_EXPLORER_DB", str(app_db))
+    st.cache_resource.clear()  # an earlier page test (the neuron page's effect) may have cached the same target
     calls = patch_model_loader(monkeypatch)
     at = run_page("pages/pruning.py")
     assert not at.exception and not at.warning

@@ -125,7 +125,7 @@ def test_the_app_reads_during_a_build(rebuild, monkeypatch, tmp_path):
         assert held.exists(), proc.communicate()[0][-2000:] if proc.poll() is not None else "build too slow"
         status = read_status(db)
         assert status.running and status.step.startswith("feature_importance") and status.pid == proc.pid
-        assert status.finished_groups == ["probe", "models", "describe", "dissect"]
+        assert status.finished_groups == ["probe", "models", "describe", "dissect", "scores"]
         monkeypatch.setenv("AND_EXPLORER_DB", str(db))
         monkeypatch.setenv("AND_EXPLORER_RATINGS", str(tmp_path / "ratings.duckdb"))
         at = run_page("pages/overview.py")  # the build holds its store, idle: the page gets in

@@ -39,7 +39,10 @@ def test_status_and_report_on_an_empty_database_say_so(tmp_path, capsys):
     assert "holds no built model yet" in captured.err and captured.out == ""  # no bare report header
 
 
-def test_status_on_a_database_a_build_holds_says_so(tmp_path, capsys):
+def test_status_on_a_database_a_build_holds_says_so(tmp_path, capsys, monkeypatch):
+    from and_engine import cli
+
+    monkeypatch.setattr(cli, "READ_WAIT_S", 2.0)  # status waits this long for a commit (60 s by default)
     toml = _config(tmp_path)
     ResultsStore(tmp_path / "mine.duckdb").close()
     code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); time.sleep(60)"

@@ -69,7 +69,7 @@ try {
   await page.locator("audio").nth(19).waitFor({ state: "attached" });
   const audios = page.locator("audio");
   found.audio_players = await audios.count();
-  check(found.audio_players === 20, `20 audio players (top-K, bottom-K, quantiles), found ${found.audio_players}`);
+  check(found.audio_players === 20, `20 audio players (top-K, bottom-K, quantile clips), found ${found.audio_players}`);
   const src = await audios.first().getAttribute("src");
   const resp = await page.request.get(new URL(src, base).href);
   found.audio_content_type = resp.headers()["content-type"];
