@@ -135,7 +135,9 @@ try {
   await page.locator('[data-testid="stFileUploader"] input[type="file"]').setInputFiles(clip);
   await page.getByText(/^percentile \d/).first().waitFor({ timeout: 120000 });
   const results = page.locator('[data-testid="stMain"] a[data-testid="stPageLink-NavLink"]');
-  found.sound_results = await results.count();
+  await page.waitForFunction(() => !document.querySelector('[data-stale="true"]') && document.querySelector(
+    '[data-testid="stApp"]')?.getAttribute("data-test-script-state") === "notRunning", null, { timeout: T });
+  found.sound_results = await results.count(); // counted once the script has finished drawing every layer
   check(found.sound_results > 0, "query by sound lists neurons with links");
   await shot(page, "by_sound");
   const href = new URL(await results.first().getAttribute("href"), base);
