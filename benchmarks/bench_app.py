@@ -6,7 +6,8 @@
 Builds (through ``ResultsStore.commit_step``) a synthetic database of AST-base shape: 12 blocks x
 (768 + 3072 + 768) + 50 = 55,346 neurons x 2,000 clips (a 443 MB activation matrix as FLOAT[] rows,
 generated per layer with pyarrow), top-K / bottom-K, summaries, calibration points, closed concepts
-(DB x 5 similarities, TAB, ICL; top-5 each), open concepts, analyses, and per-position maps for block 0.
+(DB x 5 similarities, TAB, ICL; top-5 each), open concepts, analyses, per-position maps for block 0, and the
+clips' media (the clip_media stage's function on the demo files the clips table names).
 Then times ``AppTest`` runs of every page (median of 3 after a warm-up) on: the same synthetic database at
 demo scale (one block, 251 clips), the paper-scale DB, and a copy of it with the schema's indexes dropped;
 prints ratios. Nothing is imported from tests/ (the page driver is ``benchmarks/_apptest.py``).
@@ -149,6 +150,18 @@ def _analyses_tables(clips: pd.DataFrame, layers: list[tuple[str, str, int, int]
     }
 
 
+def _clip_media(clips: pd.DataFrame, sample_rate: int = 16000, seconds: float = 5.0) -> pd.DataFrame:
+    """``clip_media`` rows of the build's stage function for ``clips`` (each distinct demo file decoded once)."""
+    from and_engine.explorer.media import load_clip
+    from and_engine.stages.clip_media import clip_media_rows
+
+    files = sorted(set(clips["rel_path"]))
+    waves = np.stack([load_clip(DEMO_ROOT, f, sample_rate, seconds) for f in files])
+    rows = clip_media_rows(waves, np.arange(len(files)), sample_rate).set_index("clip_id")
+    out = rows.loc[clips["rel_path"].map(files.index)].reset_index(drop=True)
+    return out.assign(clip_id=clips["clip_id"].to_numpy())
+
+
 def build_paper_scale_db(path: Path, n_clips: int = 2000, blocks: int = 12, seed: int = 0) -> Path:
     """Write the synthetic AST-shaped results database at ``path`` -> ``path``."""
     rng = np.random.default_rng(seed)
@@ -172,6 +185,7 @@ def build_paper_scale_db(path: Path, n_clips: int = 2000, blocks: int = 12, seed
                                                                 f"{stage}{scope}", tables, now, "bench")
         commit("clips", {}, {"clips": clips, "captions": pd.DataFrame({
             "clip_id": clips["clip_id"], "caption": "A " + clips["label"] + " is heard. It is loud and clear."})})
+        commit("clip_media", {}, {"clip_media": _clip_media(clips)})
         commit("models", {"model": MODEL}, {
             "models": pd.DataFrame([{"model": MODEL, "kind": "ast-checkpoint", "sample_rate": 16000,
                                      "class_names": ESC50, "heldout_fold": 1, "heldout_accuracy": 0.9,

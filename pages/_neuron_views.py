@@ -109,8 +109,8 @@ def effect_section(db, cfg, model: str, layer: str, neuron: int) -> None:
     top = eff.per_class.loc[eff.per_class["mean_change"].abs().idxmax()]
     c3.metric("largest mean change", f"{top['mean_change']:+.3f}", help=f"class {top['class_name']}")
     what = "zeroed" if scale == 0 else f"scaled {scale:g}×"
-    st.plotly_chart(charts.effect_bars(eff.per_class, f"change of each class's logit, neuron {neuron} {what}"),
-                    key="nr_effect_chart")
+    bars = charts.effect_bars(eff.per_class, f"change of each class's logit, neuron {neuron} {what}")
+    st.vega_lite_chart(spec=bars, width="stretch", key="nr_effect_chart")
 
 
 def quantile_clips(values: np.ndarray, model: str, layer: str, neuron: int) -> pd.DataFrame:

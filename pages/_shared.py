@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from and_engine.config import Config, load_config
-from and_engine.explorer import aggregates, build_progress, export, live, queries
+from and_engine.explorer import aggregates, build_progress, export, live, media, queries
 from and_engine.store.live_cache import LiveCache
 from and_engine.store.ratings import RatingsStore
 from and_engine.store.results import ResultsStore, StoreError, StoreLockedError
@@ -154,6 +154,26 @@ def live_cache_store(cfg: Config) -> LiveCache:
     of the build's config."""
     return _live_cache(str(Path(os.environ.get("AND_EXPLORER_LIVE_CACHE")
                                 or cfg.resolve(cfg.run.live_llm_database)).expanduser()))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _live_media(root: str, rel_path: str, sample_rate: int, seconds: float) -> media.ClipMedia:
+    return media.live_clip_media(root, rel_path, sample_rate, seconds)
+
+
+def clip_media(db: ResultsStore, cfg: Config, sample_rate: int, clips) -> dict[int, media.ClipMedia | str]:
+    """{clip_id: ClipMedia} for ``clips`` rows (clip_id, rel_path): the build's ``clip_media`` rows (one read),
+    else decoded from the probing set (a database built before that stage; cached per clip); where the audio
+    cannot be read, a message saying why instead."""
+    stored = queries.clip_media(db, sample_rate, clips["clip_id"].tolist())
+    out: dict[int, media.ClipMedia | str] = {}
+    for r in clips.itertuples():
+        try:
+            out[int(r.clip_id)] = stored.get(int(r.clip_id)) or _live_media(
+                str(live.audio_root(cfg)), r.rel_path, sample_rate, cfg.probing_set.clip_seconds)
+        except (media.UnsafePathError, OSError, ValueError) as exc:
+            out[int(r.clip_id)] = f"Audio unavailable: {md(exc)}"
+    return out
 
 
 @st.cache_resource(show_spinner="Loading the model and its held-out clips…", max_entries=4)

@@ -44,8 +44,7 @@ def _query(db_path: str, db_mtime: float, model: str, digest: str, name: str, pe
     top = by_sound.top_neurons(acts, _reference(db_path, db_mtime, model), per_layer)
     top = top.merge(related.explanations(db, top.assign(model=model)), on=["layer", "neuron"])
     chosen = {(r.layer, r.neuron): maps[r.layer][r.neuron] for r in top.itertuples() if r.layer in maps}
-    spec = media.spectrogram(wave, target.sample_rate)
-    return wave, top, spec, {k: media.upsample_map(m, spec.shape) for k, m in chosen.items()}
+    return wave, top, media.display_spectrogram(wave, target.sample_rate), chosen
 
 
 c1, c2 = st.columns([3, 1])
@@ -90,9 +89,8 @@ for layer, rows in top.groupby("layer", sort=False):
             if r.summary_auc == r.summary_auc:  # scored (not NaN)
                 mid.caption(f"S_h^c embedding AUC {r.summary_auc:.2f} on other clips (0.5 = chance)")
             if (layer, r.neuron) in maps:
-                right.plotly_chart(charts.spectrogram_overlay(spec, maps[(layer, r.neuron)], seconds,
-                                                              "this clip + the neuron's map"),
-                                   key=f"qs_map_{layer}_{r.neuron}")
+                right.image(charts.clip_image(spec, maps[(layer, r.neuron)]), width="stretch",
+                            caption="this clip's spectrogram + the neuron's map")
             else:
                 right.caption("this layer keeps no time × frequency map")
 

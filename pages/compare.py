@@ -30,7 +30,8 @@ if model_a not in related.compared_models(db):
             "`python -m and_engine build --config ...` computes only that stage).")
 else:
     counts = related.partner_counts(db, model_a, model_b, threshold)
-    st.plotly_chart(charts.match_heatmap(counts, model_a, model_b, threshold), key="cmp_heatmap")
+    st.vega_lite_chart(spec=charts.match_heatmap(counts, model_a, model_b, threshold), width="stretch",
+                       key="cmp_heatmap")
     best = counts.sort_values("share", ascending=False, kind="stable").drop_duplicates("layer").set_index("layer")
     best = best.reindex(list(dict.fromkeys(counts["layer"])))
     st.caption(f"For each layer of {md(model_a)}: the layer of {md(model_b)} where most of its neurons have a "
@@ -81,23 +82,24 @@ for col, (m, dist) in zip(st.columns(2), dists.items()):
         if dist.empty:
             st.info(f"No {md(method)} / {md(similarity)} concepts for {md(m)}.")
         else:
-            st.plotly_chart(charts.word_bars(dist, "concept", "n_neurons", f"{m}: top-20 rank-1 concepts "
-                                             f"({method}/{similarity})"), key=f"cmp_concepts_{m}")
+            bars = charts.word_bars(dist, "concept", "n_neurons",
+                                    f"{m}: top-20 rank-1 concepts ({method}/{similarity})")
+            st.vega_lite_chart(spec=bars, width="stretch", key=f"cmp_concepts_{m}")
 
 left, right = st.columns(2)
 with left:
     adj = aggregates.adjective_stats(db)
-    st.plotly_chart(charts.per_block_lines(adj[adj["model"].isin([model_a, model_b])], "mean_adjectives",
-                                           "adjectives per neuron per block (Figure 5)", "mean adjectives"),
-                    key="cmp_fig5")
+    fig5 = charts.per_block_lines(adj[adj["model"].isin([model_a, model_b])], "mean_adjectives",
+                                  "adjectives per neuron per block (Figure 5)", "mean adjectives")
+    st.vega_lite_chart(spec=fig5, width="stretch", key="cmp_fig5")
 with right:
     taus = aggregates.taus(db)
     if taus:
         tau = st.select_slider("τ (top-K clips sharing a cluster)", taus, value=taus[0], key="cmp_tau")
         unint = aggregates.interpretability(db, tau)
-        st.plotly_chart(charts.per_block_lines(unint[unint["model"].isin([model_a, model_b])], "pct_uninterpretable",
-                                               f"% uninterpretable neurons per block, τ = {tau} (Figure 6)",
-                                               "% uninterpretable"), key="cmp_fig6")
+        fig6 = charts.per_block_lines(unint[unint["model"].isin([model_a, model_b])], "pct_uninterpretable",
+                                      f"% uninterpretable neurons per block, τ = {tau} (Figure 6)", "% uninterpretable")
+        st.vega_lite_chart(spec=fig6, width="stretch", key="cmp_fig6")
     else:
         st.info("No interpretability analysis in this database.")
 

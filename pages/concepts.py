@@ -31,7 +31,8 @@ if hist.empty:
     st.info("No adjectives for this selection.")
 else:
     where = " / ".join(x for x in (model, layer) if x) or "all models"
-    st.plotly_chart(charts.word_bars(hist, "adjective", "n_neurons", f"adjectives ({where})"), key="adj_hist")
+    st.vega_lite_chart(spec=charts.word_bars(hist, "adjective", "n_neurons", f"adjectives ({where})"),
+                       width="stretch", key="adj_hist")
 
 st.subheader("Find neurons by concept or adjective")
 s1, s2, s3 = st.columns([3, 1, 2])
@@ -65,4 +66,5 @@ else:
             st.image(_cloud(tuple(zip(w["word"], w["weight"]))), width="stretch")
 elbow = aggregates.cluster_elbow(db)
 if not elbow.empty:
-    st.plotly_chart(charts.elbow(elbow, run_config(db).analyses.n_clusters), key="elbow")
+    st.vega_lite_chart(spec=charts.elbow(elbow, run_config(db).analyses.n_clusters), width="stretch",
+                       key="elbow")

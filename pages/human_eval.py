@@ -7,12 +7,11 @@ shown, so a build holding the results database cannot drop it. It is one transac
 
 import streamlit as st
 
-from and_engine.explorer import humaneval, live, media, queries
+from and_engine.explorer import humaneval, queries
 from and_engine.explorer import scores as explanation_scores
-from and_engine.explorer.media import UnsafePathError
 from and_engine.explorer.text_similarity import TextSimilarity
 from and_engine.store.ratings import RatedDescription, RatingError, RatingsLockedError
-from pages._shared import md, ratings_path, ratings_store, run_config, store
+from pages._shared import clip_media, md, ratings_path, ratings_store, run_config, store
 
 QUESTION = "Does the given description accurately describe most of these audio clips?"
 SHOWN, OUTCOME = "he_shown", "he_outcome"  # the neuron on screen (kept for the save) / the last save's result
@@ -68,11 +67,6 @@ def _similarity() -> TextSimilarity:
     return TextSimilarity("minilm")
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _wave(root: str, rel_path: str, sr: int, seconds: float):
-    return media.load_clip(root, rel_path, sr, seconds)
-
-
 def _next_neuron(rater: str, skipped: set) -> tuple[str, str, int] | None:
     rated = ratings.rated_neurons(rater, humaneval.current_description_steps(db))
     return humaneval.sample_neuron(db, rater, rated | skipped)
@@ -107,12 +101,11 @@ with rate_tab:
                    "listen to its top-K clips, then rate each description")
         sr = int(queries.models(db).set_index("model").loc[model, "sample_rate"])
         top = queries.extremes(db, model, layer, neuron).query("side == 'top'")
-        for r in top.itertuples():
-            try:
-                st.audio(_wave(str(live.audio_root(cfg)), r.rel_path, sr, cfg.probing_set.clip_seconds),
-                         sample_rate=sr)
-            except (UnsafePathError, OSError, ValueError) as exc:
-                st.warning(f"Audio unavailable: {md(exc)}")
+        for clip in clip_media(db, cfg, sr, top).values():
+            if isinstance(clip, str):
+                st.warning(clip)
+            else:
+                st.audio(clip.audio, format=clip.mime)
         with st.form(f"he_form_{model}_{layer}_{neuron}"):
             st.markdown(f"**{QUESTION}** (1 = not at all, 5 = exactly)")
             for i, method in enumerate(order):

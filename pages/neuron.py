@@ -1,13 +1,11 @@
 """Neuron: one neuron's top-K / bottom-K clips (audio, spectrogram + map), summaries, calibration, concepts."""
 
-import numpy as np
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, live, media, queries, scores
-from and_engine.explorer.media import UnsafePathError
+from and_engine.explorer import aggregates, charts, live, queries, scores
 from pages._local_llm import local_llm_section
 from pages._neuron_views import density_section, download_section, effect_section, quantile_clips, related_section
-from pages._shared import layers_or_stop, md, md_lines, neuron_link, run_config, store
+from pages._shared import clip_media, layers_or_stop, md, md_lines, neuron_link, run_config, store
 
 st.title("Neuron")
 db = store()
@@ -86,8 +84,8 @@ except queries.NotFoundError as exc:
 st.subheader(f"{model} / {layer} / neuron {neuron}")
 values = queries.activations(db, model, layer, neuron)
 top, bottom = ext[ext["side"] == "top"], ext[ext["side"] == "bottom"]
-st.plotly_chart(charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy()),
-                key="hist")
+hist = charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy())
+st.vega_lite_chart(spec=hist, width="stretch", key="hist")
 
 # --- summaries and live calibration -------------------------------------------------------------
 summ = queries.summaries(db, model, layer, neuron)
@@ -157,47 +155,42 @@ effect_section(db, cfg, model, layer, neuron)
 
 
 # --- clips -------------------------------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=256)
-def _clip(root: str, rel_path: str, sr: int, seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    wave = media.load_clip(root, rel_path, sr, seconds)
-    return wave, media.spectrogram(wave, sr)
-
-
 sr = int(models.set_index("model").loc[model, "sample_rate"])
-root = str(live.audio_root(cfg))
 maps = queries.activation_maps(db, model, layer, neuron)
+clips = clip_media(db, cfg, sr, ext)
+seconds = cfg.probing_set.clip_seconds
 for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lowest activation)", bottom)):
     st.subheader(side)
+    st.caption(f"Each image: log-mel spectrogram of the clip in grey (0–{seconds:g} s left to right, low frequencies "
+               "at the bottom)" + (", with the neuron's activation map over it (dark → bright: low → high)"
+                                   if side.startswith("top") and maps else ""))
     for r in df.itertuples():
         with st.container(border=True):
             st.markdown(f"**#{r.rank + 1}** clip {r.clip_id} · label **{md(r.label)}** · activation {r.activation:.3f}")
             st.caption(md(r.caption) if isinstance(r.caption, str) else "(no caption)")
-            try:
-                wave, spec = _clip(root, r.rel_path, sr, cfg.probing_set.clip_seconds)
-            except (UnsafePathError, OSError, ValueError) as exc:
-                st.warning(f"Audio unavailable: {md(exc)}")
+            clip = clips[int(r.clip_id)]
+            if isinstance(clip, str):
+                st.warning(clip)
                 continue
-            st.audio(wave, sample_rate=sr)
+            st.audio(clip.audio, format=clip.mime)
             amap = maps.get(int(r.clip_id)) if r.side == "top" else None
-            overlay = media.upsample_map(amap, spec.shape) if amap is not None else None
-            title = "spectrogram" + (" + neuron map" if overlay is not None else "")
-            st.plotly_chart(charts.spectrogram_overlay(spec, overlay, cfg.probing_set.clip_seconds, title),
-                            key=f"spec_{r.side}_{r.rank}")
+            st.image(charts.clip_image(clip.spectrogram, amap), width="stretch",
+                     caption="spectrogram" + (" + neuron map" if amap is not None else ""))
 
 st.subheader("Clips from every activation quantile")
 picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
 info = queries.clips(db, picked["clip_id"].tolist())
+quantile_media = clip_media(db, cfg, sr, info.reset_index())
 for r in picked.itertuples():
     c = info.loc[r.clip_id]
     with st.container(border=True):
         st.markdown(f"**quantile {r.pct_from:.0f}–{r.pct_to:.0f} %** clip {r.clip_id} · label **{md(c.label)}** · "
                     f"activation {r.activation:.3f}")
         st.caption(md(c.caption) if isinstance(c.caption, str) else "(no caption)")
-        try:
-            wave, _spec = _clip(root, c.rel_path, sr, cfg.probing_set.clip_seconds)
-        except (UnsafePathError, OSError, ValueError) as exc:
-            st.warning(f"Audio unavailable: {md(exc)}")
+        clip = quantile_media[int(r.clip_id)]
+        if isinstance(clip, str):
+            st.warning(clip)
             continue
-        st.audio(wave, sample_rate=sr)
+        st.audio(clip.audio, format=clip.mime)
 
 download_section(model, layer, neuron)

@@ -71,12 +71,12 @@ m5.metric("held-out accuracy", f"{res.accuracy_after:.1%}", f"{res.accuracy_afte
           help=f"before pruning {res.accuracy_before:.1%}, after {res.accuracy_after:.1%} "
                f"({len(target.clips)} held-out clips)")
 left, right = st.columns([2, 1])
-left.plotly_chart(charts.per_class_delta(res.per_class, f"change of each class's logit after pruning for "
-                                         f"'{concept}' ({method})"), key="fig10")
+left.vega_lite_chart(spec=charts.per_class_delta(res.per_class, f"change of each class's logit after pruning for "
+                                                 f"'{concept}' ({method})"), width="stretch", key="fig10")
 with right:
     st.markdown(f"**{units} pruned per layer**")
     st.dataframe(res.per_layer, hide_index=True, width="stretch")
-st.plotly_chart(charts.before_after(res.clip_probs), key="clip_pred")
+st.vega_lite_chart(spec=charts.before_after(res.clip_probs), width="stretch", key="clip_pred")
 top_before, top_after = res.clip_probs.iloc[0], res.clip_probs.sort_values("after").iloc[-1]
 st.caption(f"Prediction before: **{md(top_before['class_name'])}** ({top_before['before']:.1%}); after: "
            f"**{md(top_after['class_name'])}** ({top_after['after']:.1%}).")

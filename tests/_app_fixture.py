@@ -46,6 +46,7 @@ from and_engine.stages import ground_truth as gt
 from and_engine.stages import module_a, module_b, module_c
 from and_engine.stages.activations import activations_table, maps_table
 from and_engine.stages.captions import compute_captions
+from and_engine.stages.clip_media import clip_media_rows
 from and_engine.stages.explanations import collect_explanations
 from and_engine.stages.extremes import extremes_frame, topk_bottomk
 from and_engine.stages.llm_scores import judge_scores
@@ -315,6 +316,8 @@ def build_fixture_db(path: Path) -> Path:
         objects = {"encoder": encoder, "db": module_a.db_concept_matrix(captions, CLASSES, encoder),
                    "tab": audio.similarity(waves, CLASSES), "audio": audio}
         fps = _model_steps(ctx, clips_fp, outputs, held)
+        run_step(ctx, "clip_media", {}, {"sample_rates": [SAMPLE_RATE]}, [clips_fp, fps["model"]], lambda: {
+            "clip_media": clip_media_rows(waves, clips["clip_id"].to_numpy(), SAMPLE_RATE)})
         outputs = {**outputs, **_sae_steps(ctx, fps, waves, path.parent)}
         b_fps = {name: _dissect_layer(ctx, name, u, [caps_fp, fps[f"extremes:{name}"]], llms, objects)
                  for name, (u, _maps) in outputs.items()}

@@ -32,11 +32,14 @@ def test_neuron_from_url_with_clips_players_and_maps(db):
     at = run_page("pages/neuron.py", NEURON)
     assert not at.exception and not at.warning
     assert at.number_input(key="nr_neuron_tinynet_block1.conv").value == 3
-    assert len(at.get("audio")) == 20  # top-K and bottom-K (K = 5) + 5 quantile bins x 2 clips
-    titles = chart_titles(at)
-    assert titles[0] == "activation over the probing set"
-    assert titles.count("spectrogram + neuron map") == 5  # conv layer keeps maps for its top-K clips
-    assert titles.count("spectrogram") == 5
+    audio = at.get("audio")
+    assert len(audio) == 20  # top-K and bottom-K (K = 5) + 5 quantile bins x 2 clips
+    assert all(a.proto.url.endswith(".mp3") for a in audio)  # stored clip media, MP3s
+    assert chart_titles(at) == ["activation over the probing set"]  # the clips are images, not chart heatmaps
+    captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
+    assert all(i.url.endswith(".jpg") for img in at.get("image") for i in img.proto.imgs)
+    assert captions.count("spectrogram + neuron map") == 5  # conv layer keeps maps for its top-K clips
+    assert captions.count("spectrogram") == 5
     text = "\n".join(_markdown(at))
     assert "label **crackling\\_fire**" in text  # neuron 3 prefers class 3, and S_h says so:
     assert "Fire is present in four of the five clips" in text and "crackling timbre" in text

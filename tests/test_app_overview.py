@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
 from _app_fixture import SAE_LAYER
-from _app_pages import chart_titles, run_page
+from _app_pages import chart_data, chart_titles, run_page
 
 
 @pytest.fixture
@@ -40,8 +39,7 @@ def test_sae_layers_are_listed_beside_the_raw_ones_with_their_metrics(db, monkey
     row = sae.iloc[0]
     assert (row["layer"], row["source_layer"], row["n_latents"], row["k"]) == (SAE_LAYER, "block1.conv", 16, 2)
     assert 0 < row["fve"] <= 1 and row["n_dead"] + row["n_dense"] <= 16
-    fig6 = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Figure 6" in c.proto.spec)
-    assert {t["name"] for t in fig6["data"]} == {"tinynet", "tinynet (SAE)"}  # a series of its own, not mixed in
+    assert set(chart_data(at, "Figure 6")["model"]) == {"tinynet", "tinynet (SAE)"}  # a line of its own
 
 
 def test_tau_selector_and_provenance(db, monkeypatch):

@@ -180,3 +180,21 @@ def test_greedy_match_f1_on_known_vectors():
     assert greedy_match_f1(a, a) == pytest.approx(1.0)
     assert greedy_match_f1(a[:1], a) == pytest.approx(2 * 1.0 * 0.5 / 1.5)  # P = 1, R = (1 + 0) / 2
     assert greedy_match_f1(a[:1], -a[:1]) == 0.0  # opposite tokens: P, R clipped at 0
+
+
+def test_clip_media_reads_the_build_rows_and_tolerates_older_databases(store, app_db, tmp_path):
+    import shutil
+
+    import duckdb
+
+    ids = queries.extremes(store, "tinynet", "block1.conv", 3)["clip_id"].tolist()
+    got = queries.clip_media(store, 16000, ids)
+    assert sorted(got) == sorted(set(ids)) and all(m.mime == "audio/mpeg" and m.audio for m in got.values())
+    assert all(m.spectrogram.shape == (64, 501) for m in got.values())
+    assert queries.clip_media(store, 22050, ids) == {} and queries.clip_media(store, 16000, []) == {}
+    old = shutil.copyfile(app_db, tmp_path / "old.duckdb")  # a database built before the clip_media stage
+    con = duckdb.connect(str(old))
+    con.execute('DROP TABLE "clip_media"')
+    con.close()
+    with ResultsStore(old, read_only=True) as s:
+        assert queries.clip_media(s, 16000, ids) == {}

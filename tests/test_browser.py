@@ -88,10 +88,16 @@ def test_browser_flows(app_db, tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
-    assert found["audio_players"] == 20 and found["audio_content_type"].startswith("audio/")
+    assert found["audio_players"] == 20 and found["audio_content_type"] == "audio/mpeg"  # compressed, not WAV
+    # top-K + bottom-K + 10 quantile clips playable, the 10 top/bottom clips' images drawn, 5 with their maps
+    assert found["audio_playable"] == 20 and found["clip_images"] == 10 and found["map_images"] == 5
     assert found["neuron_scores"].startswith("S_h scores: embedding AUC") and found["score_charts"] == 2
     assert int(found["pruned_on"]) > 0 and found["pruned_off"] == "0"
-    assert found["sound_results"] == 9 and found["opened_from_sound"].startswith("tinynet/block1.conv/")
+    # charts are Vega-Lite (no 4.7 MB plotly bundle per tab), drawn: the histogram has its bars and marks
+    assert found["neuron_charts"] == 1 and found["histogram_bars"] >= 10 and found["histogram_marks"] == 10
+    assert found["overview_charts"] == 5 and found["pruning_charts"] == 2
+    # query by sound: 3 neurons per layer, the fixture's SAE layer among the 4 (listed first: block1.conv.sae)
+    assert found["sound_results"] == 12 and found["opened_from_sound"].startswith("tinynet/block1.conv")
     assert found["effect"].endswith(" of 12") and found["compare"] == "one model"
     saved = RatingsStore(ratings).ratings()
     assert len(saved) == 3 and sorted(saved["rating"]) == [2, 4, 5] and set(saved["rater"]) == {"browser-rater"}

@@ -81,5 +81,6 @@ def test_report_and_app_chart_print_the_same_per_block_means(tmp_path):
         _commit(store, "adjectives", {"model": "ast"}, {"adjective_stats": layers})
         text = format_report(store, ["ast"])
     assert "by block): 0: 3.25, 1: 2.00" in text  # (10 * 1 + 30 * 4) / 40, not the layers' plain mean 2.5
-    trace = per_block_lines(layers, "mean_adjectives", "t", "y").data[0]
-    assert list(trace.x) == [0, 1] and list(trace.y) == pytest.approx([3.25, 2.0])
+    points = per_block_lines(layers, "mean_adjectives", "t", "y")["data"]["values"]
+    assert [p["block"] for p in points] == [0, 1]
+    assert [p["mean_adjectives"] for p in points] == pytest.approx([3.25, 2.0])

@@ -44,6 +44,23 @@ def test_commit_replaces_rows_of_the_same_scope_only(tmp_path):
         assert store.read("activations", columns=["neuron"], layer="b", neuron=[1, 5])["neuron"].tolist() == [1]
 
 
+def test_clip_media_blobs_are_stored_uncompressed(tmp_path):
+    """A page reads 10 clips' files: DuckDB would decompress a whole ZSTD blob segment for each read."""
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"sample_rate": 16000, "clip_id": range(300), "audio": [rng.bytes(2000) for _ in range(300)],
+                         "audio_mime": "audio/mpeg", "n_mels": 4, "n_frames": 500,
+                         "spectrogram": [bytes(2000) for _ in range(300)]})
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        _commit(store, {}, {"clip_media": rows}, stage="clip_media")
+        with store._db.use() as con:  # write the table to its blocks (as closing the file does)
+            con.execute("CHECKPOINT")
+        kinds = store.query_df("SELECT column_name, compression FROM pragma_storage_info('clip_media') "
+                               "WHERE segment_type = 'BLOB'")
+        got = store.read("clip_media", ["clip_id", "audio"], sample_rate=16000, clip_id=[7, 250])
+    assert set(kinds["column_name"]) == {"audio", "spectrogram"} and set(kinds["compression"]) == {"Uncompressed"}
+    assert got.set_index("clip_id")["audio"].map(bytes).to_dict() == {7: rows["audio"][7], 250: rows["audio"][250]}
+
+
 def test_failed_commit_leaves_previous_rows(tmp_path):
     with ResultsStore(tmp_path / "r.duckdb") as store:
         _commit(store, {"model": "m"}, {"activations": _acts("m", "a", 3, 4)})

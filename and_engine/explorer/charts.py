@@ -1,90 +1,134 @@
-"""Chart helpers: query-layer DataFrames / arrays -> plotly figures (and word-cloud images) for the pages."""
+"""Chart helpers: query-layer DataFrames / arrays -> Vega-Lite chart specs (and word-cloud / spectrogram images).
+
+Charts are plain Vega-Lite v5 specs (dicts with their data inline) that the pages hand to
+``st.vega_lite_chart``: a browser draws them with Streamlit's Vega bundle (~1 MB of JavaScript) instead of
+plotly's (4.7 MB, parsed and run anew in every tab: measured ~4 s of CPU per fresh tab of the Neuron page, half
+of that tab's work; benchmarks/bench_browser.py, docs/app.md).
+"""
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from and_engine.analyses.common import per_block_means
+from and_engine.explorer.media import upsample_map
 
-_LAYOUT = {"margin": {"l": 40, "r": 10, "t": 40, "b": 40}, "height": 320}
-
-
-def _fig(title: str, **layout: object) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(title=title, **{**_LAYOUT, **layout})
-    return fig
+SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
+TOP, BOTTOM, OTHER = "crimson", "royalblue", "steelblue"
+GREY = "#a3a9b3"  # the histogram of all clips, under the top-K / bottom-K marks
 
 
-def per_block_lines(df: pd.DataFrame, value: str, title: str, y_title: str) -> go.Figure:
+def _chart(title: str, height: int | dict = 260, **spec: object) -> dict:
+    return {"$schema": SCHEMA, "title": title, "height": height, **spec}
+
+
+def _values(df: pd.DataFrame) -> dict:
+    """DataFrame -> inline Vega-Lite data (JSON types; NaN -> null)."""
+    return {"values": json.loads(df.to_json(orient="records"))}
+
+
+def _q(field: str, title: str | None = None, **kw: object) -> dict:
+    return {"field": field, "type": "quantitative", "title": title if title is not None else field, **kw}
+
+
+def _n(field: str, title: str | None = None, **kw: object) -> dict:
+    return {"field": field, "type": "nominal", "title": title, **kw}
+
+
+def per_block_lines(df: pd.DataFrame, value: str, title: str, y_title: str) -> dict:
     """Figure 5 / 6: per-layer ``value`` rows -> one line per model over blocks (``per_block_means``: the mean
     over the block's neurons, as the report prints it)."""
-    fig = _fig(title, xaxis_title="block", yaxis_title=y_title)
-    if df.empty:
-        return fig
-    grouped = per_block_means(df, value)
-    for model, g in grouped.groupby("model"):
-        fig.add_trace(go.Scatter(x=g["block"], y=g[value], mode="lines+markers", name=str(model)))
-    return fig
+    grouped = per_block_means(df, value) if not df.empty else pd.DataFrame(columns=["model", "block", value])
+    return _chart(title, data=_values(grouped[["model", "block", value]]), mark={"type": "line", "point": True,
+                                                                                  "tooltip": True},
+                  encoding={"x": _q("block", "block", axis={"tickMinStep": 1}), "y": _q(value, y_title),
+                            "color": _n("model", "model")})
 
 
-def word_bars(df: pd.DataFrame, word: str, count: str, title: str) -> go.Figure:
-    """Horizontal histogram of words (most frequent on top)."""
-    fig = _fig(title, height=max(240, 22 * len(df) + 80), xaxis_title="neurons")
-    fig.add_trace(go.Bar(x=df[count][::-1], y=df[word][::-1], orientation="h"))
-    return fig
+def word_bars(df: pd.DataFrame, word: str, count: str, title: str) -> dict:
+    """Horizontal histogram of words, in the rows' order from the top (most frequent first)."""
+    return _chart(title, height={"step": 20}, data=_values(df[[word, count]]), mark={"type": "bar", "tooltip": True},
+                  encoding={"y": _n(word, sort=None), "x": _q(count, "neurons")})
 
 
-def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> go.Figure:
-    """(n_clips,) activations with the top-K / bottom-K clips' activations marked as vertical lines."""
-    fig = _fig("activation over the probing set", xaxis_title="activation", yaxis_title="clips", height=260)
-    fig.add_trace(go.Histogram(x=values, nbinsx=min(60, max(10, len(values) // 5)), name="all clips"))
-    shapes = []
-    for vals, color, name in ((top, "crimson", "top-K"), (bottom, "royalblue", "bottom-K")):
-        shapes += [{"type": "line", "xref": "x", "yref": "paper", "x0": float(v), "x1": float(v), "y0": 0, "y1": 1,
-                    "line": {"color": color, "width": 1.5}, "opacity": 0.8} for v in vals]
-        fig.add_trace(go.Scatter(x=list(vals), y=[0] * len(vals), mode="markers", name=name,
-                                 marker={"color": color, "symbol": "triangle-up", "size": 10}))
-    fig.update_layout(shapes=shapes)
-    return fig
+def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> dict:
+    """(n_clips,) activations as a histogram (10-60 bins), the top-K / bottom-K clips' activations marked as
+    vertical lines with a triangle at their foot."""
+    values = np.asarray(values, dtype=np.float64)
+    counts, edges = np.histogram(values, bins=min(60, max(10, len(values) // 5)))
+    bins = pd.DataFrame({"from": edges[:-1], "to": edges[1:], "clips": counts})
+    marks = pd.DataFrame({"activation": np.concatenate([np.asarray(top, float), np.asarray(bottom, float)]),
+                          "clips": ["top-K"] * len(top) + ["bottom-K"] * len(bottom)})
+    side = _n("clips", "clips", scale={"domain": ["top-K", "bottom-K"], "range": [TOP, BOTTOM]})
+    return _chart("activation over the probing set", height=200, layer=[
+        {"data": _values(bins), "mark": {"type": "bar", "tooltip": True, "color": GREY},
+         "encoding": {"x": _q("from", "activation", bin={"binned": True}), "x2": {"field": "to"},
+                      "y": _q("clips", "clips")}},
+        {"data": _values(marks), "mark": {"type": "rule", "strokeWidth": 1.5, "opacity": 0.8},
+         "encoding": {"x": _q("activation"), "color": side}},
+        {"data": _values(marks), "mark": {"type": "point", "shape": "triangle-up", "filled": True, "size": 90,
+                                          "opacity": 1, "tooltip": True},
+         "encoding": {"x": _q("activation"), "y": {"datum": 0}, "color": side}},
+    ])
 
 
-def spectrogram_overlay(spec: np.ndarray, overlay: np.ndarray | None, duration_s: float, title: str) -> go.Figure:
-    """(mels, frames) dB spectrogram in grey with the neuron's (mels, frames) map in colour on top."""
-    fig = _fig(title, height=220, xaxis_title="seconds", yaxis_title="mel bin", showlegend=False)
-    t = np.linspace(0, duration_s, spec.shape[1])
-    fig.add_trace(go.Heatmap(z=spec, x=t, colorscale="gray", showscale=False, hoverinfo="skip"))
-    if overlay is not None:
-        fig.add_trace(go.Heatmap(z=overlay, x=t, colorscale="Hot", opacity=0.45, showscale=True,
-                                 colorbar={"title": "act", "len": 0.8}, name="neuron map"))
-    return fig
+# plotly's "Hot" colour scale: (position, r, g, b)
+_HOT = np.array([[0.0, 0, 0, 0], [0.3, 230, 0, 0], [0.6, 255, 210, 0], [1.0, 255, 255, 255]])
 
 
-def per_class_delta(df: pd.DataFrame, title: str) -> go.Figure:
+def clip_image(spec: np.ndarray, act_map: np.ndarray | None, scale: int = 2, alpha: float = 0.45) -> bytes:
+    """(mels, frames) uint8 grey spectrogram (row 0 = lowest mel) with a neuron's (n_freq, n_time) activation map
+    on top (nearest-cell upsampled, min..max in "Hot" colours at ``alpha``) -> JPEG bytes (quality 90, no chroma
+    subsampling; the format Streamlit would convert a picture without alpha to anyway): time left to right, low
+    frequencies at the bottom, every cell ``scale`` x ``scale`` pixels. One small image per clip is what the
+    Neuron page sends instead of two plotly heatmaps (~30 kB instead of ~300 kB of JSON to draw)."""
+    from PIL import Image
+
+    rgb = np.repeat(spec[:, :, None].astype(np.float32), 3, axis=2)
+    if act_map is not None:
+        over = upsample_map(np.asarray(act_map, dtype=np.float32), spec.shape)
+        lo, hi = float(over.min()), float(over.max())
+        x = (over - lo) / (hi - lo) if hi > lo else np.zeros_like(over)
+        hot = np.stack([np.interp(x, _HOT[:, 0], _HOT[:, c]) for c in (1, 2, 3)], axis=2)
+        rgb = (1.0 - alpha) * rgb + alpha * hot
+    img = np.rint(rgb[::-1]).astype(np.uint8).repeat(scale, axis=0).repeat(scale, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=90, subsampling=0)
+    return buf.getvalue()
+
+
+def per_class_delta(df: pd.DataFrame, title: str) -> dict:
     """Figure 10: change of each class's true-class logit after pruning; the target class in red."""
-    fig = _fig(title, height=360, yaxis_title="Δ logit", xaxis_tickangle=-60)
-    colors = np.where(df["is_target"], "crimson", "steelblue") if "is_target" in df else "steelblue"
-    fig.add_trace(go.Bar(x=df["class_name"], y=df["delta_logit"], marker_color=colors))
-    return fig
+    d = df.assign(is_target=df["is_target"] if "is_target" in df else False)[["class_name", "delta_logit", "is_target"]]
+    return _chart(title, height=300, data=_values(d), mark={"type": "bar", "tooltip": True},
+                  encoding={"x": _n("class_name", sort=None, axis={"labelAngle": -60}),
+                            "y": _q("delta_logit", "Δ logit", axis={"format": "~g"}),
+                            "color": {"condition": {"test": "datum.is_target", "value": TOP}, "value": OTHER}})
 
 
-def before_after(df: pd.DataFrame, n: int = 8) -> go.Figure:
-    """One clip's class probabilities before / after pruning (the ``n`` most likely before)."""
-    d = df.head(n)
-    fig = _fig("prediction of the chosen clip", barmode="group", yaxis_title="probability", height=300)
-    fig.add_trace(go.Bar(x=d["class_name"], y=d["before"], name="before"))
-    fig.add_trace(go.Bar(x=d["class_name"], y=d["after"], name="after"))
-    return fig
+def before_after(df: pd.DataFrame, n: int = 8) -> dict:
+    """One clip's class probabilities before / after pruning (the ``n`` most likely before), side by side."""
+    d = df.head(n).melt(id_vars="class_name", value_vars=["before", "after"], var_name="pruning",
+                        value_name="probability")
+    when = {"sort": ["before", "after"]}
+    return _chart("prediction of the chosen clip", height=240, data=_values(d), mark={"type": "bar", "tooltip": True},
+                  encoding={"x": _n("class_name", sort=None, axis={"labelAngle": -30}),
+                            "xOffset": _n("pruning", **when), "y": _q("probability"),
+                            "color": _n("pruning", "pruning", **when)})
 
 
-def elbow(df: pd.DataFrame, chosen_k: int | None = None) -> go.Figure:
-    """k-means inertia against k, with the chosen k marked."""
-    fig = _fig("elbow curve", xaxis_title="k", yaxis_title="inertia")
-    fig.add_trace(go.Scatter(x=df["k"], y=df["inertia"], mode="lines+markers"))
+def elbow(df: pd.DataFrame, chosen_k: int | None = None) -> dict:
+    """k-means inertia against k, with the chosen k marked (dashed red line)."""
+    layers = [{"data": _values(df[["k", "inertia"]]), "mark": {"type": "line", "point": True, "tooltip": True},
+               "encoding": {"x": _q("k", axis={"tickMinStep": 1}), "y": _q("inertia")}}]
     if chosen_k is not None:
-        fig.add_vline(x=chosen_k, line_dash="dash", line_color="crimson")
-    return fig
+        layers.append({"mark": {"type": "rule", "color": TOP, "strokeDash": [6, 4]},
+                       "encoding": {"x": {"datum": int(chosen_k), "type": "quantitative"}}})
+    return _chart("elbow curve", layer=layers)
 
 
 def word_cloud(weights: dict[str, float], width: int = 360, height: int = 220, seed: int = 0) -> np.ndarray:
@@ -98,32 +142,35 @@ def word_cloud(weights: dict[str, float], width: int = 360, height: int = 220, s
     return cloud.to_array()
 
 
-def match_heatmap(counts: pd.DataFrame, model_a: str, model_b: str, threshold: float) -> go.Figure:
+def match_heatmap(counts: pd.DataFrame, model_a: str, model_b: str, threshold: float) -> dict:
     """``related.partner_counts`` rows -> a (layers of A x layers of B) heatmap of the share of A's neurons whose
-    best partner in B's layer correlates >= ``threshold`` (hover: matched / neurons, mean best correlation)."""
+    best partner in B's layer correlates >= ``threshold`` (tooltip: matched / neurons)."""
     rows = list(dict.fromkeys(counts["layer"]))
     cols = list(dict.fromkeys(counts["other_layer"]))
-    grid = counts.pivot(index="layer", columns="other_layer")
-    share = grid["share"].reindex(index=rows, columns=cols)
-    text = (grid["n_matched"].astype(int).astype(str) + " / " + grid["n_neurons"].astype(int).astype(str)
-            ).reindex(index=rows, columns=cols)
-    fig = _fig(f"share of {model_a}'s neurons with a partner (r ≥ {threshold:.2f}) in {model_b}'s layer",
-               height=max(320, 24 * len(rows) + 160), xaxis_title=f"layer of {model_b}",
-               yaxis_title=f"layer of {model_a}")
-    fig.add_trace(go.Heatmap(z=share.to_numpy(), x=cols, y=rows, zmin=0, zmax=1, colorscale="Viridis",
-                             customdata=text.to_numpy(), colorbar={"title": "share"},
-                             hovertemplate="%{y} → %{x}<br>%{customdata} matched<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
-    return fig
+    d = counts[["layer", "other_layer", "share", "n_matched", "n_neurons"]].astype(
+        {"n_matched": int, "n_neurons": int})
+    d = d.assign(matched=d["n_matched"].astype(str) + " / " + d["n_neurons"].astype(str))
+    return _chart(f"share of {model_a}'s neurons with a partner (r ≥ {threshold:.2f}) in {model_b}'s layer",
+                  height={"step": 24}, data=_values(d[["layer", "other_layer", "share", "matched"]]),
+                  mark={"type": "rect", "tooltip": True},
+                  encoding={"x": _n("other_layer", f"layer of {model_b}", sort=cols, axis={"labelAngle": -45}),
+                            "y": _n("layer", f"layer of {model_a}", sort=rows),
+                            "color": _q("share", "share", scale={"domain": [0, 1], "scheme": "viridis"}),
+                            "tooltip": [_n("layer", model_a), _n("other_layer", model_b), _n("matched", "matched"),
+                                        _q("share", "share", format=".2f")]})
 
 
-def effect_bars(per_class: pd.DataFrame, title: str) -> go.Figure:
+def effect_bars(per_class: pd.DataFrame, title: str) -> dict:
     """``effect.neuron_effect`` rows -> per class: its mean logit change over every held-out clip, and over its
     own held-out clips (the true-class change of Figure 10; absent for a class without one)."""
     df = per_class.sort_values("mean_change")
-    fig = _fig(title, height=360, yaxis_title="Δ logit", xaxis_tickangle=-60, barmode="group")
-    fig.add_trace(go.Bar(x=df["class_name"], y=df["mean_change"], name="over all held-out clips",
-                         marker_color="steelblue"))
-    fig.add_trace(go.Bar(x=df["class_name"], y=df["own_change"], name="over the class's own clips",
-                         marker_color="crimson"))
-    return fig
+    order = df["class_name"].tolist()
+    over = {"mean_change": "over all held-out clips", "own_change": "over the class's own clips"}
+    d = df[["class_name", "mean_change", "own_change"]].melt(id_vars="class_name", var_name="over",
+                                                             value_name="change").dropna(subset=["change"])
+    d["over"] = d["over"].map(over)
+    side = _n("over", "", scale={"domain": list(over.values()), "range": [OTHER, TOP]})
+    return _chart(title, height=300, data=_values(d), mark={"type": "bar", "tooltip": True},
+                  encoding={"x": _n("class_name", sort=order, axis={"labelAngle": -60}),
+                            "xOffset": _n("over", sort=list(over.values())), "y": _q("change", "Δ logit"),
+                            "color": side})

@@ -1,16 +1,38 @@
-"""Audio for the app: a safe path resolver, clip decoding for players, and display spectrograms.
+"""Audio for the app: a safe path resolver, clip decoding, a clip's media, and map upsampling.
 
 Whatever a database row or URL says, audio is read only from inside the probing set's root:
-``safe_audio_path`` resolves symlinks and ``..`` and refuses anything that lands outside.
+``safe_audio_path`` resolves symlinks and ``..`` and refuses anything that lands outside. A clip's media
+(compressed audio + display spectrogram) comes from the build's ``clip_media`` table; ``live_clip_media``
+computes the same with the stage's own function for a database built before that stage existed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from and_engine.probing import safe_join
+from and_engine.stages.clip_media import clip_media_rows, quantise, spectrogram
+
+__all__ = ["ClipMedia", "UnsafePathError", "display_spectrogram", "live_clip_media", "load_clip", "safe_audio_path",
+           "spectrogram", "upsample_map"]
+
+
+@dataclass(frozen=True)
+class ClipMedia:
+    """One clip as the app shows it: an audio file and its display spectrogram (``stages.clip_media``)."""
+
+    audio: bytes
+    mime: str  # e.g. audio/mpeg
+    spectrogram: np.ndarray  # (n_mels, n_frames) uint8: 0 = FLOOR_DB .. 255 = the clip's peak; row 0 = lowest mel
+
+    @classmethod
+    def from_row(cls, row) -> ClipMedia:
+        """A ``clip_media`` row (audio, audio_mime, n_mels, n_frames, spectrogram bytes) -> ClipMedia."""
+        spec = np.frombuffer(row["spectrogram"], dtype=np.uint8).reshape(int(row["n_mels"]), int(row["n_frames"]))
+        return cls(bytes(row["audio"]), str(row["audio_mime"]), spec)
 
 
 class UnsafePathError(ValueError):
@@ -42,34 +64,16 @@ def load_clip(root: str | Path, rel_path: str, sample_rate: int = 16000, seconds
     return decode(safe_audio_path(root, rel_path), sample_rate, seconds)
 
 
-def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """(n_mels, n_fft // 2 + 1) triangular HTK-mel filters from 0 Hz to Nyquist."""
-    def mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-    edges = 700.0 * (10 ** (np.linspace(0.0, mel(sample_rate / 2), n_mels + 2) / 2595.0) - 1.0)
-    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rise = (freqs[None, :] - lower) / np.maximum(centre - lower, 1e-9)
-    fall = (upper - freqs[None, :]) / np.maximum(upper - centre, 1e-9)
-    return np.maximum(0.0, np.minimum(rise, fall))
+def live_clip_media(root: str | Path, rel_path: str, sample_rate: int, seconds: float) -> ClipMedia:
+    """Decode one clip (safely resolved) and make its media with the build stage's function -> ClipMedia."""
+    wave = load_clip(root, rel_path, sample_rate, seconds)
+    return ClipMedia.from_row(clip_media_rows(wave[None], np.array([0]), sample_rate).iloc[0])
 
 
-def spectrogram(wave: np.ndarray, sample_rate: int, n_mels: int = 64, hop: int = 160, n_fft: int = 512) -> np.ndarray:
-    """(n_samples,) waveform -> (n_mels, n_frames) log-mel power in dB below the clip's peak (display only).
-
-    Plain numpy (Hann-windowed frames, rfft, HTK mel filters): no JIT warm-up, ~10 ms for a 5 s clip.
-    """
-    wave = np.asarray(wave, dtype=np.float32)
-    if wave.ndim != 1 or wave.size == 0:
-        raise ValueError(f"spectrogram needs a non-empty 1-D waveform, got shape {wave.shape}")
-    padded = np.pad(wave, (n_fft // 2, n_fft // 2))
-    n_frames = 1 + max(0, (len(padded) - n_fft) // hop)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]
-    power = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)) ** 2
-    mel = _mel_filterbank(sample_rate, n_fft, n_mels) @ power.T
-    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
-    return np.maximum(db - db.max(), -80.0).astype(np.float32)
+def display_spectrogram(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(n_samples,) waveform -> (n_mels, n_frames) uint8 display spectrogram, as ``clip_media`` stores it (for a
+    clip that is not in the probing set, e.g. an uploaded one; ``charts.clip_image`` draws it)."""
+    return quantise(spectrogram(wave, sample_rate))
 
 
 def upsample_map(act_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from and_engine.config import Config, config_from_dict
+from and_engine.explorer.media import ClipMedia
 from and_engine.store import schema
 from and_engine.store.results import ResultsStore
 
@@ -145,6 +146,16 @@ def activation_maps(store: ResultsStore, model: str, layer: str, neuron: int) ->
                     neuron=int(neuron))
     return {int(r.clip_id): np.asarray(r.map, dtype=np.float32).reshape(int(r.n_freq), int(r.n_time))
             for r in df.itertuples()}
+
+
+def clip_media(store: ResultsStore, sample_rate: int, clip_ids: list[int]) -> dict[int, ClipMedia]:
+    """-> {clip_id: ClipMedia} of the build's ``clip_media`` rows at ``sample_rate`` for ``clip_ids`` (one indexed
+    read; clips without a row, or a database built before the stage existed, are simply absent)."""
+    if not clip_ids or store.query_df("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", ["clip_media"]).empty:
+        return {}
+    df = store.read("clip_media", ["clip_id", "audio", "audio_mime", "n_mels", "n_frames", "spectrogram"],
+                    sample_rate=int(sample_rate), clip_id=[int(i) for i in clip_ids])
+    return {int(r["clip_id"]): ClipMedia.from_row(r) for r in df.to_dict("records")}
 
 
 def summaries(store: ResultsStore, model: str, layer: str, neuron: int) -> dict[str, dict]:

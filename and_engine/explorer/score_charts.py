@@ -1,42 +1,52 @@
-"""Charts of the explanation scores: ``explorer.scores`` DataFrames -> plotly figures (the Overview's)."""
+"""Charts of the explanation scores: ``explorer.scores`` DataFrames -> Vega-Lite specs (the Overview's)."""
 
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 
+from and_engine.explorer.charts import GREY, _chart, _n, _q, _values
 from and_engine.explorer.scores import CHANCE, METRIC_NAMES
 
-_LAYOUT = {"margin": {"l": 40, "r": 10, "t": 40, "b": 40}, "height": 360}
+
+def _chance(metric: str) -> list[dict]:
+    """The chance level of ``metric`` as a dashed grey rule labelled "chance" (none for a metric without one)."""
+    if metric not in CHANCE:
+        return []
+    at = {"y": {"datum": float(CHANCE[metric]), "type": "quantitative"}}
+    return [{"mark": {"type": "rule", "color": GREY, "strokeDash": [6, 4]}, "encoding": at},
+            {"mark": {"type": "text", "text": "chance", "align": "right", "dy": -6, "color": "grey", "x": "width"},
+             "encoding": at}]
 
 
-def score_lines(dist: pd.DataFrame, scorer: str, metric: str) -> go.Figure:
+def score_lines(dist: pd.DataFrame, scorer: str, metric: str) -> dict:
     """``layer_distributions`` rows -> the median score per layer (network order), one line per explanation
-    source, the chance level dashed."""
-    fig = go.Figure()
-    fig.update_layout(title=f"median {scorer} {METRIC_NAMES.get(metric, metric)} per layer, by explanation",
-                      xaxis_title="layer", yaxis_title=METRIC_NAMES.get(metric, metric), **_LAYOUT)
+    source (the "shuffled" control dotted), the chance level dashed."""
+    name = METRIC_NAMES.get(metric, metric)
     layers = list(dict.fromkeys(dist["layer"]))
-    for source in dict.fromkeys(dist["source"]):
-        d = dist[dist["source"] == source]
-        fig.add_trace(go.Scatter(x=d["layer"], y=d["median"], mode="lines+markers", name=str(source),
-                                 line={"dash": "dot"} if source == "shuffled" else None))
-    if metric in CHANCE:
-        fig.add_hline(y=CHANCE[metric], line_dash="dash", line_color="grey", annotation_text="chance")
-    fig.update_xaxes(categoryorder="array", categoryarray=layers, tickangle=-45)
-    return fig
+    d = dist[["layer", "source", "median"]].assign(control=dist["source"] == "shuffled")
+    line = {"data": _values(d), "mark": {"type": "line", "point": True, "tooltip": True},
+            "encoding": {"x": _n("layer", "layer", sort=layers, axis={"labelAngle": -45}),
+                         "y": _q("median", name), "color": _n("source", "explanation"),
+                         "strokeDash": {"field": "control", "type": "nominal", "legend": None,
+                                        "scale": {"domain": [False, True], "range": [[1, 0], [2, 3]]}}}}
+    return _chart(f"median {scorer} {name} per layer, by explanation", height=300, layer=[line, *_chance(metric)])
 
 
-def score_boxes(dist: pd.DataFrame, scorer: str, metric: str, layer: str) -> go.Figure:
-    """One layer's ``layer_distributions`` rows -> a box per source (10/25/50/75/90 % of its neurons, the mean
-    marked), the chance level dashed."""
-    fig = go.Figure()
-    fig.update_layout(title=f"{scorer} {METRIC_NAMES.get(metric, metric)} of the neurons of {layer}",
-                      yaxis_title=METRIC_NAMES.get(metric, metric), showlegend=False, **_LAYOUT)
-    for r in dist.itertuples():
-        fig.add_trace(go.Box(name=str(r.source), q1=[r.q25], median=[r.median], q3=[r.q75], lowerfence=[r.q10],
-                             upperfence=[r.q90], mean=[r.mean], boxpoints=False, hovertext=f"{r.n_neurons} neurons",
-                             marker_color="grey" if r.source == "shuffled" else None))
-    if metric in CHANCE:
-        fig.add_hline(y=CHANCE[metric], line_dash="dash", line_color="grey", annotation_text="chance")
-    return fig
+def score_boxes(dist: pd.DataFrame, scorer: str, metric: str, layer: str) -> dict:
+    """One layer's ``layer_distributions`` rows -> a box per source (whiskers 10-90 %, box 25-75 %, the median a
+    white tick, the mean a black dot), the chance level dashed."""
+    name = METRIC_NAMES.get(metric, metric)
+    d = dist[["source", "q10", "q25", "median", "q75", "q90", "mean", "n_neurons"]]
+    x = _n("source", "explanation", sort=list(dict.fromkeys(d["source"])))
+    tip = [_n("source", "explanation"), _q("n_neurons", "neurons"), *(_q(c, c, format=".3f") for c in
+                                                                       ("q10", "q25", "median", "q75", "q90", "mean"))]
+    colour = {"condition": {"test": "datum.source === 'shuffled'", "value": GREY}, "value": "steelblue"}
+    boxes = {"data": _values(d), "layer": [
+        {"mark": {"type": "rule"}, "encoding": {"x": x, "y": _q("q10", name), "y2": {"field": "q90"}}},
+        {"mark": {"type": "bar", "size": 28, "tooltip": True},
+         "encoding": {"x": x, "y": _q("q25", name), "y2": {"field": "q75"}, "color": colour, "tooltip": tip}},
+        {"mark": {"type": "tick", "color": "white", "size": 28, "thickness": 2},
+         "encoding": {"x": x, "y": _q("median", name)}},
+        {"mark": {"type": "point", "filled": True, "color": "black"}, "encoding": {"x": x, "y": _q("mean", name)}},
+    ]}
+    return _chart(f"{scorer} {name} of the neurons of {layer}", height=300, layer=[boxes, *_chance(metric)])

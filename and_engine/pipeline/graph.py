@@ -102,6 +102,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("activation_maps", "models", PER_LAYER, tables=("activation_maps",), upstream=("model", "activations"),
           reads=("activations.top_k", "activations.keep_maps", "activations.precision", SECONDS),
           optional="layers with a time-frequency map grid"),
+    Stage("clip_media", "models", GLOBAL, tables=("clip_media",), upstream=("clips", "model"), reads=(SECONDS,)),
     Stage("captions", "describe", GLOBAL, tables=("captions", "acoustic_features"), upstream=("clips",), reads=(
         "captions.backend", "captions.model_path", "captions.prompt", "captions.max_new_tokens", "captions.tagger",
         "captions.tag_threshold", "captions.max_tags", SECONDS)),

@@ -1,4 +1,5 @@
-"""Steps 3-4 (models, SAEs, activations, extremes, activation maps) for every configured target model.
+"""Steps 3-4 (models, SAEs, activations, extremes, activation maps) for every configured target model, then
+the clips' media (``clip_media``: audio file + display spectrogram at each model sample rate, for the app).
 
 Per model: ``model`` (models + layers rows; trains / loads the variant), per SAE layer ``sae`` (trains or
 loads the sparse autoencoder of ``models[].sae_layers``; its metrics and layers rows), then per layer (SAE
@@ -26,6 +27,7 @@ from and_engine.models.sae import Sae, attach_sae, load_or_train_sae, sae_layer_
 from and_engine.pipeline.core import BuildContext, probing_set, run_stage, waveforms
 from and_engine.stages import sae as sae_stage
 from and_engine.stages.activations import activations_table, maps_table, record_activations, record_maps
+from and_engine.stages.clip_media import clip_media_rows
 from and_engine.stages.extremes import extremes_frame, topk_bottomk
 
 MAP_COLUMNS = ["model", "layer", "neuron", "clip_id", "rank", "n_freq", "n_time", "map"]
@@ -213,9 +215,27 @@ def _run_one_model(ctx: BuildContext, model_cfg: ModelConfig) -> None:
         run_stage(ctx, "activation_maps", {"model": name, "layer": spec.name}, {}, lambda spec=spec: maps(spec))
 
 
+def _run_clip_media(ctx: BuildContext) -> None:
+    """One ``clip_media`` step: every clip at every configured model's sample rate (once per distinct rate)."""
+    rates = sorted({int(get_target_model(ctx, m.name).sample_rate) for m in ctx.config.models})
+
+    def compute() -> dict[str, pd.DataFrame]:
+        clip_ids = probing_set(ctx).clips["clip_id"].to_numpy()
+        parts = []
+        for sr in rates:
+            waves = waveforms(ctx, sr)
+            with ctx.progress.bar(len(waves), f"clip media at {sr} Hz") as bar:
+                parts.append(clip_media_rows(waves, clip_ids, sr, progress=bar))
+        return {"clip_media": pd.concat(parts, ignore_index=True)}
+
+    run_stage(ctx, "clip_media", {}, {"sample_rates": rates}, compute)
+
+
 def run_model_steps(ctx: BuildContext) -> None:
-    """Write models, layers, activations, extremes, activation_maps for every configured model."""
+    """Write models, layers, activations, extremes, activation_maps for every configured model, then clip_media."""
     if ctx.config.activations.num_threads > 0:
         torch.set_num_threads(ctx.config.activations.num_threads)
     for model_cfg in ctx.config.models:
         _run_one_model(ctx, model_cfg)
+    if ctx.config.models:
+        _run_clip_media(ctx)

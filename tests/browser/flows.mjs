@@ -19,8 +19,20 @@ function check(cond, msg) {
 
 async function shot(page, name) {
   if (!shots) return;
-  await page.waitForTimeout(800); // let plotly finish drawing
+  await page.waitForTimeout(800); // let the charts finish drawing
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+async function chartsDrawn(page, n) {
+  // waits for n Vega-Lite charts with their marks drawn -> the number of charts on the page
+  await page.waitForFunction((k) => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+    .filter((c) => c.querySelector("svg.marks .mark-group, canvas.marks")).length >= k, n, { timeout: T });
+  return await page.locator('[data-testid="stVegaLiteChart"]').count();
+}
+
+function chart(page, title) {
+  // the Vega-Lite chart whose (SVG) title contains ``title``
+  return page.locator('[data-testid="stVegaLiteChart"]').filter({ hasText: title });
 }
 
 // a viewport screenshot with ``text`` at its top (one view of a long page)
@@ -62,7 +74,20 @@ try {
   const resp = await page.request.get(new URL(src, base).href);
   found.audio_content_type = resp.headers()["content-type"];
   check(resp.ok() && found.audio_content_type.startsWith("audio/"), `audio served (${resp.status()})`);
+  // every clip playable (the browser has decoded enough to play) and its time x frequency image drawn
+  await page.waitForFunction(() => {
+    const a = [...document.querySelectorAll("audio")], im = [...document.querySelectorAll('[data-testid="stImage"] img')];
+    return a.length === 20 && a.every((x) => x.readyState >= 3 && x.duration > 4) &&
+      im.length === 10 && im.every((x) => x.complete && x.naturalWidth > 0);
+  }, null, { timeout: T });
+  found.audio_playable = await audios.evaluateAll((a) => a.filter((x) => x.readyState >= 3 && !x.error).length);
+  found.clip_images = await page.locator('[data-testid="stImage"] img').count();
+  found.map_images = await page.locator('[data-testid="stImage"]').filter({ hasText: "spectrogram + neuron map" }).count();
   await page.getByText("Calibrated summary S_h^c").waitFor();
+  found.neuron_charts = await chartsDrawn(page, 1); // the activation histogram
+  const hist = page.locator('[data-testid="stVegaLiteChart"] svg.marks');
+  found.histogram_bars = await hist.locator("g.mark-rect.role-mark > path").count();
+  found.histogram_marks = await hist.locator("g.mark-symbol.role-mark > path").count(); // a triangle per clip
   // every explanation shows its scores (the S_h line and the table of all explanations)
   found.neuron_scores = await page.getByText(/S_h scores: embedding AUC \d\.\d\d/).first().innerText();
   await page.getByText("Scores: how well each explanation predicts this neuron on other clips").waitFor();
@@ -72,11 +97,11 @@ try {
   await page.goto(base, { waitUntil: "domcontentloaded" });
   await page.getByRole("heading", { name: "AND Explorer: overview" }).waitFor();
   await page.getByText("Last-layer accuracy").waitFor();
-  found.overview = true;
+  found.overview_charts = await chartsDrawn(page, 5); // Figures 5 and 6, top-20 adjectives, 2 score charts
   // score distributions by explanation source, per layer and within one layer
-  await page.locator(".gtitle", { hasText: "median embedding AUC per layer, by explanation" }).waitFor();
-  await page.locator(".gtitle", { hasText: "embedding AUC of the neurons of" }).waitFor();
-  found.score_charts = await page.locator(".gtitle").filter({ hasText: "AUC" }).count();
+  await chart(page, "median embedding AUC per layer, by explanation").waitFor();
+  await chart(page, "embedding AUC of the neurons of").waitFor();
+  found.score_charts = await chart(page, "AUC").count();
   await shot(page, "overview");
 
   // 3. concepts
@@ -93,6 +118,7 @@ try {
     await page.getByText(new RegExp(`after pruning for .* \\(${pruneMethod}\\)`)).first().waitFor();
   }
   found.pruned_on = await metric(page, "neurons pruned");
+  found.pruning_charts = await chartsDrawn(page, 2); // Figure 10, the chosen clip's prediction
   check(Number(found.pruned_on) > 0, `neurons pruned with pruning on: ${found.pruned_on}`);
   await shot(page, "pruning");
   await page.getByText("prune the selected neurons").click();
@@ -109,7 +135,9 @@ try {
   await page.locator('[data-testid="stFileUploader"] input[type="file"]').setInputFiles(clip);
   await page.getByText(/^percentile \d/).first().waitFor({ timeout: 120000 });
   const results = page.locator('[data-testid="stMain"] a[data-testid="stPageLink-NavLink"]');
-  found.sound_results = await results.count();
+  await page.waitForFunction(() => !document.querySelector('[data-stale="true"]') && document.querySelector(
+    '[data-testid="stApp"]')?.getAttribute("data-test-script-state") === "notRunning", null, { timeout: T });
+  found.sound_results = await results.count(); // counted once the script has finished drawing every layer
   check(found.sound_results > 0, "query by sound lists neurons with links");
   await shot(page, "by_sound");
   const href = new URL(await results.first().getAttribute("href"), base);
@@ -123,7 +151,7 @@ try {
   await page.getByText("Activation density", { exact: true }).waitFor();
   await shotAt(page, "Activation density", "neuron_density_related");
   await page.getByText("measure it on the held-out clips (runs the model)").click();
-  await page.locator(".gtitle", { hasText: "change of each class's logit" }).waitFor({ timeout: 120000 });
+  await chart(page, "change of each class's logit").waitFor({ timeout: 120000 });
   found.effect = await metric(page, "predictions changed");
   await shotAt(page, "Effect on the output", "neuron_effect");
   await page.getByText("Clips from every activation quantile", { exact: true }).waitFor();
@@ -134,7 +162,7 @@ try {
   await page.getByRole("heading", { name: "Compare two models" }).waitFor();
   await page.getByText(/Neurons matched by activation correlation|a comparison needs two models/).first().waitFor();
   found.compare = await page.getByText("a comparison needs two models").count() ? "one model" : "compared";
-  if (found.compare === "compared") await page.locator(".gtitle", { hasText: "with a partner" }).waitFor();
+  if (found.compare === "compared") await chart(page, "with a partner").waitFor();
   await shot(page, "compare");
 
   // 8. rate a neuron and see the rating in the results
