@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pruning", action="store_true", help="also Table 4 on the source layer vs the SAE layer")
     parser.add_argument("--config", default=str(ROOT / "configs" / "demo-sae.toml"),
                         help="used only when the database holds no finished build (its analyses still running)")
+    parser.add_argument("--no-model", action="store_true",
+                        help="read the database only: no held-out accuracy with the reconstruction spliced in "
+                             "(needs the build's checkpoints) and no --pruning")
     args = parser.parse_args(argv)
     from and_engine.analyses import clusters
     from and_engine.explorer import aggregates, live, queries
@@ -96,17 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         membership = clusters.clip_cluster_matrix(sents, len(clips))
         recon, units, prune = [], [], []
         for m in metrics.itertuples():
-            target = live.load_pruning_target(config, m.model, queries.clips(store).reset_index(),
-                                              aggregates.sae_checkpoints(store, m.model))
-            base = float(np.mean(target.engine.baseline.argmax(1) == target.labels))
+            target = None if args.no_model else live.load_pruning_target(
+                config, m.model, queries.clips(store).reset_index(), aggregates.sae_checkpoints(store, m.model))
+            base = float(np.mean(target.engine.baseline.argmax(1) == target.labels)) if target else float("nan")
             recon.append({"model": m.model, "sae layer": m.layer, "latents": m.n_latents, "k": m.k,
                           "fve": m.fve, "fve_typical": m.fve_typical, "fve_heldout": m.fve_heldout, "l0": m.l0,
                           "dead": m.n_dead, "dense": m.n_dense, "outliers": f"{m.n_outliers}/{m.n_vectors}",
-                          "acc": base, "acc_spliced": spliced_accuracy(target, m.source_layer)})
+                          "acc": base,
+                          "acc_spliced": spliced_accuracy(target, m.source_layer) if target else float("nan")})
             for layer in (m.source_layer, m.layer):
                 units.append({"model": m.model, "layer": layer,
                               **unit_table(store, m.model, layer, membership, labels)})
-            if args.pruning:
+            if args.pruning and target is not None:
                 for layer, n in ((m.source_layer, m.n_inputs), (m.layer, m.n_latents)):
                     prune.append(pruning_rows(store, target, m.model, {layer: int(n)}, config).assign(layer=layer))
         print("== reconstruction (held-out accuracy: unchanged model vs the SAE's reconstruction spliced in)")
