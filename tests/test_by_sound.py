@@ -93,13 +93,13 @@ def test_top_neurons_rank_by_percentile_then_standard_score():
 @pytest.mark.slow
 def test_a_probing_clip_queried_by_sound_gives_its_stored_activations(tiny_build):
     """The demo clip run through the pretrained YAMNet as an upload = the build's stored activations of it."""
-    from and_engine.explorer import live, queries
+    from and_engine.explorer import aggregates, live, queries
     from and_engine.store.results import ResultsStore
 
     _path, config, _ = tiny_build
     with ResultsStore(config.resolve(config.run.database), read_only=True) as store:
-        clips = queries.clips(store)
-        model = live.load_model(config, "yamnet", clips.reset_index())
+        clips = queries.clips(store)  # the tiny build's SAE layer too, attached as the page attaches it
+        model = live.load_model(config, "yamnet", clips.reset_index(), aggregates.sae_checkpoints(store, "yamnet"))
         specs = [model.layer(n) for n in queries.layers(store, "yamnet")["layer"]]
         clip_id = int(clips.index[0])
         data = (live.audio_root(config) / clips.loc[clip_id, "rel_path"]).read_bytes()
