@@ -1,6 +1,7 @@
 // Screenshots of every page of AND Explorer for the docs: run by scripts/screenshots.sh against a running app.
 // env: BASE_URL (http://127.0.0.1:PORT), OUT_DIR (where the PNGs go), USER_DATA_DIR (a fresh folder),
-// NEURON (model/layer/neuron for the Neuron page), UPLOAD_CLIP (an audio file for Query by sound),
+// NEURON (model/layer/neuron for the Neuron page; its model is also the one queried by sound), UPLOAD_CLIP (an
+// audio file for Query by sound), PER_LAYER (its neurons per layer, default 2),
 // ONLY (optional: comma-separated shot names to take, e.g. "by_sound,compare").
 // Each page is shown 1400 px wide and as tall as its content (Streamlit scrolls inside the page, so the viewport
 // is grown to the content's height), once the script has finished and every chart, image and player is drawn.
@@ -14,12 +15,12 @@ const { chromium } = require("playwright-core");
 
 const base = process.env.BASE_URL;
 const out = path.resolve(process.env.OUT_DIR || "docs/screenshots");
-const [nModel, nLayer, nIndex] = (process.env.NEURON || "yamnet-frozen/block13.pointwise/9").split("/");
+const [nModel, nLayer, nIndex] = (process.env.NEURON || "yamnet-frozen/block13.pointwise/944").split("/");
 const clipFile = path.resolve(process.env.UPLOAD_CLIP || "data/demo/audio/crackling_fire/crackling_fire_05.ogg");
 const only = (process.env.ONLY || "").split(",").filter(Boolean);
 const T = 180000;
 const WIDTH = 1400;
-const MAX_HEIGHT = 6000; // taller pages are cut into two images at a section heading
+const MAX_HEIGHT = 6000; // taller pages are cut into parts at section headings
 const MAX_BYTES = 1.5e6; // larger PNGs are written as JPEG (quality 80) instead
 const taken = {};
 
@@ -61,8 +62,10 @@ async function write(page, name, clip) {
                   bytes: fs.statSync(file).size };
 }
 
-async function shoot(page, name, splitAt = null) {
-  // grow the viewport to the content, then one image, or two cut at the heading ``splitAt`` when too tall
+async function shoot(page, name, cuts = []) {
+  // grow the viewport to the content, then one image, or, when taller than MAX_HEIGHT, one per part: the parts
+  // start at the headings of ``cuts`` ([[heading, suffix of the image's name], ...], in page order), without
+  // ``cuts`` at the last section heading before every MAX_HEIGHT px (name_2, name_3, ...)
   log(`${name}: ready, waiting until drawn`);
   await settled(page);
   const h = await contentHeight(page);
@@ -71,13 +74,26 @@ async function shoot(page, name, splitAt = null) {
   const full = await contentHeight(page);
   if (full !== h) await page.setViewportSize({ width: WIDTH, height: full });
   await page.waitForTimeout(800);
-  if (full <= MAX_HEIGHT || !splitAt) {
-    await write(page, name, { x: 0, y: 0, width: WIDTH, height: full });
-  } else {
-    const box = await page.getByRole("heading", { name: splitAt }).first().boundingBox();
-    const cut = Math.floor(box.y - 16);
-    await write(page, name, { x: 0, y: 0, width: WIDTH, height: cut });
-    await write(page, `${name}_lower`, { x: 0, y: cut, width: WIDTH, height: full - cut });
+  const parts = [[0, name]];
+  if (full > MAX_HEIGHT) {
+    for (const [heading, suffix] of cuts) {
+      const box = await page.getByRole("heading", { name: heading }).first().boundingBox();
+      parts.push([Math.floor(box.y - 16), `${name}_${suffix}`]);
+    }
+  }
+  if (full > MAX_HEIGHT && !cuts.length) { // cut at the last section heading before each MAX_HEIGHT
+    const tops = await page.locator('[data-testid="stMain"] h2, [data-testid="stMain"] h3')
+      .evaluateAll((hs) => hs.map((h) => Math.floor(h.getBoundingClientRect().top - 16)));
+    for (let start = 0, n = 2; full - start > MAX_HEIGHT; n++) {
+      const cut = Math.max(...tops.filter((y) => y > start + MAX_HEIGHT / 2 && y <= start + MAX_HEIGHT));
+      if (!Number.isFinite(cut)) break;
+      parts.push([cut, `${name}_${n}`]);
+      start = cut;
+    }
+  }
+  for (const [i, [y, part]] of parts.entries()) {
+    const end = i + 1 < parts.length ? parts[i + 1][0] : full;
+    await write(page, part, { x: 0, y, width: WIDTH, height: end - y });
   }
   await page.setViewportSize({ width: WIDTH, height: 1000 });
 }
@@ -108,14 +124,14 @@ try {
     const q = new URLSearchParams({ model: nModel, layer: nLayer, neuron: nIndex });
     await open(page, `neuron?${q}`, () => page.getByText(`${nModel} / ${nLayer} / neuron ${nIndex}`).waitFor());
     await page.getByText("Calibrated summary S_h^c").first().waitFor();
-    await page.getByText("Effect on the output", { exact: true }).waitFor();
     const toggle = page.getByText("measure it on the held-out clips (runs the model)");
-    if (await toggle.count()) {
+    await page.getByText(/^measure it on the held-out clips|^Unavailable for/).first().waitFor();
+    if (await toggle.count()) { // a model whose classes are the probing labels: measure the effect
       await toggle.click();
       await page.locator('[data-testid="stVegaLiteChart"]').filter({ hasText: "change of each class's logit" })
         .waitFor({ timeout: T });
     }
-    await shoot(page, "neuron", "Activation density");
+    await shoot(page, "neuron", [["Activation density", "lower"], ["top-K clips (highest activation)", "clips"]]);
   }
   if (want("concepts")) {
     await open(page, "concepts", () => page.getByText("Interpretability clusters").first().waitFor());
@@ -128,6 +144,14 @@ try {
   }
   if (want("by_sound")) {
     await open(page, "by_sound", () => page.getByText("nothing is kept on disk").waitFor());
+    // the Neuron page's model, 2 neurons per layer (3, the default, makes a page of ~10,000 px)
+    await page.locator('[data-testid="stSelectbox"]').filter({ hasText: "model" }).first().click();
+    await page.getByRole("option", { name: nModel, exact: true }).click();
+    await settled(page);
+    const perLayer = page.getByLabel("neurons per layer");
+    await perLayer.fill(process.env.PER_LAYER || "2");
+    await perLayer.press("Enter");
+    await settled(page);
     await page.locator('[data-testid="stFileUploader"] input[type="file"]').setInputFiles(clipFile);
     await page.getByText(/^percentile \d/).first().waitFor({ timeout: 300000 });
     await shoot(page, "by_sound");
