@@ -137,6 +137,8 @@ try {
   const results = page.locator('[data-testid="stMain"] a[data-testid="stPageLink-NavLink"]');
   await page.waitForFunction(() => !document.querySelector('[data-stale="true"]') && document.querySelector(
     '[data-testid="stApp"]')?.getAttribute("data-test-script-state") === "notRunning", null, { timeout: T });
+  // a rerun (the uploader's state settling) may redraw the results: wait for the links to be back, then count
+  await results.first().waitFor({ timeout: T }).catch(() => {});
   found.sound_results = await results.count(); // counted once the script has finished drawing every layer
   check(found.sound_results > 0, "query by sound lists neurons with links");
   await shot(page, "by_sound");
