@@ -157,7 +157,34 @@ def scale(device: str, n_clips: int, batch_size: int) -> int:
     if n_clips < 2000:
         k = 2000 / n_clips
         print(f"at 2,000 clips (linear): activations ~{t_act * k:.0f} s, maps ~{t_maps * k:.0f} s")
+    _pruning(target, waves[: min(400, n_clips)], layers, batch_size, device)
     return 0
+
+
+def _pruning(target, waves, layers, batch_size: int, device: str) -> None:
+    """The pruning engine on ``device`` (ESC-50's held-out fold is 400 clips): front end + baseline once, then
+    8 selections of 10 units of a middle layer; each pruned result must differ from the baseline and a repeated
+    selection must give the same logits (masks in the forward pass, nothing left behind)."""
+    import numpy as np
+    import torch
+
+    from and_engine.analyses.pruning_engine import PruningEngine
+
+    t0 = time.perf_counter()
+    engine = PruningEngine(target, waves, batch_size=batch_size)
+    t_base = time.perf_counter() - t0
+    layer = layers[len(layers) // 2]
+    sels = [{layer.name: list(range(10 * i, 10 * i + 10))} for i in range(8)]
+    t0 = time.perf_counter()
+    out = engine.logits(sels + sels[:1])
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t_pr = time.perf_counter() - t0
+    change = [float(np.abs(o - engine.baseline).max()) for o in out[:8]]
+    same = bool(np.array_equal(out[0], out[8]))
+    print(f"pruning engine: {len(waves)} clips, front end + baseline {t_base:.1f} s; 9 selections of 10 units of "
+          f"{layer.name} {t_pr:.1f} s; max |logit change| per selection {min(change):.2e}..{max(change):.2e}; "
+          f"a repeated selection gives the same logits: {same}; peak GPU MiB {_mib(device)}")
 
 
 def main(argv: list[str] | None = None) -> int:
