@@ -6,30 +6,12 @@ of the first step of STAGE has been inserted, before COMMIT (the worst moment fo
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 
+import fakes
+
 from and_engine.cli import main
-from and_engine.store.results import ResultsStore
 
 config_path, crash_stage = sys.argv[1], sys.argv[2]
-original_commit = ResultsStore.commit_step
-original_insert = ResultsStore._insert_rows
-
-
-def commit_step(self, run_id, stage, *args, **kwargs):
-    self._crash_armed = stage == crash_stage
-    return original_commit(self, run_id, stage, *args, **kwargs)
-
-
-def insert_rows(self, table, tbl):
-    original_insert(self, table, tbl)
-    if getattr(self, "_crash_armed", False):
-        print(f"killing the build inside stage {crash_stage!r} after inserting into {table!r}", flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-ResultsStore.commit_step = commit_step
-ResultsStore._insert_rows = insert_rows
+fakes.kill_inside_commit(crash_stage)
 sys.exit(main(["build", "--config", config_path, "--quiet"]))

@@ -10,7 +10,6 @@ Usage: python tests/_ray_crash_build.py CONFIG STAGE FLAG CLASSES
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -20,12 +19,10 @@ from ray import cloudpickle
 
 from and_engine.cli import main
 from and_engine.pipeline import steps_models
-from and_engine.store.results import ResultsStore
 
 config_path, crash_stage, flag, classes = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
 cloudpickle.register_pickle_by_value(fakes)
 loader, map_batches = steps_models.load_target_model, ray.data.Dataset.map_batches
-original_commit, original_insert = ResultsStore.commit_step, ResultsStore._insert_rows
 
 
 def load_with_a_killer(*args, **kwargs):
@@ -40,19 +37,7 @@ def recording(self, fn, *args, **kwargs):
     return map_batches(self, fn, *args, **kwargs)
 
 
-def commit_step(self, run_id, stage, *args, **kwargs):
-    self._crash_armed = stage == crash_stage
-    return original_commit(self, run_id, stage, *args, **kwargs)
-
-
-def insert_rows(self, table, tbl):
-    original_insert(self, table, tbl)
-    if getattr(self, "_crash_armed", False):
-        print(f"killing the driver inside stage {crash_stage!r} after inserting into {table!r}", flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 steps_models.load_target_model = load_with_a_killer
 ray.data.Dataset.map_batches = recording
-ResultsStore.commit_step, ResultsStore._insert_rows = commit_step, insert_rows
+fakes.kill_inside_commit(crash_stage, "driver")
 sys.exit(main(["build", "--config", config_path, "--quiet"]))

@@ -380,3 +380,26 @@ def fixture_scorers(store):
     where = dict(zip(clips["rel_path"], clips["clip_id"]))
     return Scorers({"embedding": WordVectorEncoder(), "audio-text": ClipIdAudio(LabelAudioText(clips["label"]))},
                    lambda paths: np.array([[where[p]] for p in paths], dtype=np.float64))
+
+
+def kill_inside_commit(stage: str, who: str = "build") -> None:
+    """Patch ``ResultsStore`` so this process SIGKILLs itself inside the transaction of the first step of
+    ``stage``: right after its first table's insert, before COMMIT (the worst moment for consistency)."""
+    import os
+    import signal
+
+    from and_engine.store.results import ResultsStore
+
+    original_commit, original_insert = ResultsStore.commit_step, ResultsStore._insert_rows
+
+    def commit_step(self, run_id, step_stage, *args, **kwargs):
+        self._crash_armed = step_stage == stage
+        return original_commit(self, run_id, step_stage, *args, **kwargs)
+
+    def insert_rows(self, table, tbl):
+        original_insert(self, table, tbl)
+        if getattr(self, "_crash_armed", False):
+            print(f"killing the {who} inside stage {stage!r} after inserting into {table!r}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    ResultsStore.commit_step, ResultsStore._insert_rows = commit_step, insert_rows
