@@ -20,6 +20,15 @@ path = "{demo}"
 max_clips = {max_clips}
 """
 
+# the smallest SAE that trains in seconds (tests of SAE layers share it)
+SMALL_SAE_TOML = """[sae]
+expansion = 2
+k = 8
+epochs = 2
+batch_size = 256
+max_vectors = 3000
+"""
+
 TINY_BODY = """
 [[models]]
 name = "yamnet"
@@ -33,13 +42,7 @@ kind = "yamnet-frozen"
 layers = ["block2.pointwise", "classifier"]
 train_epochs = 30
 
-[sae]
-expansion = 2
-k = 8
-epochs = 2
-batch_size = 256
-max_vectors = 3000
-
+""" + SMALL_SAE_TOML + """
 [summaries.llm]
 backend = "rule"
 

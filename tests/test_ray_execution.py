@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
-from _tiny import write_config
+from _tiny import SMALL_SAE_TOML, write_config
 from test_pipeline import table_snapshot
 
 from and_engine.config import PROJECT_ROOT, ExecutionConfig, LLMConfig, StageResources, load_config
@@ -37,13 +37,7 @@ kind = "yamnet"
 layers = ["block2.pointwise"]
 sae_layers = ["block2.pointwise"]
 
-[sae]
-expansion = 2
-k = 8
-epochs = 2
-batch_size = 256
-max_vectors = 3000
-
+""" + SMALL_SAE_TOML + """
 [summaries.llm]
 backend = "rule"
 

@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from _tiny import write_config
+from _tiny import SMALL_SAE_TOML, write_config
 
 from and_engine.config import load_config
 from and_engine.pipeline import steps_models
@@ -23,13 +23,7 @@ kind = "yamnet"
 layers = ["block2.pointwise"]
 sae_layers = ["block2.pointwise"]
 
-[sae]
-expansion = 2
-k = 8
-epochs = 2
-batch_size = 256
-max_vectors = 3000
-
+""" + SMALL_SAE_TOML + """
 [summaries.llm]
 backend = "rule"
 
