@@ -24,6 +24,9 @@ def test_a_label_is_named_by_all_its_words_as_stems_or_by_a_term_of_the_table():
     assert names_label("A chicken clucks.", label_terms("hen", table))
     assert not names_label("A dog barks.", label_terms("hen", table)) and not names_label("", label_terms("hen"))
     assert not names_label("It can be heard.", label_terms("can_opening", table))  # "can" alone names nothing
+    # a road vehicle is not its engine: AudioSet's "Motor vehicle (road)" in a caption names no engine
+    assert not names_label("It possibly also contains car and motor vehicle.", label_terms("engine", table))
+    assert names_label("It possibly also contains idling engine.", label_terms("engine", table))
 
 
 def test_the_label_words_table_covers_the_demo_labels_and_bad_files_are_refused(tmp_path):
