@@ -122,6 +122,8 @@ local_llm_section(db, cfg, model, layer, int(neuron), st.session_state.get("nr_t
 
 # --- concepts --------------------------------------------------------------------------------------
 st.subheader("Closed-set concepts (Module A)")
+if one_concept := availability.no_closed_concepts(db, cfg.module_a.concept_set):
+    st.warning(md(f"These concepts say nothing about this neuron: {one_concept}."))
 closed = queries.closed_concepts_table(db, model, layer, neuron)
 if closed.empty:
     st.info("No closed-set concepts for this layer.")

@@ -1,6 +1,7 @@
 """Every page on a user's own folder: unlabelled (all clips in one sub-folder) and dissected with pretrained YAMNet
-only, built the way the README tells a user (``kind = "folder"``, ``build``). No page crashes; each view that has
-nothing to show says what is unavailable, why, and what to do (docs/explore.md, "On your own folder")."""
+only, built the way the README tells a user (``kind = "folder"``, ``build``, the default concept set: the probing
+labels). No page crashes; each view that has nothing to show says what is unavailable, why, and what to do
+(docs/explore.md, "On your own folder")."""
 
 from __future__ import annotations
 
@@ -36,9 +37,6 @@ layers = ["block2.pointwise", "classifier"]
 
 [summaries.llm]
 backend = "rule"
-
-[module_a]
-concept_set = "esc50"
 
 [analyses]
 n_clusters = 4
@@ -78,6 +76,10 @@ def _says(elements, *parts: str) -> bool:
 
 
 ONE_LABEL = "one label ('my_recordings'"
+CONCEPTS = ("the closed-set concepts are the probing labels (module_a.concept_set = \"probing-labels\") and the "
+            "probing set has one label ('my_recordings': e.g. every clip in one sub-folder), so every neuron gets that "
+            "one concept. Set module_a.concept_set = \"esc50\" (the 50 ESC-50 classes) or \"file:<a word list>\" "
+            "and rebuild.")
 
 
 def test_the_reasons_name_the_single_label_and_the_pretrained_classes(env, app_db):
@@ -87,8 +89,11 @@ def test_the_reasons_name_the_single_label_and_the_pretrained_classes(env, app_d
         assert "one sub-folder per sound source" in availability.no_labels(db)
         measure = availability.no_output_measure(db)
         assert "yamnet: its own 521 classes" in measure and ONE_LABEL in measure and "yamnet-frozen" in measure
+        assert ONE_LABEL in availability.no_closed_concepts(db, "probing-labels")
+        assert availability.no_closed_concepts(db, "esc50") is None  # a concept set of its own: concepts differ
     with ResultsStore(app_db, read_only=True) as db:  # labelled, and tinynet's classes are the labels
         assert availability.no_labels(db) is None and availability.no_output_measure(db) is None
+        assert availability.no_closed_concepts(db, "probing-labels") is None
 
 
 def test_overview_says_why_ground_truth_and_last_layer_accuracy_are_missing(env):
@@ -103,7 +108,8 @@ def test_overview_says_why_ground_truth_and_last_layer_accuracy_are_missing(env)
 
 def test_neuron_page_shows_the_neuron_and_says_what_it_cannot(env):
     at = run_page("pages/neuron.py", {"model": "yamnet", "layer": "block2.pointwise", "neuron": "3"})
-    assert not at.exception and not at.error and not at.warning
+    assert not at.exception and not at.error
+    assert _texts(at.warning) == [md("These concepts say nothing about this neuron: " + CONCEPTS)]
     assert _says(at.caption, "Ground truth (does an explanation name the top-K clips' label?) is unavailable",
                  ONE_LABEL)
     assert not any("majority label" in c for c in _texts(at.caption))
@@ -124,13 +130,15 @@ def test_pruning_and_compare_say_why_and_what_to_do(env):
 
 def test_concepts_human_evaluation_and_query_by_sound_work(env):
     at = run_page("pages/concepts.py")
-    assert not at.exception and not at.error and not at.warning
+    assert not at.exception and not at.error
+    assert _says(at.warning, "A search by closed-set concept finds every neuron or none", CONCEPTS)
     assert "adjectives (all models)" in chart_titles(at)
     at.text_input(key="cc_term").input("loud").run()
     assert not at.exception and at.caption[0].value.endswith("match(es)")
     at = run_page("pages/human_eval.py")
     at.text_input(key="he_rater").input("ann").run()
     assert not at.exception and not at.error
+    assert _says(at.warning, "The DB and TAB descriptions are one word for every neuron", CONCEPTS)
     assert len([m for m in at.markdown if m.value.startswith("**Description")]) == 3
     at = run_page("pages/by_sound.py", timeout=120)
     clip = DEMO_AUDIO / "crackling_fire" / "crackling_fire_05.ogg"

@@ -8,6 +8,8 @@ with what the user can do; each returns None when the view is available.
 * ``probing_labels(store)`` -> the probing set's labels (sorted).
 * ``no_labels(store)`` -> why nothing can be checked against labels (fewer than two labels), else None.
 * ``no_output_measure(store)`` -> why no model can be measured on labelled held-out clips, else None.
+* ``no_closed_concepts(store, concept_set)`` -> why the closed-set concepts say nothing (one probing label as the
+  concept set), else None.
 """
 
 from __future__ import annotations
@@ -57,3 +59,12 @@ def no_output_measure(store: ResultsStore) -> str | None:
         return (f"{why}. And {one}: sort the clips into one sub-folder per sound source, add {TRAINED} to the "
                 "build and rebuild; it learns those labels on the other folds and is measured on the held-out fold")
     return f"{why}. Add {TRAINED} to the build: it learns the probing labels on the other folds"
+
+
+def no_closed_concepts(store: ResultsStore, concept_set: str) -> str | None:
+    """-> why the closed-set concepts (Module A: DB, TAB, ICL) say nothing: they are the probing labels
+    (``concept_set = "probing-labels"``) and there is one, so every neuron gets it; else None."""
+    one = _one_label(probing_labels(store)) if concept_set == "probing-labels" else None
+    return one and (f"the closed-set concepts are the probing labels (module_a.concept_set = \"probing-labels\") and "
+                    f"{one}, so every neuron gets that one concept. Set module_a.concept_set = \"esc50\" (the 50 "
+                    "ESC-50 classes) or \"file:<a word list>\" and rebuild")
