@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 
+import pandas as pd
 import pytest
 from _app_pages import chart_titles, run_page
 
@@ -94,6 +95,18 @@ def test_the_reasons_name_the_single_label_and_the_pretrained_classes(env, app_d
     with ResultsStore(app_db, read_only=True) as db:  # labelled, and tinynet's classes are the labels
         assert availability.no_labels(db) is None and availability.no_output_measure(db) is None
         assert availability.no_closed_concepts(db, "probing-labels") is None
+
+
+def test_the_reason_for_a_labelled_folder_asks_for_a_trained_variant():
+    labels = ["cow", "dog"]
+    pretrained = pd.DataFrame({"model": ["yamnet"], "class_names": [["Speech", "Dog"] + ["x"] * 519]})
+    text = availability.output_reason(labels, pretrained)
+    assert text.startswith("no model here has the probing labels as its classes (yamnet: its own 521 classes)")
+    assert text.endswith(f"Add {availability.TRAINED} to the build: it learns the probing labels on the other folds")
+    assert "one label" not in text
+    own = pd.DataFrame({"model": ["yamnet-frozen"], "class_names": [["dog", "cow"]]})  # no held-out clip of them
+    assert availability.output_reason(labels, own).startswith("no held-out clip is labelled with a class of "
+                                                               "yamnet-frozen: set probing_set.heldout_fold")
 
 
 def test_overview_says_why_ground_truth_and_last_layer_accuracy_are_missing(env):

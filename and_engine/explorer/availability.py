@@ -14,6 +14,8 @@ with what the user can do; each returns None when the view is available.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from and_engine.explorer.aggregates import prunable_models
 from and_engine.probing import classes_are_labels
 from and_engine.store.results import ResultsStore
@@ -46,8 +48,11 @@ def no_output_measure(store: ResultsStore) -> str | None:
     on the output, last-layer accuracy), else None. Those need a model whose classes are the probing labels."""
     if prunable_models(store):
         return None
-    labels = probing_labels(store)
-    models = store.read("models", ["model", "class_names"], order_by=["model"])
+    return output_reason(probing_labels(store), store.read("models", ["model", "class_names"], order_by=["model"]))
+
+
+def output_reason(labels: list[str], models: pd.DataFrame) -> str:
+    """(the probing labels, models rows: model, class_names; none of them measurable) -> why, and what to do."""
     own = [r.model for r in models.itertuples() if classes_are_labels(list(r.class_names), labels)]
     if own:  # a model of the probing labels, but no held-out clip of its classes
         return (f"no held-out clip is labelled with a class of {', '.join(own)}: set probing_set.heldout_fold to a "
