@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, distribution, effect, export, live, related
+from and_engine.explorer import aggregates, availability, charts, distribution, effect, export, live, related
 from pages._shared import download, md, pruning_target, results_path
 
 
@@ -85,10 +85,12 @@ def effect_section(db, cfg, model: str, layer: str, neuron: int) -> None:
     st.subheader("Effect on the output")
     prunable = aggregates.prunable_models(db)
     if model not in prunable:
+        if not prunable:
+            st.info(md(f"Unavailable for {model}: {availability.no_output_measure(db)}."))
+            return
         st.info(f"Unavailable for {md(model)}: its classes are not the probing set's labels (or none of its "
                 "held-out clips has one), so there is no held-out label to measure a logit change against. "
-                + (f"Models with it: {md(', '.join(prunable))}." if prunable else "No model of this database has "
-                   "it: a trained variant (kind yamnet-frozen, yamnet-finetuned or ast-scratch) would."))
+                f"Models with it: {md(', '.join(prunable))}.")
         return
     if not st.toggle("measure it on the held-out clips (runs the model)", key="nr_effect_on"):
         st.caption("Zero this neuron (or scale it) in the forward pass and see what every class's logit does.")

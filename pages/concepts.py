@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, queries, scores
-from pages._shared import layers_or_stop, missing, neuron_link, run_config, store
+from and_engine.explorer import aggregates, availability, charts, queries, scores
+from pages._shared import layers_or_stop, md, missing, neuron_link, run_config, store
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -35,6 +35,8 @@ else:
                        width="stretch", key="adj_hist")
 
 st.subheader("Find neurons by concept or adjective")
+if one_concept := availability.no_closed_concepts(db, run_config(db).module_a.concept_set):
+    st.warning(md(f"A search by closed-set concept finds every neuron or none: {one_concept}."))
 s1, s2, s3 = st.columns([3, 1, 2])
 term = s1.text_input("concept or adjective (e.g. loud, cow)", key="cc_term")
 only = s2.selectbox("model", ["all", *models], key="cc_search_model")

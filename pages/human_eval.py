@@ -7,7 +7,7 @@ shown, so a build holding the results database cannot drop it. It is one transac
 
 import streamlit as st
 
-from and_engine.explorer import humaneval, queries
+from and_engine.explorer import availability, humaneval, queries
 from and_engine.explorer import scores as explanation_scores
 from and_engine.explorer.text_similarity import TextSimilarity
 from and_engine.store.ratings import RatedDescription, RatingError, RatingsLockedError
@@ -73,6 +73,8 @@ def _next_neuron(rater: str, skipped: set) -> tuple[str, str, int] | None:
 
 
 with rate_tab:
+    if one_concept := availability.no_closed_concepts(db, cfg.module_a.concept_set):
+        st.warning(md(f"The DB and TAB descriptions are one word for every neuron: {one_concept}."))
     rater = st.text_input("Your rater name", key="he_rater").strip()
     key, current = f"he_neuron_{rater}", None
     if not rater:

@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, queries, score_charts, scores
+from and_engine.explorer import aggregates, availability, charts, queries, score_charts, scores
 from pages._shared import md, missing, neuron_link, store
 
 st.title("AND Explorer: overview")
@@ -51,7 +51,9 @@ with st.expander("Runs and provenance (every step's backends and parameters)"):
 st.subheader("Last-layer accuracy (Table 2 / 7)")
 acc = aggregates.lastlayer_accuracy(db)
 if acc.empty:
-    st.info(missing("lastlayer", "last-layer accuracy"))
+    no_measure = availability.no_output_measure(db)
+    st.info(missing("lastlayer", "last-layer accuracy",
+                    no_measure and f"Last-layer accuracy is unavailable: {no_measure}."))
 else:
     st.caption("top-1 / top-5 in % of the output neurons whose predicted concept is their class")
     st.dataframe(acc.style.format({"top1": "{:.1f}", "top5": "{:.1f}", "concept_cosine": "{:.2f}"}),
@@ -118,7 +120,9 @@ else:
 
 st.subheader("Ground truth: do captions and explanations name the labelled sound source?")
 hits, total = scores.caption_rate(db)
-if not total:
+if unlabelled := availability.no_labels(db):
+    st.info(md(f"Ground truth is unavailable: {unlabelled}."))
+elif not total:
     st.info("No ground truth in this database (built without the scores stage).")
 else:
     st.metric("captions that name their clip's label", f"{hits} / {total} = {hits / total:.0%}",

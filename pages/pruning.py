@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from and_engine.explorer import aggregates, charts, live
+from and_engine.explorer import aggregates, availability, charts, live
 from pages._shared import layers_or_stop, md, missing, pruning_target, results_path, run_config, store
 
 st.title("Concept-specific pruning")
@@ -10,8 +10,7 @@ db = store()
 cfg = run_config(db)
 prunable = aggregates.prunable_models(db)
 if not prunable:
-    st.warning("No model in this database has held-out clips labelled with its own classes (pretrained "
-               "models with other class sets cannot be evaluated per class): add a trained variant to the build.")
+    st.warning(md(f"Concept-specific pruning is unavailable: {availability.no_output_measure(db)}."))
     st.stop()
 
 

@@ -3,7 +3,9 @@ distributions and rates aggregated at build time, neurons ranked by a score, the
 table (the report prints the same one), and what each score means (the app's tooltips).
 
 Neuron reads use the (model, layer, neuron) indexes; database-wide reads touch only the small aggregate
-tables (``score_summary``, ``truth_rates``), never a paper-scale table per page view.
+tables (``score_summary``, ``truth_rates``), never a paper-scale table per page view. A probing set with one
+label (an unlabelled folder) has no ground truth: the functions then leave the label columns out
+(``availability.no_labels`` says why).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from and_engine.explorer.availability import no_labels
 from and_engine.store.results import ResultsStore
 from and_engine.store.schema import EMBEDDING_SCORERS, EXPLANATION_SOURCES, LLM_SCORERS, SCORE_METRICS
 
@@ -49,8 +52,9 @@ def _order(df: pd.DataFrame, col: str = "source") -> pd.DataFrame:
 
 
 def neuron_scores(store: ResultsStore, model: str, layer: str, neuron: int) -> pd.DataFrame:
-    """-> one row per explanation of the neuron: source, explanation, names_majority, and per scorer and metric a
-    column ``<scorer> <metric>`` (e.g. ``embedding auc``); empty when the build computed no scores."""
+    """-> one row per explanation of the neuron: source, explanation, names_majority (left out without labels), and
+    per scorer and metric a column ``<scorer> <metric>`` (e.g. ``embedding auc``); empty when the build computed no
+    scores."""
     expl = store.query_df(
         'SELECT e.source, e.explanation, t.names_majority FROM "explanations" e LEFT JOIN "explanation_truth" t '
         "ON t.model = e.model AND t.layer = e.layer AND t.neuron = e.neuron AND t.source = e.source "
@@ -59,6 +63,8 @@ def neuron_scores(store: ResultsStore, model: str, layer: str, neuron: int) -> p
                         model=model, layer=layer, neuron=int(neuron))
     if expl.empty:
         return expl
+    if no_labels(store):
+        expl = expl.drop(columns="names_majority")
     wide = scores.melt(id_vars=["source", "scorer"], value_vars=list(SCORE_METRICS)).dropna(subset=["value"])
     wide = wide.assign(column=wide["scorer"] + " " + wide["variable"]).pivot_table(
         index="source", columns="column", values="value", aggfunc="first")
@@ -67,6 +73,8 @@ def neuron_scores(store: ResultsStore, model: str, layer: str, neuron: int) -> p
 
 def neuron_truth(store: ResultsStore, model: str, layer: str, neuron: int) -> dict | None:
     """-> {majority_label, purity, n_naming_captions} of the neuron's top-K clips, or None without labels."""
+    if no_labels(store):
+        return None
     df = store.read("neuron_truth", ["majority_label", "purity", "n_naming_captions"], model=model, layer=layer,
                     neuron=int(neuron))
     return df.iloc[0].to_dict() if len(df) else None
@@ -112,7 +120,8 @@ def caption_rate(store: ResultsStore) -> tuple[int, int]:
 def method_table(store: ResultsStore, model: str) -> pd.DataFrame:
     """"Which method explains best" for one model -> per source: the mean over its neurons of each stored scorer's
     metrics (weighted by each layer's neuron count), the neurons scored, and the share naming the top-K majority
-    label (overall and where a majority of the top-K captions do); sorted by the first AUC column."""
+    label (overall and where a majority of the top-K captions do; left out without labels); sorted by the first AUC
+    column."""
     summ = store.query_df('SELECT source, scorer, metric, sum(n_neurons * mean) / sum(n_neurons) AS mean, '
                           'sum(n_neurons) AS n FROM "score_summary" WHERE model = ? GROUP BY ALL', [model])
     if summ.empty:
@@ -123,8 +132,9 @@ def method_table(store: ResultsStore, model: str) -> pd.DataFrame:
     wide["neurons"] = summ.groupby("source")["n"].max()
     rates = store.query_df('SELECT source, measure, sum(hits) AS hits, sum(total) AS total FROM "truth_rates" '
                            "WHERE model = ? AND source <> '' GROUP BY ALL", [model])
-    for measure, name in (("names_majority", "names label %"), ("names_majority_where_captions_do",
-                                                                 "names label where captions do %")):
+    truth = (("names_majority", "names label %"),
+             ("names_majority_where_captions_do", "names label where captions do %"))
+    for measure, name in () if no_labels(store) else truth:
         r = rates[rates["measure"] == measure].set_index("source")
         wide[name] = 100 * r["hits"] / r["total"].where(r["total"] > 0)
     order = [f"{sc} {METRIC_NAMES[m]}" for sc in (*EMBEDDING_SCORERS, *LLM_SCORERS) for m in SCORE_METRICS]
