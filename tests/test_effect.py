@@ -117,17 +117,22 @@ def test_relu_maxima_match_the_forward_pass():
 
     target = _yamnet_target(_shut_gate)
     net, got = target.model.module, {}
-    hooks = [net.get_submodule(p).register_forward_hook(
-        lambda _m, _i, o, p=p: got.__setitem__(p, torch.maximum(got.get(p, o.amax((0, 2, 3))), o.amax((0, 2, 3)))))
-        for p in ("block13.pointwise", "block14.depthwise")]
-    target.model.logits(target.waveforms, batch_size=4)
+    paths = [p for p, _ in net.convs()]
+
+    def keep_max(p, o):
+        top = o.detach().amax((0, 2, 3))
+        got[p] = torch.maximum(got[p], top) if p in got else top
+
+    hooks = [net.get_submodule(p).register_forward_hook(lambda _m, _i, o, p=p: keep_max(p, o)) for p in paths]
+    target.model.logits(target.waveforms, batch_size=4)  # other chunks than the engine's features
     for h in hooks:
         h.remove()
-    own, nxt = relu_maxima(net, "block13.pointwise", target.engine.features)
-    assert torch.allclose(own, got["block13.pointwise"], atol=1e-5)
-    assert torch.allclose(nxt, got["block14.depthwise"], atol=1e-5)
-    assert nxt[5] < 0 < nxt[6]
-    assert relu_maxima(net, "block14.pointwise", target.engine.features)[1] is None  # the last block mixes
+    for layer, after in (("block1.conv", "block2.depthwise"), ("block4.depthwise", None),
+                         ("block13.pointwise", "block14.depthwise"), ("block14.pointwise", None)):
+        own, nxt = relu_maxima(net, layer, target.engine.features)
+        assert torch.allclose(own, got[layer], atol=1e-5)
+        assert (nxt is None) if after is None else torch.allclose(nxt, got[after], atol=1e-5)
+    assert relu_maxima(net, "block13.pointwise", target.engine.features)[1][[5, 6]].sign().tolist() == [-1, 1]
 
 
 @pytest.mark.parametrize("edit, layer, words", [
