@@ -100,6 +100,7 @@ def test_effect_on_the_output_zeroed_then_scaled(db, monkeypatch):
 def test_effect_says_why_no_logit_changes(db, monkeypatch):
     """Unit 4 of block2.fc is read by no classifier weight: every change is exactly 0 and the page gives the
     model's reason (``TargetModel.why_unchanged``); unit 3, read, gets no such line."""
+    import streamlit as st
     import torch
     from _app_tiny_model import tiny_target_model
 
@@ -117,14 +118,18 @@ def test_effect_says_why_no_logit_changes(db, monkeypatch):
         return model, {"checkpoint": "", "description": "tiny"}
 
     monkeypatch.setattr(registry, "load_target_model", load)
-    for neuron, said in (("4", True), ("3", False)):
-        at = run_page("pages/neuron.py", {**NEURON, "layer": "block2.fc", "neuron": neuron})
-        at.toggle(key="nr_effect_on").set_value(True).run()
-        assert not at.exception
-        if said:
-            assert {m.label: m.value for m in at.metric}["predictions changed"] == "0 of 12"
-        reasons = [i.value for i in at.info if i.value.startswith("Every logit changes by exactly 0")]
-        assert bool(reasons) == said and (not said or "every weight of classifier" in reasons[0])
+    st.cache_resource.clear(), st.cache_data.clear()  # an earlier test cached the unedited target and its effects
+    try:
+        for neuron, said in (("4", True), ("3", False)):
+            at = run_page("pages/neuron.py", {**NEURON, "layer": "block2.fc", "neuron": neuron})
+            at.toggle(key="nr_effect_on").set_value(True).run()
+            assert not at.exception
+            if said:
+                assert {m.label: m.value for m in at.metric}["predictions changed"] == "0 of 12"
+            reasons = [i.value for i in at.info if i.value.startswith("Every logit changes by exactly 0")]
+            assert bool(reasons) == said and (not said or "every weight of classifier" in reasons[0])
+    finally:
+        st.cache_resource.clear(), st.cache_data.clear()  # later tests get the unedited target
 
 
 @pytest.mark.slow
