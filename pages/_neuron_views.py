@@ -110,6 +110,8 @@ def effect_section(db, cfg, model: str, layer: str, neuron: int) -> None:
     c2.metric("predictions changed", f"{eff.n_flipped} of {eff.n_clips}")
     top = eff.per_class.loc[eff.per_class["mean_change"].abs().idxmax()]
     c3.metric("largest mean change", f"{top['mean_change']:+.3f}", help=f"class {top['class_name']}")
+    if eff.why_unchanged:
+        st.info(md(eff.why_unchanged))
     what = "zeroed" if scale == 0 else f"scaled {scale:g}×"
     bars = charts.effect_bars(eff.per_class, f"change of each class's logit, neuron {neuron} {what}")
     st.vega_lite_chart(spec=bars, width="stretch", key="nr_effect_chart")

@@ -97,6 +97,41 @@ def test_effect_on_the_output_zeroed_then_scaled(db, monkeypatch):
     assert "change of each class's logit, neuron 4 scaled 5×" in chart_titles(at)
 
 
+def test_effect_says_why_no_logit_changes(db, monkeypatch):
+    """Unit 4 of block2.fc is read by no classifier weight: every change is exactly 0 and the page gives the
+    model's reason (``TargetModel.why_unchanged``); unit 3, read, gets no such line."""
+    import streamlit as st
+    import torch
+    from _app_tiny_model import tiny_target_model
+
+    import and_engine.models.registry as registry
+
+    def unread(model, layer: str, neuron: int, _inputs) -> str:
+        read = model.module.classifier.weight[:, neuron].any()
+        return "" if layer != "block2.fc" or read else "every weight of classifier that reads this unit is 0."
+
+    def load(model_cfg, config, probing_set, waveforms_fn, progress=None):
+        model = tiny_target_model()
+        with torch.no_grad():
+            model.module.classifier.weight[:, 4] = 0.0
+        model.why_unchanged = lambda *args: unread(model, *args)
+        return model, {"checkpoint": "", "description": "tiny"}
+
+    monkeypatch.setattr(registry, "load_target_model", load)
+    st.cache_resource.clear(), st.cache_data.clear()  # an earlier test cached the unedited target and its effects
+    try:
+        for neuron, said in (("4", True), ("3", False)):
+            at = run_page("pages/neuron.py", {**NEURON, "layer": "block2.fc", "neuron": neuron})
+            at.toggle(key="nr_effect_on").set_value(True).run()
+            assert not at.exception
+            if said:
+                assert {m.label: m.value for m in at.metric}["predictions changed"] == "0 of 12"
+            reasons = [i.value for i in at.info if i.value.startswith("Every logit changes by exactly 0")]
+            assert bool(reasons) == said and (not said or "every weight of classifier" in reasons[0])
+    finally:
+        st.cache_resource.clear(), st.cache_data.clear()  # later tests get the unedited target
+
+
 @pytest.mark.slow
 def test_effect_is_unavailable_for_a_model_whose_classes_are_not_the_labels(tiny_build, monkeypatch):
     path, _config, _ = tiny_build

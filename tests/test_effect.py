@@ -60,3 +60,90 @@ def test_a_scale_of_one_changes_nothing_and_bad_scales_are_refused():
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="scale"):
             effect.neuron_effect(target, "block2.fc", 1, bad)
+
+
+# ---------- why every logit can change by exactly 0 (YAMNet: a ReLU downstream that never opens) ----------
+def _yamnet_target(edit) -> PruningTarget:
+    """A randomly initialised YAMNet (3 classes, 1.5 s clips) after ``edit(net)``, on 6 noise clips."""
+    from and_engine.models.yamnet import YamnetNet, make_yamnet_target
+
+    torch.manual_seed(0)
+    net = YamnetNet(3)
+    with torch.no_grad():
+        _open_six(net)
+        edit(net)
+    model = make_yamnet_target(net, "rand", "yamnet-frozen", ["a", "b", "c"], clip_seconds=1.5)
+    waves = (0.1 * np.random.default_rng(0).normal(size=(6, 24000))).astype(np.float32)
+    return PruningTarget(model, waves, np.arange(6) % 3, pd.DataFrame({"clip_id": range(6)}),
+                         PruningEngine(model, waves))
+
+
+def _open_six(net) -> None:
+    """Unit 6 of block9.depthwise, block13.pointwise and block14.pointwise fires, and so does channel 6 of
+    block14.depthwise, the only one that reads unit 6 of block13.pointwise: unit 6 reaches the logits."""
+    for layer in ("block9.depthwise", "block13.pointwise", "block14.pointwise", "block14.depthwise"):
+        net.get_submodule(layer).bias[6] = 1.0
+    net.block14.depthwise.weight[6] = net.block14.depthwise.weight[6].abs() + 1.0
+
+
+def _shut_gate(net, n: int = 5) -> None:
+    """Channel ``n`` of block14.depthwise reads only unit ``n`` of block13.pointwise (a ReLU output, >= 0):
+    weights < 0 and bias < 0 keep the ReLU after it shut whatever the unit does, which fires."""
+    dw = net.block14.depthwise
+    dw.weight[n] = -dw.weight[n].abs() - 1e-3
+    dw.bias[n] = -0.01
+    net.block13.pointwise.bias[n] = 1.0
+
+
+def test_a_unit_behind_a_shut_relu_changes_nothing_and_the_effect_says_why():
+    target = _yamnet_target(_shut_gate)
+    layer = "block13.pointwise"
+    seen = []  # the unit's own pre-ReLU output in the model's forward pass: it does fire
+    hook = target.model.submodule(target.model.layer(layer)).register_forward_hook(
+        lambda _m, _i, o: seen.append(o.detach()[:, 5].max()))
+    target.model.logits(target.waveforms)
+    hook.remove()
+    assert max(seen) > 0
+    eff = effect.neuron_effect(target, layer, 5, 0.0)
+    assert np.array_equal(eff.per_class["mean_change"], np.zeros(3)) and eff.n_flipped == 0
+    assert "block14.depthwise" in eff.why_unchanged and "never opens" in eff.why_unchanged
+    assert eff.why_unchanged.startswith("Every logit changes by exactly 0")
+    open_unit = effect.neuron_effect(target, layer, 6, 0.0)  # the same layer, its gate open: it matters
+    assert np.abs(open_unit.per_class["mean_change"]).max() > 0 and open_unit.why_unchanged == ""
+
+
+def test_relu_maxima_match_the_forward_pass():
+    from and_engine.models.yamnet import relu_maxima
+
+    target = _yamnet_target(_shut_gate)
+    net, got = target.model.module, {}
+    paths = [p for p, _ in net.convs()]
+
+    def keep_max(p, o):
+        top = o.detach().amax((0, 2, 3))
+        got[p] = torch.maximum(got[p], top) if p in got else top
+
+    hooks = [net.get_submodule(p).register_forward_hook(lambda _m, _i, o, p=p: keep_max(p, o)) for p in paths]
+    target.model.logits(target.waveforms, batch_size=4)  # other chunks than the engine's features
+    for h in hooks:
+        h.remove()
+    for layer, after in (("block1.conv", "block2.depthwise"), ("block4.depthwise", None),
+                         ("block13.pointwise", "block14.depthwise"), ("block14.pointwise", None)):
+        own, nxt = relu_maxima(net, layer, target.engine.features)
+        assert torch.allclose(own, got[layer], atol=1e-5)
+        assert (nxt is None) if after is None else torch.allclose(nxt, got[after], atol=1e-5)
+    assert relu_maxima(net, "block13.pointwise", target.engine.features)[1][[5, 6]].sign().tolist() == [-1, 1]
+
+
+@pytest.mark.parametrize("edit, layer, words", [
+    (lambda net: net.block13.pointwise.bias.__setitem__(5, -1e4), "block13.pointwise", "the ReLU after it never"),
+    (lambda net: net.classifier.weight[:, 5].zero_(), "block14.pointwise", "every weight of classifier"),
+    (lambda net: net.block9.pointwise.weight[:, 5].zero_(), "block9.depthwise", "every weight of block9.pointwise"),
+])
+def test_a_dead_unit_or_an_unread_one_is_explained(edit, layer, words):
+    from and_engine.models.yamnet import yamnet_why_unchanged
+
+    target = _yamnet_target(edit)
+    assert words in yamnet_why_unchanged(target.model.module, layer, 5, target.engine.features)
+    assert yamnet_why_unchanged(target.model.module, layer, 6, target.engine.features) == ""
+    assert yamnet_why_unchanged(target.model.module, "classifier", 0, target.engine.features) == ""

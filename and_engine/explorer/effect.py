@@ -26,6 +26,7 @@ class NeuronEffect:
     accuracy_after: float
     n_flipped: int  # held-out clips whose predicted class changes
     n_clips: int
+    why_unchanged: str = ""  # when every logit changes by exactly 0 and the model can show why: that reason
 
 
 def scaled_unit(spec, neuron: int, scale: float):
@@ -51,7 +52,8 @@ def neuron_effect(target, layer: str, neuron: int, scale: float = 0.0) -> Neuron
     """A ``live.PruningTarget`` + one neuron -> its NeuronEffect when its output is multiplied by ``scale`` (0 =
     zeroed, as pruning does; 2 = doubled). Per class of the model: ``mean_change``, the mean change of that class's
     logit over every held-out clip; ``own_change``, over the class's own held-out clips only (the true-class logit
-    change of Figure 10, NaN for a class without one); ``n_clips``, the class's held-out clips."""
+    change of Figure 10, NaN for a class without one); ``n_clips``, the class's held-out clips. When no logit
+    changes at all, ``why_unchanged`` says why where the model can show it (``TargetModel.why_unchanged``)."""
     from and_engine.analyses.pruning import pruning_result  # lazy: the engine imports torch
 
     scale = float(scale)
@@ -68,5 +70,9 @@ def neuron_effect(target, layer: str, neuron: int, scale: float = 0.0) -> Neuron
     per_class = pd.DataFrame({"class_name": names, "mean_change": (after - before).mean(axis=0),
                               "own_change": res.per_class_delta,
                               "n_clips": np.bincount(target.labels, minlength=len(names))})
+    why = ""
+    if np.array_equal(after, before) and target.model.why_unchanged is not None:
+        reason = target.model.why_unchanged(layer, int(neuron), target.engine.features)
+        why = f"Every logit changes by exactly 0 on the held-out clips: {reason}" if reason else ""
     return NeuronEffect(scale, per_class, res.accuracy_before, res.accuracy_after,
-                        int(np.sum(before.argmax(1) != after.argmax(1))), len(before))
+                        int(np.sum(before.argmax(1) != after.argmax(1))), len(before), why)

@@ -67,6 +67,9 @@ class TargetModel:
     # step that computes each layer, so pruning can start from stored activations before the first pruned layer
     stages: list[Callable[[torch.Tensor], torch.Tensor]] | None = None
     stage_layers: dict[str, int] = field(default_factory=dict)
+    # optional: ``why_unchanged(layer, neuron, inputs)`` -> a sentence saying why zeroing that unit cannot change
+    # the logits on ``inputs`` (module inputs, e.g. the pruning engine's features), or "" when nothing shows it
+    why_unchanged: Callable[[str, int, Sequence[torch.Tensor]], str] | None = None
 
     def to(self, device: str | torch.device) -> TargetModel:
         """Move the module to ``device`` ("cuda", "auto" = CUDA when available); inputs follow it, outputs come

@@ -11,6 +11,7 @@ import csv
 import functools
 import importlib.util
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,59 @@ def yamnet_layer_specs(net: YamnetNet, clip_seconds: float, include_depthwise: b
     return specs
 
 
+def relu_maxima(net: YamnetNet, layer: str, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Module inputs (chunks of (N, 1, 96, 64) patches) -> per unit of conv ``layer``, (n_units,) on the CPU: the
+    max over every row and position of its pre-ReLU output, and of the pre-ReLU output of the next block's
+    depthwise channel that this unit alone feeds (None for a depthwise layer or the last block: their units feed
+    every channel after them)."""
+    name, part = layer.split(".")
+    k = int(name.removeprefix("block"))
+    feeds_one = part != "depthwise" and k < len(net.strides)
+    own = nxt = None
+    with torch.inference_mode():
+        for x in inputs:
+            for i in range(1, k):
+                x = net.block(i, x)
+            pre = net.block1.conv(_same_pad(x, 2)) if k == 1 else getattr(net, name).depthwise(
+                _same_pad(x, net.strides[k - 1]))
+            if part == "pointwise":
+                pre = getattr(net, name).pointwise(torch.relu(pre))
+            top = pre.amax(dim=(0, 2, 3)).float().cpu()
+            own = top if own is None else torch.maximum(own, top)
+            if feeds_one:
+                after = getattr(net, f"block{k + 1}").depthwise(_same_pad(torch.relu(pre), net.strides[k]))
+                top = after.amax(dim=(0, 2, 3)).float().cpu()
+                nxt = top if nxt is None else torch.maximum(nxt, top)
+    return own, nxt
+
+
+def yamnet_why_unchanged(net: YamnetNet, layer: str, neuron: int, inputs: Sequence[torch.Tensor]) -> str:
+    """Why zeroing unit ``neuron`` of conv ``layer`` cannot change the logits on ``inputs`` (module inputs), as a
+    sentence: every weight reading it is 0; its own ReLU never opens; or the ReLU of the next block's depthwise
+    channel, which only this unit feeds, never opens and stays shut without it (bias <= 0). "" when none holds."""
+    if layer not in {s for s, _ in net.convs()}:
+        return ""
+    name, part = layer.split(".")
+    k, last = int(name.removeprefix("block")), len(net.strides)
+    reader = f"{name}.pointwise" if part == "depthwise" else "classifier" if k == last else None
+    if reader and not bool(net.get_submodule(reader).weight.detach()[:, neuron].any()):
+        return f"every weight of {reader} that reads this unit is exactly 0, so nothing of it reaches the logits."
+    own, nxt = relu_maxima(net, layer, inputs)
+    if own[neuron] <= 0:
+        return (f"its pre-activation is at most {float(own[neuron]):.3g} at every position of every clip: the ReLU "
+                "after it never opens, so it outputs 0 whether zeroed or not.")
+    if nxt is None:
+        return ""
+    gate = f"block{k + 1}.depthwise"
+    bias = float(net.get_submodule(gate).bias.detach()[neuron])
+    if nxt[neuron] > 0 or bias > 0:
+        return ""
+    return (f"it feeds only channel {neuron} of {gate} (a depthwise conv: one input channel per output channel), "
+            f"whose pre-activation is at most {float(nxt[neuron]):.3g} at every position of every clip, so the ReLU "
+            f"after it never opens; zeroed, the unit leaves that channel at its bias {bias:.3g} <= 0, still shut. "
+            "Nothing of this unit reaches the logits on these clips.")
+
+
 def make_yamnet_target(net: YamnetNet, name: str, kind: str, class_names: list[str], clip_seconds: float = 5.0,
                        include_depthwise: bool = False, description: str = "") -> TargetModel:
     """Wrap a YamnetNet (pretrained or a trained variant) as a TargetModel over 0.96 s windows."""
@@ -197,6 +251,7 @@ def make_yamnet_target(net: YamnetNet, name: str, kind: str, class_names: list[s
         name=name, kind=kind, sample_rate=fe.SAMPLE_RATE, class_names=list(class_names), module=net,
         layer_specs=specs, preprocess=fe.waveform_patches, description=description, stages=stages,
         stage_layers={s.name: s.block - 1 if s.kind != "classifier" else n_blocks for s in specs},
+        why_unchanged=functools.partial(yamnet_why_unchanged, net),
     )
 
 
