@@ -1,10 +1,10 @@
-"""Run ``python -m and_engine build`` with one stage held open for a while (a stand-in for a long analysis).
+"""Run ``python -m and_engine build`` with one stage held open (a stand-in for a long analysis).
 
-    python tests/_slow_build.py CONFIG STAGE SECONDS [--hold-db]
+    python tests/_slow_build.py CONFIG STAGE SECONDS
 
-While ``STAGE`` computes, the build sleeps ``SECONDS`` after writing ``<database>.held`` (so a test knows
-the moment); with ``--hold-db`` it reads the database first, so the sleep happens with the store's
-connection just used (its idle release must still let readers in).
+While ``STAGE`` computes, the build reads the database, writes ``<database>.held`` (so a test knows the
+moment) and waits until the test writes ``<database>.go`` (at most ``SECONDS``), with the store's connection
+just used (its idle release must still let readers in).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def run_step(ctx, name, scope, params, upstream, compute):
         if name == stage:
             ctx.store.count("steps")  # the store was just used: only its idle release lets readers in
             Path(str(ctx.store.path) + ".held").write_text(name)
-            time.sleep(seconds)
+            go, deadline = Path(str(ctx.store.path) + ".go"), time.monotonic() + seconds
+            while not go.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
         return compute()
 
     return original(ctx, name, scope, params, upstream, slow)
