@@ -157,3 +157,38 @@ def test_factory_errors():
     with pytest.raises(CaptionerConfigError, match="tagger"):
         make("captioner", "features", dict(tagger="clap"))
     assert issubclass(CaptionerError, RuntimeError)
+
+
+def _best_per_source_every_class(scores, class_names):
+    """The ranking of ``sound_sources._best_per_source`` written out over every class (no early stop)."""
+    from and_engine.text.sound_sources import plain_source
+
+    best = []
+    for j in np.argsort(-scores, kind="stable"):
+        words, kind = plain_source(class_names[j])
+        mine = set(words.split())
+        if kind != "none" and not any(mine <= set(b[0].split()) or (b[3] == "specific" and set(b[0].split()) <= mine)
+                                      for b in best):
+            best.append((words, float(scores[j]), int(j), kind))
+    return best
+
+
+def test_naming_sources_stops_early_with_the_same_answer():
+    """name_sources ranks only the classes it can name (max_sources; moments above the threshold): the same
+    sources, tags and order as ranking all 521 AudioSet classes, on sparse and dense random tagger scores."""
+    from and_engine.text.sound_sources import MIN_SOURCE_SCORE, _table, name_sources
+
+    names = list(_table())
+    rng = np.random.default_rng(0)
+    for clip in range(60):
+        w = rng.random((5, len(names))) ** (8 if clip % 2 else 1) * rng.random()  # sparse or dense evidence
+        w[:, rng.integers(len(names), size=3)] = rng.random((5, 3))  # a few strong classes
+        got = name_sources(w, names, threshold=0.3, max_sources=3, max_moments=2)
+        mean, peak = w.mean(0), w.max(0)
+        through = [t for t in _best_per_source_every_class(mean, names)[:3] if t[1] >= MIN_SOURCE_SCORE]
+        through.sort(key=lambda t: (t[1] < 0.3, t[3] == "generic"))
+        named = [set(t[0].split()) for t in through]
+        moments = [t for t in _best_per_source_every_class(peak, names)
+                   if t[1] >= 0.3 and not any(set(t[0].split()) & n for n in named)][:2]
+        assert got.through == [(t[0], t[1] >= 0.3) for t in through]
+        assert got.moments == [t[0] for t in moments]

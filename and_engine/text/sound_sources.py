@@ -50,18 +50,29 @@ class NamedSources:
     tags: str
 
 
-def _best_per_source(scores: np.ndarray, class_names: Sequence[str]) -> list[tuple[str, float, int, str]]:
+@functools.lru_cache(maxsize=8)
+def _sources_of(class_names: tuple[str, ...]) -> list[tuple[str, str, frozenset[str]]]:
+    """Class names -> per class (plain words, kind, the set of its words), computed once per tagger."""
+    return [(words, kind, frozenset(words.split())) for words, kind in map(plain_source, class_names)]
+
+
+def _best_per_source(scores: np.ndarray, class_names: Sequence[str], limit: int | None = None,
+                     min_score: float = -np.inf) -> list[tuple[str, float, int, str]]:
     """-> [(source words, score, class index, kind)], highest first: the best class per source; kind 'none'
     left out, and so is a source that repeats a better one: its words are included in the better one's (pig
     after pig oinking) or include those of a better *specific* one (chicken clucking after chicken; motor
-    vehicle after the generic vehicle says more and stays)."""
+    vehicle after the generic vehicle says more and stays). Stops after ``limit`` sources or at the first score
+    below ``min_score`` (the list so far is the same prefix: a source is judged only against better ones)."""
+    sources = _sources_of(tuple(class_names))
     best: list[tuple[str, float, int, str]] = []
+    kept: list[tuple[frozenset[str], bool]] = []  # (words, specific) of ``best``
     for j in np.argsort(-scores, kind="stable"):
-        words, kind = plain_source(class_names[j])
-        mine = set(words.split())
-        if kind != "none" and not any(mine <= set(b[0].split()) or (b[3] == "specific" and set(b[0].split()) <= mine)
-                                      for b in best):
+        if scores[j] < min_score or (limit is not None and len(best) >= limit):
+            break
+        words, kind, mine = sources[j]
+        if kind != "none" and not any(mine <= theirs or (specific and theirs <= mine) for theirs, specific in kept):
             best.append((words, float(scores[j]), int(j), kind))
+            kept.append((mine, kind == "specific"))
     return best
 
 
@@ -76,10 +87,10 @@ def name_sources(window_scores: np.ndarray, class_names: Sequence[str], threshol
     """
     w = np.asarray(window_scores, dtype=np.float64).reshape(-1, len(class_names))
     mean, peak = w.mean(axis=0), w.max(axis=0)
-    through = [t for t in _best_per_source(mean, class_names)[:max_sources] if t[1] >= MIN_SOURCE_SCORE]
+    through = [t for t in _best_per_source(mean, class_names, limit=max_sources) if t[1] >= MIN_SOURCE_SCORE]
     through.sort(key=lambda t: (t[1] < threshold, t[3] == "generic"))  # stable: by score within each group
     named = [set(t[0].split()) for t in through]
-    moments = [t for t in _best_per_source(peak, class_names)
+    moments = [t for t in _best_per_source(peak, class_names, min_score=threshold)
                if t[1] >= threshold and not any(set(t[0].split()) & n for n in named)][:max_moments]
     tags = [f"{class_names[j]}:{mean[j]:.2f}" for _, _, j, _ in through]
     tags += [f"{class_names[j]}:{mean[j]:.2f} (peak {peak[j]:.2f})" for _, _, j, _ in moments]
