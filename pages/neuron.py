@@ -5,12 +5,12 @@ import streamlit as st
 from and_engine.explorer import aggregates, charts, live, queries, scores
 from pages._local_llm import local_llm_section
 from pages._neuron_views import density_section, download_section, effect_section, quantile_clips, related_section
-from pages._shared import clip_media, layers_or_stop, md, md_lines, neuron_link, run_config, store
+from pages._shared import clip_media, layers_or_stop, md, md_lines, neuron_link, per_version, run_config, store
 
 st.title("Neuron")
 db = store()
 cfg = run_config(db)
-models = queries.models(db)
+models = per_version(queries.models, db)
 if models.empty:
     st.warning("This results database holds no target model yet.")
     st.stop()
