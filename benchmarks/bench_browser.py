@@ -288,8 +288,13 @@ def main() -> None:
             t0 = time.perf_counter()
             build_paper_scale_db(paper)
             print(f"paper-scale DB: {paper.stat().st_size / 1e9:.2f} GB written in {time.perf_counter() - t0:.0f} s")
-        with ResultsStore(paper):  # tables added to the schema since it was written (as a build of this code would)
-            pass
+        with ResultsStore(paper) as store:  # tables added to the schema since it was written (as a build would)
+            packed = store.query_df("SELECT 1 FROM pragma_storage_info('clip_media') WHERE segment_type = 'BLOB' "
+                                    "AND compression <> 'Uncompressed'")
+        if not packed.empty:  # DuckDB keeps a column's compression: only a new database gets today's schema
+            print(f"WARNING: {paper} stores clip_media's blobs compressed (written before they were stored "
+                  "uncompressed): every Neuron view reads ~0.3-0.6 s more than a build of this code would; run "
+                  "without --reuse to write it anew")
         dbs["paper"] = paper
     apps = {"after": ROOT, **({"before": Path(args.before).resolve()} if args.before else {})}
     load = os.getloadavg()[0]

@@ -66,7 +66,8 @@ def local_llm_section(db: ResultsStore, cfg: Config, model: str, layer: str, neu
     why = local_llm.unavailable(local_llm.gguf_path(cfg))
     if why:
         st.info(md(why))
-        st.code(local_llm.INSTALL, language="bash")
+        # inline code, not st.code: a code block loads Streamlit's syntax highlighter (~0.5 s of a fresh tab's CPU)
+        st.markdown(f"`{local_llm.INSTALL}`")
         return
     try:
         desc = _describe(db, cfg, model, layer, neuron)

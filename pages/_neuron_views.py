@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, distribution, effect, export, live, related
-from pages._shared import download, md, pruning_target, results_path
+from pages._shared import download, md, per_version, pruning_target, results_path
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
@@ -43,7 +43,7 @@ def _links(df: pd.DataFrame, model: str, layer: str, neuron: str) -> pd.Series:
 def related_section(db, model: str, layer: str, neuron: int, n_models: int) -> None:
     """The neuron's most correlated neurons: same layer, other layers, other models, with their explanations."""
     st.subheader("Related neurons (correlation of the activations over the probing set)")
-    if not related.has_related(db):
+    if not per_version(related.has_related, db):
         st.info("This database was built before the related_neurons stage: rebuild it to see related neurons "
                 "(only that stage is computed).")
         return
@@ -83,10 +83,10 @@ def _effect(db_path: str, db_mtime: float, model: str, layer: str, neuron: int, 
 def effect_section(db, cfg, model: str, layer: str, neuron: int) -> None:
     """Zero or scale this neuron in the forward pass: every class's logit change and the held-out accuracy."""
     st.subheader("Effect on the output")
-    prunable = aggregates.prunable_models(db)
+    prunable = per_version(aggregates.prunable_models, db)
     if model not in prunable:
         if not prunable:
-            st.info(md(f"Unavailable for {model}: {availability.no_output_measure(db)}."))
+            st.info(md(f"Unavailable for {model}: {per_version(availability.no_output_measure, db)}."))
             return
         st.info(f"Unavailable for {md(model)}: its classes are not the probing set's labels (or none of its "
                 "held-out clips has one), so there is no held-out label to measure a logit change against. "

@@ -80,7 +80,7 @@ def store() -> ResultsStore:
         _RUN.stores = []
     _RUN.stores.append(db)
     build_banner()
-    problem = queries.clip_id_problem(db)
+    problem = per_version(queries.clip_id_problem, db)
     if problem:  # results from two probing sets side by side: the pages would play the wrong files
         st.error(f"This results database is inconsistent: {md(problem)}")
         st.stop()
@@ -116,6 +116,28 @@ def close_stores() -> None:
     for db in getattr(_RUN, "stores", []):
         db.close()
     _RUN.stores = []
+
+
+def database_version(path: Path) -> tuple:
+    """What changes whenever a build writes ``path``: the file's and its write-ahead log's size and mtime."""
+    out: tuple = (str(path),)
+    for f in (path, path.with_name(path.name + ".wal")):
+        st_ = f.stat() if f.exists() else None
+        out += (st_.st_size, st_.st_mtime_ns) if st_ else (None, None)
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=1024, ttl=3600)
+def _per_version(name: str, version: tuple, args: tuple, kwargs: tuple, _fn: Callable, _db: ResultsStore):
+    return _fn(_db, *args, **dict(kwargs))
+
+
+def per_version(fn: Callable, db: ResultsStore, *args, **kwargs):
+    """``fn(db, *args)`` computed once per database version and arguments for every session of this server: a
+    fresh tab (a new session) reads what another tab read already instead of querying again (the database-wide
+    reads of a page: models, layers, aggregates). For reads that do not depend on a neuron; arguments hashable."""
+    return _per_version(f"{fn.__module__}.{fn.__qualname__}", database_version(results_path()), args,
+                        tuple(sorted(kwargs.items())), fn, db)
 
 
 @st.cache_data(show_spinner=False, ttl=600)
@@ -192,7 +214,7 @@ def pruning_target(db: ResultsStore, cfg: Config, model: str) -> live.PruningTar
 def layers_or_stop(db: ResultsStore, model: str):
     """The model's dissected layers (queries.layers), or a warning and the end of the page if it has none."""
     try:
-        return queries.layers(db, model)
+        return per_version(queries.layers, db, model)
     except queries.NotFoundError as exc:
         st.warning(md(exc))
         st.stop()

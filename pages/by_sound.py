@@ -8,12 +8,12 @@ import streamlit as st
 
 from and_engine.audio import AUDIO_EXTENSIONS, AudioIssue
 from and_engine.explorer import aggregates, by_sound, charts, live, media, queries, related
-from pages._shared import download, md, neuron_link, results_path, run_config, store
+from pages._shared import download, md, neuron_link, per_version, results_path, run_config, store
 
 st.title("Query by sound")
 db = store()
 cfg = run_config(db)
-models = queries.models(db)
+models = per_version(queries.models, db)
 if models.empty:
     st.warning("This results database holds no target model yet.")
     st.stop()

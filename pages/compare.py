@@ -4,11 +4,11 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, charts, queries, related
-from pages._shared import download, md, store
+from pages._shared import download, md, per_version, store
 
 st.title("Compare two models")
 db = store()
-models = queries.models(db)["model"].tolist()
+models = per_version(queries.models, db)["model"].tolist()
 if len(models) < 2:
     st.warning(f"This database holds {'one model' if models else 'no model'}"
                f"{' (' + md(models[0]) + ')' if models else ''}: a comparison needs two models dissected on the same "
@@ -25,7 +25,7 @@ threshold = c3.slider("partner threshold: correlation r ≥", 0.0, 1.0, 0.5, 0.0
 # --- neurons matched by activation correlation ------------------------------------------------------------
 st.subheader("Neurons matched by activation correlation")
 counts = pairs = None
-if model_a not in related.compared_models(db):
+if model_a not in per_version(related.compared_models, db):
     st.info("No neuron matching in this database: it was built before the related_neurons stage (rebuild it: "
             "`python -m and_engine build --config ...` computes only that stage).")
 else:
@@ -88,15 +88,15 @@ for col, (m, dist) in zip(st.columns(2), dists.items()):
 
 left, right = st.columns(2)
 with left:
-    adj = aggregates.adjective_stats(db)
+    adj = per_version(aggregates.adjective_stats, db)
     fig5 = charts.per_block_lines(adj[adj["model"].isin([model_a, model_b])], "mean_adjectives",
                                   "adjectives per neuron per block (Figure 5)", "mean adjectives")
     st.vega_lite_chart(spec=fig5, width="stretch", key="cmp_fig5")
 with right:
-    taus = aggregates.taus(db)
+    taus = per_version(aggregates.taus, db)
     if taus:
         tau = st.select_slider("τ (top-K clips sharing a cluster)", taus, value=taus[0], key="cmp_tau")
-        unint = aggregates.interpretability(db, tau)
+        unint = per_version(aggregates.interpretability, db, tau)
         fig6 = charts.per_block_lines(unint[unint["model"].isin([model_a, model_b])], "pct_uninterpretable",
                                       f"% uninterpretable neurons per block, τ = {tau} (Figure 6)", "% uninterpretable")
         st.vega_lite_chart(spec=fig6, width="stretch", key="cmp_fig6")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, queries, scores
-from pages._shared import layers_or_stop, md, missing, neuron_link, run_config, store
+from pages._shared import layers_or_stop, md, missing, neuron_link, per_version, run_config, store
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -13,7 +13,7 @@ def _cloud(words: tuple[tuple[str, float], ...]):
 
 st.title("Concepts")
 db = store()
-models = queries.models(db)["model"].tolist()
+models = per_version(queries.models, db)["model"].tolist()
 if not models:
     st.warning("This results database holds no target model yet.")
     st.stop()
@@ -26,7 +26,7 @@ if scope != "all neurons":
     model = c2.selectbox("model", models, key="cc_model")
 if scope == "one layer":
     layer = c3.selectbox("layer", layers_or_stop(db, model)["layer"].tolist(), key=f"cc_layer_{model}")
-hist = aggregates.adjective_histogram(db, model, layer, n=30)
+hist = per_version(aggregates.adjective_histogram, db, model, layer, n=30)
 if hist.empty:
     st.info("No adjectives for this selection.")
 else:
@@ -35,12 +35,12 @@ else:
                        width="stretch", key="adj_hist")
 
 st.subheader("Find neurons by concept or adjective")
-if one_concept := availability.no_closed_concepts(db, run_config(db).module_a.concept_set):
+if one_concept := per_version(availability.no_closed_concepts, db, run_config(db).module_a.concept_set):
     st.warning(md(f"A search by closed-set concept finds every neuron or none: {one_concept}."))
 s1, s2, s3 = st.columns([3, 1, 2])
 term = s1.text_input("concept or adjective (e.g. loud, cow)", key="cc_term")
 only = s2.selectbox("model", ["all", *models], key="cc_search_model")
-sort_by = scores.sort_options(db)
+sort_by = per_version(scores.sort_options, db)
 order = s3.selectbox("sort by", ["model / layer / neuron", *sort_by], key="cc_sort",
                      help="Sort the neurons found by how well an explanation predicts them on other clips "
                           "(AUC: 0.5 = chance, 1 = perfect; r: 0 = chance).")
@@ -55,7 +55,7 @@ if term.strip():
             neuron_link(h.model, h.layer, h.neuron, f"{h.model} / {h.layer} / {h.neuron} — {h.matched_by}: {h.match}")
 
 st.subheader("Interpretability clusters (Algorithm 1)")
-words = aggregates.cluster_words(db, top=60)
+words = per_version(aggregates.cluster_words, db, top=60)
 if words.empty:
     st.info(missing("clusters", "clusters"))
 else:
@@ -66,7 +66,7 @@ else:
         with cols[i % 3]:
             st.markdown(f"**cluster {c}** · {int(w['n_sentences'].iloc[0])} sentences")
             st.image(_cloud(tuple(zip(w["word"], w["weight"]))), width="stretch")
-elbow = aggregates.cluster_elbow(db)
+elbow = per_version(aggregates.cluster_elbow, db)
 if not elbow.empty:
     st.vega_lite_chart(spec=charts.elbow(elbow, run_config(db).analyses.n_clusters), width="stretch",
                        key="elbow")

@@ -11,7 +11,7 @@ from and_engine.explorer import availability, humaneval, queries
 from and_engine.explorer import scores as explanation_scores
 from and_engine.explorer.text_similarity import TextSimilarity
 from and_engine.store.ratings import RatedDescription, RatingError, RatingsLockedError
-from pages._shared import clip_media, md, ratings_path, ratings_store, run_config, store
+from pages._shared import clip_media, md, per_version, ratings_path, ratings_store, run_config, store
 
 QUESTION = "Does the given description accurately describe most of these audio clips?"
 SHOWN, OUTCOME = "he_shown", "he_outcome"  # the neuron on screen (kept for the save) / the last save's result
@@ -73,7 +73,7 @@ def _next_neuron(rater: str, skipped: set) -> tuple[str, str, int] | None:
 
 
 with rate_tab:
-    if one_concept := availability.no_closed_concepts(db, cfg.module_a.concept_set):
+    if one_concept := per_version(availability.no_closed_concepts, db, cfg.module_a.concept_set):
         st.warning(md(f"The DB and TAB descriptions are one word for every neuron: {one_concept}."))
     rater = st.text_input("Your rater name", key="he_rater").strip()
     key, current = f"he_neuron_{rater}", None
@@ -101,7 +101,7 @@ with rate_tab:
             "run_id": str((queries.last_finished_run(db) or {"run_id": ""})["run_id"])}  # the finished build shown
         st.caption(f"neuron {md(model)} / {md(layer)} / {neuron} · "
                    "listen to its top-K clips, then rate each description")
-        sr = int(queries.models(db).set_index("model").loc[model, "sample_rate"])
+        sr = int(per_version(queries.models, db).set_index("model").loc[model, "sample_rate"])
         top = queries.extremes(db, model, layer, neuron).query("side == 'top'")
         for clip in clip_media(db, cfg, sr, top).values():
             if isinstance(clip, str):

@@ -5,12 +5,12 @@ import streamlit as st
 from and_engine.explorer import aggregates, availability, charts, live, queries, scores
 from pages._local_llm import local_llm_section
 from pages._neuron_views import density_section, download_section, effect_section, quantile_clips, related_section
-from pages._shared import clip_media, layers_or_stop, md, md_lines, neuron_link, run_config, store
+from pages._shared import clip_media, layers_or_stop, md, md_lines, neuron_link, per_version, run_config, store
 
 st.title("Neuron")
 db = store()
 cfg = run_config(db)
-models = queries.models(db)
+models = per_version(queries.models, db)
 if models.empty:
     st.warning("This results database holds no target model yet.")
     st.stop()
@@ -122,7 +122,7 @@ local_llm_section(db, cfg, model, layer, int(neuron), st.session_state.get("nr_t
 
 # --- concepts --------------------------------------------------------------------------------------
 st.subheader("Closed-set concepts (Module A)")
-if one_concept := availability.no_closed_concepts(db, cfg.module_a.concept_set):
+if one_concept := per_version(availability.no_closed_concepts, db, cfg.module_a.concept_set):
     st.warning(md(f"These concepts say nothing about this neuron: {one_concept}."))
 closed = queries.closed_concepts_table(db, model, layer, neuron)
 if closed.empty:
@@ -143,7 +143,7 @@ truth = scores.neuron_truth(db, model, layer, neuron)
 if truth:
     st.caption(md(f"top-K majority label: {truth['majority_label']} ({truth['purity']:.0%} of the top-K clips); "
                   f"{truth['n_naming_captions']} top-K caption(s) name it"), help=scores.NAMES_HELP)
-elif unlabelled := availability.no_labels(db):
+elif unlabelled := per_version(availability.no_labels, db):
     st.caption(md(f"Ground truth (does an explanation name the top-K clips' label?) is unavailable: {unlabelled}."))
 if scored.empty:
     st.info("No scores for this neuron (built without the scores stage).")

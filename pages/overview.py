@@ -5,20 +5,20 @@ import json
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, queries, score_charts, scores
-from pages._shared import md, missing, neuron_link, store
+from pages._shared import md, missing, neuron_link, per_version, store
 
 st.title("AND Explorer: overview")
 db = store()
 
-models = queries.models(db)
-runs = queries.runs(db)
+models = per_version(queries.models, db)
+runs = per_version(queries.runs, db)
 if models.empty:
     st.warning("This results database holds no target model yet: run a build first.")
     st.stop()
 
 c1, c2, c3 = st.columns(3)
 c1.metric("models", len(models))
-layer_df = aggregates.layer_summary(db)
+layer_df = per_version(aggregates.layer_summary, db)
 c2.metric("neurons", f"{int(layer_df.loc[layer_df['kind'] != 'sae', 'n_neurons'].sum()):,}",
           help="units of the networks' own layers (the latents of SAE layers are not counted)")
 c3.metric("builds", len(runs))
@@ -29,7 +29,7 @@ shown.insert(2, "n_classes", models["class_names"].map(len))
 st.dataframe(shown, hide_index=True, width="stretch")
 st.subheader("Layers")
 st.dataframe(layer_df, hide_index=True, width="stretch")
-sae = aggregates.sae_metrics(db)
+sae = per_version(aggregates.sae_metrics, db)
 if not sae.empty:
     st.subheader("Sparse autoencoders")
     st.caption("Layers of kind sae hold the latents of a TopK sparse autoencoder trained on a layer's frame / patch "
@@ -41,7 +41,7 @@ if not sae.empty:
 
 with st.expander("Runs and provenance (every step's backends and parameters)"):
     st.dataframe(runs, hide_index=True, width="stretch")
-    steps = queries.steps(db)
+    steps = per_version(queries.steps, db)
     stage = st.selectbox("step", steps["stage"] + " " + steps["scope"], key="prov_step")
     row = steps[(steps["stage"] + " " + steps["scope"]) == stage].iloc[0]
     st.caption(f"fingerprint `{row['fingerprint']}` · code `{row['code_version']}` · {row['n_rows']} rows "
@@ -49,9 +49,9 @@ with st.expander("Runs and provenance (every step's backends and parameters)"):
     st.json(json.loads(row["params_json"]))
 
 st.subheader("Last-layer accuracy (Table 2 / 7)")
-acc = aggregates.lastlayer_accuracy(db)
+acc = per_version(aggregates.lastlayer_accuracy, db)
 if acc.empty:
-    no_measure = availability.no_output_measure(db)
+    no_measure = per_version(availability.no_output_measure, db)
     st.info(missing("lastlayer", "last-layer accuracy",
                     no_measure and f"Last-layer accuracy is unavailable: {no_measure}."))
 else:
@@ -61,14 +61,14 @@ else:
 
 left, right = st.columns(2)
 with left:
-    fig5 = charts.per_block_lines(aggregates.adjective_stats(db), "mean_adjectives",
+    fig5 = charts.per_block_lines(per_version(aggregates.adjective_stats, db), "mean_adjectives",
                                   "adjectives per neuron per block (Figure 5)", "mean adjectives")
     st.vega_lite_chart(spec=fig5, width="stretch", key="fig5")
 with right:
-    taus = aggregates.taus(db)
+    taus = per_version(aggregates.taus, db)
     if taus:
         tau = st.select_slider("τ (top-K clips sharing a cluster)", taus, value=taus[0], key="tau")
-        fig6 = charts.per_block_lines(aggregates.interpretability(db, tau), "pct_uninterpretable",
+        fig6 = charts.per_block_lines(per_version(aggregates.interpretability, db, tau), "pct_uninterpretable",
                                       f"% uninterpretable neurons per block, τ = {tau} (Figure 6)", "% uninterpretable")
         st.vega_lite_chart(spec=fig6, width="stretch", key="fig6")
     else:
@@ -76,7 +76,7 @@ with right:
 
 st.subheader("Top-20 adjectives")
 model = st.selectbox("model", models["model"].tolist(), key="top_adj_model")
-top = aggregates.top_adjectives(db, model, n=20)
+top = per_version(aggregates.top_adjectives, db, model, n=20)
 if top.empty:
     st.info(missing("adjectives", "adjectives for this model", "No adjectives for this model."))
 else:
@@ -84,7 +84,7 @@ else:
                        width="stretch", key="top20")
 
 st.subheader("Explanation scores: how well each explanation predicts its neuron on other clips")
-avail = scores.scorer_metrics(db)
+avail = per_version(scores.scorer_metrics, db)
 if not avail:
     st.info("No explanation scores in this database (built without the scores stage).")
 else:
@@ -95,7 +95,7 @@ else:
                              key=f"sc_metric_{sc_scorer}")
     st.caption(md(scores.HELP.get((sc_scorer, sc_metric), "")) + " The dotted 'shuffled' line is the chance control: "
                "each neuron scored with another neuron's S_h^c.")
-    dist = scores.layer_distributions(db, sc_model, sc_scorer, sc_metric)
+    dist = per_version(scores.layer_distributions, db, sc_model, sc_scorer, sc_metric)
     if dist.empty:
         st.info("No scores of this kind for this model.")
     else:
@@ -104,14 +104,14 @@ else:
         sc_layer = st.selectbox("layer", list(dict.fromkeys(dist["layer"])), key=f"sc_layer_{sc_model}")
         st.vega_lite_chart(spec=score_charts.score_boxes(dist[dist["layer"] == sc_layer], sc_scorer, sc_metric,
                                                         sc_layer), width="stretch", key="score_boxes")
-        options = scores.sort_options(db)
+        options = per_version(scores.sort_options, db)
         pick = st.selectbox("neurons of this layer ranked by", list(options), key="sc_rank_by")
         best = st.radio("show", ["best explained", "worst explained"], horizontal=True, key="sc_best")
-        ranked = scores.neurons_by_score(db, sc_model, sc_layer, *options[pick], best_first=best == "best explained",
-                                         limit=10)
+        ranked = per_version(scores.neurons_by_score, db, sc_model, sc_layer, *options[pick],
+                         best_first=best == "best explained", limit=10)
         for r in ranked.itertuples():
             neuron_link(sc_model, sc_layer, r.neuron, f"{sc_layer} / {r.neuron} · {r.score:.2f} · {r.explanation[:90]}")
-    table = scores.method_table(db, sc_model)
+    table = per_version(scores.method_table, db, sc_model)
     if not table.empty:
         st.markdown(f"**Which method explains best ({md(sc_model)})**: mean over its neurons, all layers")
         tips = scores.help_text(table.columns)
@@ -119,8 +119,8 @@ else:
         st.dataframe(table, hide_index=True, width="stretch", column_config=config)
 
 st.subheader("Ground truth: do captions and explanations name the labelled sound source?")
-hits, total = scores.caption_rate(db)
-if unlabelled := availability.no_labels(db):
+hits, total = per_version(scores.caption_rate, db)
+if unlabelled := per_version(availability.no_labels, db):
     st.info(md(f"Ground truth is unavailable: {unlabelled}."))
 elif not total:
     st.info("No ground truth in this database (built without the scores stage).")
@@ -132,7 +132,7 @@ else:
                 "names_majority_where_captions_do": "… where ≥ 4/5 top-K clips share the label and ≥ 3 captions name "
                                                     "it (% of those neurons)"}
     measure = st.radio("measure", list(measures), format_func=measures.get, key="gt_measure")
-    truth = scores.truth_table(db, gt_model, measure)
+    truth = per_version(scores.truth_table, db, gt_model, measure)
     if truth.empty:
         st.info("No ground-truth rates for this model.")
     else:

@@ -3,14 +3,14 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, live
-from pages._shared import layers_or_stop, md, missing, pruning_target, results_path, run_config, store
+from pages._shared import layers_or_stop, md, missing, per_version, pruning_target, results_path, run_config, store
 
 st.title("Concept-specific pruning")
 db = store()
 cfg = run_config(db)
-prunable = aggregates.prunable_models(db)
+prunable = per_version(aggregates.prunable_models, db)
 if not prunable:
-    st.warning(md(f"Concept-specific pruning is unavailable: {availability.no_output_measure(db)}."))
+    st.warning(md(f"Concept-specific pruning is unavailable: {per_version(availability.no_output_measure, db)}."))
     st.stop()
 
 
@@ -42,7 +42,7 @@ if sae_sizes:
 sizes = sae_sizes if units == "SAE latents" else live.pruning_layers(target, layer_rows)
 similarity = None
 if method in ("DB", "TAB"):
-    sims = aggregates.similarities(db, model, method)
+    sims = per_version(aggregates.similarities, db, model, method)
     if not sims:
         st.warning(f"No {method} concepts stored for {md(model)}.")
         st.stop()
@@ -81,7 +81,7 @@ st.caption(f"Prediction before: **{md(top_before['class_name'])}** ({top_before[
            f"**{md(top_after['class_name'])}** ({top_after['after']:.1%}).")
 
 with st.expander("Stored Table 4 for all concepts (from the build)"):
-    table4 = aggregates.pruning_summary(db, model)
+    table4 = per_version(aggregates.pruning_summary, db, model)
     if table4.empty:
         st.info(missing("pruning", "stored Table 4"))
     else:
