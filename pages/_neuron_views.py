@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, distribution, effect, export, live, related
-from pages._shared import download, md, per_version, pruning_target, results_path
+from pages._shared import change_text, download, md, per_version, pruning_target, results_path
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
@@ -31,8 +31,9 @@ def density_section(db, model: str, layer: str, values: np.ndarray) -> None:
               help="dead: above the threshold on no probing clip; always on: on every one")
     path = results_path()
     counts = _layer_density(str(path), path.stat().st_mtime, model, layer, float(threshold), db)
-    c4.metric("in this layer", f"{counts['dead']} dead · {counts['always_on']} always on",
-              help=f"of the layer's {counts['n_neurons']} neurons, at this threshold")
+    c4.metric("layer: dead · always on", f"{counts['dead']} · {counts['always_on']}",
+              help=f"of the layer's {counts['n_neurons']} neurons, at this threshold: how many are dead (above it on "
+                   "no probing clip) and how many always on (above it on every one)")
 
 
 def _links(df: pd.DataFrame, model: str, layer: str, neuron: str) -> pd.Series:
@@ -105,7 +106,7 @@ def effect_section(db, cfg, model: str, layer: str, neuron: int) -> None:
     path = results_path()
     eff = _effect(str(path), path.stat().st_mtime, model, layer, int(neuron), float(scale), target)
     c1, c2, c3 = st.columns(3)
-    c1.metric("held-out accuracy", f"{eff.accuracy_after:.1%}", f"{eff.accuracy_after - eff.accuracy_before:+.1%}",
+    c1.metric("held-out accuracy", f"{eff.accuracy_after:.1%}", change_text(eff.accuracy_before, eff.accuracy_after),
               help=f"before {eff.accuracy_before:.1%}, after {eff.accuracy_after:.1%} ({eff.n_clips} held-out clips)")
     c2.metric("predictions changed", f"{eff.n_flipped} of {eff.n_clips}")
     top = eff.per_class.loc[eff.per_class["mean_change"].abs().idxmax()]

@@ -45,6 +45,12 @@ def md(text: object) -> str:
     return str(text).translate(_MD_SPECIAL)
 
 
+def change_text(before: float, after: float) -> str | None:
+    """A metric's delta "+1.2%" (after - before, as a percentage), or None when nothing changed: Streamlit draws
+    any delta, "+0.0%" too, as a green arrow."""
+    return f"{after - before:+.1%}" if after != before else None
+
+
 def md_lines(text: object) -> str:
     """Like ``md`` but keeps the text's line breaks (numbered summary points stay one per line)."""
     return "  \n".join(md(line) for line in str(text).splitlines() if line.strip())

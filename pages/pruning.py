@@ -3,7 +3,17 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, live
-from pages._shared import layers_or_stop, md, missing, per_version, pruning_target, results_path, run_config, store
+from pages._shared import (
+    change_text,
+    layers_or_stop,
+    md,
+    missing,
+    per_version,
+    pruning_target,
+    results_path,
+    run_config,
+    store,
+)
 
 st.title("Concept-specific pruning")
 db = store()
@@ -66,7 +76,7 @@ m3.metric("ΔR (other classes)", f"{res.delta_r:+.3f}")
 m4.metric("ΔR − ΔA", f"{res.delta_a_minus_r:+.3f}",
           help="the paper's 'ΔA − ΔR' column (Table 4): how much more the target class's logit drops than the "
                "other classes' (positive = concept-specific)")
-m5.metric("held-out accuracy", f"{res.accuracy_after:.1%}", f"{res.accuracy_after - res.accuracy_before:+.1%}",
+m5.metric("held-out accuracy", f"{res.accuracy_after:.1%}", change_text(res.accuracy_before, res.accuracy_after),
           help=f"before pruning {res.accuracy_before:.1%}, after {res.accuracy_after:.1%} "
                f"({len(target.clips)} held-out clips)")
 left, right = st.columns([2, 1])

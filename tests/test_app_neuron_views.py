@@ -31,7 +31,7 @@ def test_density_follows_the_threshold(db):
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["density"] == f"{(values > 0).mean():.1%}" and metrics["flag"] == "—"
-    assert metrics["in this layer"] == "0 dead · 0 always on"
+    assert metrics["layer: dead · always on"] == "0 · 0"
     at.number_input(key="nr_density_t").set_value(float(values.max())).run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["density"] == "0.0%" and metrics["flag"] == "dead"
@@ -39,7 +39,7 @@ def test_density_follows_the_threshold(db):
     at.number_input(key="nr_density_t").set_value(t).run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["flag"] == "always on" and metrics["density"] == "100.0%"
-    assert metrics["in this layer"] == f"{(layer.max(0) <= t).sum()} dead · {(layer.min(0) > t).sum()} always on"
+    assert metrics["layer: dead · always on"] == f"{(layer.max(0) <= t).sum()} · {(layer.min(0) > t).sum()}"
 
 
 def test_related_neurons_link_to_their_pages_with_explanations(db):
@@ -89,6 +89,9 @@ def test_effect_on_the_output_zeroed_then_scaled(db, monkeypatch):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["predictions changed"] == f"{want.n_flipped} of {want.n_clips}"
     assert metrics["held-out accuracy"] == f"{want.accuracy_after:.1%}"
+    delta = {m.label: m.delta for m in at.metric}["held-out accuracy"]
+    changed = want.accuracy_after != want.accuracy_before
+    assert (delta == f"{want.accuracy_after - want.accuracy_before:+.1%}") if changed else not delta
     title = "change of each class's logit, neuron 4 zeroed"
     assert title in chart_titles(at)
     at.select_slider(key="nr_effect_scale").set_value(5.0).run()
@@ -126,6 +129,8 @@ def test_effect_says_why_no_logit_changes(db, monkeypatch):
             assert not at.exception
             if said:
                 assert {m.label: m.value for m in at.metric}["predictions changed"] == "0 of 12"
+                # nothing changed, so no "+0.0%" delta (Streamlit draws it as a green arrow)
+                assert not {m.label: m.delta for m in at.metric}["held-out accuracy"]
             reasons = [i.value for i in at.info if i.value.startswith("Every logit changes by exactly 0")]
             assert bool(reasons) == said and (not said or "every weight of classifier" in reasons[0])
     finally:
