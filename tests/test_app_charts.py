@@ -62,8 +62,11 @@ def test_lines_and_elbow():
     spec = _valid(charts.per_block_lines(df, "pct_uninterpretable", "Figure 6", "%"))
     assert {(r["model"], r["block"], r["pct_uninterpretable"]) for r in spec["data"]["values"]} == {
         ("m", 0, 10.0), ("m", 1, 20.0), ("n", 0, 30.0)}
+    assert "scale" not in spec["encoding"]["y"] and spec["encoding"]["y"]["axis"]["format"] == "~g"
     empty = _valid(charts.per_block_lines(df.iloc[:0], "pct_uninterpretable", "Figure 6", "%"))
     assert empty["data"]["values"] == []
+    zeros = _valid(charts.per_block_lines(df.assign(pct_uninterpretable=0.0), "pct_uninterpretable", "Figure 6", "%"))
+    assert zeros["encoding"]["y"]["scale"] == {"domain": [0, 1]}  # a flat 0 line gets a readable axis
     elbow = _valid(charts.elbow(pd.DataFrame({"k": [2, 3, 4], "inertia": [9.0, 4.0, 3.0]}), chosen_k=3))
     assert elbow["layer"][1]["encoding"]["x"]["datum"] == 3
     assert len(_valid(charts.elbow(pd.DataFrame({"k": [2], "inertia": [1.0]})))["layer"]) == 1

@@ -43,10 +43,12 @@ def per_block_lines(df: pd.DataFrame, value: str, title: str, y_title: str) -> d
     """Figure 5 / 6: per-layer ``value`` rows -> one line per model over blocks (``per_block_means``: the mean
     over the block's neurons, as the report prints it)."""
     grouped = per_block_means(df, value) if not df.empty else pd.DataFrame(columns=["model", "block", value])
+    flat_zero = not grouped.empty and not grouped[value].astype(float).abs().gt(0).any()
+    y_scale = {"scale": {"domain": [0, 1]}} if flat_zero else {}  # all 0 (e.g. tau = 3): an axis 0..1, not 0.000000
     return _chart(title, data=_values(grouped[["model", "block", value]]), mark={"type": "line", "point": True,
                                                                                   "tooltip": True},
-                  encoding={"x": _q("block", "block", axis={"tickMinStep": 1}), "y": _q(value, y_title),
-                            "color": _n("model", "model")})
+                  encoding={"x": _q("block", "block", axis={"tickMinStep": 1}),
+                            "y": _q(value, y_title, axis={"format": "~g"}, **y_scale), "color": _n("model", "model")})
 
 
 def word_bars(df: pd.DataFrame, word: str, count: str, title: str) -> dict:
