@@ -48,3 +48,11 @@ def test_an_error_of_a_visit_marks_every_row_of_that_visit():
     lines = {line.split()[2]: line for line in table("demo", "after", rows)}
     assert "ERROR Timeout (not ready: script running)" in lines["human_eval"]
     assert "ERROR Timeout" in lines["human_eval+rater"]
+
+
+def test_a_live_view_that_cannot_run_says_why_in_its_row():
+    why = "Querying ast-synthetic is unavailable: no checkpoint"
+    rows = [_visit("by_sound", run, **_step("upload_", audio=0, images=0, charts=0, ws_kb=7, http_kb=532),
+                   upload_unavailable=why) for run in (0, 1)]
+    lines = {line.split()[2]: line for line in table("paper", "after", rows)}
+    assert lines["by_sound+clip"].endswith(f"  unavailable: {why}") and "unavailable" not in lines["by_sound"]
