@@ -15,14 +15,26 @@ the same neuron in every app, one whose 10 top-K / bottom-K clips no earlier vis
 helps; its 10 activation-quantile clips are drawn per neuron and may repeat); it is then
 timed again after the next neuron's number is typed into the sidebar (``neuron+next``: a person's next neuron in
 the same tab, the JavaScript already loaded). Human evaluation is timed when it opens and after a rater name is
-entered (``human_eval+rater``: its 5 players). Times are seconds from navigation start (from the key press for
-the two rerun rows):
+entered (``human_eval+rater``: its 5 players). Then the rest of app.py's navigation and the Neuron page's views
+that compute on demand: Query by sound when it opens and after the i-th probing-set file (every 7th of
+``data/demo/audio``, a new one per run: the query is cached per file) is given to its uploader
+(``by_sound+clip``: the model runs on the CPU; the first visit also loads the model); Compare models; and, on a
+Neuron page of another fresh neuron per run (its opening not a row), ``neuron+effect`` (the "measure it on the
+held-out clips" toggle switched on: the model runs the held-out clips with the neuron zeroed) and
+``neuron+export`` (the "Download this neuron" button: the export is written when clicked). There is no Layer
+or Export page in the navigation. Times are seconds from navigation start (from the key press, upload or click
+for the step rows):
 
 * main: the page's first data element is visible (Overview: the metrics; Neuron: the neuron's heading and
   its S_h summary; Concepts: the adjective chart; Pruning: the "neurons pruned" metric or the reason live
-  pruning is unavailable; Human evaluation: the rater box, after a name: description 1);
+  pruning is unavailable; Human evaluation: the rater box, after a name: description 1; Query by sound: the
+  file uploader, after a file: the first neuron's percentile or why the file or the model cannot be used;
+  Compare models: the partner heatmap drawn, or why there is nothing to compare; Effect on the output: its
+  "predictions changed" metric or why it is unavailable; export: the download's response arrived);
 * complete: Streamlit idle (script finished, nothing stale) and everything drawn: every chart, image and visible
-  dataframe rendered, every audio player ready to play (readyState >= 3), the expected players / images / charts.
+  dataframe rendered, every audio player ready to play (readyState >= 3), the expected players / images / charts
+  (Query by sound with a file: its playback; Effect on the output: the logit-change chart; export: the whole
+  file saved).
 
 ``cpu s`` is the CPU time the browser's processes and the app server used for a visit (from /proc): unlike the
 wall times it does not grow with other jobs on the machine. Prints one row per (database, app, page): the first
@@ -57,7 +69,9 @@ from and_engine.store.results import ResultsStore  # noqa: E402
 
 PLAYWRIGHT = ROOT / "tests" / "browser" / "node_modules" / "playwright-core"
 TIMING = ROOT / "benchmarks" / "browser_timing.mjs"
-PAGES = ("overview", "neuron", "concepts", "pruning", "human_eval")
+PAGES = ("overview", "neuron", "concepts", "pruning", "human_eval", "by_sound", "compare", "neuron_effect")
+SOUND_CLIPS = ROOT / "data" / "demo" / "audio"  # Query by sound's uploads: probing-set files, one per run
+EFFECT_TOGGLE = "measure it on the held-out clips (runs the model)"
 
 
 def _free_port() -> int:
@@ -154,14 +168,16 @@ def _neuron_expect(app_root: Path) -> dict[str, int]:
     return {"audio": audio, "charts": 11}
 
 
-def visits(db: Path, runs: int, apps: dict[str, Path]) -> list[dict]:
+def visits(db: Path, runs: int, apps: dict[str, Path], pages: tuple[str, ...] = PAGES) -> list[dict]:
     """The first visit of every page, then ``runs`` visits each, per app, alternating between the apps (the
     browser script's VISITS without base / server_pid). The i-th Neuron visit of every app opens the same neuron,
     and its rerun (the next neuron typed into the sidebar) another: neurons whose 10 clips no earlier visit of
     that app showed (each app is its own server, so no per-clip cache helps)."""
     neurons = fresh_neurons(db, runs + 1)
+    effect_neurons = fresh_neurons(db, runs + 1, seed=1)  # the effect's cache is per neuron: a new one per run
+    clips = sorted(SOUND_CLIPS.glob("*/*.*"))[::7]  # a new clip per run (the query is cached per file)
     out = []
-    for page in PAGES:
+    for page in [p for p in PAGES if p in pages]:
         for i in range(runs + 1):
             for app in list(apps) if i % 2 == 0 else list(apps)[::-1]:
                 v = {"name": page, "app": app, "path": f"/{page}", "run": i, "expect": {}}
@@ -169,16 +185,29 @@ def visits(db: Path, runs: int, apps: dict[str, Path]) -> list[dict]:
                     (model, layer, neuron), (_, _, rerun) = neurons[i]
                     v["path"] = f"/neuron?model={model}&layer={layer}&neuron={neuron}"
                     v["expect"] = {**_neuron_expect(apps[app]), "neuron": neuron}
-                    v["neuron"], v["rerun_expect"] = rerun, _neuron_expect(apps[app])
+                    v["steps"] = [{"prefix": "rerun_", "kind": "neuron", "arg": rerun, "expect": _neuron_expect(
+                        apps[app]), "act": {"fill": r"^Neuron \(0\.\.", "value": rerun}}]
                 elif page == "overview":
                     v["expect"] = {"text": "Top-20 adjectives"}
                 elif page == "human_eval":
-                    v["rater"], v["rerun_expect"] = f"bench-{i}", {"audio": 5, "text": "Description 3:"}
+                    v["steps"] = [{"prefix": "rerun_", "kind": "rated", "act": {"fill": "Your rater name",
+                                   "value": f"bench-{i}"}, "expect": {"audio": 5, "text": "Description 3:"}}]
+                elif page == "by_sound":  # then the i-th clip uploaded: the page plays it back
+                    v["steps"] = [{"prefix": "upload_", "kind": "sound_result", "expect": {"audio": 1},
+                                   "act": {"upload": str(clips[i % len(clips)])}}]
+                elif page == "neuron_effect":  # the Neuron page (not timed as a row), its effect switched on, its
+                    model, layer, neuron = effect_neurons[i][0]  # download clicked
+                    v["path"] = f"/neuron?model={model}&layer={layer}&neuron={neuron}"
+                    v["expect"] = {**_neuron_expect(apps[app]), "neuron": neuron}
+                    v["steps"] = [{"prefix": "effect_", "kind": "effect", "act": {"click": EFFECT_TOGGLE},
+                                   "expect": {"chart_title": "change of each class's logit"}},
+                                  {"prefix": "export_", "act": {"download": "Download this neuron"}}]
                 out.append(v)
     return out
 
 
-def run_browser(db: Path, out: Path, runs: int, apps: dict[str, Path], timeout_s: int = 120) -> list[dict]:
+def run_browser(db: Path, out: Path, runs: int, apps: dict[str, Path], timeout_s: int = 120,
+                pages: tuple[str, ...] = PAGES) -> list[dict]:
     """Start the app of every ``apps`` root over ``db`` (one server each, own ratings DB), time every visit in one
     Chromium, alternating between the apps -> one dict per visit."""
     if not PLAYWRIGHT.is_dir() or not Path("/usr/bin/chromium").exists():
@@ -189,7 +218,7 @@ def run_browser(db: Path, out: Path, runs: int, apps: dict[str, Path], timeout_s
             ratings = out / f"ratings_{db.stem}_{app}.duckdb"
             ratings.unlink(missing_ok=True)
             servers[app] = _start_app(db, ratings, out / f"server_{db.stem}_{app}.log", root)
-        plan = visits(db, runs, apps)
+        plan = visits(db, runs, apps, pages)
         for v in plan:
             proc, base = servers[v["app"]]
             v["base"], v["server_pid"] = base, proc.pid
@@ -207,16 +236,22 @@ def run_browser(db: Path, out: Path, runs: int, apps: dict[str, Path], timeout_s
     return rows
 
 
-ROWS = [(page, page, "") for page in PAGES] + [("neuron+next", "neuron", "rerun_"),
-                                                  ("human_eval+rater", "human_eval", "rerun_")]
+# (row label, visit, step prefix): the original seven rows, then the views added for issue #15
+ROWS = [(page, page, "") for page in PAGES[:5]] + [
+    ("neuron+next", "neuron", "rerun_"), ("human_eval+rater", "human_eval", "rerun_"),
+    ("by_sound", "by_sound", ""), ("by_sound+clip", "by_sound", "upload_"), ("compare", "compare", ""),
+    ("neuron+effect", "neuron_effect", "effect_"), ("neuron+export", "neuron_effect", "export_")]
+LEGACY = ("", "rerun_")  # the original rows' steps: their error, missing parts and counts are the visit's
 HEADER = (f"{'db':<7}{'app':<8}{'page':<18}{'first main/done':>16}{'main med/max':>14}{'done med/max':>14}"
           f"{'cpu s':>7}{'audio':>6}{'imgs':>6}{'charts':>7}{'ws KB':>7}{'http KB':>8}")
 
 
 def _runs(rows: list[dict], page: str, prefix: str) -> tuple[dict, list[dict]] | str:
-    """A page's first visit and the later runs, or the first error."""
+    """A page's first visit and the later runs, or the first error (of the visit, or of the step ``prefix``)."""
     got = [r for r in rows if r["name"] == page]
-    errors = [f"{r['error']} (not ready: {', '.join(r.get('missing', [])) or '?'})" for r in got if "error" in r]
+    own = "" if prefix in LEGACY else prefix
+    errors = [f"{r[key]} (not ready: {', '.join(r.get(own + 'missing', [])) or '?'})" for r in got
+              for key in dict.fromkeys(("error", own + "error")) if key in r]
     return errors[0] if errors else (got[0], got[1:])
 
 
@@ -226,6 +261,8 @@ def table(name: str, app: str, rows: list[dict]) -> list[str]:
     counts (players, images, plotly charts, KB over the websocket / over HTTP for media and static files)."""
     lines = []
     for label, page, prefix in ROWS:
+        if not any(r["name"] == page for r in rows):  # a page not visited (a plan of fewer pages)
+            continue
         got = _runs(rows, page, prefix)
         if isinstance(got, str):
             lines.append(f"{name:<7}{app:<8}{label:<18}ERROR {got}")
@@ -235,11 +272,13 @@ def table(name: str, app: str, rows: list[dict]) -> list[str]:
             continue
         main, done = ([r[f"{prefix}{k}_ms"] / 1000 for r in rest] for k in ("main", "complete"))
         cpu = statistics.median(r[f"{prefix}cpu_browser_s"] + r[f"{prefix}cpu_server_s"] for r in rest)
-        last = rest[-1]
+        own = "" if prefix in LEGACY else prefix  # the counts after the step
+        last = {k: rest[-1].get(own + k, "-") for k in ("audio", "images", "charts", "ws_kb", "http_kb")}
         lines.append(f"{name:<7}{app:<8}{label:<18}{first[prefix + 'main_ms'] / 1000:>7.2f} /"
                      f"{first[prefix + 'complete_ms'] / 1000:>6.2f}{statistics.median(main):>7.2f} /{max(main):>5.2f}"
                      f"{statistics.median(done):>8.2f} /{max(done):>5.2f}{cpu:>7.2f}"
-                     f"{last['audio']:>6}{last['images']:>6}{last['charts']:>7}{last['ws_kb']:>7}{last['http_kb']:>8}")
+                     f"{last['audio']:>6}{last['images']:>6}{last['charts']:>7}{last['ws_kb']:>7}{last['http_kb']:>8}"
+                     + (f"  unavailable: {why}" if (why := rest[-1].get(prefix + "unavailable")) else ""))
     return lines
 
 
@@ -265,6 +304,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout", type=int, default=120, help="seconds a visit may take before it counts as failed")
     ap.add_argument("--only", choices=("demo", "paper"), default=None)
+    ap.add_argument("--pages", default=",".join(PAGES), help=f"visit only these pages (of {', '.join(PAGES)})")
     ap.add_argument("--before", default="", help="also time the app of another checkout (the code before a change, "
                     "e.g. `git archive <commit> | tar -x -C DIR`) on the same databases, its visits alternating "
                     "with this one's; link its data/demo and data/cache to this checkout's (extracted files get new "
@@ -298,7 +338,8 @@ def main() -> None:
         dbs["paper"] = paper
     apps = {"after": ROOT, **({"before": Path(args.before).resolve()} if args.before else {})}
     load = os.getloadavg()[0]
-    results = {name: run_browser(db, out, args.runs, apps, args.timeout) for name, db in dbs.items()}
+    pages = tuple(args.pages.split(","))
+    results = {name: run_browser(db, out, args.runs, apps, args.timeout, pages) for name, db in dbs.items()}
     (out / "visits.json").write_text(json.dumps(results, indent=1))
     print(f"seconds from navigation start (rerun rows: from the key press); first visit after the server start, "
           f"then median / max of {args.runs} runs (load average {load:.1f} -> {os.getloadavg()[0]:.1f}); "
