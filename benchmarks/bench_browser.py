@@ -8,11 +8,13 @@ For each database (a copy of the demo build; the synthetic 55,346-neuron x 2,000
 ``streamlit run app.py`` on a free localhost port (with ``--before DIR``: also the app of another checkout, e.g.
 ``git archive main | tar -x -C DIR``, on its own port) and drives one headless Chromium (playwright-core from
 ``tests/browser/node_modules``, as the browser test; ``benchmarks/browser_timing.mjs``) through every page: the
-first visit after the server start, then ``--runs`` visits, each in a new tab (the browser's HTTP cache is warm,
-as for a person who has opened the app before, but the page's JavaScript is loaded and run anew, as for a link
-opened in a new tab), the apps' visits alternating so that both meet the same load. The i-th Neuron visit opens
-the same neuron in every app, one whose 10 top-K / bottom-K clips no earlier visit showed (no per-clip cache
-helps; its 10 activation-quantile clips are drawn per neuron and may repeat); it is then
+first visit after the server start, then ``--runs`` visits, each in a new tab (the browser's profile is a new
+folder on disk, so after the first visits its HTTP cache and compiled-code cache are warm, as for a person who has
+opened the app before; the page's JavaScript is loaded and run anew, as for a link opened in a new tab;
+``--incognito``: an in-memory context without the code cache, as this benchmark used before 2026-11-30), the
+apps' visits alternating so that both meet the same load. The i-th Neuron visit opens the same neuron in every
+app, one whose 10 top-K / bottom-K clips no earlier visit showed (no per-clip cache helps;
+its 10 activation-quantile clips are drawn per neuron and may repeat); it is then
 timed again after the next neuron's number is typed into the sidebar (``neuron+next``: a person's next neuron in
 the same tab, the JavaScript already loaded). Human evaluation is timed when it opens and after a rater name is
 entered (``human_eval+rater``: its 5 players). Then the rest of app.py's navigation and the Neuron page's views
@@ -207,9 +209,10 @@ def visits(db: Path, runs: int, apps: dict[str, Path], pages: tuple[str, ...] = 
 
 
 def run_browser(db: Path, out: Path, runs: int, apps: dict[str, Path], timeout_s: int = 120,
-                pages: tuple[str, ...] = PAGES) -> list[dict]:
+                pages: tuple[str, ...] = PAGES, incognito: bool = False) -> list[dict]:
     """Start the app of every ``apps`` root over ``db`` (one server each, own ratings DB), time every visit in one
-    Chromium, alternating between the apps -> one dict per visit."""
+    Chromium, alternating between the apps -> one dict per visit. The browser profile is a new folder in ``out``
+    (kept on disk, as a person's: the compiled-code cache too), or with ``incognito`` an in-memory context."""
     if not PLAYWRIGHT.is_dir() or not Path("/usr/bin/chromium").exists():
         raise SystemExit("needs the browser setup: apt-get install -y chromium && npm --prefix tests/browser install")
     servers = {}
@@ -224,6 +227,11 @@ def run_browser(db: Path, out: Path, runs: int, apps: dict[str, Path], timeout_s
             v["base"], v["server_pid"] = base, proc.pid
         env = {**os.environ, "VISITS": json.dumps(plan), "PLAYWRIGHT_DIR": str(PLAYWRIGHT),
                "TIMEOUT_MS": str(timeout_s * 1000)}
+        env.pop("PROFILE_DIR", None)
+        if not incognito:
+            profile = out / f"chromium-profile-{db.stem}"
+            shutil.rmtree(profile, ignore_errors=True)  # new for every run: warmed by its first visits only
+            env["PROFILE_DIR"] = str(profile)
         res = subprocess.run(["node", str(TIMING)], env=env, capture_output=True, text=True, timeout=7200)
     finally:
         for proc, _ in servers.values():
@@ -309,6 +317,9 @@ def main() -> None:
                     "e.g. `git archive <commit> | tar -x -C DIR`) on the same databases, its visits alternating "
                     "with this one's; link its data/demo and data/cache to this checkout's (extracted files get new "
                     "times, so the probing set's fingerprint and with it the checkpoint key would differ)")
+    ap.add_argument("--incognito", action="store_true", help="an in-memory browser context (as this benchmark used "
+                    "before 2026-11-30): no compiled-code cache on disk, so every tab compiles Streamlit's JavaScript "
+                    "anew (~0.3-0.5 s more per fresh tab than a person's browser profile)")
     ap.add_argument("--no-media", action="store_true", help="leave a demo DB without clip_media as it is (the app "
                     "then decodes clips live, as for a database built before that stage)")
     args = ap.parse_args()
@@ -339,7 +350,8 @@ def main() -> None:
     apps = {"after": ROOT, **({"before": Path(args.before).resolve()} if args.before else {})}
     load = os.getloadavg()[0]
     pages = tuple(args.pages.split(","))
-    results = {name: run_browser(db, out, args.runs, apps, args.timeout, pages) for name, db in dbs.items()}
+    results = {name: run_browser(db, out, args.runs, apps, args.timeout, pages, args.incognito)
+               for name, db in dbs.items()}
     (out / "visits.json").write_text(json.dumps(results, indent=1))
     print(f"seconds from navigation start (rerun rows: from the key press); first visit after the server start, "
           f"then median / max of {args.runs} runs (load average {load:.1f} -> {os.getloadavg()[0]:.1f}); "

@@ -3,8 +3,9 @@
 //      steps?: [{prefix, kind, arg, expect, act}]}), PLAYWRIGHT_DIR (folder of the playwright-core package:
 //      tests/browser/node_modules/playwright-core).
 // Each visit opens a new tab in one browser context (as a person opening a link: the HTTP cache is shared, the
-// page's JavaScript is loaded and run anew), navigates to base + path and records, in ms since navigation start
-// (performance.now() of the tab):
+// page's JavaScript is loaded and run anew; env PROFILE_DIR: the context is a persistent profile in that folder, as
+// a person's browser, with its compiled-code cache on disk; else an in-memory context), navigates to base + path
+// and records, in ms since navigation start (performance.now() of the tab):
 //   main     = the page's first data element is visible (MAIN below, per page);
 //   complete = Streamlit idle (script state "notRunning", no stale element, no skeleton) and everything drawn:
 //              every chart drawn (plotly or Vega-Lite), every image decoded, every audio player ready to play
@@ -205,13 +206,17 @@ async function timed(page, v, act, kind, arg, expect, prefix, out) {
   out[`${prefix}cpu_server_s`] = +(cpu(v.server_pid) - c0[1]).toFixed(2);
 }
 
-const browser = await chromium.launch({
+const launch = {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
-});
-const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+};
+const viewport = { width: 1400, height: 1000 };
+const browser = process.env.PROFILE_DIR
+  ? await chromium.launchPersistentContext(process.env.PROFILE_DIR, { ...launch, viewport })
+  : await chromium.launch(launch);
+const context = process.env.PROFILE_DIR ? browser : await browser.newContext({ viewport });
 const LEGACY = new Set(["", "rerun_"]); // the original rows' keys: unprefixed error / missing / counts
 
 try {

@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from time import sleep as _wait  # tests replace it
 
 import streamlit as st
 
@@ -24,6 +25,7 @@ from and_engine.store.results import ResultsStore, StoreError, StoreLockedError
 NEURON_PAGE = "pages/neuron.py"
 READ_WAIT_S = 60.0  # how long a page waits for a build's commit to release the database
 BANNER_REFRESH_S = 3.0  # how often the running build's banner refreshes
+FIRST_PAINT_S = 0.15  # a fresh tab's pause after a page's main content (main_content_sent)
 
 def _leave_pages_directory_mode() -> None:
     """A fresh server whose first request deep-links a page (e.g. /neuron?...) runs that file directly in
@@ -115,6 +117,19 @@ def build_banner() -> None:
             (st.info if now[0] == "info" else st.warning)(md(now[1]), icon=":material/construction:")
 
     st.fragment(body, run_every=BANNER_REFRESH_S if shown[0] == "info" else None)()
+
+
+def main_content_sent(page: str) -> None:
+    """Call right after ``page``'s main content (its first data element). The first time this session runs the page
+    (a fresh tab: the browser has not loaded the code of the page's element kinds yet), wait a moment before the rest
+    is sent, so the browser draws the main content at once instead of after the heavier elements below it (charts,
+    tables, players) have loaded too: Streamlit's front end draws the elements that arrive together in one pass. The
+    wait is ``$AND_EXPLORER_FIRST_PAINT_S`` seconds (default ``FIRST_PAINT_S``; 0 turns it off). See docs/app.md."""
+    shown = st.session_state.setdefault("_main_content_shown", set())
+    if page in shown:
+        return
+    shown.add(page)
+    _wait(float(os.environ.get("AND_EXPLORER_FIRST_PAINT_S", FIRST_PAINT_S)))
 
 
 def close_stores() -> None:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from and_engine.audio import AUDIO_EXTENSIONS, AudioIssue
 from and_engine.explorer import aggregates, by_sound, charts, live, media, queries, related
-from pages._shared import download, md, neuron_link, per_version, results_path, run_config, store
+from pages._shared import download, main_content_sent, md, neuron_link, per_version, results_path, run_config, store
 
 st.title("Query by sound")
 db = store()
@@ -52,14 +52,18 @@ model = c1.selectbox("model", models["model"].tolist(), key="qs_model")
 per_layer = int(c2.number_input("neurons per layer", 1, 10, 3, key="qs_per_layer"))
 up, rec = st.tabs(["Upload a file", "Record from the microphone"])
 uploaded = up.file_uploader("audio file", type=[e.lstrip(".") for e in AUDIO_EXTENSIONS], key="qs_upload")
+seconds = cfg.probing_set.clip_seconds
+hint = st.empty()  # drawn before the recorder (whose code is heavier), so the page's main content shows first
+if uploaded is None:
+    hint.info(f"Upload a file ({', '.join(AUDIO_EXTENSIONS)}) or record one. It is decoded as the probing set's clips "
+              f"are (mono, resampled to the model's rate, the first {seconds:g} s, padded if shorter) and runs "
+              f"through {md(model)} on the CPU; nothing is kept on disk.")
+main_content_sent("by_sound")
 recorded = rec.audio_input("record a clip", key="qs_record")
 clip = recorded if recorded is not None else uploaded
-seconds = cfg.probing_set.clip_seconds
 if clip is None:
-    st.info(f"Upload a file ({', '.join(AUDIO_EXTENSIONS)}) or record one. It is decoded as the probing set's clips "
-            f"are (mono, resampled to the model's rate, the first {seconds:g} s, padded if shorter) and runs through "
-            f"{md(model)} on the CPU; nothing is kept on disk.")
     st.stop()
+hint.empty()
 
 data = clip.getvalue()
 try:

@@ -4,7 +4,7 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, charts, queries, related
-from pages._shared import download, md, per_version, store
+from pages._shared import download, main_content_sent, md, per_version, store
 
 st.title("Compare two models")
 db = store()
@@ -32,6 +32,7 @@ else:
     counts = related.partner_counts(db, model_a, model_b, threshold)
     st.vega_lite_chart(spec=charts.match_heatmap(counts, model_a, model_b, threshold), width="stretch",
                        key="cmp_heatmap")
+    main_content_sent("compare")
     best = counts.sort_values("share", ascending=False, kind="stable").drop_duplicates("layer").set_index("layer")
     best = best.reindex(list(dict.fromkeys(counts["layer"])))
     st.caption(f"For each layer of {md(model_a)}: the layer of {md(model_b)} where most of its neurons have a "

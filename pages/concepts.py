@@ -3,7 +3,7 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, queries, scores
-from pages._shared import layers_or_stop, md, missing, neuron_link, per_version, run_config, store
+from pages._shared import layers_or_stop, main_content_sent, md, missing, neuron_link, per_version, run_config, store
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -33,6 +33,7 @@ else:
     where = " / ".join(x for x in (model, layer) if x) or "all models"
     st.vega_lite_chart(spec=charts.word_bars(hist, "adjective", "n_neurons", f"adjectives ({where})"),
                        width="stretch", key="adj_hist")
+main_content_sent("concepts")
 
 st.subheader("Find neurons by concept or adjective")
 if one_concept := per_version(availability.no_closed_concepts, db, run_config(db).module_a.concept_set):

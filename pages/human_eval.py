@@ -11,7 +11,16 @@ from and_engine.explorer import availability, humaneval, queries
 from and_engine.explorer import scores as explanation_scores
 from and_engine.explorer.text_similarity import TextSimilarity
 from and_engine.store.ratings import RatedDescription, RatingError, RatingsLockedError
-from pages._shared import clip_media, md, per_version, ratings_path, ratings_store, run_config, store
+from pages._shared import (
+    clip_media,
+    main_content_sent,
+    md,
+    per_version,
+    ratings_path,
+    ratings_store,
+    run_config,
+    store,
+)
 
 QUESTION = "Does the given description accurately describe most of these audio clips?"
 SHOWN, OUTCOME = "he_shown", "he_outcome"  # the neuron on screen (kept for the save) / the last save's result
@@ -76,6 +85,7 @@ with rate_tab:
     if one_concept := per_version(availability.no_closed_concepts, db, cfg.module_a.concept_set):
         st.warning(md(f"The DB and TAB descriptions are one word for every neuron: {one_concept}."))
     rater = st.text_input("Your rater name", key="he_rater").strip()
+    main_content_sent("human_eval")
     key, current = f"he_neuron_{rater}", None
     if not rater:
         st.info("Enter a rater name to start; your ratings are saved under it.")

@@ -5,7 +5,17 @@ import streamlit as st
 from and_engine.explorer import aggregates, availability, charts, live, queries, scores
 from pages._local_llm import local_llm_section
 from pages._neuron_views import density_section, download_section, effect_section, quantile_clips, related_section
-from pages._shared import clip_media, layers_or_stop, md, md_lines, neuron_link, per_version, run_config, store
+from pages._shared import (
+    clip_media,
+    layers_or_stop,
+    main_content_sent,
+    md,
+    md_lines,
+    neuron_link,
+    per_version,
+    run_config,
+    store,
+)
 
 st.title("Neuron")
 db = store()
@@ -84,10 +94,8 @@ except queries.NotFoundError as exc:
 st.subheader(f"{model} / {layer} / neuron {neuron}")
 values = queries.activations(db, model, layer, neuron)
 top, bottom = ext[ext["side"] == "top"], ext[ext["side"] == "bottom"]
-hist = charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy())
-st.vega_lite_chart(spec=hist, width="stretch", key="hist")
 
-# --- summaries and live calibration -------------------------------------------------------------
+# --- summaries and live calibration (the page's main content: first, so a fresh tab draws it at once) ------------
 summ = queries.summaries(db, model, layer, neuron)
 points, stored = queries.calibration(db, model, layer, neuron)
 c1, c2 = st.columns(2)
@@ -101,6 +109,7 @@ if line := scores.score_line(scored, "S_h"):
 if "top" in summ:
     status = summ["top"].get("status") or "ok"
     st.caption(md(f"summaries by {summ['top']['backend']} / {summ['top']['llm_model']} (status: {status})"))
+main_content_sent("neuron")
 if points.empty:
     st.info("No calibration points for this neuron.")
 else:
@@ -117,6 +126,9 @@ else:
             st.markdown(f"- ~~{md(r.point)}~~ ↔ *{md(r.best_match)}* (cos {r.best_cosine:.2f})")
         else:
             st.markdown(f"- {md(r.point)} (best S_l match cos {r.best_cosine:.2f})")
+
+hist = charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy())
+st.vega_lite_chart(spec=hist, width="stretch", key="hist")
 
 local_llm_section(db, cfg, model, layer, int(neuron), st.session_state.get("nr_threshold", cfg.module_b.threshold))
 

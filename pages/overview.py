@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, queries, score_charts, scores
-from pages._shared import md, missing, neuron_link, per_version, store
+from pages._shared import main_content_sent, md, missing, neuron_link, per_version, store
 
 st.title("AND Explorer: overview")
 db = store()
@@ -22,6 +22,7 @@ layer_df = per_version(aggregates.layer_summary, db)
 c2.metric("neurons", f"{int(layer_df.loc[layer_df['kind'] != 'sae', 'n_neurons'].sum()):,}",
           help="units of the networks' own layers (the latents of SAE layers are not counted)")
 c3.metric("builds", len(runs))
+main_content_sent("overview")
 
 st.subheader("Models")
 shown = models.drop(columns=["step_id", "class_names"], errors="ignore")

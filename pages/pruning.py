@@ -6,6 +6,7 @@ from and_engine.explorer import aggregates, availability, charts, live
 from pages._shared import (
     change_text,
     layers_or_stop,
+    main_content_sent,
     md,
     missing,
     per_version,
@@ -79,6 +80,7 @@ m4.metric("ΔR − ΔA", f"{res.delta_a_minus_r:+.3f}",
 m5.metric("held-out accuracy", f"{res.accuracy_after:.1%}", change_text(res.accuracy_before, res.accuracy_after),
           help=f"before pruning {res.accuracy_before:.1%}, after {res.accuracy_after:.1%} "
                f"({len(target.clips)} held-out clips)")
+main_content_sent("pruning")
 left, right = st.columns([2, 1])
 left.vega_lite_chart(spec=charts.per_class_delta(res.per_class, f"change of each class's logit after pruning for "
                                                  f"'{concept}' ({method})"), width="stretch", key="fig10")

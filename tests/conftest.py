@@ -9,6 +9,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# no first-paint pause in a fresh session's page run (pages._shared.main_content_sent): AppTest runs every page in a
+# new session; tests/test_app_first_paint.py sets it where it tests it
+os.environ.setdefault("AND_EXPLORER_FIRST_PAINT_S", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,109 @@
+"""A fresh tab draws a page's main content first (``pages._shared.main_content_sent``): the page sends its main
+content, then pauses once per session so the browser draws it before the heavier elements below it arrive.
+
+Each test replaces the pause with ``st.stop()``: what the page sent up to there is what a fresh tab draws first.
+Then the same session runs the page again: no pause (the browser has the elements' code by now), the whole page.
+"""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from _app_pages import run_page
+from _app_tiny_model import patch_model_loader
+
+import pages._shared as shared
+
+
+@pytest.fixture
+def pauses(app_db, monkeypatch) -> list[str]:
+    """-> the pages that paused (each pause ends the page run there, as if the rest had not arrived yet)."""
+    monkeypatch.setenv("AND_EXPLORER_DB", str(app_db))
+    monkeypatch.setenv("AND_EXPLORER_FIRST_PAINT_S", "0.15")
+    seen: list[float] = []
+
+    def stop_here(seconds: float) -> None:
+        seen.append(seconds)
+        st.stop()
+
+    monkeypatch.setattr(shared, "_wait", stop_here)
+    return seen
+
+
+def _texts(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def _full_run(at, pauses: list[float]):
+    """The same session's next run of the page: no second pause, the whole page."""
+    at.run()
+    assert not at.exception
+    assert pauses == [0.15]
+    return at
+
+
+def test_overview_sends_its_metrics_before_the_tables_and_charts(pauses):
+    first = run_page("pages/overview.py")
+    assert not first.exception and pauses == [0.15]
+    assert [m.label for m in first.metric] == ["models", "neurons", "builds"]
+    assert not first.get("vega_lite_chart") and not first.dataframe
+    full = _full_run(first, pauses)
+    assert full.get("vega_lite_chart") and full.dataframe
+
+
+def test_neuron_sends_its_summaries_before_the_histogram_clips_and_concepts(pauses):
+    first = run_page("pages/neuron.py")
+    assert not first.exception and pauses == [0.15]
+    assert "**S_h: summary of the top-K captions**" in _texts(first)
+    assert "**S_l: summary of the bottom-K captions**" in _texts(first)
+    assert not first.get("vega_lite_chart") and not first.get("audio") and not first.dataframe
+    full = _full_run(first, pauses)
+    assert full.get("vega_lite_chart") and full.get("audio") and full.dataframe
+
+
+def test_concepts_sends_its_adjective_chart_before_the_word_clouds(pauses):
+    first = run_page("pages/concepts.py")
+    assert not first.exception and pauses == [0.15]
+    assert len(first.get("vega_lite_chart")) == 1 and not first.image
+    full = _full_run(first, pauses)
+    assert full.image
+
+
+@pytest.mark.slow
+def test_compare_sends_its_heatmap_before_the_tables(pauses, tiny_build, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_CONFIG", str(tiny_build[0]))  # two models
+    monkeypatch.delenv("AND_EXPLORER_DB")
+    first = run_page("pages/compare.py", timeout=120)
+    assert not first.exception and pauses == [0.15]
+    assert len(first.get("vega_lite_chart")) == 1 and not first.dataframe
+    full = _full_run(first, pauses)
+    assert full.dataframe
+
+
+def test_human_evaluation_sends_the_rater_box_before_the_results_tab(pauses):
+    first = run_page("pages/human_eval.py")
+    assert not first.exception and pauses == [0.15]
+    assert [t.label for t in first.text_input] == ["Your rater name"]
+    assert "Results (Table 3)" not in [t.label for t in first.tabs] or not first.dataframe
+    full = _full_run(first, pauses)
+    assert any("Enter a rater name" in i.value for i in full.info)
+
+
+def test_query_by_sound_sends_the_uploader_and_its_hint_before_the_recorder(pauses, monkeypatch):
+    patch_model_loader(monkeypatch)
+    first = run_page("pages/by_sound.py")
+    assert not first.exception and pauses == [0.15]
+    assert first.get("file_uploader") and not first.get("audio_input")
+    assert any("nothing is kept on disk" in i.value for i in first.info)
+    full = _full_run(first, pauses)
+    assert full.get("audio_input") and any("nothing is kept on disk" in i.value for i in full.info)
+
+
+def test_no_pause_when_turned_off(app_db, monkeypatch):
+    monkeypatch.setenv("AND_EXPLORER_DB", str(app_db))
+    monkeypatch.setenv("AND_EXPLORER_FIRST_PAINT_S", "0")
+    seen: list[float] = []
+    monkeypatch.setattr(shared, "_wait", seen.append)
+    at = run_page("pages/overview.py")
+    assert not at.exception and at.get("vega_lite_chart")
+    assert seen == [0.0]  # a wait of 0 s: the page goes on at once
