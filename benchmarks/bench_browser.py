@@ -31,7 +31,8 @@ for the step rows):
   its S_h summary; Concepts: the adjective chart; Pruning: the "neurons pruned" metric or the reason live
   pruning is unavailable; Human evaluation: the rater box, after a name: description 1; Query by sound: the
   file uploader, after a file: the first neuron's percentile or why the file or the model cannot be used;
-  Compare models: the partner heatmap drawn, or why there is nothing to compare; Effect on the output: its
+  Compare models: the count of A's neurons with a partner in B (apps before it: the partner heatmap drawn), or why
+  there is nothing to compare; Effect on the output: its
   "predictions changed" metric or why it is unavailable; export: the download's response arrived);
 * complete: Streamlit idle (script finished, nothing stale) and everything drawn: every chart, image and visible
   dataframe rendered, every audio player ready to play (readyState >= 3), the expected players / images / charts

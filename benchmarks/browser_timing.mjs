@@ -51,8 +51,11 @@ const MAIN = {
     .some((e) => /^percentile \d/.test(e.innerText) && !e.closest('[data-stale="true"]')) ||
     [...document.querySelectorAll('[data-testid="stAlert"]')]
       .some((e) => /cannot be used|unavailable/.test(e.innerText) && !e.closest('[data-stale="true"]')),
-  // Compare models: the partner heatmap drawn, or why there is nothing to compare / no matching
-  compare: () => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+  // Compare models: its partner count (apps since 2026-11-30) or the partner heatmap drawn, or why there is
+  // nothing to compare / no matching
+  compare: () => [...document.querySelectorAll('[data-testid="stMetric"]')]
+    .some((e) => e.innerText.includes("with a partner in")) ||
+    [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
     .some((c) => c.querySelector("svg.marks .mark-group, canvas.marks")) ||
     [...document.querySelectorAll('[data-testid="stAlert"]')]
       .some((e) => /comparison needs two models|No neuron matching/.test(e.innerText)),

@@ -39,8 +39,14 @@ def test_two_models_matched_by_correlation(tiny_build, monkeypatch):
     assert (pairs["calibrated_summary_a"] != "").any() and "top_concept_b" in pairs
     with ResultsStore(config.resolve(config.run.database), read_only=True) as store:
         counts = related.partner_counts(store, "yamnet", "yamnet-frozen", 0.99)
+        partners = store.query_df('SELECT layer, neuron, correlation FROM "neuron_partners" WHERE model = ? AND '
+                                  "other_model = ?", ["yamnet", "yamnet-frozen"])
     at.slider(key="cmp_threshold").set_value(0.99).run()
     assert not at.exception
+    best = partners.groupby(["layer", "neuron"])["correlation"].max()  # each neuron once, its best layer of B
+    n_matched, n_neurons = int((best >= 0.99).sum()), len(best)
+    assert 0 < n_matched < n_neurons
+    assert at.metric[0].value == f"{n_matched:,} of {n_neurons:,} ({n_matched / n_neurons:.0%})"
     shown = at.dataframe[0].value.set_index("layer")
     want = counts.sort_values("share", ascending=False, kind="stable").drop_duplicates("layer").set_index("layer")
     assert shown["n_matched"].to_dict() == want["n_matched"].to_dict()

@@ -70,14 +70,15 @@ def test_concepts_sends_its_adjective_chart_before_the_word_clouds(pauses):
 
 
 @pytest.mark.slow
-def test_compare_sends_its_heatmap_before_the_tables(pauses, tiny_build, monkeypatch):
+def test_compare_sends_its_partner_count_before_the_heatmap_and_tables(pauses, tiny_build, monkeypatch):
     monkeypatch.setenv("AND_EXPLORER_CONFIG", str(tiny_build[0]))  # two models
     monkeypatch.delenv("AND_EXPLORER_DB")
     first = run_page("pages/compare.py", timeout=120)
     assert not first.exception and pauses == [0.15]
-    assert len(first.get("vega_lite_chart")) == 1 and not first.dataframe
+    assert first.metric[0].label.startswith("neurons of yamnet with a partner in yamnet-frozen")
+    assert not first.get("vega_lite_chart") and not first.dataframe
     full = _full_run(first, pauses)
-    assert full.dataframe
+    assert full.get("vega_lite_chart") and full.dataframe
 
 
 def test_human_evaluation_sends_the_rater_box_before_the_results_tab(pauses):

@@ -89,6 +89,16 @@ def partner_counts(store: ResultsStore, model_a: str, model_b: str, threshold: f
         "ORDER BY la.layer_index, lb.layer_index", [float(threshold), float(threshold), model_a, model_b])
 
 
+def partner_total(store: ResultsStore, model_a: str, model_b: str, threshold: float) -> tuple[int, int]:
+    """-> (n_matched, n_neurons): of model A's neurons with partner rows, how many have a partner in some layer of
+    model B that correlates >= ``threshold`` (each neuron counted once, however many layers of B match it)."""
+    row = store.query_df(
+        "SELECT count(*) FILTER (WHERE best >= ?) AS n_matched, count(*) AS n_neurons FROM (SELECT layer, neuron, "
+        'max(correlation) AS best FROM "neuron_partners" WHERE model = ? AND other_model = ? GROUP BY layer, neuron)',
+        [float(threshold), model_a, model_b]).iloc[0]
+    return int(row["n_matched"]), int(row["n_neurons"])
+
+
 def matched_pairs(store: ResultsStore, model_a: str, layer_a: str, model_b: str, layer_b: str, threshold: float,
                   limit: int = 50) -> pd.DataFrame:
     """-> the neurons of A's ``layer_a`` whose best partner in B's ``layer_b`` correlates >= ``threshold``, best
