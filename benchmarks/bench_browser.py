@@ -28,7 +28,8 @@ or Export page in the navigation. Times are seconds from navigation start (from 
 for the step rows):
 
 * main: the page's first data element is visible (Overview: the metrics; Neuron: the neuron's heading and
-  its S_h summary; Concepts: the adjective chart; Pruning: the "neurons pruned" metric or the reason live
+  its S_h summary; Concepts: the counts of adjectives and neurons above the adjective chart (apps before it: the chart
+  drawn); Pruning: the "neurons pruned" metric or the reason live
   pruning is unavailable; Human evaluation: the rater box, after a name: description 1; Query by sound: the
   file uploader, after a file: the first neuron's percentile or why the file or the model cannot be used;
   Compare models: the count of A's neurons with a partner in B (apps before it: the partner heatmap drawn), or why

@@ -38,7 +38,10 @@ const MAIN = {
     .some((e) => e.innerText.startsWith("S_h: summary") && !e.closest('[data-stale="true"]')) &&
     [...document.querySelectorAll('[data-testid="stHeading"] h3')]
       .some((h) => (n === null || h.innerText.endsWith(`neuron ${n}`)) && !h.closest('[data-stale="true"]')),
-  concepts: () => !!document.querySelector('.js-plotly-plot .main-svg, [data-testid="stVegaLiteChart"] .mark-group'),
+  // Concepts: its adjective counts (apps since 2026-11-30), or the adjective chart drawn (apps before)
+  concepts: () => [...document.querySelectorAll('[data-testid="stMarkdownContainer"]')]
+    .some((e) => e.innerText.includes("distinct adjectives in the calibrated summaries")) ||
+    !!document.querySelector('.js-plotly-plot .main-svg, [data-testid="stVegaLiteChart"] .mark-group'),
   pruning: () => [...document.querySelectorAll('[data-testid="stMetric"]')]
     .some((e) => e.innerText.includes("neurons pruned")) ||
     [...document.querySelectorAll('[data-testid="stAlert"]')].some((e) => e.innerText.includes("unavailable")),

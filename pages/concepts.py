@@ -31,9 +31,14 @@ if hist.empty:
     st.info("No adjectives for this selection.")
 else:
     where = " / ".join(x for x in (model, layer) if x) or "all models"
+    n_adjectives, n_neurons = per_version(aggregates.adjective_totals, db, model, layer)
+    top = hist.head(3)
+    st.markdown(f"**{n_adjectives:,} distinct adjectives** in the calibrated summaries of **{n_neurons:,} neurons** "
+                f"({md(where)}); the most frequent: " + ", ".join(f"{md(r.adjective)} ({r.n_neurons:,} neurons)"
+                                                                  for r in top.itertuples()))
+    main_content_sent("concepts")
     st.vega_lite_chart(spec=charts.word_bars(hist, "adjective", "n_neurons", f"adjectives ({where})"),
                        width="stretch", key="adj_hist")
-main_content_sent("concepts")
 
 st.subheader("Find neurons by concept or adjective")
 if one_concept := per_version(availability.no_closed_concepts, db, run_config(db).module_a.concept_set):

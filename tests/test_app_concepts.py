@@ -23,6 +23,26 @@ def test_histograms_clouds_and_elbow(db):
     assert chart_titles(at)[0] == "adjectives (tinynet / classifier)"
 
 
+def test_the_headline_counts_the_selections_adjectives_and_neurons(db):
+    from and_engine.store.results import ResultsStore
+
+    with ResultsStore(db, read_only=True) as store:
+        adj = store.query_df('SELECT model, layer, neuron, word FROM "open_concepts" WHERE pos = ?', ["ADJ"])
+    at = run_page("pages/concepts.py")
+    for scope, rows in (("all neurons", adj), ("one layer", adj[adj["layer"] == "classifier"])):
+        if scope != "all neurons":
+            at.radio(key="cc_scope").set_value(scope).run()
+            at.selectbox(key="cc_layer_tinynet").set_value("classifier").run()
+        assert not at.exception
+        n_neurons = len(rows.drop_duplicates(["model", "layer", "neuron"]))
+        top = rows.groupby("word")["neuron"].size().sort_values(ascending=False)
+        assert 0 < n_neurons and rows["word"].nunique() > 3
+        headline = at.markdown[0].value
+        assert headline.startswith(f"**{rows['word'].nunique():,} distinct adjectives** in the calibrated summaries "
+                                   f"of **{n_neurons:,} neurons**")
+        assert f"({top.iloc[0]:,} neurons)" in headline
+
+
 def test_search_lists_neurons_with_links(db):
     at = run_page("pages/concepts.py")
     at.text_input(key="cc_term").input("cow").run()

@@ -61,12 +61,13 @@ def test_neuron_sends_its_summaries_before_the_histogram_clips_and_concepts(paus
     assert full.get("vega_lite_chart") and full.get("audio") and full.dataframe
 
 
-def test_concepts_sends_its_adjective_chart_before_the_word_clouds(pauses):
+def test_concepts_sends_its_adjective_counts_before_the_charts_and_word_clouds(pauses):
     first = run_page("pages/concepts.py")
     assert not first.exception and pauses == [0.15]
-    assert len(first.get("vega_lite_chart")) == 1 and not first.image
+    assert "distinct adjectives** in the calibrated summaries" in _texts(first)
+    assert not first.get("vega_lite_chart") and not first.image
     full = _full_run(first, pauses)
-    assert full.image
+    assert full.get("vega_lite_chart") and full.image
 
 
 @pytest.mark.slow

@@ -83,6 +83,14 @@ def adjective_histogram(store: ResultsStore, model: str | None = None, layer: st
                           [*params, int(n)])
 
 
+def adjective_totals(store: ResultsStore, model: str | None = None, layer: str | None = None) -> tuple[int, int]:
+    """-> (distinct open-set adjectives, neurons with at least one) for all / one model / one layer."""
+    where, params = _where(pos=POS_ADJECTIVE, model=model, layer=layer)
+    row = store.query_df(f'SELECT count(DISTINCT word) AS n_adjectives, count(DISTINCT (model, layer, neuron)) AS '
+                         f'n_neurons FROM "open_concepts" {where}', params).iloc[0]
+    return int(row["n_adjectives"]), int(row["n_neurons"])
+
+
 def search_neurons(store: ResultsStore, term: str, model: str | None = None, limit: int = 200) -> pd.DataFrame:
     """Neurons whose top closed-set concept or an open-set word matches ``term`` (case-insensitive substring).
 
