@@ -297,9 +297,11 @@ def table(name: str, app: str, rows: list[dict]) -> list[str]:
 
 def ratios(after: list[dict], before: list[dict]) -> list[str]:
     """-> per page: after / before of the median main, complete and CPU seconds of the runs (pages with an error
-    in either app left out)."""
+    in either app, or not visited (``--pages``), left out)."""
     out = []
     for label, page, prefix in ROWS:
+        if not any(r["name"] == page for r in after) or not any(r["name"] == page for r in before):
+            continue
         a, b = _runs(after, page, prefix), _runs(before, page, prefix)
         if isinstance(a, str) or isinstance(b, str) or f"{prefix}main_ms" not in a[0]:
             continue

@@ -56,3 +56,11 @@ def test_a_live_view_that_cannot_run_says_why_in_its_row():
                    upload_unavailable=why) for run in (0, 1)]
     lines = {line.split()[2]: line for line in table("paper", "after", rows)}
     assert lines["by_sound+clip"].endswith(f"  unavailable: {why}") and "unavailable" not in lines["by_sound"]
+
+
+def test_ratios_cover_the_pages_visited_by_both_apps_only():
+    from benchmarks.bench_browser import ratios
+
+    after = [_visit("overview", run, main_ms=500) for run in range(3)]
+    before = [{**v, "app": "before", "main_ms": 1000} for v in after] + [_visit("compare", r) for r in range(3)]
+    assert ratios(after, before) == ["overview 0.50/1.00/1.00"]  # --pages: compare and the rest not visited
