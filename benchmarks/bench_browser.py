@@ -287,6 +287,8 @@ def ratios(after: list[dict], before: list[dict]) -> list[str]:
     in either app left out)."""
     out = []
     for label, page, prefix in ROWS:
+        if not any(r["name"] == page for r in after) or not any(r["name"] == page for r in before):
+            continue  # a page not visited (--pages)
         a, b = _runs(after, page, prefix), _runs(before, page, prefix)
         if isinstance(a, str) or isinstance(b, str) or f"{prefix}main_ms" not in a[0]:
             continue
