@@ -301,7 +301,7 @@ def ratios(after: list[dict], before: list[dict]) -> list[str]:
     out = []
     for label, page, prefix in ROWS:
         if not any(r["name"] == page for r in after) or not any(r["name"] == page for r in before):
-            continue
+            continue  # a page not visited (--pages)
         a, b = _runs(after, page, prefix), _runs(before, page, prefix)
         if isinstance(a, str) or isinstance(b, str) or f"{prefix}main_ms" not in a[0]:
             continue

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, distribution, effect, export, live, related
+from and_engine.store.results import ResultsStore, StoreError
 from pages._shared import change_text, download, md, per_version, pruning_target, results_path
 
 
@@ -93,14 +94,22 @@ def effect_section(db, cfg, model: str, layer: str, neuron: int) -> None:
                 "held-out clips has one), so there is no held-out label to measure a logit change against. "
                 f"Models with it: {md(', '.join(prunable))}.")
         return
+    _effect_view(cfg, model, layer, neuron)
+
+
+@st.fragment
+def _effect_view(cfg, model: str, layer: str, neuron: int) -> None:
+    """The toggle, the factor and the effect: a fragment, so switching it on or moving the factor reruns only this
+    (not the whole Neuron page with its players and images)."""
     if not st.toggle("measure it on the held-out clips (runs the model)", key="nr_effect_on"):
         st.caption("Zero this neuron (or scale it) in the forward pass and see what every class's logit does.")
         return
     scale = st.select_slider("multiply the neuron's output by", SCALES, value=0.0, key="nr_effect_scale",
                              format_func=lambda f: "0 (zeroed)" if f == 0 else f"{f:g}×")
-    try:
-        target = pruning_target(db, cfg, model)
-    except (live.LiveError, ImportError, OSError, ValueError) as exc:
+    try:  # a store of its own: the page's is closed when the fragment reruns alone
+        with ResultsStore(results_path(), read_only=True) as db:
+            target = pruning_target(db, cfg, model)
+    except (live.LiveError, ImportError, OSError, ValueError, StoreError) as exc:
         st.warning(f"Unavailable for {md(model)}: {md(exc)}")
         return
     path = results_path()

@@ -30,6 +30,15 @@ def _candidates(db_path: str, db_mtime: float, model: str, concept: str, top_n: 
     return aggregates.pruning_candidates(db, model, concept, top_n)
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _prune(db_path: str, db_mtime: float, model: str, method: str, concept: str, units: tuple, clip_row: int,
+           similarity: str | None, top_n: int, seed: int, enabled: bool, _target, _closed, _opened):
+    """``live.live_prune``, cached per request (``_closed`` / ``_opened`` follow from model, concept, top_n;
+    ``units``: the layer sizes as (layer, n) pairs in the layers' order, which the selection follows)."""
+    return live.live_prune(_target, method, concept, _closed, _opened, dict(units), clip_row=clip_row,
+                           similarity=similarity, top_n=top_n, seed=seed, enabled=enabled)
+
+
 c1, c2, c3 = st.columns(3)
 model = c1.selectbox("model", prunable, key="pr_model")
 db_key = (str(results_path()), results_path().stat().st_mtime)  # reload when the database is rebuilt
@@ -63,9 +72,8 @@ clip_labels = [f"{r.clip_id}: {r.label} ({r.rel_path})" for r in target.clips.it
 clip_row = st.selectbox("clip to inspect", range(len(clip_labels)), format_func=clip_labels.__getitem__,
                         key=f"pr_clip_{model}")
 try:
-    res = live.live_prune(target, method, concept, closed, opened, sizes, clip_row=clip_row,
-                          similarity=similarity, top_n=top_n, seed=cfg.run.seed,
-                          enabled=enabled)
+    res = _prune(*db_key, model, method, concept, tuple(sizes.items()), clip_row, similarity, top_n,
+                 cfg.run.seed, enabled, target, closed, opened)
 except ValueError as exc:
     st.warning(md(exc))
     st.stop()

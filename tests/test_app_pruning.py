@@ -47,3 +47,24 @@ def test_untrained_model_gives_a_warning(app_db, tmp_path, monkeypatch):
     at = run_page("pages/pruning.py")  # real registry: 'tiny-test' is no model kind it knows
     assert not at.exception
     assert "Live pruning is unavailable for tinynet" in at.warning[0].value
+
+
+def test_a_fresh_tab_with_the_same_request_reuses_its_result(app_db, tmp_path, monkeypatch):
+    """A second session (a fresh tab) opening the page with the same model, concept and method shows the same
+    numbers without running the held-out clips again (``live.live_prune`` cached per request); another method
+    runs it."""
+    import streamlit as st
+
+    from and_engine.explorer import live
+
+    monkeypatch.setenv("AND_EXPLORER_DB", str(shutil.copyfile(app_db, tmp_path / "cached.duckdb")))
+    patch_model_loader(monkeypatch)
+    st.cache_data.clear()
+    runs, real = [], live.live_prune
+    monkeypatch.setattr(live, "live_prune", lambda *a, **k: runs.append(a[1]) or real(*a, **k))
+    first = run_page("pages/pruning.py")
+    again = run_page("pages/pruning.py")
+    assert not first.exception and not again.exception
+    assert runs == ["OCP"] and _metrics(again) == _metrics(first)
+    again.radio(key="pr_method").set_value("random").run()
+    assert runs == ["OCP", "random"]

@@ -81,19 +81,79 @@ def test_front_end_runs_once_per_chunk(yamnet, waves):
     assert calls == [2, 2, 1]  # the three chunks, once, however many selections
 
 
-def test_stages_before_the_first_pruned_layer_run_once_per_chunk(yamnet, waves):
-    counts = {"block1.conv": 0, "block5.pointwise": 0}
-    hooks = [yamnet.module.get_submodule(n).register_forward_hook(
+def count_calls(model, layers, fn):
+    """{layer: forward calls of its module while ``fn()`` runs}."""
+    counts = dict.fromkeys(layers, 0)
+    hooks = [model.module.get_submodule(n).register_forward_hook(
         lambda *_a, n=n: counts.__setitem__(n, counts[n] + 1)) for n in counts]
     try:
-        engine = PruningEngine(yamnet, waves, batch_size=5)  # one chunk
-        counts.update(dict.fromkeys(counts, 0))
-        late = [{"block9.pointwise": [i]} for i in range(4)] + [{"classifier": [1]}]
-        engine.logits(late)
+        fn()
     finally:
         for h in hooks:
             h.remove()
+    return counts
+
+
+def test_stages_before_the_first_pruned_layer_run_once_per_chunk(yamnet, waves):
+    engine = PruningEngine(yamnet, waves, batch_size=5, cache_mb=0)  # one chunk, no stored stage inputs
+    late = [{"block9.pointwise": [i]} for i in range(4)] + [{"classifier": [1]}]
+    counts = count_calls(yamnet, ["block1.conv", "block5.pointwise"], lambda: engine.logits(late))
     assert counts == {"block1.conv": 1, "block5.pointwise": 1}  # not 5 each: the prefix is shared
+
+
+@pytest.mark.parametrize("make", ["yamnet", "ast"])
+def test_stored_stage_inputs_equal_the_full_pass_and_skip_the_blocks_below(make, yamnet, waves):
+    """The live views' fast path: after the unpruned pass, zeroing a unit of the first, a middle or the last
+    prunable layer gives exactly the logits of a full forward pass, and the blocks below it never run."""
+    if make == "ast":
+        hf, fe = tiny_ast(n_labels=4, num_hidden_layers=3)
+        model, x = make_ast_target(hf, fe, "tiny", "ast"), np.random.default_rng(5).normal(0, 0.1, (5, 8000))
+        cases = [("block0.attn.out", []), ("block1.mlp.fc1", ["hf.audio_spectrogram_transformer.layers.0"]),
+                 ("classifier", ["hf.audio_spectrogram_transformer.embeddings",
+                                 "hf.audio_spectrogram_transformer.layers.2"])]
+    else:
+        model, x = yamnet, waves
+        cases = [("block1.conv", []), ("block7.pointwise", ["block1.conv", "block6.pointwise"]),
+                 ("classifier", ["block1.conv", "block14.pointwise"])]
+    x = np.asarray(x, dtype=np.float32)
+    engine = PruningEngine(model, x, batch_size=2)  # 3 chunks
+    assert engine.cached_stages == frozenset(range(1, len(model.stages)))  # every stage fits in 256 MB
+    np.testing.assert_array_equal(engine.baseline, one_by_one(model, x, {}, 2))
+    for layer, below in cases:
+        sel = {layer: [0, 3]}
+        got = {}
+        counts = count_calls(model, below, lambda s=sel, g=got: g.update(logits=engine.logits([s])[0]))
+        np.testing.assert_array_equal(got["logits"], one_by_one(model, x, sel, 2))
+        assert counts == dict.fromkeys(below, 0), layer  # started from the stored input of the pruned stage
+    nothing = PruningEngine(model, x, batch_size=2, cache_mb=0)
+    assert nothing.cached_stages == frozenset()
+    counts = count_calls(model, cases[-1][1], lambda: nothing.logits([{"classifier": [0]}]))
+    assert counts == dict.fromkeys(cases[-1][1], 3)  # without stored inputs: once per chunk
+
+
+def test_the_cache_keeps_the_deepest_stages_within_its_budget(yamnet, waves):
+    engine = PruningEngine(yamnet, waves, batch_size=2, cache_mb=0.5)
+    kept = sorted(engine.cached_stages)
+    assert kept and kept[-1] == len(yamnet.stages) - 1 and kept == list(range(kept[0], kept[-1] + 1))
+    assert 1 not in kept  # block2's input (32 x 48 x 32 floats a window) does not fit
+    sel = {"block3.pointwise": [1]}  # below the kept stages: from the features, still exact
+    np.testing.assert_array_equal(engine.logits([sel])[0], one_by_one(yamnet, waves, sel, 2))
+
+
+def test_threads_are_set_per_call_and_restored(yamnet, waves):
+    seen = []
+    hook = yamnet.module.classifier.register_forward_hook(lambda *_a: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        engine = PruningEngine(yamnet, waves[:2], batch_size=2, threads=1)
+        seen.clear()
+        engine.logits([{"block2.pointwise": [0]}])
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        hook.remove()
+        torch.set_num_threads(before)
+    assert auto_workers("cpu", threads=1) >= auto_workers("cpu", threads=2)
 
 
 def test_several_masks_share_a_pass_when_the_clips_are_few(yamnet, waves):

@@ -95,7 +95,9 @@ def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame,
     ``clips``: the database's ``clips`` table; the held-out ones are ``probing.heldout_clips`` (as the build's).
     ``saes``: {source layer: SAE folder} of the model's SAE layers (``aggregates.sae_checkpoints``), attached
     when their folder is there. The model runs on ``activations.device`` (the CPU when that device is absent
-    here) with ``activations.precision``, as the build's pruning does.
+    here) with ``activations.precision`` and ``activations.num_threads`` torch threads per worker, as the build's
+    pruning does; the engine keeps the unpruned inputs of the deepest stages, so a request reruns only the
+    stages from its first pruned layer.
     """
     from and_engine.analyses.pruning_engine import PruningEngine, auto_workers
     from and_engine.models.base import ModelError
@@ -113,8 +115,9 @@ def load_pruning_target(config: Config, model_name: str, clips: pd.DataFrame,
     if held.empty:
         raise LiveError(f"no held-out clips (fold {config.probing_set.heldout_fold}) with a class of {model_name!r}")
     waves = ps.load_waveforms(model.sample_rate, seconds, clip_ids=held["clip_id"].tolist())
-    engine = PruningEngine(model, waves, config.activations.batch_size, config.activations.precision,
-                           config.analyses.workers or auto_workers(model.device))
+    threads = config.activations.num_threads  # as the build: torch's default (one per core) is far slower on a
+    engine = PruningEngine(model, waves, config.activations.batch_size, config.activations.precision,  # busy CPU
+                           config.analyses.workers or auto_workers(model.device, threads), threads)
     return PruningTarget(model, waves, held["class_index"].to_numpy(np.int64), held.drop(columns="class_index"),
                          engine)
 

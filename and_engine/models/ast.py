@@ -115,10 +115,44 @@ def make_ast_target(hf_model: nn.Module, feature_extractor, name: str, kind: str
         return frontend(torch.from_numpy(np.asarray(waveforms, dtype=np.float32)).to(device or "cpu"))
 
     hf_model.eval()
+    specs = ast_layer_specs(hf_model)
+    module = ASTLogits(hf_model)
+    stages = ast_stages(hf_model, module)
     return TargetModel(name=name, kind=kind, sample_rate=rate, class_names=list(class_names),
-                       module=ASTLogits(hf_model), layer_specs=ast_layer_specs(hf_model),
+                       module=module, layer_specs=specs,
                        preprocess=preprocess, token_prefix=AST_TOKEN_PREFIX, description=description,
-                       preprocess_on_device=True)
+                       preprocess_on_device=True, stages=stages,
+                       stage_layers={s.name: s.block + 1 for s in specs} if stages else {})
+
+
+def ast_stages(hf_model: nn.Module, module: nn.Module) -> list | None:
+    """The forward pass as steps: the patch embeddings, each encoder block, then the final layer norm, the mean
+    of the two prefix tokens and the classifier (so pruning a block's unit reruns only the blocks from it).
+    None when the model is not built like ``ASTForAudioClassification`` or the steps do not give exactly
+    ``module``'s logits on a random input (checked once, here)."""
+    base = getattr(hf_model, "audio_spectrogram_transformer", None)
+    parts = [getattr(base, n, None) for n in ("embeddings", "layernorm")] + [getattr(hf_model, "classifier", None)]
+    if base is None or any(p is None for p in parts):
+        return None
+    embeddings, layernorm, classifier = parts
+    blocks = [b for _, b in _encoder_blocks(hf_model, hf_model.config.num_hidden_layers)]
+
+    def block(b: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        out = b(h)
+        return out[0] if isinstance(out, tuple) else out  # transformers 4.x returns (hidden_states,)
+
+    def head(h: torch.Tensor) -> torch.Tensor:
+        h = layernorm(h)
+        return classifier((h[:, 0] + h[:, 1]) / 2)
+
+    stages = [embeddings, *[lambda h, b=b: block(b, h) for b in blocks], head]
+    cfg = hf_model.config
+    x = torch.randn(1, cfg.max_length, cfg.num_mel_bins, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        whole, steps = module(x), x
+        for step in stages:
+            steps = step(steps)
+    return stages if torch.equal(steps, whole) else None
 
 
 def build_ast_scratch(n_classes: int, options: dict | None = None, seed: int = 0):
