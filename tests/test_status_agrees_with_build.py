@@ -6,7 +6,11 @@ key changed to another valid value, and the (stage, scope) steps that ``status``
 removed are compared with what a real build of the changed configuration then computes and removes.
 To stay affordable the configuration is the tiny one cut down (26 one-second clips, smaller layers, two
 training epochs), and the builds share loaded encoders and taggers (``build(backends=...)``) and the
-trained-variant cache.
+trained-variant cache. The keys of ``graph.NOT_READ`` (which by contract recompute nothing) share a build
+per config section: ``status`` is asked about each key alone, and must call every step up to date, and one
+build of all the section's changes together must compute and remove nothing; the keys that choose where
+or how the code runs (``MODE_KEYS``) keep a build of their own. A failing section is rechecked key by key,
+one build each, to name the key.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from _tiny import write_config
 from and_engine.config import PROJECT_ROOT, Config, LLMConfig, SummaryOverride, load_config
 from and_engine.pipeline.build import build
 from and_engine.pipeline.core import Progress
-from and_engine.pipeline.graph import STAGE, config_keys
+from and_engine.pipeline.graph import NOT_READ, STAGE, config_keys
 from and_engine.pipeline.status import step_states
 from and_engine.store.results import ResultsStore
 
@@ -156,6 +160,22 @@ CHANGES: dict[str, Change] = {
        for k, v in (("num_cpus", 0.5), ("num_gpus", 1.0), ("actors", 3), ("batch_size", 4))},
 }
 EXPLICIT = {"run.database"}  # a new database: test_a_new_database_is_reported_and_never_read
+# NOT_READ keys that select a code path (device, compiled forward, Ray): a build each, so that no other
+# key's change can hide a fingerprint read on one path only
+MODE_KEYS = {"activations.device", "activations.compile", "captions.device", "summaries.llm.device",
+             "summaries.overrides[].llm.device", "device.text_encoders", "device.audio_text", "execution.engine"}
+
+
+def _section(key: str) -> str:
+    """The group of a NOT_READ key: its top-level section, and its base if not the tiny one."""
+    base = CHANGES[key].base
+    return key.split(".")[0] + ("" if base == "tiny" else f"@{base}")
+
+
+UNREAD_SECTIONS: dict[str, tuple[str, ...]] = {}
+for _key in sorted(k for k in CHANGES if k in NOT_READ and k not in MODE_KEYS):
+    UNREAD_SECTIONS[_section(_key)] = (*UNREAD_SECTIONS.get(_section(_key), ()), _key)
+ALONE = sorted(set(CHANGES) - {k for keys in UNREAD_SECTIONS.values() for k in keys})
 
 
 def set_key(obj: Any, key: str, value: Any, model: str = "") -> Any:
@@ -310,10 +330,14 @@ def _resolve(value: Any, env: Env) -> Any:
     return value(env) if callable(value) else value
 
 
-def changed_config(env: Env, key: str, change: Change, database: Path) -> Config:
-    config = env.config(change.base)
-    for k, v in {key: change.value, **change.also}.items():
-        config = set_key(config, k, _resolve(v, env), model=change.model)
+def changed_config(env: Env, keys: tuple[str, ...], database: Path) -> Config:
+    """The base of ``keys`` (one base for all) with each key's change (and companions) applied."""
+    base, = {CHANGES[k].base for k in keys}
+    config = env.config(base)
+    for key in keys:
+        change = CHANGES[key]
+        for k, v in {key: change.value, **change.also}.items():
+            config = set_key(config, k, _resolve(v, env), model=change.model)
     return with_database(config, database)
 
 
@@ -322,31 +346,80 @@ def _steps(db: Path) -> tuple:
         return store.read("steps", ["stage", "scope", "params_json", "fingerprint", "run_id"]), store.read("layers")
 
 
+def said_by_status(env: Env, key: str, db: Path) -> dict[str, set]:
+    """What ``status`` says of the base's database ``db`` under the change of ``key`` alone: state -> steps."""
+    base = env.config(CHANGES[key].base)
+    config = changed_config(env, (key,), db)
+    assert config != with_database(base, db), f"{key}: the change changes nothing"
+    states, _ = step_states(config, *_steps(db))
+    return {s: set(zip(states.loc[states["state"] == s, "stage"], states.loc[states["state"] == s, "scope"]))
+            for s in ("stale", "new", "maybe new", "removed")}
+
+
+def built(env: Env, keys: tuple[str, ...], db: Path) -> tuple[set, set, set]:
+    """A real build of the changes of ``keys`` into ``db`` -> (steps before, steps it computed, steps gone)."""
+    steps, _ = _steps(db)
+    result = build(changed_config(env, keys, db), Progress(quiet=True), backends=env.backends)
+    after, _ = _steps(db)
+    before_keys = set(zip(steps["stage"], steps["scope"]))
+    ran = after[after["run_id"] == result.run_id]
+    return before_keys, set(zip(ran["stage"], ran["scope"])), before_keys - set(zip(after["stage"], after["scope"]))
+
+
+def disagreements(env: Env, key: str, db: Path) -> list[str]:
+    """``status`` under the change of ``key`` vs what a build of it then computes and removes, on ``db`` (a copy
+    of the base's database, changed by the build) -> what disagrees ([] when status says what the build did)."""
+    said = said_by_status(env, key, db)
+    before_keys, computed, gone = built(env, (key,), db)
+    dropped = {k for k in gone & said["stale"] if STAGE[k[0]].optional}  # stale optional steps may go instead
+    wrong, recomputed = [], (computed & before_keys) | dropped
+    if said["stale"] != recomputed:
+        wrong.append(f"{key}: status stale vs build recomputed: {said['stale']} vs {recomputed}")
+    if said["removed"] != gone - dropped:
+        wrong.append(f"{key}: removed: {said['removed']} vs {gone - dropped}")
+    if not said["new"] <= computed - before_keys <= said["new"] | said["maybe new"]:
+        wrong.append(f"{key}: new steps: {said['new']} <= {computed - before_keys} <= +{said['maybe new']}")
+    return wrong
+
+
+def _copy_of_base(env: Env, key: str, db: Path) -> Path:
+    """A copy of the database of the base ``key`` changes, at ``db``."""
+    shutil.copy(env.database(CHANGES[key].base), db)
+    return db
+
+
 def test_every_config_key_has_a_change():
     assert set(CHANGES) | EXPLICIT == set(config_keys())
 
 
-@pytest.mark.parametrize("key", sorted(CHANGES))
+def test_every_not_read_key_is_in_one_section_or_alone():
+    grouped = [k for keys in UNREAD_SECTIONS.values() for k in keys]
+    assert len(grouped) == len(set(grouped)) and set(grouped) <= set(NOT_READ) and not set(grouped) & MODE_KEYS
+    assert sorted([*grouped, *ALONE]) == sorted(CHANGES) and MODE_KEYS <= set(ALONE) & set(NOT_READ)
+
+
+@pytest.mark.parametrize("key", ALONE)
 def test_status_says_what_a_build_recomputes(env, key, tmp_path):
-    change = CHANGES[key]
-    db = tmp_path / "changed.duckdb"
-    shutil.copy(env.database(change.base), db)
-    config = changed_config(env, key, change, db)
-    assert config != with_database(env.config(change.base), db), f"{key}: the change changes nothing"
-    steps, layers = _steps(db)
-    states, _ = step_states(config, steps, layers)
-    said = {s: set(zip(states.loc[states["state"] == s, "stage"], states.loc[states["state"] == s, "scope"]))
-            for s in ("stale", "new", "maybe new", "removed")}
-    result = build(config, Progress(quiet=True), backends=env.backends)
-    after, _ = _steps(db)
-    before_keys = set(zip(steps["stage"], steps["scope"]))
-    ran = after[after["run_id"] == result.run_id]
-    computed = set(zip(ran["stage"], ran["scope"]))
-    gone = before_keys - set(zip(after["stage"], after["scope"]))
-    dropped = {k for k in gone & said["stale"] if STAGE[k[0]].optional}  # stale optional steps may go instead
-    assert said["stale"] == (computed & before_keys) | dropped, f"{key}: status stale vs build recomputed"
-    assert said["removed"] == gone - dropped, f"{key}: removed"
-    assert said["new"] <= computed - before_keys <= said["new"] | said["maybe new"], f"{key}: new steps"
+    db = _copy_of_base(env, key, tmp_path / "changed.duckdb")
+    wrong = disagreements(env, key, db)
+    assert not wrong, "\n".join(wrong)
+    db.unlink()
+
+
+@pytest.mark.parametrize("section", sorted(UNREAD_SECTIONS))
+def test_a_key_that_is_not_read_recomputes_nothing(env, section, tmp_path):
+    """Each NOT_READ key of ``section``: status calls every step up to date; one build of all the section's
+    changes computes and removes nothing. On failure each key is built alone to say which disagrees."""
+    keys = UNREAD_SECTIONS[section]
+    db = _copy_of_base(env, keys[0], tmp_path / "changed.duckdb")
+    said = {k: {s: steps for s, steps in said_by_status(env, k, db).items() if steps} for k in keys}
+    _, computed, gone = built(env, keys, db)
+    if any(said.values()) or computed or gone:
+        alone = [w for i, k in enumerate(keys)
+                 for w in disagreements(env, k, _copy_of_base(env, k, tmp_path / f"alone-{i}.duckdb"))]
+        pytest.fail(f"{section}: status {said}; the build of all of {keys} computed {len(computed)} step(s) of "
+                    f"{sorted({stage for stage, _ in computed})}, removed {sorted(gone)}; each key alone: "
+                    f"{alone or 'no disagreement: only the keys together'}")
     db.unlink()
 
 
