@@ -163,13 +163,10 @@ def fresh_neurons(db: Path, n_pairs: int, seed: int = 0) -> list[tuple[tuple[str
 
 
 def _neuron_expect(app_root: Path) -> dict[str, int]:
-    """What the Neuron page of an app draws: 10 players (top-K, bottom-K) and, in apps that show the quantile
-    section's players at once (from its start until 2026-11-30; later they load on demand), 10 more (5 activation
-    quantiles x 2 clips); the histogram and one image per top/bottom clip (apps with the clip_media stage), or the
-    histogram and one plotly figure per clip (before it)."""
-    neuron_page = (app_root / "pages" / "neuron.py").read_text()
-    at_once = (app_root / "pages" / "_neuron_views.py").is_file() and "QUANTILE_TOGGLE" not in neuron_page
-    audio = 20 if at_once else 10
+    """What the Neuron page of an app draws: 10 players (top-K, bottom-K) and, in apps with the quantile section,
+    10 more (5 activation quantiles x 2 clips); the histogram and one image per top/bottom clip (apps with the
+    clip_media stage), or the histogram and one plotly figure per clip (before it)."""
+    audio = 20 if (app_root / "pages" / "_neuron_views.py").is_file() else 10
     if (app_root / "and_engine" / "stages" / "clip_media.py").is_file():
         return {"audio": audio, "charts": 1, "images": 10}
     return {"audio": audio, "charts": 11}

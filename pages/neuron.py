@@ -17,8 +17,6 @@ from pages._shared import (
     store,
 )
 
-QUANTILE_TOGGLE = "list and play clips from every activation quantile"
-
 st.title("Neuron")
 db = store()
 cfg = run_config(db)
@@ -196,24 +194,19 @@ for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lo
                      caption="spectrogram" + (" + neuron map" if amap is not None else ""))
 
 st.subheader("Clips from every activation quantile")
-if st.toggle(QUANTILE_TOGGLE, key="nr_quantiles"):
-    picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
-    info = queries.clips(db, picked["clip_id"].tolist())
-    quantile_media = clip_media(db, cfg, sr, info.reset_index())
-    for r in picked.itertuples():
-        c = info.loc[r.clip_id]
-        with st.container(border=True):
-            st.markdown(f"**quantile {r.pct_from:.0f}–{r.pct_to:.0f} %** clip {r.clip_id} · label **{md(c.label)}** · "
-                        f"activation {r.activation:.3f}")
-            st.caption(md(c.caption) if isinstance(c.caption, str) else "(no caption)")
-            clip = quantile_media[int(r.clip_id)]
-            if isinstance(clip, str):
-                st.warning(clip)
-                continue
-            st.audio(clip.audio, format=clip.mime)
-else:
-    st.caption("Not only the extremes: 2 clips drawn from each fifth of this neuron's activation range, with their "
-               "players (loaded when switched on, so a fresh tab does not wait for 10 more players; it stays on for "
-               "the next neurons).")
+picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
+info = queries.clips(db, picked["clip_id"].tolist())
+quantile_media = clip_media(db, cfg, sr, info.reset_index())
+for r in picked.itertuples():
+    c = info.loc[r.clip_id]
+    with st.container(border=True):
+        st.markdown(f"**quantile {r.pct_from:.0f}–{r.pct_to:.0f} %** clip {r.clip_id} · label **{md(c.label)}** · "
+                    f"activation {r.activation:.3f}")
+        st.caption(md(c.caption) if isinstance(c.caption, str) else "(no caption)")
+        clip = quantile_media[int(r.clip_id)]
+        if isinstance(clip, str):
+            st.warning(clip)
+            continue
+        st.audio(clip.audio, format=clip.mime)
 
 download_section(model, layer, neuron)

@@ -33,7 +33,7 @@ def test_neuron_from_url_with_clips_players_and_maps(db):
     assert not at.exception and not at.warning
     assert at.number_input(key="nr_neuron_tinynet_block1.conv").value == 3
     audio = at.get("audio")
-    assert len(audio) == 10  # top-K and bottom-K (K = 5); the quantile clips' players load on demand
+    assert len(audio) == 20  # top-K and bottom-K (K = 5) + 5 quantile bins x 2 clips
     assert all(a.proto.url.endswith(".mp3") for a in audio)  # stored clip media, MP3s
     assert chart_titles(at) == ["activation over the probing set"]  # the clips are images, not chart heatmaps
     captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
@@ -81,7 +81,7 @@ def test_bad_query_parameters_give_a_warning(db, params, message):
     at = run_page("pages/neuron.py", params)
     assert not at.exception
     assert any(message in w.value for w in at.warning)
-    assert len(at.get("audio")) == 10  # falls back to a valid neuron (top-K, bottom-K)
+    assert len(at.get("audio")) == 20  # falls back to a valid neuron (top-K, bottom-K, quantile clips)
 
 
 def test_random_neuron_and_search(db):

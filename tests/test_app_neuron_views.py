@@ -63,9 +63,6 @@ def test_related_neurons_link_to_their_pages_with_explanations(db):
 
 def test_quantile_clips_and_download(db):
     at = run_page("pages/neuron.py", NEURON)
-    assert not [m for m in at.markdown if m.value.startswith("**quantile")] and len(at.get("audio")) == 10
-    at.toggle(key="nr_quantiles").set_value(True).run()  # on demand: 10 more players
-    assert not at.exception
     shown = [m.value for m in at.markdown if m.value.startswith("**quantile")]
     assert len(shown) == 10  # 5 quantile bins x 2 clips
     assert shown[0].startswith("**quantile 80–100 %**") and shown[-1].startswith("**quantile 0–20 %**")
