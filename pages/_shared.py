@@ -124,7 +124,9 @@ def main_content_sent(page: str) -> None:
     (a fresh tab: the browser has not loaded the code of the page's element kinds yet), wait a moment before the rest
     is sent, so the browser draws the main content at once instead of after the heavier elements below it (charts,
     tables, players) have loaded too: Streamlit's front end draws the elements that arrive together in one pass. The
-    wait is ``$AND_EXPLORER_FIRST_PAINT_S`` seconds (default ``FIRST_PAINT_S``; 0 turns it off). See docs/app.md."""
+    wait is ``$AND_EXPLORER_FIRST_PAINT_S`` seconds (default ``FIRST_PAINT_S``; 0 turns it off). A page whose main
+    content needs the values of widgets drawn above it (Pruning) calls it after those widgets too, under a name of
+    their own, so their element kinds load before the main content arrives. See docs/app.md."""
     shown = st.session_state.setdefault("_main_content_shown", set())
     if page in shown:
         return

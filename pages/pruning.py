@@ -71,6 +71,7 @@ enabled = st.toggle("prune the selected neurons", value=True, key="pr_enabled")
 clip_labels = [f"{r.clip_id}: {r.label} ({r.rel_path})" for r in target.clips.itertuples()]
 clip_row = st.selectbox("clip to inspect", range(len(clip_labels)), format_func=clip_labels.__getitem__,
                         key=f"pr_clip_{model}")
+main_content_sent("pruning controls")  # drawn first: the metrics below need their values
 try:
     res = _prune(*db_key, model, method, concept, tuple(sizes.items()), clip_row, similarity, top_n,
                  cfg.run.seed, enabled, target, closed, opened)

@@ -101,6 +101,18 @@ def test_query_by_sound_sends_the_uploader_and_its_hint_before_the_recorder(paus
     assert full.get("audio_input") and any("nothing is kept on disk" in i.value for i in full.info)
 
 
+def test_pruning_sends_its_controls_then_its_metrics_then_the_charts(pauses, monkeypatch):
+    patch_model_loader(monkeypatch)
+    at = run_page("pages/pruning.py")
+    assert not at.exception and pauses == [0.15]
+    assert at.selectbox(key="pr_model") and at.radio(key="pr_method") and not at.metric  # the controls first
+    at.run()  # the same session: the controls' pause is done, the metrics' comes next
+    assert not at.exception and pauses == [0.15, 0.15]
+    assert at.metric[0].label == "neurons pruned" and not at.get("vega_lite_chart")
+    at.run()
+    assert not at.exception and pauses == [0.15, 0.15] and at.get("vega_lite_chart")
+
+
 def test_no_pause_when_turned_off(app_db, monkeypatch):
     monkeypatch.setenv("AND_EXPLORER_DB", str(app_db))
     monkeypatch.setenv("AND_EXPLORER_FIRST_PAINT_S", "0")
