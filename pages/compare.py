@@ -29,12 +29,12 @@ if model_a not in per_version(related.compared_models, db):
     st.info("No neuron matching in this database: it was built before the related_neurons stage (rebuild it: "
             "`python -m and_engine build --config ...` computes only that stage).")
 else:
-    n_matched, n_neurons = related.partner_total(db, model_a, model_b, threshold)
+    n_matched, n_neurons = per_version(related.partner_total, db, model_a, model_b, threshold)
     st.metric(f"neurons of {model_a} with a partner in {model_b} (r ≥ {threshold:.2f})",
               f"{n_matched:,} of {n_neurons:,} ({n_matched / max(n_neurons, 1):.0%})",
               help=f"a partner in any layer of {model_b}; per layer pair below")
     main_content_sent("compare")
-    counts = related.partner_counts(db, model_a, model_b, threshold)
+    counts = per_version(related.partner_counts, db, model_a, model_b, threshold)
     st.vega_lite_chart(spec=charts.match_heatmap(counts, model_a, model_b, threshold), width="stretch",
                        key="cmp_heatmap")
     best = counts.sort_values("share", ascending=False, kind="stable").drop_duplicates("layer").set_index("layer")
