@@ -4,13 +4,68 @@ from ``and_engine.explorer``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from and_engine.explorer import aggregates, availability, charts, distribution, effect, export, live, related
+from and_engine.explorer import (
+    aggregates,
+    availability,
+    charts,
+    distribution,
+    effect,
+    export,
+    live,
+    queries,
+    related,
+    scores,
+)
 from and_engine.store.results import ResultsStore, StoreError
-from pages._shared import change_text, download, md, per_version, pruning_target, results_path
+from pages._shared import change_text, clip_media, download, md, per_version, pruning_target, results_path
+
+
+@dataclass
+class NeuronRest:
+    """What the Neuron page shows below its main content, read before any of it is sent (``read_rest``)."""
+
+    histogram: dict  # Vega-Lite spec
+    closed: pd.DataFrame  # queries.closed_concepts_table
+    opened: pd.DataFrame  # queries.open_concepts
+    truth: dict | None  # scores.neuron_truth
+    related: pd.DataFrame | None  # related.related; None: the database predates the stage
+    clips: dict  # clip_id -> ClipMedia or why not, of the top-K / bottom-K clips
+    images: dict[int, tuple[bytes, str]]  # clip_id -> (JPEG, its caption): spectrogram (+ the neuron's map)
+    has_maps: bool  # whether the layer keeps time x frequency maps
+    quantiles: pd.DataFrame  # quantile_clips, highest bin first, with each clip's label and caption
+    quantile_clips: dict  # clip_id -> ClipMedia or why not
+
+
+def read_rest(db, cfg, model: str, layer: str, neuron: int, ext: pd.DataFrame, values: np.ndarray,
+              sample_rate: int) -> NeuronRest:
+    """Read and draw everything below the page's main content (while a fresh tab draws that), so the rest is sent
+    in one burst: the browser passes over the whole page once per burst of elements it receives."""
+    top, bottom = ext[ext["side"] == "top"], ext[ext["side"] == "bottom"]
+    maps = queries.activation_maps(db, model, layer, neuron)
+    clips = clip_media(db, cfg, sample_rate, ext)
+    images = {}
+    for r in ext.itertuples():
+        clip, amap = clips[int(r.clip_id)], maps.get(int(r.clip_id)) if r.side == "top" else None
+        if not isinstance(clip, str):
+            images[int(r.clip_id)] = (charts.clip_image(clip.spectrogram, amap),
+                                      "spectrogram" + (" + neuron map" if amap is not None else ""))
+    picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
+    info = queries.clips(db, picked["clip_id"].tolist())
+    quantiles = picked.join(info[["label", "caption"]], on="clip_id")
+    return NeuronRest(
+        histogram=charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy()),
+        closed=queries.closed_concepts_table(db, model, layer, neuron),
+        opened=queries.open_concepts(db, model, layer, neuron),
+        truth=scores.neuron_truth(db, model, layer, neuron),
+        related=related.related(db, model, layer, neuron) if per_version(related.has_related, db) else None,
+        clips=clips, images=images, has_maps=bool(maps), quantiles=quantiles,
+        quantile_clips=clip_media(db, cfg, sample_rate, info.reset_index()))
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
@@ -42,14 +97,14 @@ def _links(df: pd.DataFrame, model: str, layer: str, neuron: str) -> pd.Series:
         df[neuron].astype(str)
 
 
-def related_section(db, model: str, layer: str, neuron: int, n_models: int) -> None:
-    """The neuron's most correlated neurons: same layer, other layers, other models, with their explanations."""
+def related_section(rel: pd.DataFrame | None, n_models: int) -> None:
+    """The neuron's most correlated neurons (``related.related``; None: the database predates the stage): same
+    layer, other layers, other models, with their explanations."""
     st.subheader("Related neurons (correlation of the activations over the probing set)")
-    if not per_version(related.has_related, db):
+    if rel is None:
         st.info("This database was built before the related_neurons stage: rebuild it to see related neurons "
                 "(only that stage is computed).")
         return
-    rel = related.related(db, model, layer, neuron)
     tabs = st.tabs([related.RELATION_TITLES[r] for r in related.RELATIONS])
     for tab, relation in zip(tabs, related.RELATIONS):
         rows = rel[rel["relation"] == relation]
@@ -131,6 +186,39 @@ def quantile_clips(values: np.ndarray, model: str, layer: str, neuron: int) -> p
     """The clips shown from every activation quantile (seeded by the neuron, so a revisit shows the same)."""
     seed = int.from_bytes(f"{model}/{layer}/{neuron}".encode()[-8:].rjust(8, b"\0"), "little")
     return distribution.quantile_clips(values, n_bins=5, per_bin=2, seed=seed)
+
+
+def clip_caption(caption: object) -> str:
+    """A clip's caption as a small grey line under its card's heading, in the heading's markdown element (one
+    element per card instead of two: a fresh tab draws the page's ~30 cards faster)."""
+    return "  \n:gray[:small[" + (md(caption) if isinstance(caption, str) else "(no caption)") + "]]"
+
+
+def quantile_section(quantiles: pd.DataFrame, media: dict) -> None:
+    """The clips sampled from every activation quantile (``read_rest``): one table, and their players on demand."""
+    st.subheader("Clips from every activation quantile")
+    # the range unbroken in its cell ("80‑100 %": a non-breaking hyphen and space)
+    rows = [f"| {r.pct_from:.0f}\u2011{r.pct_to:.0f}\u00a0% | {r.clip_id} | {md(r.label)} | {r.activation:.3f} | "
+            f"{md(r.caption) if isinstance(r.caption, str) else '(no caption)'} |" for r in quantiles.itertuples()]
+    st.markdown("\n".join(["| quantile | clip | label | activation | caption |", "|---|---|---|---|---|", *rows]))
+    _quantile_players(quantiles, media)
+
+
+@st.fragment
+def _quantile_players(quantiles: pd.DataFrame, media: dict) -> None:
+    """The quantile clips' players, when switched on (a fragment: switching reruns only this; off by default, so a
+    fresh tab loads the 10 top-K / bottom-K players only)."""
+    if not st.toggle("play the quantile clips here", key="nr_quantile_play"):
+        return
+    for r in quantiles.itertuples():
+        with st.container(border=True):
+            st.markdown(f"**quantile {r.pct_from:.0f}–{r.pct_to:.0f} %** clip {r.clip_id} · label **{md(r.label)}** · "
+                        f"activation {r.activation:.3f}" + clip_caption(r.caption))
+            clip = media[int(r.clip_id)]
+            if isinstance(clip, str):
+                st.warning(clip)
+                continue
+            st.audio(clip.audio, format=clip.mime)
 
 
 def download_section(model: str, layer: str, neuron: int) -> None:

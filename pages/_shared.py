@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from time import sleep as _wait  # tests replace it
+from typing import TypeVar
 
 import streamlit as st
 
@@ -26,6 +28,8 @@ NEURON_PAGE = "pages/neuron.py"
 READ_WAIT_S = 60.0  # how long a page waits for a build's commit to release the database
 BANNER_REFRESH_S = 3.0  # how often the running build's banner refreshes
 FIRST_PAINT_S = 0.15  # a fresh tab's pause after a page's main content (main_content_sent)
+T = TypeVar("T")
+
 
 def _leave_pages_directory_mode() -> None:
     """A fresh server whose first request deep-links a page (e.g. /neuron?...) runs that file directly in
@@ -119,19 +123,25 @@ def build_banner() -> None:
     st.fragment(body, run_every=BANNER_REFRESH_S if shown[0] == "info" else None)()
 
 
-def main_content_sent(page: str) -> None:
-    """Call right after ``page``'s main content (its first data element). The first time this session runs the page
-    (a fresh tab: the browser has not loaded the code of the page's element kinds yet), wait a moment before the rest
-    is sent, so the browser draws the main content at once instead of after the heavier elements below it (charts,
-    tables, players) have loaded too: Streamlit's front end draws the elements that arrive together in one pass. The
-    wait is ``$AND_EXPLORER_FIRST_PAINT_S`` seconds (default ``FIRST_PAINT_S``; 0 turns it off). A page whose main
-    content needs the values of widgets drawn above it (Pruning) calls it after those widgets too, under a name of
-    their own, so their element kinds load before the main content arrives. See docs/app.md."""
+def main_content_sent(page: str, prepare: Callable[[], T] | None = None) -> T | None:
+    """Call right after ``page``'s main content (its first data element) -> ``prepare()`` (None without it). The first
+    time this session runs the page (a fresh tab: the browser has not loaded the code of the page's element kinds
+    yet), wait a moment before the rest is sent, so the browser draws the main content at once instead of after the
+    heavier elements below it (charts, tables, players) have loaded too: Streamlit's front end draws the elements
+    that arrive together in one pass. The wait is ``$AND_EXPLORER_FIRST_PAINT_S`` seconds (default
+    ``FIRST_PAINT_S``; 0 turns it off), less the time ``prepare`` took: a page reads what the rest of it shows in
+    ``prepare`` while the browser draws, then sends the rest in one burst (each burst of elements costs the
+    browser a pass over the whole page). A page whose main content needs the values of widgets drawn above it
+    (Pruning) calls it after those widgets too, under a name of their own, so their element kinds load before the
+    main content arrives. See docs/app.md."""
+    start = time.monotonic()
+    prepared = prepare() if prepare is not None else None
     shown = st.session_state.setdefault("_main_content_shown", set())
-    if page in shown:
-        return
-    shown.add(page)
-    _wait(float(os.environ.get("AND_EXPLORER_FIRST_PAINT_S", FIRST_PAINT_S)))
+    if page not in shown:
+        shown.add(page)
+        pause = float(os.environ.get("AND_EXPLORER_FIRST_PAINT_S", FIRST_PAINT_S))
+        _wait(max(0.0, pause - (time.monotonic() - start if prepare is not None else 0.0)))
+    return prepared
 
 
 def close_stores() -> None:

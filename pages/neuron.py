@@ -2,11 +2,18 @@
 
 import streamlit as st
 
-from and_engine.explorer import aggregates, availability, charts, live, queries, scores
+from and_engine.explorer import aggregates, availability, live, queries, scores
 from pages._local_llm import local_llm_section
-from pages._neuron_views import density_section, download_section, effect_section, quantile_clips, related_section
+from pages._neuron_views import (
+    clip_caption,
+    density_section,
+    download_section,
+    effect_section,
+    quantile_section,
+    read_rest,
+    related_section,
+)
 from pages._shared import (
-    clip_media,
     layers_or_stop,
     main_content_sent,
     md,
@@ -109,7 +116,8 @@ if line := scores.score_line(scored, "S_h"):
 if "top" in summ:
     status = summ["top"].get("status") or "ok"
     st.caption(md(f"summaries by {summ['top']['backend']} / {summ['top']['llm_model']} (status: {status})"))
-main_content_sent("neuron")
+sr = int(models.set_index("model").loc[model, "sample_rate"])
+rest = main_content_sent("neuron", lambda: read_rest(db, cfg, model, layer, int(neuron), ext, values, sr))
 if points.empty:
     st.info("No calibration points for this neuron.")
 else:
@@ -121,14 +129,11 @@ else:
     st.success(md(calibrated) if calibrated else "(every point was removed)")
     if line := scores.score_line(scored, "S_h^c"):
         st.caption(md(f"scores of the stored S_h^c (t = {default_t:.2f}): {line}"), help=scores.LINE_HELP)
-    for r in marked.itertuples():
-        if r.removed:
-            st.markdown(f"- ~~{md(r.point)}~~ ↔ *{md(r.best_match)}* (cos {r.best_cosine:.2f})")
-        else:
-            st.markdown(f"- {md(r.point)} (best S_l match cos {r.best_cosine:.2f})")
+    st.markdown("\n".join(f"- ~~{md(r.point)}~~ ↔ *{md(r.best_match)}* (cos {r.best_cosine:.2f})" if r.removed
+                           else f"- {md(r.point)} (best S_l match cos {r.best_cosine:.2f})"
+                           for r in marked.itertuples()))  # one element: a fresh tab draws it sooner
 
-hist = charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy())
-st.vega_lite_chart(spec=hist, width="stretch", key="hist")
+st.vega_lite_chart(spec=rest.histogram, width="stretch", key="hist")
 
 local_llm_section(db, cfg, model, layer, int(neuron), st.session_state.get("nr_threshold", cfg.module_b.threshold))
 
@@ -136,12 +141,12 @@ local_llm_section(db, cfg, model, layer, int(neuron), st.session_state.get("nr_t
 st.subheader("Closed-set concepts (Module A)")
 if one_concept := per_version(availability.no_closed_concepts, db, cfg.module_a.concept_set):
     st.warning(md(f"These concepts say nothing about this neuron: {one_concept}."))
-closed = queries.closed_concepts_table(db, model, layer, neuron)
+closed = rest.closed
 if closed.empty:
     st.info("No closed-set concepts for this layer.")
 else:
     st.dataframe(closed, hide_index=True, width="stretch")
-opened = queries.open_concepts(db, model, layer, neuron)
+opened = rest.opened
 st.subheader("Open-set concepts (Module C)")
 for kind in sorted(opened["pos"].unique()):
     words = opened.loc[opened["pos"] == kind, "word"].tolist()
@@ -151,7 +156,7 @@ if opened.empty:
 
 # --- scores of every explanation ----------------------------------------------------------------------
 st.subheader("Scores: how well each explanation predicts this neuron on other clips")
-truth = scores.neuron_truth(db, model, layer, neuron)
+truth = rest.truth
 if truth:
     st.caption(md(f"top-K majority label: {truth['majority_label']} ({truth['purity']:.0%} of the top-K clips); "
                   f"{truth['n_naming_captions']} top-K caption(s) name it"), help=scores.NAMES_HELP)
@@ -166,47 +171,28 @@ else:
     st.dataframe(scored, hide_index=True, width="stretch", column_config=config)
 
 density_section(db, model, layer, values)
-related_section(db, model, layer, neuron, len(models))
+related_section(rest.related, len(models))
 effect_section(db, cfg, model, layer, neuron)
 
 
 # --- clips -------------------------------------------------------------------------------------------
-sr = int(models.set_index("model").loc[model, "sample_rate"])
-maps = queries.activation_maps(db, model, layer, neuron)
-clips = clip_media(db, cfg, sr, ext)
 seconds = cfg.probing_set.clip_seconds
 for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lowest activation)", bottom)):
     st.subheader(side)
     st.caption(f"Each image: log-mel spectrogram of the clip in grey (0–{seconds:g} s left to right, low frequencies "
                "at the bottom)" + (", with the neuron's activation map over it (dark → bright: low → high)"
-                                   if side.startswith("top") and maps else ""))
+                                   if side.startswith("top") and rest.has_maps else ""))
     for r in df.itertuples():
         with st.container(border=True):
-            st.markdown(f"**#{r.rank + 1}** clip {r.clip_id} · label **{md(r.label)}** · activation {r.activation:.3f}")
-            st.caption(md(r.caption) if isinstance(r.caption, str) else "(no caption)")
-            clip = clips[int(r.clip_id)]
+            st.markdown(f"**#{r.rank + 1}** clip {r.clip_id} · label **{md(r.label)}** · activation {r.activation:.3f}"
+                        + clip_caption(r.caption))
+            clip = rest.clips[int(r.clip_id)]
             if isinstance(clip, str):
                 st.warning(clip)
                 continue
             st.audio(clip.audio, format=clip.mime)
-            amap = maps.get(int(r.clip_id)) if r.side == "top" else None
-            st.image(charts.clip_image(clip.spectrogram, amap), width="stretch",
-                     caption="spectrogram" + (" + neuron map" if amap is not None else ""))
+            image, caption = rest.images[int(r.clip_id)]
+            st.image(image, width="stretch", caption=caption)
 
-st.subheader("Clips from every activation quantile")
-picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
-info = queries.clips(db, picked["clip_id"].tolist())
-quantile_media = clip_media(db, cfg, sr, info.reset_index())
-for r in picked.itertuples():
-    c = info.loc[r.clip_id]
-    with st.container(border=True):
-        st.markdown(f"**quantile {r.pct_from:.0f}–{r.pct_to:.0f} %** clip {r.clip_id} · label **{md(c.label)}** · "
-                    f"activation {r.activation:.3f}")
-        st.caption(md(c.caption) if isinstance(c.caption, str) else "(no caption)")
-        clip = quantile_media[int(r.clip_id)]
-        if isinstance(clip, str):
-            st.warning(clip)
-            continue
-        st.audio(clip.audio, format=clip.mime)
-
+quantile_section(rest.quantiles, rest.quantile_clips)
 download_section(model, layer, neuron)

@@ -63,8 +63,14 @@ def test_related_neurons_link_to_their_pages_with_explanations(db):
 
 def test_quantile_clips_and_download(db):
     at = run_page("pages/neuron.py", NEURON)
+    table = next(m.value for m in at.markdown if m.value.startswith("| quantile | clip |")).split("\n")[2:]
+    assert len(table) == 10  # 5 quantile bins x 2 clips, highest first
+    assert table[0].startswith("| 80\u2011100\u00a0% |") and table[-1].startswith("| 0\u201120\u00a0% |")
+    assert len(at.get("audio")) == 10  # top-K + bottom-K: the quantile clips' players come on demand
+    at.toggle(key="nr_quantile_play").set_value(True).run()
     shown = [m.value for m in at.markdown if m.value.startswith("**quantile")]
-    assert len(shown) == 10  # 5 quantile bins x 2 clips
+    assert len(shown) == 10 and [s.split(" clip ")[1].split(" ")[0] for s in shown] == [
+        row.split(" | ")[1] for row in table]  # the table's clips, in its order
     assert shown[0].startswith("**quantile 80–100 %**") and shown[-1].startswith("**quantile 0–20 %**")
     assert len(at.get("audio")) == 20  # top-K + bottom-K + the quantile clips
     assert [b.proto.label for b in at.get("download_button")] == ["Download this neuron"]

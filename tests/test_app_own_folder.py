@@ -130,7 +130,7 @@ def test_neuron_page_shows_the_neuron_and_says_what_it_cannot(env):
     assert _says(at.info, "this database holds one model")  # related neurons in other models
     scored = at.dataframe[[i for i, d in enumerate(at.dataframe) if "explanation" in d.value.columns][0]].value
     assert "names_majority" not in scored.columns and "embedding pearson_r" in scored.columns
-    assert len(at.get("audio")) == 20  # top-K, bottom-K and 5 quantile bins x 2
+    assert len(at.get("audio")) == 10  # top-K, bottom-K (the quantile clips' players on demand)
 
 
 def test_pruning_and_compare_say_why_and_what_to_do(env):

@@ -22,7 +22,7 @@ def test_pages_on_the_tiny_build(env):
         assert not at.exception and not at.warning and not at.error, page
     at = run_page("pages/neuron.py", {"model": "yamnet-frozen", "layer": "classifier", "neuron": "2"})
     assert not at.exception and not at.warning
-    assert len(at.get("audio")) == 20  # top-K, bottom-K (K = 5) and 5 quantile bins x 2 clips
+    assert len(at.get("audio")) == 10  # top-K, bottom-K (K = 5)
     at = run_page("pages/neuron.py", {"model": "yamnet", "layer": "block1.conv"})  # hooked layers only
     assert "Unknown layer 'block1\\.conv'" in at.warning[0].value
     at = run_page("pages/human_eval.py")

@@ -88,7 +88,8 @@ def test_browser_flows(app_db, tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
-    assert found["audio_players"] == 20 and found["audio_content_type"] == "audio/mpeg"  # compressed, not WAV
+    assert found["audio_players"] == 10 and found["audio_content_type"] == "audio/mpeg"  # compressed, not WAV
+    assert found["quantile_rows"] == 10 and found["audio_players_with_quantiles"] == 20  # their players on demand
     # top-K + bottom-K + 10 quantile clips playable, the 10 top/bottom clips' images drawn, 5 with their maps
     assert found["audio_playable"] == 20 and found["clip_images"] == 10 and found["map_images"] == 5
     assert found["neuron_scores"].startswith("S_h scores: embedding AUC") and found["score_charts"] == 2

@@ -44,6 +44,28 @@ def test_commit_replaces_rows_of_the_same_scope_only(tmp_path):
         assert store.read("activations", columns=["neuron"], layer="b", neuron=[1, 5])["neuron"].tolist() == [1]
 
 
+def test_read_neurons_reads_neurons_of_several_layers_and_models_in_one_query(tmp_path):
+    with ResultsStore(tmp_path / "r.duckdb") as store:
+        for model, layer, n in (("m", "a", 3), ("m", "b", 2), ("k", "a", 4)):
+            _commit(store, {"model": model, "layer": layer}, {"activations": _acts(model, layer, n, 4)})
+        keys = pd.DataFrame({"model": ["k", "m", "m", "m", "x"], "layer": ["a", "b", "a", "b", "a"],
+                             "neuron": [3, 1, 0, 1, 0]})  # a repeated neuron, and one of no stored model
+        queries = []
+        real = store.query_df
+        store.query_df = lambda sql, params=(): queries.append(sql) or real(sql, params)
+        got = store.read_neurons("activations", ["values"], keys)
+        assert len(queries) == 1 and queries[0].count("UNION ALL") == 3
+        rows = {(r.model, r.layer, r.neuron): r.values[1] for r in got.itertuples()}
+        assert rows == {("k", "a", 3): 4.0, ("m", "b", 1): 2.0, ("m", "a", 0): 1.0}  # values[1] = neuron + 1
+        assert store.read_neurons("activations", ["values"], keys, step_id=[]).empty  # an empty filter: nothing
+        assert list(store.read_neurons("activations", ["values"], keys.iloc[:0]).columns) == [
+            "model", "layer", "neuron", "values"]
+        with pytest.raises(StoreError, match="unknown column"):
+            store.read_neurons("activations", ["value"], keys)
+        with pytest.raises(StoreError, match="from keys, not from filters"):
+            store.read_neurons("activations", ["values"], keys, neuron=[1])
+
+
 def test_clip_media_blobs_are_stored_uncompressed(tmp_path):
     """A page reads 10 clips' files: DuckDB would decompress a whole ZSTD blob segment for each read."""
     rng = np.random.default_rng(0)

@@ -32,23 +32,20 @@ def explanations(store: ResultsStore, keys: pd.DataFrame) -> pd.DataFrame:
     ``top_concept`` (DB's rank-1 closed-set concept of the preferred similarity, ``humaneval``'s order) and
     ``summary_auc`` (S_h^c's embedding AUC on clips it was not written from, ``docs/scores.md``; NaN if unscored)."""
     out = keys[KEY].copy()
-    out["calibrated_summary"], out["top_concept"], out["summary_auc"] = "", "", float("nan")
-    scored = has_table(store, "explanation_scores")
-    for (model, layer), group in out.groupby(["model", "layer"], sort=False):
-        ids = sorted({int(n) for n in group["neuron"]})
-        summ = store.read("calibrated_summaries", ["neuron", "calibrated_summary"], model=model, layer=layer,
-                          neuron=ids).set_index("neuron")["calibrated_summary"]
-        closed = store.read("closed_concepts", ["neuron", "similarity", "concept"], model=model, layer=layer,
-                            neuron=ids, method="DB", rank=FIRST_RANK)
-        closed = closed.assign(_o=closed["similarity"].map(_PREFERRED).fillna(99)).sort_values(["_o", "similarity"])
-        concept = closed.drop_duplicates("neuron").set_index("neuron")["concept"]
-        idx = group.index
-        out.loc[idx, "calibrated_summary"] = group["neuron"].map(summ).fillna("").astype(str).to_numpy()
-        out.loc[idx, "top_concept"] = group["neuron"].map(concept).fillna("").astype(str).to_numpy()
-        if scored:
-            auc = store.read("explanation_scores", ["neuron", "auc"], model=model, layer=layer, neuron=ids,
-                             source=SOURCE_CALIBRATED, scorer="embedding").set_index("neuron")["auc"]
-            out.loc[idx, "summary_auc"] = group["neuron"].map(auc).astype(float).to_numpy()
+    index = pd.MultiIndex.from_frame(out.astype({"neuron": int}))
+
+    def per_key(found: pd.DataFrame, column: str) -> pd.Series:  # found[column] on out's rows (NaN where absent)
+        return pd.Series(found.astype({"neuron": int}).set_index(KEY)[column].reindex(index).to_numpy(), out.index)
+
+    summ = store.read_neurons("calibrated_summaries", ["calibrated_summary"], out)
+    closed = store.read_neurons("closed_concepts", ["similarity", "concept"], out, method="DB", rank=FIRST_RANK)
+    closed = closed.assign(_o=closed["similarity"].map(_PREFERRED).fillna(99)).sort_values(["_o", "similarity"])
+    out["calibrated_summary"] = per_key(summ, "calibrated_summary").fillna("").astype(str)
+    out["top_concept"] = per_key(closed.drop_duplicates(KEY), "concept").fillna("").astype(str)
+    out["summary_auc"] = float("nan")
+    if has_table(store, "explanation_scores"):
+        auc = store.read_neurons("explanation_scores", ["auc"], out, source=SOURCE_CALIBRATED, scorer="embedding")
+        out["summary_auc"] = per_key(auc, "auc").astype(float)
     return out
 
 

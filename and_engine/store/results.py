@@ -80,25 +80,32 @@ class ResultsStore:
              **filters: Any) -> pd.DataFrame:
         """Rows of ``table`` matching ``column=value`` / ``column=[values]`` filters -> DataFrame."""
         cols = _check_columns(table, columns) if columns else _check_table(table)
-        _check_columns(table, filters)
         _check_columns(table, order_by or [])
-        where, params = [], []
-        for col, value in filters.items():
-            if isinstance(value, (list, tuple, set, np.ndarray)):
-                value = list(value)
-                if not value:
-                    return pd.DataFrame(columns=cols)
-                where.append(f'"{col}" IN ({", ".join("?" for _ in value)})')
-                params.extend(value)
-            else:
-                where.append(f'"{col}" = ?')
-                params.append(value)
-        sql = f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{table}"'
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        where, params = _where(table, filters)
+        if where is None:
+            return pd.DataFrame(columns=cols)
+        sql = f"SELECT {_names(cols)} FROM \"{table}\"" + (f" WHERE {where}" if where else "")
         if order_by:
-            sql += " ORDER BY " + ", ".join(f'"{c}"' for c in order_by)
+            sql += " ORDER BY " + _names(order_by)
         return self.query_df(sql, params)
+
+    def read_neurons(self, table: str, columns: list[str], keys: pd.DataFrame, **filters: Any) -> pd.DataFrame:
+        """Rows of ``table`` for the neurons of ``keys`` (columns model, layer, neuron; any layers and models) that
+        match ``filters`` -> DataFrame of model, layer, neuron + ``columns``, in one query: one indexed lookup per
+        (model, layer), as ``read`` does for one layer."""
+        cols = ["model", "layer", "neuron", *_check_columns(table, columns)]
+        if clash := set(filters) & {"model", "layer", "neuron"}:
+            raise StoreError(f"read_neurons takes the neurons from keys, not from filters: {sorted(clash)}")
+        parts, params = [], []
+        for (model, layer), group in keys.groupby(["model", "layer"], sort=False):
+            where, args = _where(table, {**filters, "model": model, "layer": layer,
+                                         "neuron": sorted({int(n) for n in group["neuron"]})})
+            if where is not None:
+                parts.append(f"SELECT {_names(cols)} FROM \"{table}\" WHERE {where}")
+                params += args
+        if not parts:
+            return pd.DataFrame(columns=cols)
+        return self.query_df(" UNION ALL ".join(parts), params)
 
     def query_df(self, sql: str, params: list | tuple = ()) -> pd.DataFrame:
         """Run a parameterised SELECT -> DataFrame (thread-safe on this store's connection)."""
@@ -272,6 +279,28 @@ class ResultsStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _names(cols: Iterable[str]) -> str:
+    return ", ".join(f'"{c}"' for c in cols)
+
+
+def _where(table: str, filters: Mapping[str, Any]) -> tuple[str | None, list]:
+    """``column=value`` / ``column=[values]`` filters -> (parameterised WHERE clause, "" for none; None when a list
+    is empty: nothing matches, params)."""
+    _check_columns(table, filters)
+    where, params = [], []
+    for col, value in filters.items():
+        if isinstance(value, (list, tuple, set, np.ndarray)):
+            value = list(value)
+            if not value:
+                return None, []
+            where.append(f'"{col}" IN ({", ".join("?" for _ in value)})')
+            params.extend(value)
+        else:
+            where.append(f'"{col}" = ?')
+            params.append(value)
+    return " AND ".join(where), params
 
 
 def _table(name: str) -> str:

@@ -66,14 +66,19 @@ try {
   await page.getByText(`${nModel} / ${nLayer} / neuron ${nIndex}`).waitFor();
   const nav = await page.locator('[data-testid="stSidebarNav"]').innerText();
   check(nav.includes("Human evaluation") && !nav.includes("shared"), `app.py's page list, got: ${nav}`);
-  await page.locator("audio").nth(19).waitFor({ state: "attached" });
+  await page.locator("audio").nth(9).waitFor({ state: "attached" });
   const audios = page.locator("audio");
   found.audio_players = await audios.count();
-  check(found.audio_players === 20, `20 audio players (top-K, bottom-K, quantile clips), found ${found.audio_players}`);
+  check(found.audio_players === 10, `10 audio players (top-K, bottom-K), found ${found.audio_players}`);
   const src = await audios.first().getAttribute("src");
   const resp = await page.request.get(new URL(src, base).href);
   found.audio_content_type = resp.headers()["content-type"];
   check(resp.ok() && found.audio_content_type.startsWith("audio/"), `audio served (${resp.status()})`);
+  // the quantile clips' players on demand: 10 more
+  found.quantile_rows = await page.locator("table").filter({ hasText: "quantile" }).locator("tbody tr").count();
+  await page.getByText("play the quantile clips here", { exact: true }).click();
+  await page.locator("audio").nth(19).waitFor({ state: "attached" });
+  found.audio_players_with_quantiles = await audios.count();
   // every clip playable (the browser has decoded enough to play) and its time x frequency image drawn
   await page.waitForFunction(() => {
     const a = [...document.querySelectorAll("audio")], im = [...document.querySelectorAll('[data-testid="stImage"] img')];
