@@ -165,10 +165,12 @@ def fresh_neurons(db: Path, n_pairs: int, seed: int = 0) -> list[tuple[tuple[str
 def _neuron_expect(app_root: Path) -> dict[str, int]:
     """What the Neuron page of an app draws: 10 players (top-K, bottom-K) and, in apps that show the quantile
     clips' players with the page (from 2026-11-29 until they came on demand, 2026-11-30), 10 more (5 activation
-    quantiles x 2 clips); the histogram and one image per top/bottom clip (apps with the clip_media stage), or the
-    histogram and one plotly figure per clip (before it)."""
+    quantiles x 2 clips); one image per top/bottom clip (apps with the clip_media stage) and the histogram (an image
+    since 2026-11-30, a Vega-Lite chart before), or the histogram and one plotly figure per clip (before clip_media)."""
     views = app_root / "pages" / "_neuron_views.py"
     audio = 20 if views.is_file() and "nr_quantile_play" not in views.read_text() else 10
+    if "st.image(rest.histogram" in (app_root / "pages" / "neuron.py").read_text():
+        return {"audio": audio, "charts": 0, "images": 11}  # the histogram a picture too (since 2026-11-30)
     if (app_root / "and_engine" / "stages" / "clip_media.py").is_file():
         return {"audio": audio, "charts": 1, "images": 10}
     return {"audio": audio, "charts": 11}

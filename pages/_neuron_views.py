@@ -30,7 +30,7 @@ from pages._shared import change_text, clip_media, download, md, per_version, pr
 class NeuronRest:
     """What the Neuron page shows below its main content, read before any of it is sent (``read_rest``)."""
 
-    histogram: dict  # Vega-Lite spec
+    histogram: str  # SVG (charts.activation_histogram)
     closed: pd.DataFrame  # queries.closed_concepts_table
     opened: pd.DataFrame  # queries.open_concepts
     truth: dict | None  # scores.neuron_truth

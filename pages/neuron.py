@@ -133,7 +133,7 @@ else:
                            else f"- {md(r.point)} (best S_l match cos {r.best_cosine:.2f})"
                            for r in marked.itertuples()))  # one element: a fresh tab draws it sooner
 
-st.vega_lite_chart(spec=rest.histogram, width="stretch", key="hist")
+st.image(rest.histogram, width="stretch")
 
 local_llm_section(db, cfg, model, layer, int(neuron), st.session_state.get("nr_threshold", cfg.module_b.threshold))
 

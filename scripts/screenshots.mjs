@@ -131,6 +131,9 @@ try {
       await page.locator('[data-testid="stVegaLiteChart"]').filter({ hasText: "change of each class's logit" })
         .waitFor({ timeout: T });
     }
+    await page.getByText("play the quantile clips here", { exact: true }).click(); // their players, on demand
+    await page.locator('[data-testid="stMarkdownContainer"]').filter({ hasText: /^quantile 0.20 %/ }).first()
+      .waitFor({ timeout: T });
     await shoot(page, "neuron", [["Activation density", "lower"], ["top-K clips (highest activation)", "clips"]]);
   }
   if (want("concepts")) {

@@ -1,6 +1,9 @@
-"""Charts: the pages' Vega-Lite specs are valid Vega-Lite v5 and hold the data the page means to draw."""
+"""Charts: the pages' Vega-Lite specs are valid Vega-Lite v5 and hold the data the page means to draw; the Neuron
+page's histogram is a well-formed SVG picture with a bar per bin and a mark per top-K / bottom-K clip."""
 
 from __future__ import annotations
+
+import xml.etree.ElementTree as ET
 
 import altair as alt
 import numpy as np
@@ -23,16 +26,34 @@ def test_an_invalid_spec_is_caught():
         _valid(bad)
 
 
+SVG = "http://www.w3.org/2000/svg"
+
+
+def _svg(markup: str) -> ET.Element:
+    root = ET.fromstring(markup)  # well-formed XML, or this raises
+    assert root.tag == f"{{{SVG}}}svg" and root.get("viewBox")
+    return root
+
+
 def test_activation_histogram_bins_every_clip_and_marks_top_and_bottom():
     values = np.linspace(-1.0, 2.0, 251)
-    spec = _valid(charts.activation_histogram(values, values[-5:], values[:5]))
-    bars, rules, points = (layer["data"]["values"] for layer in spec["layer"])
-    assert sum(b["clips"] for b in bars) == 251 and len(bars) == 50  # 251 // 5 bins, between 10 and 60
-    assert bars[0]["from"] == pytest.approx(-1.0) and bars[-1]["to"] == pytest.approx(2.0)
-    assert rules == points and [p["clips"] for p in rules] == ["top-K"] * 5 + ["bottom-K"] * 5
-    assert [p["activation"] for p in rules[:5]] == pytest.approx(values[-5:])
-    assert spec["title"] == "activation over the probing set"
-    assert len(_valid(charts.activation_histogram(np.full(20, 0.5), [0.5], [0.5]))["layer"][0]["data"]["values"]) == 10
+    svg = _svg(charts.activation_histogram(values, values[-5:], values[:5]))
+    bars = [r.find(f"{{{SVG}}}title").text for r in svg.iter(f"{{{SVG}}}rect") if r.get("class") == "bar"]
+    assert len(bars) == 50 and sum(int(b.split(": ")[1].split()[0]) for b in bars) == 251  # 251 // 5 bins
+    assert bars[0].startswith("-1 to ") and " to 2: " in bars[-1]
+    marks = [g.find(f"{{{SVG}}}title").text for g in svg.iter(f"{{{SVG}}}g") if g.get("class") == "mark"]
+    assert marks == [f"top-K clip: activation {v:.3f}" for v in values[-5:]] + [
+        f"bottom-K clip: activation {v:.3f}" for v in values[:5]]
+    texts = [t.text for t in svg.iter(f"{{{SVG}}}text")]
+    assert texts[0] == "activation over the probing set" and {"-1", "0", "1", "2", "activation", "clips"} <= set(texts)
+    flat = _svg(charts.activation_histogram(np.full(20, 0.5), [0.5], [0.5]))  # one value: 10 bins, one holds all
+    assert len([r for r in flat.iter(f"{{{SVG}}}rect") if r.get("class") == "bar"]) == 10
+
+
+def test_nice_ticks_cover_the_range_in_round_steps():
+    assert charts._nice_ticks(-3.1, 3.05).tolist() == [-4, -2, 0, 2, 4]
+    assert charts._nice_ticks(0, 15, 5).tolist() == [0, 5, 10, 15]
+    assert charts._nice_ticks(0.12, 0.93).tolist() == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
 
 
 def test_word_bars_keep_the_rows_order_from_the_top():

@@ -69,11 +69,11 @@ def test_neuron_sends_its_summaries_before_the_histogram_clips_and_concepts(paus
     first = _first_part("pages/neuron.py", pauses, prepares=True)
     assert "**S_h: summary of the top-K captions**" in _texts(first)
     assert "**S_l: summary of the bottom-K captions**" in _texts(first)
-    assert not first.get("vega_lite_chart") and not first.get("audio") and not first.dataframe
+    assert not first.get("image") and not first.get("audio") and not first.dataframe
     # ... and while the tab draws them, the page read and drew what comes below (sent afterwards in one burst)
     assert len(drawn) == 10 and any(drawn) and len(related_read) == 1
     full = _full_run(first, pauses)
-    assert full.get("vega_lite_chart") and full.get("audio") and full.dataframe
+    assert full.get("image") and full.get("audio") and full.dataframe  # the histogram, the clips, the tables
 
 
 def test_the_pause_is_shortened_by_the_time_the_page_prepares_the_rest(monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from _app_pages import chart_titles, run_page
 
@@ -35,9 +37,12 @@ def test_neuron_from_url_with_clips_players_and_maps(db):
     audio = at.get("audio")
     assert len(audio) == 10  # top-K and bottom-K (K = 5); the quantile clips' players come on demand
     assert all(a.proto.url.endswith(".mp3") for a in audio)  # stored clip media, MP3s
-    assert chart_titles(at) == ["activation over the probing set"]  # the clips are images, not chart heatmaps
-    captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
-    assert all(i.url.endswith(".jpg") for img in at.get("image") for i in img.proto.imgs)
+    assert chart_titles(at) == []  # the histogram and the clips are pictures, no chart to load in the browser
+    histogram, *clips = at.get("image")
+    svg = base64.b64decode(histogram.proto.imgs[0].url.removeprefix("data:image/svg+xml;base64,")).decode()
+    assert svg.startswith("<svg") and "activation over the probing set" in svg and svg.count('class="mark"') == 10
+    captions = [i.caption for img in clips for i in img.proto.imgs]
+    assert all(i.url.endswith(".jpg") for img in clips for i in img.proto.imgs)
     assert captions.count("spectrogram + neuron map") == 5  # conv layer keeps maps for its top-K clips
     assert captions.count("spectrogram") == 5
     text = "\n".join(_markdown(at))

@@ -1,9 +1,11 @@
-"""Chart helpers: query-layer DataFrames / arrays -> Vega-Lite chart specs (and word-cloud / spectrogram images).
+"""Chart helpers: query-layer DataFrames / arrays -> Vega-Lite chart specs (and histogram / word-cloud /
+spectrogram images).
 
 Charts are plain Vega-Lite v5 specs (dicts with their data inline) that the pages hand to
 ``st.vega_lite_chart``: a browser draws them with Streamlit's Vega bundle (~1 MB of JavaScript) instead of
 plotly's (4.7 MB, parsed and run anew in every tab: measured ~4 s of CPU per fresh tab of the Neuron page, half
-of that tab's work; benchmarks/bench_browser.py, docs/app.md).
+of that tab's work; benchmarks/bench_browser.py, docs/app.md). The Neuron page's activation histogram is an SVG
+picture instead (``activation_histogram``): that page then needs no Vega at all, ~0.15 s less in a fresh tab.
 """
 
 from __future__ import annotations
@@ -57,25 +59,62 @@ def word_bars(df: pd.DataFrame, word: str, count: str, title: str) -> dict:
                   encoding={"y": _n(word, sort=None), "x": _q(count, "neurons")})
 
 
-def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> dict:
-    """(n_clips,) activations as a histogram (10-60 bins), the top-K / bottom-K clips' activations marked as
-    vertical lines with a triangle at their foot."""
+def _nice_ticks(lo: float, hi: float, n: int = 6) -> np.ndarray:
+    """About ``n`` round tick values (steps of 1, 2 or 5 x 10^k) from the one at or below ``lo`` to the one at or
+    above ``hi``."""
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    raw = span / max(n - 1, 1)
+    step = 10 ** np.floor(np.log10(raw))
+    step *= next(m for m in (1, 2, 5, 10) if m * step >= raw)
+    first = np.floor(lo / step) * step
+    return first + step * np.arange(int(np.ceil((hi - first) / step - 1e-9)) + 1)
+
+
+def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray, width: int = 900,
+                         height: int = 240) -> str:
+    """(n_clips,) activations as a histogram (10-60 bins) with the top-K / bottom-K clips' activations marked as
+    vertical lines with a triangle at their foot -> an SVG picture (``st.image``): drawn at once in a fresh tab
+    (a Vega-Lite chart first loads Vega's ~1 MB of code there: ~0.15 s of the Neuron page's 2 s, docs/app.md).
+    Each bar and mark has a tooltip (its ``<title>``) for viewers that show them."""
     values = np.asarray(values, dtype=np.float64)
+    top, bottom = np.asarray(top, dtype=np.float64), np.asarray(bottom, dtype=np.float64)
     counts, edges = np.histogram(values, bins=min(60, max(10, len(values) // 5)))
-    bins = pd.DataFrame({"from": edges[:-1], "to": edges[1:], "clips": counts})
-    marks = pd.DataFrame({"activation": np.concatenate([np.asarray(top, float), np.asarray(bottom, float)]),
-                          "clips": ["top-K"] * len(top) + ["bottom-K"] * len(bottom)})
-    side = _n("clips", "clips", scale={"domain": ["top-K", "bottom-K"], "range": [TOP, BOTTOM]})
-    return _chart("activation over the probing set", height=200, layer=[
-        {"data": _values(bins), "mark": {"type": "bar", "tooltip": True, "color": GREY},
-         "encoding": {"x": _q("from", "activation", bin={"binned": True}), "x2": {"field": "to"},
-                      "y": _q("clips", "clips")}},
-        {"data": _values(marks), "mark": {"type": "rule", "strokeWidth": 1.5, "opacity": 0.8},
-         "encoding": {"x": _q("activation"), "color": side}},
-        {"data": _values(marks), "mark": {"type": "point", "shape": "triangle-up", "filled": True, "size": 90,
-                                          "opacity": 1, "tooltip": True},
-         "encoding": {"x": _q("activation"), "y": {"datum": 0}, "color": side}},
-    ])
+    marked = np.concatenate([top, bottom])
+    lo, hi = float(min(edges[0], *marked, edges[0])), float(max(edges[-1], *marked, edges[-1]))
+    xt = _nice_ticks(lo, hi)
+    lo, hi = min(lo, float(xt[0])), max(hi, float(xt[-1]))
+    yt = _nice_ticks(0.0, float(max(counts.max(), 1)), 5)
+    left, right, top_m, bottom_m = 52, 16, 34, 44
+    pw, ph = width - left - right, height - top_m - bottom_m
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo or 1.0) * pw
+
+    def y(c: float) -> float:
+        return top_m + ph - c / float(yt[-1]) * ph
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+           f'height="{height}" font-family="Source Sans Pro, sans-serif" font-size="12" fill="#31333f">',
+           f'<text x="{left}" y="18" font-size="14" font-weight="600">activation over the probing set</text>']
+    for t in yt:
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e6e9ef"/>'
+                   f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
+    for c, a, b in zip(counts, edges[:-1], edges[1:]):
+        out.append(f'<rect class="bar" x="{x(a):.1f}" y="{y(c):.1f}" width="{max(x(b) - x(a) - 1, 0.5):.1f}" '
+                   f'height="{y(0) - y(c):.1f}" fill="{GREY}"><title>{a:.3g} to {b:.3g}: {c} clips</title></rect>')
+    for v, side, colour in [*((v, "top-K", TOP) for v in top), *((v, "bottom-K", BOTTOM) for v in bottom)]:
+        out.append(f'<g class="mark"><title>{side} clip: activation {v:.3f}</title><line x1="{x(v):.1f}" '
+                   f'x2="{x(v):.1f}" y1="{top_m}" y2="{y(0):.1f}" stroke="{colour}" stroke-width="1.5" '
+                   f'opacity="0.8"/><path d="M{x(v):.1f},{y(0) - 9:.1f} l5,9 h-10 z" fill="{colour}"/></g>')
+    out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#888"/>')
+    for t in xt:
+        out.append(f'<text x="{x(t):.1f}" y="{y(0) + 16:.1f}" text-anchor="middle">{t:g}</text>')
+    out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">activation</text>'
+               f'<text transform="translate(14 {top_m + ph / 2:.1f}) rotate(-90)" text-anchor="middle">clips</text>')
+    for i, (side, colour) in enumerate((("top-K", TOP), ("bottom-K", BOTTOM))):
+        lx = width - right - 150 + i * 75
+        out.append(f'<path d="M{lx},22 l5,-9 l5,9 z" fill="{colour}"/><text x="{lx + 14}" y="22">{side}</text>')
+    return "".join(out) + "</svg>"
 
 
 # plotly's "Hot" colour scale: (position, r, g, b)

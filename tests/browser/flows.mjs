@@ -83,16 +83,24 @@ try {
   await page.waitForFunction(() => {
     const a = [...document.querySelectorAll("audio")], im = [...document.querySelectorAll('[data-testid="stImage"] img')];
     return a.length === 20 && a.every((x) => x.readyState >= 3 && x.duration > 4) &&
-      im.length === 10 && im.every((x) => x.complete && x.naturalWidth > 0);
+      im.length === 11 && im.every((x) => x.complete && x.naturalWidth > 0);
   }, null, { timeout: T });
   found.audio_playable = await audios.evaluateAll((a) => a.filter((x) => x.readyState >= 3 && !x.error).length);
-  found.clip_images = await page.locator('[data-testid="stImage"] img').count();
+  const svgImage = 'img[src^="data:image/svg+xml"]'; // the activation histogram, a picture
+  found.clip_images = await page.locator(`[data-testid="stImage"] img:not(${svgImage})`).count();
   found.map_images = await page.locator('[data-testid="stImage"]').filter({ hasText: "spectrogram + neuron map" }).count();
   await page.getByText("Calibrated summary S_h^c").waitFor();
-  found.neuron_charts = await chartsDrawn(page, 1); // the activation histogram
-  const hist = page.locator('[data-testid="stVegaLiteChart"] svg.marks');
-  found.histogram_bars = await hist.locator("g.mark-rect.role-mark > path").count();
-  found.histogram_marks = await hist.locator("g.mark-symbol.role-mark > path").count(); // a triangle per clip
+  found.neuron_charts = await page.locator('[data-testid="stVegaLiteChart"]').count(); // none: no Vega to load
+  // the histogram drawn (decoded, laid out) with a bar per bin and a mark (line + triangle) per top/bottom clip
+  const hist = await page.locator(svgImage).evaluate((img) => {
+    const doc = new DOMParser().parseFromString(atob(img.src.split(",")[1]), "image/svg+xml");
+    return { drawn: img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().width > 300,
+             bars: doc.querySelectorAll("rect.bar").length, marks: doc.querySelectorAll("g.mark path").length,
+             title: doc.querySelector("text").textContent };
+  });
+  check(hist.drawn && hist.title === "activation over the probing set", `histogram drawn: ${JSON.stringify(hist)}`);
+  found.histogram_bars = hist.bars;
+  found.histogram_marks = hist.marks; // a triangle per clip
   // every explanation shows its scores (the S_h line and the table of all explanations)
   found.neuron_scores = await page.getByText(/S_h scores: embedding AUC \d\.\d\d/).first().innerText();
   await page.getByText("Scores: how well each explanation predicts this neuron on other clips").waitFor();
