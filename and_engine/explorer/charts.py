@@ -75,7 +75,8 @@ def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray
     """(n_clips,) activations as a histogram (10-60 bins) with the top-K / bottom-K clips' activations marked as
     vertical lines with a triangle at their foot -> an SVG picture (``st.image``): drawn at once in a fresh tab
     (a Vega-Lite chart first loads Vega's ~1 MB of code there: ~0.15 s of the Neuron page's 2 s, docs/app.md).
-    Each bar and mark has a tooltip (its ``<title>``) for viewers that show them."""
+    Each bar and mark carries its numbers as a ``<title>`` (shown on hover when the SVG is opened on its own; the
+    page shows a picture, and the clips' activations are in their cards)."""
     values = np.asarray(values, dtype=np.float64)
     top, bottom = np.asarray(top, dtype=np.float64), np.asarray(bottom, dtype=np.float64)
     counts, edges = np.histogram(values, bins=min(60, max(10, len(values) // 5)))
