@@ -40,14 +40,18 @@ if not sae.empty:
     st.dataframe(sae.style.format({"fve": "{:.3f}", "fve_typical": "{:.3f}", "fve_heldout": "{:.3f}",
                                    "l0": "{:.1f}"}), hide_index=True, width="stretch")
 
-with st.expander("Runs and provenance (every step's backends and parameters)"):
-    st.dataframe(runs, hide_index=True, width="stretch")
-    steps = per_version(queries.steps, db)
-    stage = st.selectbox("step", steps["stage"] + " " + steps["scope"], key="prov_step")
-    row = steps[(steps["stage"] + " " + steps["scope"]) == stage].iloc[0]
-    st.caption(f"fingerprint `{row['fingerprint']}` · code `{row['code_version']}` · {row['n_rows']} rows "
-               f"· {row['seconds']} s")
-    st.json(json.loads(row["params_json"]))
+# drawn only while open (a lazy expander): a fresh tab loads neither the JSON viewer nor these widgets
+provenance = st.expander("Runs and provenance (every step's backends and parameters)", key="ov_provenance",
+                         on_change="rerun")
+if provenance.open:
+    with provenance:
+        st.dataframe(runs, hide_index=True, width="stretch")
+        steps = per_version(queries.steps, db)
+        stage = st.selectbox("step", steps["stage"] + " " + steps["scope"], key="prov_step")
+        row = steps[(steps["stage"] + " " + steps["scope"]) == stage].iloc[0]
+        st.caption(f"fingerprint `{row['fingerprint']}` · code `{row['code_version']}` · {row['n_rows']} rows "
+                   f"· {row['seconds']} s")
+        st.json(json.loads(row["params_json"]))
 
 st.subheader("Last-layer accuracy (Table 2 / 7)")
 acc = per_version(aggregates.lastlayer_accuracy, db)

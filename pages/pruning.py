@@ -101,9 +101,11 @@ top_before, top_after = res.clip_probs.iloc[0], res.clip_probs.sort_values("afte
 st.caption(f"Prediction before: **{md(top_before['class_name'])}** ({top_before['before']:.1%}); after: "
            f"**{md(top_after['class_name'])}** ({top_after['after']:.1%}).")
 
-with st.expander("Stored Table 4 for all concepts (from the build)"):
-    table4 = per_version(aggregates.pruning_summary, db, model)
-    if table4.empty:
-        st.info(missing("pruning", "stored Table 4"))
-    else:
-        st.dataframe(table4, hide_index=True, width="stretch")
+stored = st.expander("Stored Table 4 for all concepts (from the build)", key="pr_table4", on_change="rerun")
+if stored.open:  # drawn only while open (a lazy expander)
+    with stored:
+        table4 = per_version(aggregates.pruning_summary, db, model)
+        if table4.empty:
+            st.info(missing("pruning", "stored Table 4"))
+        else:
+            st.dataframe(table4, hide_index=True, width="stretch")

@@ -45,9 +45,12 @@ def test_sae_layers_are_listed_beside_the_raw_ones_with_their_metrics(db, monkey
 def test_tau_selector_and_provenance(db, monkeypatch):
     monkeypatch.setenv("AND_EXPLORER_DB", str(db))
     at = run_page("pages/overview.py")
+    assert not at.get("json") and not [s for s in at.selectbox if s.key == "prov_step"]  # a closed lazy expander
     at.select_slider(key="tau").set_value(5).run()
     assert not at.exception
     assert "τ = 5" in chart_titles(at)[1]
+    at.session_state["ov_provenance"] = True  # the expander opened: its content drawn
+    at.run()
     step = at.selectbox(key="prov_step")
     assert "summaries layer=block2.fc/model=tinynet" in step.options  # one step per (model, layer), as a build
     step.set_value("summaries layer=block2.fc/model=tinynet").run()

@@ -39,6 +39,10 @@ def test_live_pruning_toggle_and_methods(app_db, monkeypatch):
     assert at.radio(key="pr_units").options == ["neurons", "SAE latents"]  # the fixture's SAE layer
     at.radio(key="pr_units").set_value("SAE latents").run()
     assert not at.exception and "SAE latents pruned" in _metrics(at)
+    assert not [d for d in at.dataframe if "delta_a_minus_r" in d.value.columns]  # Table 4: a closed expander
+    at.session_state["pr_table4"] = True  # opened: drawn
+    table4 = [d.value for d in at.run().dataframe if "delta_a_minus_r" in d.value.columns]
+    assert len(table4) == 1 and len(table4[0]) > 0 and not at.exception
 
 
 def test_untrained_model_gives_a_warning(app_db, tmp_path, monkeypatch):
