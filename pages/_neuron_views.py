@@ -35,11 +35,10 @@ class NeuronRest:
     opened: pd.DataFrame  # queries.open_concepts
     truth: dict | None  # scores.neuron_truth
     related: pd.DataFrame | None  # related.related; None: the database predates the stage
-    clips: dict  # clip_id -> ClipMedia or why not, of the top-K / bottom-K clips
+    clips: dict  # clip_id -> ClipMedia or why not, of the top-K / bottom-K and the quantile clips
     images: dict[int, tuple[bytes, str]]  # clip_id -> (JPEG, its caption): spectrogram (+ the neuron's map)
     has_maps: bool  # whether the layer keeps time x frequency maps
     quantiles: pd.DataFrame  # quantile_clips, highest bin first, with each clip's label and caption
-    quantile_clips: dict  # clip_id -> ClipMedia or why not
 
 
 def read_rest(db, cfg, model: str, layer: str, neuron: int, ext: pd.DataFrame, values: np.ndarray,
@@ -47,25 +46,25 @@ def read_rest(db, cfg, model: str, layer: str, neuron: int, ext: pd.DataFrame, v
     """Read and draw everything below the page's main content (while a fresh tab draws that), so the rest is sent
     in one burst: the browser passes over the whole page once per burst of elements it receives."""
     top, bottom = ext[ext["side"] == "top"], ext[ext["side"] == "bottom"]
+    picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
+    info = queries.clips(db, picked["clip_id"].tolist())
+    quantiles = picked.join(info[["label", "caption"]], on="clip_id")
     maps = queries.activation_maps(db, model, layer, neuron)
-    clips = clip_media(db, cfg, sample_rate, ext)
+    shown = pd.concat([ext[["clip_id", "rel_path"]], info.reset_index()[["clip_id", "rel_path"]]])
+    clips = clip_media(db, cfg, sample_rate, shown.drop_duplicates("clip_id"))  # one read for all 20 clips
     images = {}
     for r in ext.itertuples():
         clip, amap = clips[int(r.clip_id)], maps.get(int(r.clip_id)) if r.side == "top" else None
         if not isinstance(clip, str):
             images[int(r.clip_id)] = (charts.clip_image(clip.spectrogram, amap),
                                       "spectrogram" + (" + neuron map" if amap is not None else ""))
-    picked = quantile_clips(values, model, layer, neuron).sort_values(["bin", "activation"], ascending=False)
-    info = queries.clips(db, picked["clip_id"].tolist())
-    quantiles = picked.join(info[["label", "caption"]], on="clip_id")
     return NeuronRest(
         histogram=charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy()),
         closed=queries.closed_concepts_table(db, model, layer, neuron),
         opened=queries.open_concepts(db, model, layer, neuron),
         truth=scores.neuron_truth(db, model, layer, neuron),
         related=related.related(db, model, layer, neuron) if per_version(related.has_related, db) else None,
-        clips=clips, images=images, has_maps=bool(maps), quantiles=quantiles,
-        quantile_clips=clip_media(db, cfg, sample_rate, info.reset_index()))
+        clips=clips, images=images, has_maps=bool(maps), quantiles=quantiles)
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
@@ -188,18 +187,31 @@ def quantile_clips(values: np.ndarray, model: str, layer: str, neuron: int) -> p
     return distribution.quantile_clips(values, n_bins=5, per_bin=2, seed=seed)
 
 
-def clip_caption(caption: object) -> str:
-    """A clip's caption as a small grey line under its card's heading, in the heading's markdown element (one
-    element per card instead of two: a fresh tab draws the page's ~30 cards faster)."""
-    return "  \n:gray[:small[" + (md(caption) if isinstance(caption, str) else "(no caption)") + "]]"
+def _caption_text(caption: object) -> str:
+    return md(caption) if isinstance(caption, str) else "(no caption)"
+
+
+def clip_card(heading: str, caption: object, clip, image: tuple[bytes, str] | None = None) -> None:
+    """One clip in a bordered card: ``heading`` (markdown) with the clip's caption as a small grey line under it, in
+    one markdown element (a fresh tab draws the page's cards faster than with two), then its player (``clip``:
+    ClipMedia, or why the audio is unavailable) and ``image`` ((JPEG, its caption), if any)."""
+    with st.container(border=True):
+        st.markdown(heading + "  \n:gray[:small[" + _caption_text(caption) + "]]")
+        if isinstance(clip, str):
+            st.warning(clip)
+            return
+        st.audio(clip.audio, format=clip.mime)
+        if image is not None:
+            st.image(image[0], width="stretch", caption=image[1])
 
 
 def quantile_section(quantiles: pd.DataFrame, media: dict) -> None:
-    """The clips sampled from every activation quantile (``read_rest``): one table, and their players on demand."""
+    """The clips sampled from every activation quantile (``read_rest``; ``media``: its clips): one table, and their
+    players on demand."""
     st.subheader("Clips from every activation quantile")
     # the range unbroken in its cell ("80‑100 %": a non-breaking hyphen and space)
     rows = [f"| {r.pct_from:.0f}\u2011{r.pct_to:.0f}\u00a0% | {r.clip_id} | {md(r.label)} | {r.activation:.3f} | "
-            f"{md(r.caption) if isinstance(r.caption, str) else '(no caption)'} |" for r in quantiles.itertuples()]
+            f"{_caption_text(r.caption)} |" for r in quantiles.itertuples()]
     st.markdown("\n".join(["| quantile | clip | label | activation | caption |", "|---|---|---|---|---|", *rows]))
     _quantile_players(quantiles, media)
 
@@ -211,14 +223,8 @@ def _quantile_players(quantiles: pd.DataFrame, media: dict) -> None:
     if not st.toggle("play the quantile clips here", key="nr_quantile_play"):
         return
     for r in quantiles.itertuples():
-        with st.container(border=True):
-            st.markdown(f"**quantile {r.pct_from:.0f}–{r.pct_to:.0f} %** clip {r.clip_id} · label **{md(r.label)}** · "
-                        f"activation {r.activation:.3f}" + clip_caption(r.caption))
-            clip = media[int(r.clip_id)]
-            if isinstance(clip, str):
-                st.warning(clip)
-                continue
-            st.audio(clip.audio, format=clip.mime)
+        clip_card(f"**quantile {r.pct_from:.0f}–{r.pct_to:.0f} %** clip {r.clip_id} · label **{md(r.label)}** · "
+                  f"activation {r.activation:.3f}", r.caption, media[int(r.clip_id)])
 
 
 def download_section(model: str, layer: str, neuron: int) -> None:

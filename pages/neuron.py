@@ -5,7 +5,7 @@ import streamlit as st
 from and_engine.explorer import aggregates, availability, live, queries, scores
 from pages._local_llm import local_llm_section
 from pages._neuron_views import (
-    clip_caption,
+    clip_card,
     density_section,
     download_section,
     effect_section,
@@ -183,16 +183,8 @@ for side, df in (("top-K clips (highest activation)", top), ("bottom-K clips (lo
                "at the bottom)" + (", with the neuron's activation map over it (dark → bright: low → high)"
                                    if side.startswith("top") and rest.has_maps else ""))
     for r in df.itertuples():
-        with st.container(border=True):
-            st.markdown(f"**#{r.rank + 1}** clip {r.clip_id} · label **{md(r.label)}** · activation {r.activation:.3f}"
-                        + clip_caption(r.caption))
-            clip = rest.clips[int(r.clip_id)]
-            if isinstance(clip, str):
-                st.warning(clip)
-                continue
-            st.audio(clip.audio, format=clip.mime)
-            image, caption = rest.images[int(r.clip_id)]
-            st.image(image, width="stretch", caption=caption)
+        clip_card(f"**#{r.rank + 1}** clip {r.clip_id} · label **{md(r.label)}** · activation {r.activation:.3f}",
+                  r.caption, rest.clips[int(r.clip_id)], rest.images.get(int(r.clip_id)))
 
-quantile_section(rest.quantiles, rest.quantile_clips)
+quantile_section(rest.quantiles, rest.clips)
 download_section(model, layer, neuron)

@@ -152,3 +152,29 @@ def test_effect_is_unavailable_for_a_model_whose_classes_are_not_the_labels(tiny
     assert not at.exception
     info = [i.value for i in at.info if i.value.startswith("Unavailable for yamnet")]
     assert info and "not the probing set's labels" in info[0] and "Models with it: yamnet\\-frozen" in info[0]
+
+
+def test_a_clip_whose_audio_cannot_be_read_says_why_in_its_card(db, tmp_path, monkeypatch):
+    """A database without stored clip media decodes the probing set's files; a missing file gives its card a
+    warning instead of a player (the other clips play), on the top-K cards and the quantile players alike."""
+    import shutil
+
+    import duckdb
+
+    copy = shutil.copyfile(db, tmp_path / "results.duckdb")
+    with duckdb.connect(str(copy)) as con:
+        top1 = con.execute('SELECT topk_clip_ids[1] FROM "extremes" WHERE model = ? AND layer = ? AND neuron = ?',
+                           [NEURON["model"], NEURON["layer"], int(NEURON["neuron"])]).fetchone()[0]
+        con.execute('DELETE FROM "clip_media"')
+        con.execute('UPDATE "clips" SET rel_path = ? WHERE clip_id = ?', ["missing/clip.wav", top1])
+    monkeypatch.setenv("AND_EXPLORER_DB", str(copy))
+    at = run_page("pages/neuron.py", NEURON)
+    assert not at.exception
+    warned = [w.value for w in at.warning if w.value.startswith("Audio unavailable")]
+    assert len(warned) == 1 and len(at.get("audio")) == 9  # the other 9 top-K / bottom-K clips play
+    cards = [m.value for m in at.markdown if m.value.startswith("**#1** clip ")]
+    assert cards[0].startswith(f"**#1** clip {top1} ")
+    at.toggle(key="nr_quantile_play").set_value(True).run()
+    quantile_ids = [int(m.value.split(" clip ")[1].split(" ")[0]) for m in at.markdown
+                    if m.value.startswith("**quantile")]
+    assert len(at.get("audio")) == 9 + len(quantile_ids) - quantile_ids.count(top1)

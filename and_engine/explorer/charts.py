@@ -81,7 +81,7 @@ def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray
     top, bottom = np.asarray(top, dtype=np.float64), np.asarray(bottom, dtype=np.float64)
     counts, edges = np.histogram(values, bins=min(60, max(10, len(values) // 5)))
     marked = np.concatenate([top, bottom])
-    lo, hi = float(min(edges[0], *marked, edges[0])), float(max(edges[-1], *marked, edges[-1]))
+    lo, hi = float(min(edges[0], marked.min(initial=edges[0]))), float(max(edges[-1], marked.max(initial=edges[-1])))
     xt = _nice_ticks(lo, hi)
     lo, hi = min(lo, float(xt[0])), max(hi, float(xt[-1]))
     yt = _nice_ticks(0.0, float(max(counts.max(), 1)), 5)
