@@ -21,6 +21,7 @@ from and_engine.explorer import (
     queries,
     related,
     scores,
+    svg_charts,
 )
 from and_engine.store.results import ResultsStore, StoreError
 from pages._shared import change_text, clip_media, download, md, per_version, pruning_target, results_path
@@ -30,7 +31,7 @@ from pages._shared import change_text, clip_media, download, md, per_version, pr
 class NeuronRest:
     """What the Neuron page shows below its main content, read before any of it is sent (``read_rest``)."""
 
-    histogram: str  # SVG (charts.activation_histogram)
+    histogram: str  # SVG (svg_charts.activation_histogram)
     closed: pd.DataFrame  # queries.closed_concepts_table
     opened: pd.DataFrame  # queries.open_concepts
     truth: dict | None  # scores.neuron_truth
@@ -59,7 +60,8 @@ def read_rest(db, cfg, model: str, layer: str, neuron: int, ext: pd.DataFrame, v
             images[int(r.clip_id)] = (charts.clip_image(clip.spectrogram, amap),
                                       "spectrogram" + (" + neuron map" if amap is not None else ""))
     return NeuronRest(
-        histogram=charts.activation_histogram(values, top["activation"].to_numpy(), bottom["activation"].to_numpy()),
+        histogram=svg_charts.activation_histogram(values, top["activation"].to_numpy(),
+                                                  bottom["activation"].to_numpy()),
         closed=queries.closed_concepts_table(db, model, layer, neuron),
         opened=queries.open_concepts(db, model, layer, neuron),
         truth=scores.neuron_truth(db, model, layer, neuron),

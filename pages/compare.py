@@ -89,14 +89,14 @@ for col, (m, dist) in zip(st.columns(2), dists.items()):
         else:
             bars = charts.word_bars(dist, "concept", "n_neurons",
                                     f"{m}: top-20 rank-1 concepts ({method}/{similarity})")
-            st.vega_lite_chart(spec=bars, width="stretch", key=f"cmp_concepts_{m}")
+            st.image(bars)
 
 left, right = st.columns(2)
 with left:
     adj = per_version(aggregates.adjective_stats, db)
     fig5 = charts.per_block_lines(adj[adj["model"].isin([model_a, model_b])], "mean_adjectives",
                                   "adjectives per neuron per block (Figure 5)", "mean adjectives")
-    st.vega_lite_chart(spec=fig5, width="stretch", key="cmp_fig5")
+    st.image(fig5)
 with right:
     taus = per_version(aggregates.taus, db)
     if taus:
@@ -104,7 +104,7 @@ with right:
         unint = per_version(aggregates.interpretability, db, tau)
         fig6 = charts.per_block_lines(unint[unint["model"].isin([model_a, model_b])], "pct_uninterpretable",
                                       f"% uninterpretable neurons per block, τ = {tau} (Figure 6)", "% uninterpretable")
-        st.vega_lite_chart(spec=fig6, width="stretch", key="cmp_fig6")
+        st.image(fig6)
     else:
         st.info("No interpretability analysis in this database.")
 

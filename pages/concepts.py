@@ -37,8 +37,7 @@ else:
                 f"({md(where)}); the most frequent: " + ", ".join(f"{md(r.adjective)} ({r.n_neurons:,} neurons)"
                                                                   for r in top.itertuples()))
     main_content_sent("concepts")
-    st.vega_lite_chart(spec=charts.word_bars(hist, "adjective", "n_neurons", f"adjectives ({where})"),
-                       width="stretch", key="adj_hist")
+    st.image(charts.word_bars(hist, "adjective", "n_neurons", f"adjectives ({where})", width=900))
 
 st.subheader("Find neurons by concept or adjective")
 if one_concept := per_version(availability.no_closed_concepts, db, run_config(db).module_a.concept_set):
@@ -74,5 +73,4 @@ else:
             st.image(_cloud(tuple(zip(w["word"], w["weight"]))), width="stretch")
 elbow = per_version(aggregates.cluster_elbow, db)
 if not elbow.empty:
-    st.vega_lite_chart(spec=charts.elbow(elbow, run_config(db).analyses.n_clusters), width="stretch",
-                       key="elbow")
+    st.image(charts.elbow(elbow, run_config(db).analyses.n_clusters, width=900))

@@ -68,14 +68,14 @@ left, right = st.columns(2)
 with left:
     fig5 = charts.per_block_lines(per_version(aggregates.adjective_stats, db), "mean_adjectives",
                                   "adjectives per neuron per block (Figure 5)", "mean adjectives")
-    st.vega_lite_chart(spec=fig5, width="stretch", key="fig5")
+    st.image(fig5)
 with right:
     taus = per_version(aggregates.taus, db)
     if taus:
         tau = st.select_slider("τ (top-K clips sharing a cluster)", taus, value=taus[0], key="tau")
         fig6 = charts.per_block_lines(per_version(aggregates.interpretability, db, tau), "pct_uninterpretable",
                                       f"% uninterpretable neurons per block, τ = {tau} (Figure 6)", "% uninterpretable")
-        st.vega_lite_chart(spec=fig6, width="stretch", key="fig6")
+        st.image(fig6)
     else:
         st.info(missing("interpretability", "interpretability analysis"))
 
@@ -85,8 +85,7 @@ top = per_version(aggregates.top_adjectives, db, model, n=20)
 if top.empty:
     st.info(missing("adjectives", "adjectives for this model", "No adjectives for this model."))
 else:
-    st.vega_lite_chart(spec=charts.word_bars(top, "adjective", "n_neurons", f"top-20 adjectives of {model}"),
-                       width="stretch", key="top20")
+    st.image(charts.word_bars(top, "adjective", "n_neurons", f"top-20 adjectives of {model}", width=900))
 
 st.subheader("Explanation scores: how well each explanation predicts its neuron on other clips")
 avail = per_version(scores.scorer_metrics, db)
@@ -104,11 +103,9 @@ else:
     if dist.empty:
         st.info("No scores of this kind for this model.")
     else:
-        st.vega_lite_chart(spec=score_charts.score_lines(dist, sc_scorer, sc_metric), width="stretch",
-                           key="score_lines")
+        st.image(score_charts.score_lines(dist, sc_scorer, sc_metric))
         sc_layer = st.selectbox("layer", list(dict.fromkeys(dist["layer"])), key=f"sc_layer_{sc_model}")
-        st.vega_lite_chart(spec=score_charts.score_boxes(dist[dist["layer"] == sc_layer], sc_scorer, sc_metric,
-                                                        sc_layer), width="stretch", key="score_boxes")
+        st.image(score_charts.score_boxes(dist[dist["layer"] == sc_layer], sc_scorer, sc_metric, sc_layer))
         options = per_version(scores.sort_options, db)
         pick = st.selectbox("neurons of this layer ranked by", list(options), key="sc_rank_by")
         best = st.radio("show", ["best explained", "worst explained"], horizontal=True, key="sc_best")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _app_pages import chart_titles, run_page
+from _app_pages import chart_data, chart_titles, run_page
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +16,15 @@ def test_histograms_clouds_and_elbow(db):
     at = run_page("pages/concepts.py")
     assert not at.exception
     assert chart_titles(at) == ["adjectives (all models)", "elbow curve"]
-    assert len(at.image) == 5  # one word cloud per cluster
+    assert len(at.image) == 7  # the adjective bars, one word cloud per cluster (5), the elbow curve
+    from and_engine.explorer import aggregates
+    from and_engine.store.results import ResultsStore
+
+    with ResultsStore(db, read_only=True) as store:
+        hist = aggregates.adjective_histogram(store, None, None, n=30)
+    bars = chart_data(at, "adjectives (all models)")  # every adjective of the histogram, most frequent first
+    assert bars[["adjective", "n_neurons"]].values.tolist() == hist[["adjective", "n_neurons"]].values.tolist()
+    assert chart_data(at, "elbow curve")["k"].is_monotonic_increasing
     at.radio(key="cc_scope").set_value("one layer").run()
     at.selectbox(key="cc_layer_tinynet").set_value("classifier").run()
     assert not at.exception

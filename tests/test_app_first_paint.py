@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import streamlit as st
-from _app_pages import run_page
+from _app_pages import chart_titles, run_page
 from _app_tiny_model import patch_model_loader
 from streamlit.testing.v1 import AppTest
 
@@ -56,9 +56,9 @@ def _full_run(at, pauses: list[float]):
 def test_overview_sends_its_metrics_before_the_tables_and_charts(pauses):
     first = _first_part("pages/overview.py", pauses)
     assert [m.label for m in first.metric] == ["models", "neurons", "builds"]
-    assert not first.get("vega_lite_chart") and not first.dataframe
+    assert not chart_titles(first) and not first.dataframe
     full = _full_run(first, pauses)
-    assert full.get("vega_lite_chart") and full.dataframe
+    assert chart_titles(full) and full.dataframe
 
 
 def test_neuron_sends_its_summaries_before_the_histogram_clips_and_concepts(pauses, monkeypatch):
@@ -100,9 +100,9 @@ def test_the_pause_is_shortened_by_the_time_the_page_prepares_the_rest(monkeypat
 def test_concepts_sends_its_adjective_counts_before_the_charts_and_word_clouds(pauses):
     first = _first_part("pages/concepts.py", pauses)
     assert "distinct adjectives** in the calibrated summaries" in _texts(first)
-    assert not first.get("vega_lite_chart") and not first.image
+    assert not chart_titles(first) and not first.image
     full = _full_run(first, pauses)
-    assert full.get("vega_lite_chart") and full.image
+    assert chart_titles(full) == ["adjectives (all models)", "elbow curve"] and len(full.image) > 2
 
 
 @pytest.mark.slow
@@ -111,9 +111,9 @@ def test_compare_sends_its_partner_count_before_the_heatmap_and_tables(pauses, t
     monkeypatch.delenv("AND_EXPLORER_DB")
     first = _first_part("pages/compare.py", pauses, timeout=120)
     assert first.metric[0].label.startswith("neurons of yamnet with a partner in yamnet-frozen")
-    assert not first.get("vega_lite_chart") and not first.dataframe
+    assert not chart_titles(first) and not first.dataframe
     full = _full_run(first, pauses)
-    assert full.get("vega_lite_chart") and full.dataframe
+    assert chart_titles(full) and full.dataframe
 
 
 def test_human_evaluation_sends_the_rater_box_before_the_results_tab(pauses):
@@ -151,5 +151,5 @@ def test_no_pause_when_turned_off(app_db, monkeypatch):
     seen: list[float] = []
     monkeypatch.setattr(shared, "_wait", seen.append)
     at = run_page("pages/overview.py")
-    assert not at.exception and at.get("vega_lite_chart")
+    assert not at.exception and chart_titles(at)
     assert seen == [0.0]  # a wait of 0 s: the page goes on at once

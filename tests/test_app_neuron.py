@@ -37,7 +37,8 @@ def test_neuron_from_url_with_clips_players_and_maps(db):
     audio = at.get("audio")
     assert len(audio) == 10  # top-K and bottom-K (K = 5); the quantile clips' players come on demand
     assert all(a.proto.url.endswith(".mp3") for a in audio)  # stored clip media, MP3s
-    assert chart_titles(at) == []  # the histogram and the clips are pictures, no chart to load in the browser
+    assert chart_titles(at) == ["activation over the probing set"]  # a picture: no Vega chart to load
+    assert not at.get("vega_lite_chart")
     histogram, *clips = at.get("image")
     svg = base64.b64decode(histogram.proto.imgs[0].url.removeprefix("data:image/svg+xml;base64,")).decode()
     assert svg.startswith("<svg") and "activation over the probing set" in svg and svg.count('class="mark"') == 10

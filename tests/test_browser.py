@@ -94,10 +94,15 @@ def test_browser_flows(app_db, tmp_path):
     assert found["audio_playable"] == 20 and found["clip_images"] == 10 and found["map_images"] == 5
     assert found["neuron_scores"].startswith("S_h scores: embedding AUC") and found["score_charts"] == 2
     assert int(found["pruned_on"]) > 0 and found["pruned_off"] == "0"
-    # charts are Vega-Lite (no 4.7 MB plotly bundle per tab); the Neuron page's histogram is a picture (no Vega to
-    # load in a fresh tab), drawn with its bars and a mark per top-K / bottom-K clip
+    # interactive charts are Vega-Lite (no 4.7 MB plotly bundle per tab); the Neuron page's histogram and the
+    # Overview's charts are pictures (no Vega to load in a fresh tab), the histogram with its bars and a mark per
+    # top-K / bottom-K clip
     assert found["neuron_charts"] == 0 and found["histogram_bars"] >= 10 and found["histogram_marks"] == 10
-    assert found["overview_charts"] == 5 and found["pruning_charts"] == 2
+    assert found["overview_charts"] == 0 and found["pruning_charts"] == 2
+    figures = found["overview_pictures"]
+    assert len(figures) == 5 and "Figure 5" in figures[0] and "τ = 3 (Figure 6)" in figures[1], figures
+    assert figures[2].startswith("top-20 adjectives of") and figures[3:] == [
+        "median embedding AUC per layer, by explanation", f"embedding AUC of the neurons of {figures[4].split()[-1]}"]
     # query by sound: 3 neurons per layer, the fixture's SAE layer among the 4 (listed first: block1.conv.sae)
     assert found["sound_results"] == 12 and found["opened_from_sound"].startswith("tinynet/block1.conv")
     assert found["effect"].endswith(" of 12") and found["compare"] == "one model"

@@ -69,6 +69,8 @@ def test_format_report_reads_the_store(tmp_path):
 
 def test_report_and_app_chart_print_the_same_per_block_means(tmp_path):
     """Figure 5 / 6 per block: neuron-count weighted over the block's layers, in the report and the app alike."""
+    import xml.etree.ElementTree as ET
+
     from and_engine.explorer.charts import per_block_lines
 
     layers = pd.DataFrame({"model": "ast", "layer": ["b0.attn", "b0.fc1", "b1.fc1"], "block": [0, 0, 1],
@@ -81,6 +83,7 @@ def test_report_and_app_chart_print_the_same_per_block_means(tmp_path):
         _commit(store, "adjectives", {"model": "ast"}, {"adjective_stats": layers})
         text = format_report(store, ["ast"])
     assert "by block): 0: 3.25, 1: 2.00" in text  # (10 * 1 + 30 * 4) / 40, not the layers' plain mean 2.5
-    points = per_block_lines(layers, "mean_adjectives", "t", "y")["data"]["values"]
-    assert [p["block"] for p in points] == [0, 1]
-    assert [p["mean_adjectives"] for p in points] == pytest.approx([3.25, 2.0])
+    svg = ET.fromstring(per_block_lines(layers, "mean_adjectives", "t", "y"))  # the app's picture: its points
+    points = [p for p in svg.iter() if p.get("class") == "point"]
+    assert [p.get("data-block") for p in points] == ["0", "1"]
+    assert [float(p.get("data-mean_adjectives")) for p in points] == pytest.approx([3.25, 2.0])

@@ -1,11 +1,12 @@
-"""Chart helpers: query-layer DataFrames / arrays -> Vega-Lite chart specs (and histogram / word-cloud /
-spectrogram images).
+"""Chart helpers: query-layer DataFrames -> the pages' charts: SVG pictures (``svg_charts``) for the figures of
+the pages a person opens first (Figure 5 / 6 per block, word bars, the elbow curve), Vega-Lite specs for the
+interactive ones drawn on demand or with many marks (pruning, the effect on the output, the model-match heatmap);
+word-cloud and spectrogram images.
 
-Charts are plain Vega-Lite v5 specs (dicts with their data inline) that the pages hand to
-``st.vega_lite_chart``: a browser draws them with Streamlit's Vega bundle (~1 MB of JavaScript) instead of
-plotly's (4.7 MB, parsed and run anew in every tab: measured ~4 s of CPU per fresh tab of the Neuron page, half
-of that tab's work; benchmarks/bench_browser.py, docs/app.md). The Neuron page's activation histogram is an SVG
-picture instead (``activation_histogram``): that page then needs no Vega at all, ~0.15 s less in a fresh tab.
+Vega-Lite charts are plain v5 specs (dicts with their data inline) that the pages hand to ``st.vega_lite_chart``:
+a browser draws them with Streamlit's Vega bundle (~1 MB of JavaScript) instead of plotly's (4.7 MB, parsed and run
+anew in every tab: measured ~4 s of CPU per fresh tab of the Neuron page; docs/app.md). A page with no Vega chart
+loads none of it: the Overview's five charts as pictures took ~0.5 s off its fresh tab (docs/app.md).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from and_engine.analyses.common import per_block_means
+from and_engine.explorer import svg_charts
 from and_engine.explorer.media import upsample_map
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
-TOP, BOTTOM, OTHER = "crimson", "royalblue", "steelblue"
-GREY = "#a3a9b3"  # the histogram of all clips, under the top-K / bottom-K marks
+TOP, OTHER = "crimson", "steelblue"
 
 
 def _chart(title: str, height: int | dict = 260, **spec: object) -> dict:
@@ -41,81 +42,17 @@ def _n(field: str, title: str | None = None, **kw: object) -> dict:
     return {"field": field, "type": "nominal", "title": title, **kw}
 
 
-def per_block_lines(df: pd.DataFrame, value: str, title: str, y_title: str) -> dict:
+def per_block_lines(df: pd.DataFrame, value: str, title: str, y_title: str, width: int = 460) -> str:
     """Figure 5 / 6: per-layer ``value`` rows -> one line per model over blocks (``per_block_means``: the mean
-    over the block's neurons, as the report prints it)."""
+    over the block's neurons, as the report prints it) -> SVG (an axis 0..1 where every value is 0, e.g. tau = 3)."""
     grouped = per_block_means(df, value) if not df.empty else pd.DataFrame(columns=["model", "block", value])
-    flat_zero = not grouped.empty and not grouped[value].astype(float).abs().gt(0).any()
-    y_scale = {"scale": {"domain": [0, 1]}} if flat_zero else {}  # all 0 (e.g. tau = 3): an axis 0..1, not 0.000000
-    return _chart(title, data=_values(grouped[["model", "block", value]]), mark={"type": "line", "point": True,
-                                                                                  "tooltip": True},
-                  encoding={"x": _q("block", "block", axis={"tickMinStep": 1}),
-                            "y": _q(value, y_title, axis={"format": "~g"}, **y_scale), "color": _n("model", "model")})
+    return svg_charts.line_chart(grouped, "block", value, "model", title, "block", y_title, width=width)
 
 
-def word_bars(df: pd.DataFrame, word: str, count: str, title: str) -> dict:
-    """Horizontal histogram of words, in the rows' order from the top (most frequent first)."""
-    return _chart(title, height={"step": 20}, data=_values(df[[word, count]]), mark={"type": "bar", "tooltip": True},
-                  encoding={"y": _n(word, sort=None), "x": _q(count, "neurons")})
-
-
-def _nice_ticks(lo: float, hi: float, n: int = 6) -> np.ndarray:
-    """About ``n`` round tick values (steps of 1, 2 or 5 x 10^k) from the one at or below ``lo`` to the one at or
-    above ``hi``."""
-    span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    raw = span / max(n - 1, 1)
-    step = 10 ** np.floor(np.log10(raw))
-    step *= next(m for m in (1, 2, 5, 10) if m * step >= raw)
-    first = np.floor(lo / step) * step
-    return first + step * np.arange(int(np.ceil((hi - first) / step - 1e-9)) + 1)
-
-
-def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray, width: int = 900,
-                         height: int = 240) -> str:
-    """(n_clips,) activations as a histogram (10-60 bins) with the top-K / bottom-K clips' activations marked as
-    vertical lines with a triangle at their foot -> an SVG picture (``st.image``): drawn at once in a fresh tab
-    (a Vega-Lite chart first loads Vega's ~1 MB of code there: ~0.15 s of the Neuron page's 2 s, docs/app.md).
-    Each bar and mark carries its numbers as a ``<title>`` (shown on hover when the SVG is opened on its own; the
-    page shows a picture, and the clips' activations are in their cards)."""
-    values = np.asarray(values, dtype=np.float64)
-    top, bottom = np.asarray(top, dtype=np.float64), np.asarray(bottom, dtype=np.float64)
-    counts, edges = np.histogram(values, bins=min(60, max(10, len(values) // 5)))
-    marked = np.concatenate([top, bottom])
-    lo, hi = float(min(edges[0], marked.min(initial=edges[0]))), float(max(edges[-1], marked.max(initial=edges[-1])))
-    xt = _nice_ticks(lo, hi)
-    lo, hi = min(lo, float(xt[0])), max(hi, float(xt[-1]))
-    yt = _nice_ticks(0.0, float(max(counts.max(), 1)), 5)
-    left, right, top_m, bottom_m = 52, 16, 34, 44
-    pw, ph = width - left - right, height - top_m - bottom_m
-
-    def x(v: float) -> float:
-        return left + (v - lo) / (hi - lo or 1.0) * pw
-
-    def y(c: float) -> float:
-        return top_m + ph - c / float(yt[-1]) * ph
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-           f'height="{height}" font-family="Source Sans Pro, sans-serif" font-size="12" fill="#31333f">',
-           f'<text x="{left}" y="18" font-size="14" font-weight="600">activation over the probing set</text>']
-    for t in yt:
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e6e9ef"/>'
-                   f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
-    for c, a, b in zip(counts, edges[:-1], edges[1:]):
-        out.append(f'<rect class="bar" x="{x(a):.1f}" y="{y(c):.1f}" width="{max(x(b) - x(a) - 1, 0.5):.1f}" '
-                   f'height="{y(0) - y(c):.1f}" fill="{GREY}"><title>{a:.3g} to {b:.3g}: {c} clips</title></rect>')
-    for v, side, colour in [*((v, "top-K", TOP) for v in top), *((v, "bottom-K", BOTTOM) for v in bottom)]:
-        out.append(f'<g class="mark"><title>{side} clip: activation {v:.3f}</title><line x1="{x(v):.1f}" '
-                   f'x2="{x(v):.1f}" y1="{top_m}" y2="{y(0):.1f}" stroke="{colour}" stroke-width="1.5" '
-                   f'opacity="0.8"/><path d="M{x(v):.1f},{y(0) - 9:.1f} l5,9 h-10 z" fill="{colour}"/></g>')
-    out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#888"/>')
-    for t in xt:
-        out.append(f'<text x="{x(t):.1f}" y="{y(0) + 16:.1f}" text-anchor="middle">{t:g}</text>')
-    out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">activation</text>'
-               f'<text transform="translate(14 {top_m + ph / 2:.1f}) rotate(-90)" text-anchor="middle">clips</text>')
-    for i, (side, colour) in enumerate((("top-K", TOP), ("bottom-K", BOTTOM))):
-        lx = width - right - 150 + i * 75
-        out.append(f'<path d="M{lx},22 l5,-9 l5,9 z" fill="{colour}"/><text x="{lx + 14}" y="22">{side}</text>')
-    return "".join(out) + "</svg>"
+def word_bars(df: pd.DataFrame, word: str, count: str, title: str, width: int = 460) -> str:
+    """Horizontal histogram of words, in the rows' order from the top (most frequent first), counts of neurons
+    printed at the bars -> SVG."""
+    return svg_charts.bar_chart(df, word, count, title, "neurons", width=width)
 
 
 # plotly's "Hot" colour scale: (position, r, g, b)
@@ -163,14 +100,10 @@ def before_after(df: pd.DataFrame, n: int = 8) -> dict:
                             "color": _n("pruning", "pruning", **when)})
 
 
-def elbow(df: pd.DataFrame, chosen_k: int | None = None) -> dict:
-    """k-means inertia against k, with the chosen k marked (dashed red line)."""
-    layers = [{"data": _values(df[["k", "inertia"]]), "mark": {"type": "line", "point": True, "tooltip": True},
-               "encoding": {"x": _q("k", axis={"tickMinStep": 1}), "y": _q("inertia")}}]
-    if chosen_k is not None:
-        layers.append({"mark": {"type": "rule", "color": TOP, "strokeDash": [6, 4]},
-                       "encoding": {"x": {"datum": int(chosen_k), "type": "quantitative"}}})
-    return _chart("elbow curve", layer=layers)
+def elbow(df: pd.DataFrame, chosen_k: int | None = None, width: int = 460) -> str:
+    """k-means inertia against k, with the chosen k marked (a dashed red line) -> SVG."""
+    rule = (float(chosen_k), f"k = {chosen_k}") if chosen_k is not None else None
+    return svg_charts.line_chart(df, "k", "inertia", None, "elbow curve", "k", "inertia", x_rule=rule, width=width)
 
 
 def word_cloud(weights: dict[str, float], width: int = 360, height: int = 220, seed: int = 0) -> np.ndarray:
