@@ -78,11 +78,13 @@ def _legend(out: list[str], names: list[str], colours: dict, dotted: set, x0: fl
     return y - y0 + 18 if names else 0.0
 
 
-def _h_rule(out: list[str], value: float, label: str, y, left: float, right: float, label_left: bool = False) -> None:
-    """A dashed grey horizontal rule at ``value`` with its label above its right (or left) end (the chance level)."""
-    at = f'x="{left + 4}"' if label_left else f'x="{right - 4}" text-anchor="end"'
+def _h_rule(out: list[str], value: float, label: str, y, left: float, right: float, label_after: bool = False) -> None:
+    """A dashed grey horizontal rule at ``value`` with its label above its right end, or after it (the chance
+    level)."""
+    at = f'x="{right + 4}" y="{y(value) + 4:.1f}"' if label_after else \
+        f'x="{right - 4}" y="{y(value) - 5:.1f}" text-anchor="end"'
     out.append(f'<line class="rule" x1="{left}" x2="{right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="{GREY}" '
-               f'stroke-dasharray="6 4"/><text {at} y="{y(value) - 5:.1f}" fill="grey">{_e(label)}</text>')
+               f'stroke-dasharray="6 4"/><text {at} fill="grey">{_e(label)}</text>')
 
 
 def _y_ticks(values: np.ndarray, extra: tuple = ()) -> np.ndarray:
@@ -217,7 +219,7 @@ def box_chart(rows: pd.DataFrame, title: str, y_title: str, *, x_title: str = "e
     labels = [str(s) for s in rows["source"]]
     yt = _y_ticks(rows[stats].astype(float).to_numpy().ravel(), (y_rule[0],) if y_rule else ())
     left = 30 + max(len(f"{t:g}") for t in yt) * CHAR_W
-    plot_w, top, bottom = width - left - 16, 34, _bottom_labels(labels, True)
+    plot_w, top, bottom = width - left - 52, 34, _bottom_labels(labels, True)  # the chance label after the rule
     ph = height - top - bottom
 
     def py(v: float) -> float:
@@ -242,7 +244,7 @@ def box_chart(rows: pd.DataFrame, title: str, y_title: str, *, x_title: str = "e
                    f'<text transform="translate({cx:.1f} {py(yt[0]) + 12:.1f}) rotate(-45)" '
                    f'text-anchor="end">{_e(str(r.source)[:24])}</text>')
     if y_rule:
-        _h_rule(out, *y_rule, py, left, left + plot_w, label_left=True)
+        _h_rule(out, *y_rule, py, left, left + plot_w, label_after=True)
     out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{py(yt[0]):.1f}" y2="{py(yt[0]):.1f}" stroke="#888"/>'
                f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">{_e(x_title)}</text>')
     return "".join(out) + "</svg>"
