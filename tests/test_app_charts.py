@@ -106,6 +106,8 @@ def test_lines_and_elbow():
     (m0x, m0y), (m1x, m1y), (n0x, n0y) = _points(svg)
     assert m0x == n0x < m1x and n0y < m1y < m0y  # block 0 left of block 1; 30 above 20 above 10 (SVG y grows down)
     assert [n for n in ("m", "n") if n in _texts(svg)] == ["m", "n"]  # a legend of the models
+    one = _svg(charts.per_block_lines(df[df["model"] == "n"], "pct_uninterpretable", "Figure 6", "%"))
+    assert "n" in _texts(one)  # one model: still named
     assert {"0", "10", "20", "30"} <= set(_texts(svg))  # the axis from 0, round ticks
     empty = _svg(charts.per_block_lines(df.iloc[:0], "pct_uninterpretable", "Figure 6", "%"))
     assert _marks(empty, "point") == []

@@ -118,7 +118,7 @@ def line_chart(rows: pd.DataFrame, x: str, y: str, series: str | None, title: st
         labels = [f"{t:g}" for t in xt]
     left = 30 + max(len(f"{t:g}") for t in yt) * CHAR_W
     plot_w = width - left - 16
-    legend_h = _legend([], names, colours, set(dotted), left, 0, plot_w) if len(names) > 1 else 0.0  # its height
+    legend_h = _legend([], names, colours, set(dotted), left, 0, plot_w)  # its height (0 without series)
     top, bottom = 34 + legend_h, _bottom_labels(labels, categories is not None)
     full_h = height + legend_h
     ph = full_h - top - bottom
@@ -138,8 +138,7 @@ def line_chart(rows: pd.DataFrame, x: str, y: str, series: str | None, title: st
             return left + (float(v) - x0) / (x1 - x0) * plot_w
 
     out = _open(width, full_h, title)
-    if len(names) > 1:
-        _legend(out, names, colours, set(dotted), left, 34, plot_w)
+    _legend(out, names, colours, set(dotted), left, 34, plot_w)  # even for one series: which model it is
     _y_axis(out, yt, py, left, left + plot_w, y_title)
     out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{py(yt[0]):.1f}" y2="{py(yt[0]):.1f}" stroke="#888"/>')
     for label in labels:
