@@ -3,7 +3,17 @@
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, queries, scores
-from pages._shared import layers_or_stop, main_content_sent, md, missing, neuron_link, per_version, run_config, store
+from pages._shared import (
+    download,
+    layers_or_stop,
+    main_content_sent,
+    md,
+    missing,
+    neuron_link,
+    per_version,
+    run_config,
+    store,
+)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -27,6 +37,7 @@ if scope != "all neurons":
 if scope == "one layer":
     layer = c3.selectbox("layer", layers_or_stop(db, model)["layer"].tolist(), key=f"cc_layer_{model}")
 hist = per_version(aggregates.adjective_histogram, db, model, layer, n=30)
+tables = {"adjective_histogram": hist.assign(model=model, layer=layer)}  # what the page shows: its download
 if hist.empty:
     st.info("No adjectives for this selection.")
 else:
@@ -56,6 +67,7 @@ if term.strip():
     st.caption(f"{len(hits)} match(es)" + (" (first 200)" if len(hits) == 200 else ""))
     if not hits.empty:
         st.dataframe(hits, hide_index=True, width="stretch", height=220)
+        tables["search"] = hits.assign(term=term)
         for h in hits.drop_duplicates(["model", "layer", "neuron"]).head(25).itertuples():
             neuron_link(h.model, h.layer, h.neuron, f"{h.model} / {h.layer} / {h.neuron} — {h.matched_by}: {h.match}")
 
@@ -64,6 +76,7 @@ words = per_version(aggregates.cluster_words, db, top=60)
 if words.empty:
     st.info(missing("clusters", "clusters"))
 else:
+    tables["cluster_words"] = words
     clusters = sorted(words["cluster"].unique())
     cols = st.columns(3)
     for i, c in enumerate(clusters):
@@ -74,3 +87,5 @@ else:
 elbow = per_version(aggregates.cluster_elbow, db)
 if not elbow.empty:
     st.image(charts.elbow(elbow, run_config(db).analyses.n_clusters, width=900))
+    tables["cluster_elbow"] = elbow
+download("Download this view", "concepts", lambda _db: tables, key="cc_download")

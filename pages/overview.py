@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from and_engine.explorer import aggregates, availability, charts, queries, score_charts, scores
-from pages._shared import main_content_sent, md, missing, neuron_link, per_version, store
+from pages._shared import download, main_content_sent, md, missing, neuron_link, per_version, store
 
 st.title("AND Explorer: overview")
 db = store()
@@ -30,6 +30,7 @@ shown.insert(2, "n_classes", models["class_names"].map(len))
 st.dataframe(shown, hide_index=True, width="stretch")
 st.subheader("Layers")
 st.dataframe(layer_df, hide_index=True, width="stretch")
+tables = {"models": shown, "layers": layer_df, "runs": runs}  # what the page shows: its download (at the end)
 sae = per_version(aggregates.sae_metrics, db)
 if not sae.empty:
     st.subheader("Sparse autoencoders")
@@ -37,6 +38,7 @@ if not sae.empty:
                "vectors; they are dissected like neurons. FVE: fraction of variance explained on the training "
                "vectors (all; typical: less the outliers left out of training; held-out fold). L0: active latents "
                "per vector. Dead: never active; dense: active on over 10 % of the vectors. See docs/sae.md.")
+    tables["sae_metrics"] = sae
     st.dataframe(sae.style.format({"fve": "{:.3f}", "fve_typical": "{:.3f}", "fve_heldout": "{:.3f}",
                                    "l0": "{:.1f}"}), hide_index=True, width="stretch")
 
@@ -60,20 +62,23 @@ if acc.empty:
     st.info(missing("lastlayer", "last-layer accuracy",
                     no_measure and f"Last-layer accuracy is unavailable: {no_measure}."))
 else:
+    tables["lastlayer_accuracy"] = acc
     st.caption("top-1 / top-5 in % of the output neurons whose predicted concept is their class")
     st.dataframe(acc.style.format({"top1": "{:.1f}", "top5": "{:.1f}", "concept_cosine": "{:.2f}"}),
                  hide_index=True, width="stretch")
 
 left, right = st.columns(2)
 with left:
-    fig5 = charts.per_block_lines(per_version(aggregates.adjective_stats, db), "mean_adjectives",
+    tables["adjectives_per_layer"] = per_version(aggregates.adjective_stats, db)
+    fig5 = charts.per_block_lines(tables["adjectives_per_layer"], "mean_adjectives",
                                   "adjectives per neuron per block (Figure 5)", "mean adjectives")
     st.image(fig5)
 with right:
     taus = per_version(aggregates.taus, db)
     if taus:
         tau = st.select_slider("τ (top-K clips sharing a cluster)", taus, value=taus[0], key="tau")
-        fig6 = charts.per_block_lines(per_version(aggregates.interpretability, db, tau), "pct_uninterpretable",
+        tables["uninterpretable_per_layer"] = per_version(aggregates.interpretability, db, tau).assign(tau=tau)
+        fig6 = charts.per_block_lines(tables["uninterpretable_per_layer"], "pct_uninterpretable",
                                       f"% uninterpretable neurons per block, τ = {tau} (Figure 6)", "% uninterpretable")
         st.image(fig6)
     else:
@@ -85,6 +90,7 @@ top = per_version(aggregates.top_adjectives, db, model, n=20)
 if top.empty:
     st.info(missing("adjectives", "adjectives for this model", "No adjectives for this model."))
 else:
+    tables["top_adjectives"] = top.assign(model=model)
     st.image(charts.word_bars(top, "adjective", "n_neurons", f"top-20 adjectives of {model}", width=900))
 
 st.subheader("Explanation scores: how well each explanation predicts its neuron on other clips")
@@ -103,6 +109,7 @@ else:
     if dist.empty:
         st.info("No scores of this kind for this model.")
     else:
+        tables["score_distributions"] = dist.assign(model=sc_model, scorer=sc_scorer, metric=sc_metric)
         st.image(score_charts.score_lines(dist, sc_scorer, sc_metric))
         sc_layer = st.selectbox("layer", list(dict.fromkeys(dist["layer"])), key=f"sc_layer_{sc_model}")
         st.image(score_charts.score_boxes(dist[dist["layer"] == sc_layer], sc_scorer, sc_metric, sc_layer))
@@ -111,6 +118,7 @@ else:
         best = st.radio("show", ["best explained", "worst explained"], horizontal=True, key="sc_best")
         ranked = per_version(scores.neurons_by_score, db, sc_model, sc_layer, *options[pick],
                          best_first=best == "best explained", limit=10)
+        tables["neurons_by_score"] = ranked.assign(model=sc_model, layer=sc_layer, ranked_by=pick)
         for r in ranked.itertuples():
             neuron_link(sc_model, sc_layer, r.neuron, f"{sc_layer} / {r.neuron} · {r.score:.2f} · {r.explanation[:90]}")
     table = per_version(scores.method_table, db, sc_model)
@@ -119,6 +127,7 @@ else:
         tips = scores.help_text(table.columns)
         config = {c: st.column_config.NumberColumn(c, help=h, format="%.2f") for c, h in tips.items()}
         st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+        tables["method_table"] = table.assign(model=sc_model)
 
 st.subheader("Ground truth: do captions and explanations name the labelled sound source?")
 hits, total = per_version(scores.caption_rate, db)
@@ -139,3 +148,6 @@ else:
         st.info("No ground-truth rates for this model.")
     else:
         st.dataframe(truth.style.format(precision=0, na_rep="–"), hide_index=True, width="stretch")
+        tables["ground_truth"] = truth.assign(model=gt_model, measure=measure)
+
+download("Download this overview", "overview", lambda _db: tables, key="ov_download")

@@ -5,6 +5,7 @@ import streamlit as st
 from and_engine.explorer import aggregates, availability, charts, live
 from pages._shared import (
     change_text,
+    download,
     layers_or_stop,
     main_content_sent,
     md,
@@ -100,6 +101,8 @@ st.vega_lite_chart(spec=charts.before_after(res.clip_probs), width="stretch", ke
 top_before, top_after = res.clip_probs.iloc[0], res.clip_probs.sort_values("after").iloc[-1]
 st.caption(f"Prediction before: **{md(top_before['class_name'])}** ({top_before['before']:.1%}); after: "
            f"**{md(top_after['class_name'])}** ({top_after['after']:.1%}).")
+tables = res.tables(model=model, concept=concept, method=method, similarity=similarity, units=units,
+                    pruning_on=enabled, clip=clip_labels[clip_row])
 
 stored = st.expander("Stored Table 4 for all concepts (from the build)", key="pr_table4", on_change="rerun")
 if stored.open:  # drawn only while open (a lazy expander)
@@ -109,3 +112,5 @@ if stored.open:  # drawn only while open (a lazy expander)
             st.info(missing("pruning", "stored Table 4"))
         else:
             st.dataframe(table4, hide_index=True, width="stretch")
+            tables["stored_table4"] = table4
+download("Download this view", f"pruning.{model}.{concept}.{method}", lambda _db: tables, key="pr_download")

@@ -153,6 +153,18 @@ class LivePruning:
     accuracy_after: float
     clip_probs: pd.DataFrame  # class_name, before, after: softmax of the chosen clip, sorted by ``before``
 
+    def tables(self, **request: object) -> dict[str, pd.DataFrame]:
+        """The outcome as tables (the Pruning page's download): ``summary`` (one row: ``request``, e.g. model,
+        concept, method, then the counts, ΔA, ΔR, ΔR − ΔA and the accuracies), ``pruned`` (layer, neuron: every
+        pruned unit), ``per_layer``, ``per_class``, ``clip_prediction``."""
+        summary = {**request, "n_pruned": sum(len(v) for v in self.neurons.values()), "delta_a": self.delta_a,
+                   "delta_r": self.delta_r, "delta_a_minus_r": self.delta_a_minus_r,
+                   "accuracy_before": self.accuracy_before, "accuracy_after": self.accuracy_after}
+        pruned = pd.DataFrame([(layer, int(n)) for layer, ids in self.neurons.items() for n in ids],
+                              columns=["layer", "neuron"])
+        return {"summary": pd.DataFrame([summary]), "pruned": pruned, "per_layer": self.per_layer,
+                "per_class": self.per_class, "clip_prediction": self.clip_probs}
+
 
 def live_prune(target: PruningTarget, method: str, concept: str, closed: pd.DataFrame, opened: pd.DataFrame,
                layer_sizes: dict[str, int], clip_row: int = 0, similarity: str | None = None, top_n: int = 3,
