@@ -6,7 +6,7 @@ word-cloud and spectrogram images.
 Vega-Lite charts are plain v5 specs (dicts with their data inline) that the pages hand to ``st.vega_lite_chart``:
 a browser draws them with Streamlit's Vega bundle (~1 MB of JavaScript) instead of plotly's (4.7 MB, parsed and run
 anew in every tab: measured ~4 s of CPU per fresh tab of the Neuron page; docs/app.md). A page with no Vega chart
-loads none of it: the Overview's five charts as pictures took ~0.5 s off its fresh tab (docs/app.md).
+loads none of it: the Overview's five charts as pictures made its fresh tab 0.83x as long (docs/app.md).
 """
 
 from __future__ import annotations
