@@ -15,8 +15,16 @@ import pyarrow as pa
 
 from benchmarks._apptest import run_page
 
-__all__ = ["chart_data", "chart_titles", "run_page"]
+__all__ = ["chart_data", "chart_titles", "run_page", "svg_marks"]
 SVG, SVG_URL = "http://www.w3.org/2000/svg", "data:image/svg+xml;base64,"
+
+
+def svg_marks(svg: ET.Element, kind: str | None = None) -> list[dict[str, str]]:
+    """The ``data-*`` attributes (names without ``data-``, values as drawn) of an SVG picture's marks of class
+    ``kind`` (point / bar / box; every kind when None), in drawing order."""
+    kinds = (kind,) if kind else ("point", "bar", "box")
+    return [{k.removeprefix("data-"): v for k, v in e.attrib.items() if k.startswith("data-")}
+            for e in svg.iter() if e.get("class") in kinds]
 
 
 def _charts(at) -> list[tuple[str, object]]:
@@ -53,9 +61,7 @@ def chart_data(at, title_part: str) -> pd.DataFrame:
     chart = next(c for title, c in _charts(at) if title_part in title)
     if not isinstance(chart, ET.Element):
         return pa.ipc.open_stream(chart.proto.data.data).read_pandas()
-    marks = [e for e in chart.iter() if e.get("class") in ("point", "bar", "box")]
-    rows = pd.DataFrame([{k.removeprefix("data-"): v for k, v in e.attrib.items() if k.startswith("data-")}
-                         for e in marks])
+    rows = pd.DataFrame(svg_marks(chart))
     for column in rows.columns:
         try:
             rows[column] = pd.to_numeric(rows[column])

@@ -10,6 +10,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import pytest
+from _app_pages import svg_marks
 
 from and_engine.explorer import charts, svg_charts
 
@@ -57,12 +58,6 @@ def test_nice_ticks_cover_the_range_in_round_steps():
     assert svg_charts._nice_ticks(0.12, 0.93).tolist() == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
 
 
-def _marks(svg: ET.Element, kind: str) -> list[dict]:
-    """The ``data-*`` attributes of the marks of class ``kind`` (point / bar / box), in drawing order."""
-    return [{k.removeprefix("data-"): v for k, v in e.attrib.items() if k.startswith("data-")}
-            for e in svg.iter() if e.get("class") == kind]
-
-
 def _texts(svg: ET.Element) -> list[str]:
     return [t.text for t in svg.iter(f"{{{SVG}}}text")]
 
@@ -70,7 +65,7 @@ def _texts(svg: ET.Element) -> list[str]:
 def test_word_bars_keep_the_rows_order_from_the_top_and_print_each_count():
     df = pd.DataFrame({"adjective": ["loud", "soft", "dull"], "n_neurons": [1200, 4, 1]})
     svg = _svg(charts.word_bars(df, "adjective", "n_neurons", "top"))
-    bars = _marks(svg, "bar")
+    bars = svg_marks(svg, "bar")
     assert [(b["adjective"], float(b["n_neurons"])) for b in bars] == [("loud", 1200.0), ("soft", 4.0), ("dull", 1.0)]
     rects = [e for e in svg.iter(f"{{{SVG}}}rect") if e.get("class") == "bar"]
     widths = [float(r.get("width")) for r in rects]
@@ -101,7 +96,7 @@ def test_lines_and_elbow():
     df = pd.DataFrame({"model": ["m", "m", "n"], "layer": ["a", "b", "a"], "block": [0, 1, 0],
                        "pct_uninterpretable": [10.0, 20.0, 30.0], "n_neurons": [1, 1, 1]})
     svg = _svg(charts.per_block_lines(df, "pct_uninterpretable", "Figure 6", "%"))
-    assert {(p["model"], p["block"], float(p["pct_uninterpretable"])) for p in _marks(svg, "point")} == {
+    assert {(p["model"], p["block"], float(p["pct_uninterpretable"])) for p in svg_marks(svg, "point")} == {
         ("m", "0", 10.0), ("m", "1", 20.0), ("n", "0", 30.0)}
     (m0x, m0y), (m1x, m1y), (n0x, n0y) = _points(svg)
     assert m0x == n0x < m1x and n0y < m1y < m0y  # block 0 left of block 1; 30 above 20 above 10 (SVG y grows down)
@@ -110,7 +105,7 @@ def test_lines_and_elbow():
     assert "n" in _texts(one)  # one model: still named
     assert {"0", "10", "20", "30"} <= set(_texts(svg))  # the axis from 0, round ticks
     empty = _svg(charts.per_block_lines(df.iloc[:0], "pct_uninterpretable", "Figure 6", "%"))
-    assert _marks(empty, "point") == []
+    assert svg_marks(empty, "point") == []
     zeros = _svg(charts.per_block_lines(df.assign(pct_uninterpretable=0.0), "pct_uninterpretable", "Figure 6", "%"))
     assert {"0", "0.5", "1"} <= set(_texts(zeros))  # a flat 0 line gets a readable axis
     elbow = _svg(charts.elbow(pd.DataFrame({"k": [2, 3, 4], "inertia": [9.0, 4.0, 3.0]}), chosen_k=3))
@@ -152,7 +147,7 @@ def test_score_charts_draw_medians_per_layer_boxes_and_the_chance_level():
                          "q90": [0.9, 0.7, 0.8, 0.7]})
     lines = _svg(score_charts.score_lines(dist, "embedding", "auc"))
     assert _texts(lines)[0] == "median embedding AUC per layer, by explanation"
-    points = _marks(lines, "point")
+    points = svg_marks(lines, "point")
     assert [(p["source"], p["layer"], float(p["median"])) for p in points] == [
         ("S_h", "b1", 0.7), ("S_h", "b0", 0.6), ("shuffled", "b1", 0.5), ("shuffled", "b0", 0.5)]
     xs = {p["layer"]: x for p, (x, _) in zip(points, _points(lines))}
@@ -165,7 +160,7 @@ def test_score_charts_draw_medians_per_layer_boxes_and_the_chance_level():
     assert shuffled_y == [pytest.approx(chance_y)] * 2 and "chance" in _texts(lines)  # chance AUC = 0.5
     boxes = _svg(score_charts.score_boxes(dist[dist["layer"] == "b0"], "embedding", "auc", "b0"))
     assert _texts(boxes)[0] == "embedding AUC of the neurons of b0"
-    assert [(b["source"], float(b["median"]), float(b["q90"])) for b in _marks(boxes, "box")] == [
+    assert [(b["source"], float(b["median"]), float(b["q90"])) for b in svg_marks(boxes, "box")] == [
         ("S_h", 0.6, 0.8), ("shuffled", 0.5, 0.7)]
     fills = [r.get("fill") for r in boxes.iter(f"{{{SVG}}}rect")]
     assert fills == [svg_charts.BLUE, svg_charts.GREY]  # the shuffled control grey
@@ -177,6 +172,6 @@ def test_score_charts_draw_medians_per_layer_boxes_and_the_chance_level():
 def test_svg_charts_escape_names_and_mark_missing_values_with_a_gap():
     df = pd.DataFrame({"model": ['a<b & "c"'] * 3, "block": [0, 1, 2], "v": [1.0, np.nan, 2.0]})
     svg = _svg(svg_charts.line_chart(df, "block", "v", "model", "t <1>", "block", "v"))  # parses: escaped
-    assert [p["model"] for p in _marks(svg, "point")] == ['a<b & "c"'] * 2 and _texts(svg)[0] == "t <1>"
+    assert [p["model"] for p in svg_marks(svg, "point")] == ['a<b & "c"'] * 2 and _texts(svg)[0] == "t <1>"
     path = next(e for e in svg.iter(f"{{{SVG}}}path") if e.get("stroke"))
     assert path.get("d").count("M") == 2  # the line breaks where the value is missing

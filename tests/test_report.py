@@ -7,6 +7,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 from _analyses_fixtures import CLASSES, seed_store
+from _app_pages import svg_marks
 
 from and_engine.report import format_report, table2, table4
 from and_engine.store.results import ResultsStore
@@ -83,7 +84,6 @@ def test_report_and_app_chart_print_the_same_per_block_means(tmp_path):
         _commit(store, "adjectives", {"model": "ast"}, {"adjective_stats": layers})
         text = format_report(store, ["ast"])
     assert "by block): 0: 3.25, 1: 2.00" in text  # (10 * 1 + 30 * 4) / 40, not the layers' plain mean 2.5
-    svg = ET.fromstring(per_block_lines(layers, "mean_adjectives", "t", "y"))  # the app's picture: its points
-    points = [p for p in svg.iter() if p.get("class") == "point"]
-    assert [p.get("data-block") for p in points] == ["0", "1"]
-    assert [float(p.get("data-mean_adjectives")) for p in points] == pytest.approx([3.25, 2.0])
+    points = svg_marks(ET.fromstring(per_block_lines(layers, "mean_adjectives", "t", "y")), "point")  # the app's
+    assert [p["block"] for p in points] == ["0", "1"]
+    assert [float(p["mean_adjectives"]) for p in points] == pytest.approx([3.25, 2.0])

@@ -49,10 +49,10 @@ def _num(v: float) -> str:
     return f"{int(v):,}" if v.is_integer() and abs(v) < 1e15 else f"{v:.3g}"
 
 
-def _open(width: int, height: float, title: str) -> list[str]:
+def _open(width: int, height: float, title: str, title_x: float = 8) -> list[str]:
     return [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height:.0f}" width="{width}" '
             f'height="{height:.0f}" font-family="Source Sans Pro, sans-serif" font-size="12" fill="#31333f">',
-            f'<text class="title" x="8" y="18" font-size="14" font-weight="600">{_e(title)}</text>']
+            f'<text class="title" x="{title_x}" y="18" font-size="14" font-weight="600">{_e(title)}</text>']
 
 
 def _y_axis(out: list[str], ticks: np.ndarray, y, left: float, right: float, title: str) -> None:
@@ -273,13 +273,8 @@ def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray
     def y(c: float) -> float:
         return top_m + ph - c / float(yt[-1]) * ph
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-           f'height="{height}" font-family="Source Sans Pro, sans-serif" font-size="12" fill="#31333f">',
-           f'<text class="title" x="{left}" y="18" font-size="14" font-weight="600">'
-           'activation over the probing set</text>']
-    for t in yt:
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e6e9ef"/>'
-                   f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
+    out = _open(width, height, "activation over the probing set", title_x=left)
+    _y_axis(out, yt, y, left, left + pw, "clips")
     for c, a, b in zip(counts, edges[:-1], edges[1:]):
         out.append(f'<rect class="bar" x="{x(a):.1f}" y="{y(c):.1f}" width="{max(x(b) - x(a) - 1, 0.5):.1f}" '
                    f'height="{y(0) - y(c):.1f}" fill="{GREY}"><title>{a:.3g} to {b:.3g}: {c} clips</title></rect>')
@@ -290,8 +285,7 @@ def activation_histogram(values: np.ndarray, top: np.ndarray, bottom: np.ndarray
     out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#888"/>')
     for t in xt:
         out.append(f'<text x="{x(t):.1f}" y="{y(0) + 16:.1f}" text-anchor="middle">{t:g}</text>')
-    out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">activation</text>'
-               f'<text transform="translate(14 {top_m + ph / 2:.1f}) rotate(-90)" text-anchor="middle">clips</text>')
+    out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">activation</text>')
     for i, (side, colour) in enumerate((("top-K", TOP), ("bottom-K", BOTTOM))):
         lx = width - right - 150 + i * 75
         out.append(f'<path d="M{lx},22 l5,-9 l5,9 z" fill="{colour}"/><text x="{lx + 14}" y="22">{side}</text>')
