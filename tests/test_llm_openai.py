@@ -25,24 +25,25 @@ class _Handler(BaseHTTPRequestHandler):
             srv.inflight += 1
             srv.max_inflight = max(srv.max_inflight, srv.inflight)
         try:
-            self._answer(srv, prompt)
-        finally:
-            with srv.lock:
+            code, payload = self._answer(srv, prompt)
+        finally:  # a request is in flight until its answer is ready: counted out before the client can read it
+            with srv.lock:  # (after sending, the client's next request could arrive before this thread counts out)
                 srv.inflight -= 1
+        self._send(code, payload)
 
-    def _answer(self, srv, prompt):
+    def _answer(self, srv, prompt) -> tuple[int, dict]:
         if prompt.startswith("wait "):
             time.sleep(float(prompt.split()[1]))
         if prompt == "slow":
             time.sleep(1.0)
         if prompt == "flaky" and srv.failures < 2:
             srv.failures += 1
-            return self._send(503, {"error": "busy"})
+            return 503, {"error": "busy"}
         if prompt == "bad":
-            return self._send(400, {"error": {"message": "model 'x' not found"}})
+            return 400, {"error": {"message": "model 'x' not found"}}
         if prompt == "weird":
-            return self._send(200, {"unexpected": True})
-        self._send(200, {"choices": [{"message": {"role": "assistant", "content": f"echo: {prompt}"}}]})
+            return 200, {"unexpected": True}
+        return 200, {"choices": [{"message": {"role": "assistant", "content": f"echo: {prompt}"}}]}
 
     def _send(self, code, payload):
         data = json.dumps(payload).encode()
